@@ -1,0 +1,1 @@
+# lostcard_gateway: see cloud/CMakeLists.txt

@@ -1,0 +1,1 @@
+# lostcard_recognition: see cloud/CMakeLists.txt

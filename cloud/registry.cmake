@@ -1,0 +1,1 @@
+# lostcard_registry: see cloud/CMakeLists.txt

@@ -1,0 +1,1 @@
+# tests of lostcard_recognition
