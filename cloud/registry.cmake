@@ -1,1 +1,21 @@
-# lostcard_registry: see cloud/CMakeLists.txt
+# lostcard_registry: the cloud's PostgreSQL side (see cloud/CMakeLists.txt) — migrations, the
+# keyed card hash, holders/cards/kiosks/deposits, pickup codes, the notice outbox and its
+# delivery worker — and lostcard-admin, the enrollment and inspection tool.
+lostcard_add_library(NAME lostcard_registry
+  SOURCES
+    src/card_hasher.cpp
+    src/delivery.cpp
+    src/migrations.cpp
+    src/notice.cpp
+    src/pickup_code.cpp
+    src/registry_hex.cpp
+    src/registry_http_client.cpp
+    src/registry_pg.cpp
+    src/store.cpp
+    src/webhook_signature.cpp
+  DEPS lostcard_wire lostcard_proto PkgConfig::PQXX OpenSSL::SSL OpenSSL::Crypto Boost::boost
+       Boost::system spdlog::spdlog Threads::Threads)
+
+lostcard_add_executable(NAME lostcard-admin
+  SOURCES src/admin_main.cpp
+  DEPS lostcard_registry Boost::program_options)

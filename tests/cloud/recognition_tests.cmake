@@ -1,1 +1,18 @@
-# tests of lostcard_recognition
+# Tests of lostcard_recognition and lostcard-cardgen (all unit tier: no database, no network).
+lostcard_add_test(NAME luhn_test TIER unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/luhn_test.cpp
+  DEPS lostcard_recognition)
+lostcard_add_test(NAME jpeg_probe_test TIER unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/jpeg_probe_test.cpp
+  DEPS lostcard_recognition opencv_imgcodecs)
+lostcard_add_test(NAME recognition_decoder_test TIER unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/recognition_decoder_test.cpp
+  DEPS lostcard_recognition)
+# Renders cards in process (lostcard_cardgen) and reads them back.
+lostcard_add_test(NAME recognition_test TIER unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/recognition_test.cpp
+  DEPS lostcard_recognition lostcard_cardgen lostcard_test_support opencv_imgcodecs)
+# Runs the lostcard-cardgen program itself.
+lostcard_add_test(NAME recognition_cardgen_test TIER unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/recognition_cardgen_test.cpp
+  DEPS lostcard_recognition lostcard_test_support)

@@ -1,1 +1,14 @@
-# tests of lostcard_registry
+# Tests of lostcard_registry (cloud/registry.cmake) and lostcard-webhook-sink.
+lostcard_add_test(NAME card_hasher_test TIER unit SOURCES card_hasher_test.cpp
+  DEPS lostcard_registry lostcard_test_support)
+lostcard_add_test(NAME pickup_code_test TIER unit SOURCES pickup_code_test.cpp
+  DEPS lostcard_registry)
+lostcard_add_test(NAME notice_test TIER unit SOURCES notice_test.cpp
+  DEPS lostcard_registry)
+lostcard_add_test(NAME webhook_signature_test TIER unit SOURCES webhook_signature_test.cpp
+  DEPS lostcard_registry)
+
+lostcard_add_test(NAME store_pgtest TIER pg SOURCES store_pgtest.cpp
+  DEPS lostcard_registry lostcard_test_support FIXTURES pg)
+lostcard_add_test(NAME delivery_pgtest TIER pg SOURCES delivery_pgtest.cpp
+  DEPS lostcard_registry lostcard_test_support FIXTURES pg)

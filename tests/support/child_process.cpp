@@ -124,3 +124,73 @@ std::string makeTestDir(const std::string& name) {
 }
 
 }  // namespace lostcard::test
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace lostcard::test {
+
+std::string runProgram(const std::vector<std::string>& argv, const std::string& stdin_text) {
+  namespace fs = std::filesystem;
+  static int counter = 0;
+  const fs::path base = fs::temp_directory_path() /
+                        ("lostcard-run-" + std::to_string(::getpid()) + "-" +
+                         std::to_string(counter++));
+  const std::string in = base.string() + ".in", out = base.string() + ".out",
+                    err = base.string() + ".err";
+  std::ofstream(in) << stdin_text;
+
+  std::vector<char*> args;
+  std::vector<std::string> copy = argv;
+  for (auto& a : copy) {
+    args.push_back(a.data());
+  }
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, in.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  auto slurp = [](const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  const std::string output = slurp(out), errors = slurp(err);
+  fs::remove(in);
+  fs::remove(out);
+  fs::remove(err);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error(argv[0] + " failed: " + errors);
+  }
+  return output;
+}
+
+int freeLocalPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace lostcard::test

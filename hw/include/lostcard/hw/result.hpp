@@ -5,7 +5,7 @@
 //   if (!present) { log(present.error()); }
 //   else if (*present) { ... }
 //
-//   Status s = sorter.moveTo(Destination::slot(3));
+//   Status s = sorter.moveTo(Destination::toSlot(3));
 //   if (!s) { log(s.error()); }
 #include <optional>
 #include <string>

@@ -61,3 +61,14 @@ bool lostcard::test::eventually(F&& condition, std::chrono::milliseconds limit) 
   }
   return condition();
 }
+
+namespace lostcard::test {
+
+// Runs `argv` to completion with `stdin_text` on its standard input; returns its standard
+// output. Throws std::runtime_error (with the program's stderr) when it exits non-zero.
+std::string runProgram(const std::vector<std::string>& argv, const std::string& stdin_text = {});
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int freeLocalPort();
+
+}  // namespace lostcard::test

@@ -1,0 +1,68 @@
+#pragma once
+// What the cloud does with each kiosk message, as blocking calls that a kiosk session runs on
+// the worker pool: recognition (Tesseract, CPU-bound) and the database (libpqxx, synchronous).
+// Thread-safe; holds no per-kiosk state, so any number of sessions share one DepositService.
+//
+//   DepositService service(store, hasher, recognizer_options, policy);
+//   auto admitted = service.admitKiosk(hello, certificate_cn);
+//   v1::Disposition d = service.handleCaptured(kiosk_id, captured, now);
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "lostcard/cloud/card_hasher.hpp"
+#include "lostcard/cloud/decision.hpp"
+#include "lostcard/cloud/recognition.hpp"
+#include "lostcard/cloud/store.hpp"
+#include "lostcard/v1/kiosk_stream.pb.h"
+
+namespace lostcard::cloud {
+
+// A message this kiosk may not send; the session answers with an Ack carrying the reason.
+struct Refusal {
+  std::string reason;
+};
+
+class DepositService {
+ public:
+  DepositService(Store& store, const CardHasher& hasher, RecognizerOptions recognizer_options,
+                 DecisionPolicy policy);
+
+  // The kiosk record for a Hello, or why the kiosk is refused: the claimed id must match the
+  // client certificate's common name and be an enrolled kiosk.
+  std::variant<KioskRecord, Refusal> admitKiosk(const v1::Hello& hello,
+                                                const std::string& certificate_cn);
+
+  // Recognizes the card and decides where it goes. A repeated deposit id gets the recorded
+  // decision again without a second recognition.
+  std::variant<v1::Disposition, Refusal> handleCaptured(const std::string& kiosk_id,
+                                                        const v1::CardCaptured& captured,
+                                                        std::chrono::system_clock::time_point now);
+
+  // Records where the card physically is; queues the holder's notice when it is stored.
+  std::optional<Refusal> handleStored(const std::string& kiosk_id, const v1::CardStored& stored,
+                                      std::chrono::system_clock::time_point now);
+
+  void handleHeartbeat(const std::string& kiosk_id, const v1::Heartbeat& heartbeat,
+                       std::chrono::system_clock::time_point now);
+
+ private:
+  // One Recognizer per concurrent caller: a Tesseract engine is not thread-safe.
+  std::unique_ptr<Recognizer> borrowRecognizer();
+  void returnRecognizer(std::unique_ptr<Recognizer> recognizer);
+
+  Store& store_;
+  const CardHasher& hasher_;
+  RecognizerOptions recognizer_options_;
+  DecisionPolicy policy_;
+  std::mutex recognizers_mutex_;
+  std::vector<std::unique_ptr<Recognizer>> idle_recognizers_;
+};
+
+v1::Disposition toDisposition(const DepositDecision& decision);
+
+}  // namespace lostcard::cloud

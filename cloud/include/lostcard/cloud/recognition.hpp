@@ -1,0 +1,71 @@
+#pragma once
+// Reads the number of a lost card from the box's photos of its two faces. No network, no
+// database: JPEG bytes in, a checked number (or a reason why not) out.
+//
+//   Recognizer recognizer({.tessdata_dir = "", .models_dir = "/opt/lostcard/models"});
+//   CardReading r = recognizer.read({.front_jpegs = {f1, f2}, .back_jpegs = {b1}});
+//   if (r.outcome == ReadOutcome::kRead) { lookUpHolder(r.number); }   // never log r.number
+//
+// Safety first: a wrong number hands a stranger's card to someone, an unread card only costs a
+// manual review. So a number is returned only when it is 13-19 digits, passes Luhn, was read
+// with good confidence, and every frame that read a checked number read the same one.
+// The stages (findCard, straighten, locateNumberLine, readLine, decode) are in
+// recognition_stages.hpp and card_number_decoder.hpp.
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lostcard::cloud {
+
+// Checked on every JPEG before it is decoded (bytes first, then the header's frame size).
+struct ImageLimits {
+  std::size_t max_jpeg_bytes = 8 * 1024 * 1024;
+  int max_width_px = 6000;
+  int max_height_px = 6000;
+};
+
+struct RecognizerOptions {
+  std::string tessdata_dir;  // "" = Tesseract's default (Debian: /usr/share/tesseract-ocr/5/tessdata)
+  std::string models_dir;    // the repo's models/ folder (configs), "" = built-in defaults
+  ImageLimits limits;
+};
+
+struct CardImages {
+  std::vector<std::string> front_jpegs;
+  std::vector<std::string> back_jpegs;
+};
+
+enum class ReadOutcome {
+  kRead,        // `number` holds a checked number
+  kUnreadable,  // usable images, but no number could be read with confidence
+  kAmbiguous,   // frames read different checked numbers
+  kBadImage,    // no frame was a usable image (not a JPEG, over the limits, undecodable)
+};
+
+const char* toString(ReadOutcome outcome);
+
+struct CardReading {
+  ReadOutcome outcome = ReadOutcome::kUnreadable;
+  std::string number;       // digits only; set only when outcome == kRead
+  double confidence = 0.0;  // 0..1
+  std::string detail;       // for operators and logs; NEVER contains the number or any long digit run
+};
+
+// Not thread-safe (owns a Tesseract engine): one Recognizer per worker thread.
+class Recognizer {
+ public:
+  // Throws std::runtime_error if Tesseract can't initialise (missing tessdata, bad config).
+  explicit Recognizer(RecognizerOptions options);
+  ~Recognizer();
+  Recognizer(const Recognizer&) = delete;
+  Recognizer& operator=(const Recognizer&) = delete;
+
+  CardReading read(const CardImages& images);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lostcard::cloud

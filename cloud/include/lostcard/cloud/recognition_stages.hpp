@@ -1,0 +1,62 @@
+#pragma once
+// The stages of the card-number pipeline, one function each, so each can be tested, measured
+// and replaced on its own (the next issue makes them robust on real photos):
+//
+//   frame (BGR photo) --findCard--> Quad --straighten--> card (856x540 BGR, ID-1 aspect)
+//     --locateNumberLine--> candidate line boxes --LineReader::readLine--> OcrLine
+//     --decodeCardNumber (card_number_decoder.hpp)--> checked number or why not
+//
+// Recognizer (recognition.hpp) runs them over every frame and orientation.
+#include <opencv2/core.hpp>
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lostcard/cloud/card_number_decoder.hpp"
+
+namespace lostcard::cloud {
+
+// ISO/IEC 7810 ID-1: 85.60 x 53.98 mm, straightened at 10 px/mm.
+inline constexpr int kCardWidthPx = 856;
+inline constexpr int kCardHeightPx = 540;
+
+// Corners of the card in the frame: top-left, top-right, bottom-right, bottom-left, with the
+// long side first (top-left -> top-right is a long edge).
+using Quad = std::array<cv::Point2f, 4>;
+
+// The card's outline in a photo of it lying on the tray: the largest convex quadrilateral whose
+// size and aspect fit a card. nullopt when nothing card-like is found.
+std::optional<Quad> findCard(const cv::Mat& frame_bgr);
+
+// The card cut out of the frame and warped to kCardWidthPx x kCardHeightPx.
+cv::Mat straighten(const cv::Mat& frame_bgr, const Quad& corners);
+
+// Boxes (in card pixels) of wide horizontal text lines that may hold the number, most likely
+// first. Works for light-on-dark and dark-on-light print.
+std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr);
+
+struct LineReaderOptions {
+  std::string tessdata_dir;  // "" = Tesseract's default
+  std::string config_path;   // a Tesseract config file; "" = built-in settings only
+};
+
+// Tesseract set up to read one line of card digits (LSTM, single-line page mode, digit
+// whitelist). Not thread-safe.
+class LineReader {
+ public:
+  explicit LineReader(const LineReaderOptions& options);  // throws std::runtime_error
+  ~LineReader();
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  OcrLine readLine(const cv::Mat& card_bgr, const cv::Rect& line_box);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lostcard::cloud

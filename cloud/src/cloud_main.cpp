@@ -1,0 +1,158 @@
+// lostcard-cloud: the cloud service. Accepts kiosks over mutual TLS, recognizes dropped cards,
+// decides where they go, records deposits in PostgreSQL and delivers the holders' notices.
+//
+//   lostcard-cloud --db "host=... dbname=..." --listen 0.0.0.0:7443 \
+//       --ca fleet-ca.crt --cert cloud.crt --key cloud.key --card-key-file card.key
+//
+// Options may also come from a file (--config FILE, lines "name = value").
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/program_options.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "lostcard/cloud/card_hasher.hpp"
+#include "lostcard/cloud/delivery.hpp"
+#include "lostcard/cloud/deposit_service.hpp"
+#include "lostcard/cloud/gateway.hpp"
+#include "lostcard/cloud/store.hpp"
+#include "lostcard/wire/log.hpp"
+#include "lostcard/wire/tls.hpp"
+
+namespace po = boost::program_options;
+namespace asio = boost::asio;
+using namespace lostcard;
+
+namespace {
+
+asio::ip::tcp::endpoint parseEndpoint(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos) {
+    throw std::invalid_argument("--listen must be HOST:PORT, got '" + text + "'");
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return {asio::ip::make_address(host),
+          static_cast<unsigned short>(std::stoul(text.substr(colon + 1)))};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description desc("lostcard-cloud options");
+  std::string config_file, listen, db, ca, cert, key, card_key_file, tessdata, models, log_level;
+  std::string port_file;
+  int workers = 0, db_pool = 0, pickup_ttl_hours = 0;
+  std::size_t max_frame_bytes = 0;
+  double min_confidence = 0;
+  unsigned hello_timeout_ms = 0, idle_timeout_ms = 0;
+  desc.add_options()
+    ("help,h", "show this help")
+    ("config", po::value(&config_file), "read options from this file (name = value lines)")
+    ("listen", po::value(&listen)->default_value("0.0.0.0:7443"), "kiosk gateway HOST:PORT (port 0: any free port)")
+    ("port-file", po::value(&port_file), "write the bound gateway port to this file once listening")
+    ("db", po::value(&db)->required(), "PostgreSQL conninfo")
+    ("db-pool", po::value(&db_pool)->default_value(4), "database connections")
+    ("ca", po::value(&ca)->required(), "fleet CA certificate (PEM): kiosks must present a certificate it issued")
+    ("cert", po::value(&cert)->required(), "this server's certificate chain (PEM)")
+    ("key", po::value(&key)->required(), "this server's private key (PEM)")
+    ("card-key-file", po::value(&card_key_file), "card hash key file ('<key id> <hex key>'); default: $LOSTCARD_CARD_KEY")
+    ("workers", po::value(&workers)->default_value(0), "recognition and database threads (0: one per core)")
+    ("max-frame-bytes", po::value(&max_frame_bytes)->default_value(wire::kDefaultMaxFrameBytes), "largest frame a kiosk may send")
+    ("hello-timeout-ms", po::value(&hello_timeout_ms)->default_value(10'000), "time a new connection has to say Hello")
+    ("idle-timeout-ms", po::value(&idle_timeout_ms)->default_value(60'000), "silence after which a kiosk is considered gone")
+    ("min-confidence", po::value(&min_confidence)->default_value(0.5), "readings below this confidence (0..1) are difficult cards")
+    ("pickup-code-ttl-hours", po::value(&pickup_ttl_hours)->default_value(24 * 14), "how long a pickup code works")
+    ("tessdata-dir", po::value(&tessdata)->default_value(""), "Tesseract data folder (default: the system's)")
+    ("models-dir", po::value(&models)->default_value(""), "lostcard models/ folder (recognition configuration)")
+    ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
+
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    if (vm.count("help")) {
+      std::cout << desc << "\n";
+      return 0;
+    }
+    if (vm.count("config")) {
+      std::ifstream in(vm["config"].as<std::string>());
+      if (!in) {
+        throw std::runtime_error("cannot read config file " + vm["config"].as<std::string>());
+      }
+      po::store(po::parse_config_file(in, desc), vm);
+    }
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "lostcard-cloud: " << e.what() << "\n\n" << desc << "\n";
+    return 2;
+  }
+
+  wire::setLogLevel(log_level);
+  auto log = wire::componentLogger("cloud");
+  try {
+    const auto hasher = card_key_file.empty() ? cloud::CardHasher::fromEnv()
+                                              : cloud::CardHasher::fromFile(card_key_file);
+    cloud::StoreOptions store_options;
+    store_options.conninfo = db;
+    store_options.pool_size = db_pool;
+    store_options.pickup_code_ttl = std::chrono::hours(pickup_ttl_hours);
+    cloud::Store store(store_options);
+    store.migrate();
+
+    cloud::RecognizerOptions recognizer;
+    recognizer.tessdata_dir = tessdata;
+    recognizer.models_dir = models;
+    {
+      // Fail at start-up, not at the first card, when Tesseract cannot start.
+      cloud::Recognizer probe(recognizer);
+    }
+    cloud::DecisionPolicy policy;
+    policy.min_confidence = min_confidence;
+    cloud::DepositService service(store, hasher, recognizer, policy);
+
+    const int threads =
+        workers > 0 ? workers : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    asio::thread_pool work(threads);
+    asio::io_context io(1);
+    auto tls = wire::makeServerContext({ca, cert, key});
+
+    cloud::GatewayOptions options;
+    options.listen = parseEndpoint(listen);
+    options.session.max_frame_bytes = max_frame_bytes;
+    options.session.hello_timeout = std::chrono::milliseconds(hello_timeout_ms);
+    options.session.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
+    cloud::Gateway gateway(io, tls, service, work.get_executor(), options);
+    gateway.start();
+    if (!port_file.empty()) {
+      std::ofstream(port_file) << gateway.localEndpoint().port() << "\n";
+    }
+
+    cloud::DeliveryOptions delivery_options;
+    delivery_options.conninfo = db;
+    cloud::NoticeDelivery delivery(delivery_options);
+    delivery.start();
+
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+      if (!ec) {
+        log->info("signal {}: stopping", signo);
+        gateway.stop();
+      }
+    });
+    log->info("lostcard-cloud ready: {} workers, gateway on port {}", threads,
+              gateway.localEndpoint().port());
+    io.run();
+    delivery.stop();
+    work.join();
+    log->info("stopped");
+  } catch (const std::exception& e) {
+    log->critical("{}", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,235 @@
+#include "lostcard/cloud/delivery.hpp"
+
+#include <pqxx/pqxx>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+
+#include "lostcard/cloud/notice.hpp"
+#include "lostcard/cloud/registry_http_client.hpp"
+#include "lostcard/cloud/store.hpp"
+#include "lostcard/cloud/webhook_signature.hpp"
+#include "lostcard/wire/log.hpp"
+#include "registry_pg.hpp"
+
+namespace lostcard::cloud {
+
+namespace {
+
+using Clock = std::chrono::system_clock;
+
+constexpr auto kPollInterval = std::chrono::seconds(1);
+constexpr auto kListenSlice = std::chrono::milliseconds(100);
+constexpr auto kErrorPause = std::chrono::seconds(1);
+constexpr std::size_t kMaxErrorText = 300;
+
+struct Claimed {
+  std::string id, deposit_id, holder_id, payload, url, secret;
+  int attempts = 0;  // before this one
+};
+
+// Sets a flag when a NOTIFY arrives on the notice channel.
+class Wakeup : public pqxx::notification_receiver {
+ public:
+  Wakeup(pqxx::connection_base& c, std::atomic<bool>& flag)
+      : pqxx::notification_receiver(c, Store::kNoticeChannel), flag_(flag) {}
+  void operator()(const std::string&, int) override { flag_ = true; }
+
+ private:
+  std::atomic<bool>& flag_;
+};
+
+std::string shorten(std::string s) {
+  if (s.size() > kMaxErrorText) {
+    s.resize(kMaxErrorText);
+    s += "...";
+  }
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') {
+      c = ' ';
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+std::chrono::milliseconds deliveryBackoff(int attempts, const DeliveryOptions& options) {
+  auto wait = options.initial_backoff;
+  for (int i = 1; i < attempts && wait < options.max_backoff; ++i) {
+    wait *= 2;
+  }
+  return std::min(wait, options.max_backoff);
+}
+
+struct NoticeDelivery::Impl {
+  explicit Impl(DeliveryOptions o)
+      : options(std::move(o)), pool(options.conninfo, 1), log(wire::componentLogger("cloud.delivery")) {}
+
+  std::vector<Claimed> claim() {
+    const auto now = Clock::now();
+    // A claimed row is not due again until well after this worker's request has timed out.
+    const auto lease_until = now + 2 * options.request_timeout + std::chrono::seconds(5);
+    return pool.run([&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      const auto rows = tx.exec_params(
+          "WITH due AS ("
+          "  SELECT id FROM notice_outbox "
+          "  WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= $1 "
+          "  ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+          "UPDATE notice_outbox o SET next_attempt_at = $3 "
+          "FROM due, holders h WHERE o.id = due.id AND h.id = o.holder_id "
+          "RETURNING o.id::text, o.deposit_id::text, o.holder_id, o.payload::text, o.attempts, "
+          "          h.webhook_url, h.webhook_secret",
+          detail::pgTimestamp(now), options.batch_size, detail::pgTimestamp(lease_until));
+      tx.commit();
+      std::vector<Claimed> out;
+      for (const auto& r : rows) {
+        out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(),
+                       r[3].as<std::string>(), r[5].as<std::string>(), r[6].as<std::string>(),
+                       r[4].as<int>()});
+      }
+      return out;
+    });
+  }
+
+  // Sends one notice; returns the error text, "" when the receiver took it.
+  std::string send(const Claimed& notice) {
+    const auto url = parseHttpUrl(notice.url);
+    if (!url) {
+      return "webhook URL is not http(s)";
+    }
+    const auto unix_s =
+        std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    const HttpHeaders headers = {
+        {"Content-Type", "application/json"},
+        {"Idempotency-Key", notice.id},
+        {kSignatureHeader, signWebhook(notice.secret, notice.payload, unix_s)},
+    };
+    const auto response =
+        httpPost(*url, headers, notice.payload, options.request_timeout, options.extra_ca_file);
+    if (response.status >= 200 && response.status < 300) {
+      return "";
+    }
+    if (response.status == 0) {
+      return shorten(response.error);
+    }
+    return shorten("HTTP " + std::to_string(response.status) + ": " + response.body);
+  }
+
+  void recordOutcome(const Claimed& notice, const std::string& error) {
+    const auto now = Clock::now();
+    const int attempts = notice.attempts + 1;
+    pool.run([&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      if (error.empty()) {
+        tx.exec_params(
+            "UPDATE notice_outbox SET delivered_at = $2::timestamptz, attempts = $3, "
+            "last_error = NULL, payload = payload - $4::text "
+            "WHERE id = $1::uuid AND delivered_at IS NULL",
+            notice.id, detail::pgTimestamp(now), attempts, std::string(kPickupCodeJsonField));
+      } else if (attempts >= options.max_attempts) {
+        tx.exec_params(
+            "UPDATE notice_outbox SET gave_up_at = $2::timestamptz, attempts = $3, "
+            "last_error = $4, payload = payload - $5::text "
+            "WHERE id = $1::uuid AND delivered_at IS NULL",
+            notice.id, detail::pgTimestamp(now), attempts, error, std::string(kPickupCodeJsonField));
+      } else {
+        tx.exec_params(
+            "UPDATE notice_outbox SET next_attempt_at = $2::timestamptz, attempts = $3, "
+            "last_error = $4 WHERE id = $1::uuid AND delivered_at IS NULL",
+            notice.id, detail::pgTimestamp(now + deliveryBackoff(attempts, options)), attempts,
+            error);
+      }
+      tx.commit();
+    });
+    if (error.empty()) {
+      log->info("notice {} (deposit {}) delivered to holder {} after {} attempt(s)", notice.id,
+                notice.deposit_id, notice.holder_id, attempts);
+    } else if (attempts >= options.max_attempts) {
+      log->error("notice {} (deposit {}) to holder {}: giving up after {} attempts: {}",
+                 notice.id, notice.deposit_id, notice.holder_id, attempts, error);
+    } else {
+      log->warn("notice {} (deposit {}) to holder {}: attempt {} failed: {}", notice.id,
+                notice.deposit_id, notice.holder_id, attempts, error);
+    }
+  }
+
+  int deliverDue() {
+    int tried = 0;
+    for (const auto& notice : claim()) {
+      recordOutcome(notice, send(notice));
+      ++tried;
+    }
+    return tried;
+  }
+
+  DeliveryOptions options;
+  detail::ConnectionPool pool;
+  std::shared_ptr<spdlog::logger> log;
+  std::mutex mutex;
+  std::condition_variable stopped;
+};
+
+NoticeDelivery::NoticeDelivery(DeliveryOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+NoticeDelivery::~NoticeDelivery() { stop(); }
+
+void NoticeDelivery::start() {
+  if (thread_.joinable()) {
+    return;
+  }
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void NoticeDelivery::stop() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    stopping_ = true;
+  }
+  impl_->stopped.notify_all();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+int NoticeDelivery::deliverDue() { return impl_->deliverDue(); }
+
+void NoticeDelivery::run() {
+  auto& log = impl_->log;
+  std::unique_ptr<pqxx::connection> listener;
+  std::unique_ptr<Wakeup> wakeup;
+  std::atomic<bool> woken{true};
+  log->info("notice delivery started");
+  while (!stopping_) {
+    try {
+      if (!listener) {
+        listener = std::make_unique<pqxx::connection>(impl_->options.conninfo);
+        wakeup = std::make_unique<Wakeup>(*listener, woken);
+        woken = true;  // notices queued while we were not listening
+      }
+      woken = false;
+      // Drain: a full batch may mean more are due.
+      while (!stopping_ && impl_->deliverDue() >= impl_->options.batch_size) {
+      }
+      const auto until = std::chrono::steady_clock::now() + kPollInterval;
+      while (!stopping_ && !woken && std::chrono::steady_clock::now() < until) {
+        listener->await_notification(0, std::chrono::microseconds(kListenSlice).count());
+      }
+    } catch (const std::exception& e) {
+      log->error("notice delivery: {}; retrying", e.what());
+      wakeup.reset();
+      listener.reset();
+      std::unique_lock lock(impl_->mutex);
+      impl_->stopped.wait_for(lock, kErrorPause, [&] { return stopping_.load(); });
+    }
+  }
+  wakeup.reset();
+  listener.reset();
+  log->info("notice delivery stopped");
+}
+
+}  // namespace lostcard::cloud

@@ -1,0 +1,138 @@
+#include "lostcard/cloud/deposit_service.hpp"
+
+#include "lostcard/wire/envelope.hpp"
+#include "lostcard/wire/log.hpp"
+
+namespace lostcard::cloud {
+
+namespace {
+std::shared_ptr<spdlog::logger> log() {
+  static auto logger = wire::componentLogger("cloud.deposits");
+  return logger;
+}
+}  // namespace
+
+DepositService::DepositService(Store& store, const CardHasher& hasher,
+                               RecognizerOptions recognizer_options, DecisionPolicy policy)
+    : store_(store),
+      hasher_(hasher),
+      recognizer_options_(std::move(recognizer_options)),
+      policy_(policy) {}
+
+std::variant<KioskRecord, Refusal> DepositService::admitKiosk(const v1::Hello& hello,
+                                                              const std::string& certificate_cn) {
+  if (hello.kiosk_id().empty()) {
+    return Refusal{"Hello without a kiosk id"};
+  }
+  if (hello.kiosk_id() != certificate_cn) {
+    return Refusal{"kiosk id '" + hello.kiosk_id() + "' does not match its certificate ('" +
+                   certificate_cn + "')"};
+  }
+  auto kiosk = store_.findKiosk(hello.kiosk_id());
+  if (!kiosk) {
+    return Refusal{"kiosk '" + hello.kiosk_id() + "' is not enrolled"};
+  }
+  return *kiosk;
+}
+
+v1::Disposition toDisposition(const DepositDecision& decision) {
+  v1::Disposition d;
+  d.set_deposit_id(decision.deposit_id);
+  if (decision.store) {
+    d.mutable_store()->set_last4(decision.last4);
+  } else {
+    d.mutable_difficult()->set_reason(decision.reason);
+    d.mutable_difficult()->set_detail(decision.detail);
+  }
+  return d;
+}
+
+std::variant<v1::Disposition, Refusal> DepositService::handleCaptured(
+    const std::string& kiosk_id, const v1::CardCaptured& captured,
+    std::chrono::system_clock::time_point now) {
+  const std::string& deposit_id = captured.deposit_id();
+  if (!wire::isUuid(deposit_id)) {
+    return Refusal{"deposit id is not a UUID"};
+  }
+  if (auto recorded = store_.findDecision(deposit_id)) {
+    if (recorded->kiosk_id != kiosk_id) {
+      return Refusal{"deposit " + deposit_id + " belongs to another kiosk"};
+    }
+    log()->info("deposit {} from {} seen again: {}", deposit_id, kiosk_id,
+                describeDecision(*recorded));
+    return toDisposition(*recorded);
+  }
+
+  CardImages images;
+  for (const auto& frame : captured.front()) {
+    images.front_jpegs.push_back(frame.jpeg());
+  }
+  for (const auto& frame : captured.back()) {
+    images.back_jpegs.push_back(frame.jpeg());
+  }
+  CardReading reading;
+  {
+    auto recognizer = borrowRecognizer();
+    reading = recognizer->read(images);
+    returnRecognizer(std::move(recognizer));
+  }
+
+  std::vector<CardOwner> owners;
+  if (reading.outcome == ReadOutcome::kRead && !reading.number.empty()) {
+    owners = store_.findCardsByHash(hasher_.keyId(), hasher_.hash(reading.number));
+  }
+  const auto decision = decideDeposit(deposit_id, kiosk_id, reading, owners, policy_);
+  // Wipe the number from memory we own as soon as it is hashed.
+  std::fill(reading.number.begin(), reading.number.end(), '\0');
+
+  const auto recorded = store_.recordDecision(decision, now);
+  if (recorded.kiosk_id != kiosk_id) {
+    return Refusal{"deposit " + deposit_id + " belongs to another kiosk"};
+  }
+  log()->info("deposit {} from {}: {} (confidence {:.2f}, {} front / {} back frames)",
+              deposit_id, kiosk_id, describeDecision(recorded), reading.confidence,
+              captured.front_size(), captured.back_size());
+  return toDisposition(recorded);
+}
+
+std::optional<Refusal> DepositService::handleStored(const std::string& kiosk_id,
+                                                    const v1::CardStored& stored,
+                                                    std::chrono::system_clock::time_point now) {
+  if (stored.location().place_case() == v1::Location::PLACE_NOT_SET) {
+    return Refusal{"CardStored without a location"};
+  }
+  auto result = store_.recordStored(kiosk_id, stored.deposit_id(), stored.location(), now);
+  if (!result.ok) {
+    return Refusal{result.error};
+  }
+  const std::string where = stored.location().has_bin()
+                                ? std::string("the bin")
+                                : "slot " + std::to_string(stored.location().slot());
+  log()->info("deposit {} stored in {} of {}{}", stored.deposit_id(), where, kiosk_id,
+              result.notice_queued ? "; notice queued" : "");
+  return std::nullopt;
+}
+
+void DepositService::handleHeartbeat(const std::string& kiosk_id, const v1::Heartbeat& heartbeat,
+                                     std::chrono::system_clock::time_point now) {
+  store_.recordHeartbeat(kiosk_id, heartbeat, now);
+}
+
+std::unique_ptr<Recognizer> DepositService::borrowRecognizer() {
+  {
+    std::lock_guard lock(recognizers_mutex_);
+    if (!idle_recognizers_.empty()) {
+      auto r = std::move(idle_recognizers_.back());
+      idle_recognizers_.pop_back();
+      return r;
+    }
+  }
+  return std::make_unique<Recognizer>(recognizer_options_);
+}
+
+void DepositService::returnRecognizer(std::unique_ptr<Recognizer> recognizer) {
+  std::lock_guard lock(recognizers_mutex_);
+  idle_recognizers_.push_back(std::move(recognizer));
+}
+
+}  // namespace lostcard::cloud

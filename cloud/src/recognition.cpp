@@ -1,0 +1,263 @@
+#include "lostcard/cloud/recognition.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "lostcard/cloud/card_number_decoder.hpp"
+#include "lostcard/cloud/jpeg_probe.hpp"
+#include "lostcard/cloud/recognition_stages.hpp"
+#include "lostcard/wire/log.hpp"
+
+namespace lostcard::cloud {
+namespace {
+
+// The config that tunes Tesseract for card digits, relative to the models folder.
+constexpr const char* kDigitsConfig = "tessdata/configs/lostcard-card-digits";
+// A frame whose whole picture has the card's aspect (within this tolerance) may be a tight crop
+// of the card itself, used as is when no outline is found.
+constexpr double kCropAspectTolerance = 0.08;
+
+// What one frame gave.
+struct FrameResult {
+  std::string face;                   // "front" or "back"
+  std::string label;                  // "front frame 2"
+  std::optional<std::string> number;  // a checked number
+  double confidence = 0.0;            // 0..1, of that number's line
+  bool self_conflicting = false;      // its two orientations read different checked numbers
+  std::string note;                   // why nothing was read (no digits in it)
+};
+
+std::string frameLabel(const char* face, std::size_t index) {
+  return fmt::format("{} frame {}", face, index + 1);
+}
+
+// The JPEG decoded, after checking its size and header against the limits; nullopt with the
+// reason otherwise.
+std::optional<cv::Mat> decodeWithinLimits(const std::string& jpeg, const ImageLimits& limits,
+                                          std::string* why) {
+  if (jpeg.size() > limits.max_jpeg_bytes) {
+    *why = fmt::format("{:.1f} MiB exceeds the {:.1f} MiB limit", jpeg.size() / 1048576.0,
+                       limits.max_jpeg_bytes / 1048576.0);
+    return std::nullopt;
+  }
+  std::string probe_why;
+  const auto info = probeJpeg(jpeg, &probe_why);
+  if (!info) {
+    *why = probe_why;
+    return std::nullopt;
+  }
+  if (info->width_px > limits.max_width_px || info->height_px > limits.max_height_px) {
+    *why = fmt::format("{}x{} px exceeds {}x{}", info->width_px, info->height_px,
+                       limits.max_width_px, limits.max_height_px);
+    return std::nullopt;
+  }
+  cv::Mat image;
+  try {
+    const cv::Mat raw(1, static_cast<int>(jpeg.size()), CV_8UC1,
+                      const_cast<char*>(jpeg.data()));
+    image = cv::imdecode(raw, cv::IMREAD_COLOR);
+  } catch (const cv::Exception&) {
+    image.release();
+  }
+  if (image.empty()) {
+    *why = "the JPEG could not be decoded";
+    return std::nullopt;
+  }
+  return image;
+}
+
+}  // namespace
+
+const char* toString(ReadOutcome outcome) {
+  switch (outcome) {
+    case ReadOutcome::kRead:
+      return "read";
+    case ReadOutcome::kUnreadable:
+      return "unreadable";
+    case ReadOutcome::kAmbiguous:
+      return "ambiguous";
+    case ReadOutcome::kBadImage:
+      return "bad image";
+  }
+  return "?";
+}
+
+class Recognizer::Impl {
+ public:
+  explicit Impl(RecognizerOptions options)
+      : options_(std::move(options)),
+        reader_(LineReaderOptions{options_.tessdata_dir, configPath(options_.models_dir)}),
+        log_(wire::componentLogger("cloud.recognition")) {}
+
+  CardReading read(const CardImages& images) {
+    std::vector<FrameResult> frames;
+    std::vector<std::string> bad;
+    const auto readFace = [&](const std::vector<std::string>& jpegs, const char* face) {
+      for (std::size_t i = 0; i < jpegs.size(); ++i) {
+        const std::string label = frameLabel(face, i);
+        std::string why;
+        const auto image = decodeWithinLimits(jpegs[i], options_.limits, &why);
+        if (!image) {
+          bad.push_back(label + ": " + why);
+          continue;
+        }
+        FrameResult frame = readFrame(*image);
+        frame.face = face;
+        frame.label = label;
+        frames.push_back(std::move(frame));
+      }
+    };
+    readFace(images.front_jpegs, "front");
+    readFace(images.back_jpegs, "back");
+
+    CardReading reading = combine(frames, bad);
+    reading.detail = redactDigitRuns(reading.detail);
+    log_->debug("{} ({:.2f}): {}", toString(reading.outcome), reading.confidence, reading.detail);
+    return reading;
+  }
+
+ private:
+  static std::string configPath(const std::string& models_dir) {
+    if (models_dir.empty()) {
+      return "";
+    }
+    const auto path = std::filesystem::path(models_dir) / kDigitsConfig;
+    if (!std::filesystem::is_regular_file(path)) {
+      throw std::runtime_error("recognition config missing: " + path.string());
+    }
+    return path.string();
+  }
+
+  // One photo: find and straighten the card, then read it both ways up.
+  FrameResult readFrame(const cv::Mat& image) {
+    FrameResult frame;
+    cv::Mat card;
+    if (const auto corners = findCard(image)) {
+      card = straighten(image, *corners);
+    } else {
+      const double aspect = static_cast<double>(image.cols) / image.rows;
+      const double card_aspect = static_cast<double>(kCardWidthPx) / kCardHeightPx;
+      if (std::abs(aspect / card_aspect - 1.0) > kCropAspectTolerance) {
+        frame.note = "no card found";
+        return frame;
+      }
+      cv::resize(image, card, cv::Size(kCardWidthPx, kCardHeightPx), 0, 0, cv::INTER_AREA);
+    }
+
+    std::set<std::string> numbers;
+    double confidence = 0.0;
+    std::string last_why = "no number line found";
+    for (const bool upside_down : {false, true}) {
+      cv::Mat oriented = card;
+      if (upside_down) {
+        cv::rotate(card, oriented, cv::ROTATE_180);
+      }
+      for (const cv::Rect& line : locateNumberLine(oriented)) {
+        const OcrLine ocr = reader_.readLine(oriented, line);
+        const DecodedLine decoded = decodeCardNumber(ocr);
+        if (decoded.number) {
+          numbers.insert(*decoded.number);
+          confidence = std::max(confidence, ocr.mean_confidence / 100.0);
+          break;
+        }
+        last_why = decoded.why;
+      }
+    }
+    if (numbers.size() > 1) {
+      frame.self_conflicting = true;
+      frame.note = "the card read as different numbers either way up";
+    } else if (numbers.size() == 1) {
+      frame.number = *numbers.begin();
+      frame.confidence = confidence;
+    } else {
+      frame.note = last_why;
+    }
+    return frame;
+  }
+
+  static CardReading combine(const std::vector<FrameResult>& frames,
+                             const std::vector<std::string>& bad) {
+    CardReading reading;
+    const std::string bad_note = fmt::format("{}", fmt::join(bad, "; "));
+    if (frames.empty()) {
+      reading.outcome = ReadOutcome::kBadImage;
+      reading.detail = bad.empty() ? "no images" : bad_note;
+      return reading;
+    }
+    std::set<std::string> numbers;
+    bool conflict = false;
+    for (const auto& f : frames) {
+      conflict = conflict || f.self_conflicting;
+      if (f.number) {
+        numbers.insert(*f.number);
+      }
+    }
+    const auto withBad = [&](std::string text) {
+      return bad.empty() ? text : text + "; unusable: " + bad_note;
+    };
+    if (conflict || numbers.size() > 1) {
+      reading.outcome = ReadOutcome::kAmbiguous;
+      std::vector<std::string> parts;
+      for (const auto& f : frames) {
+        if (f.self_conflicting || f.number) {
+          parts.push_back(f.number ? f.label + " read a number ending " + f.number->substr(
+                                                                   f.number->size() - 4)
+                                   : f.label + ": " + f.note);
+        }
+      }
+      reading.detail = withBad("frames disagree: " + fmt::format("{}", fmt::join(parts, "; ")));
+      return reading;
+    }
+    if (numbers.empty()) {
+      reading.outcome = ReadOutcome::kUnreadable;
+      std::vector<std::string> parts;
+      for (const auto& f : frames) {
+        parts.push_back(f.label + ": " + f.note);
+      }
+      reading.detail = withBad(fmt::format("{}", fmt::join(parts, "; ")));
+      return reading;
+    }
+    // Confidence: the OCR confidence of the agreeing frames, scaled by the share of frames of
+    // the same face(s) that agree (a number seen in one of three front frames is weaker).
+    std::set<std::string> faces;
+    double sum = 0.0;
+    int agreeing = 0;
+    for (const auto& f : frames) {
+      if (f.number) {
+        faces.insert(f.face);
+        sum += f.confidence;
+        ++agreeing;
+      }
+    }
+    int candidates = 0;
+    for (const auto& f : frames) {
+      candidates += faces.count(f.face) > 0 ? 1 : 0;
+    }
+    reading.outcome = ReadOutcome::kRead;
+    reading.number = *numbers.begin();
+    reading.confidence = (sum / agreeing) * agreeing / candidates;
+    reading.detail = withBad(fmt::format("read in {} of {} {} frames", agreeing, candidates,
+                                         fmt::join(faces, "+")));
+    return reading;
+  }
+
+  RecognizerOptions options_;
+  LineReader reader_;
+  std::shared_ptr<spdlog::logger> log_;
+};
+
+Recognizer::Recognizer(RecognizerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+Recognizer::~Recognizer() = default;
+
+CardReading Recognizer::read(const CardImages& images) { return impl_->read(images); }
+
+}  // namespace lostcard::cloud

@@ -1,0 +1,361 @@
+#include "lostcard/cloud/recognition_stages.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <utility>
+
+#include <opencv2/imgproc.hpp>
+#include <opencv2/imgcodecs.hpp> // DEBUGX
+#include <tesseract/baseapi.h>
+#include <tesseract/resultiterator.h>
+
+namespace lostcard::cloud {
+namespace {
+
+// findCard works on a copy scaled to this many pixels on the long side: plenty for an outline,
+// and it keeps edge detection fast on 1280x960 (or larger) photos.
+constexpr double kOutlineWorkPx = 640.0;
+// A card must cover at least this share of the frame and have a long/short side ratio in this
+// range (ID-1 is 1.586; perspective and rounded corners widen it).
+constexpr double kMinCardAreaShare = 0.10;
+constexpr double kMinCardAspect = 1.30;
+constexpr double kMaxCardAspect = 1.95;
+
+// locateNumberLine: ignore this margin of the straightened card (its edge, the tray showing in
+// the rounded corners), accept text lines this tall and at least this wide.
+constexpr int kCardMarginPx = 14;
+constexpr int kMinLineHeightPx = 20;
+constexpr int kMaxLineHeightPx = 90;
+constexpr double kMinLineWidthShare = 0.40;
+constexpr std::size_t kMaxLineCandidates = 3;
+
+// readLine scales the line so its text is about this tall, the size Tesseract's LSTM reads best.
+constexpr double kOcrTextHeightPx = 34.0;
+constexpr int kOcrBorderPx = 16;
+
+// Tesseract settings for a line of card digits when no config file is given.
+constexpr std::pair<const char*, const char*> kBuiltInSettings[] = {
+    {"load_system_dawg", "0"}, {"load_freq_dawg", "0"},   {"load_punc_dawg", "0"},
+    {"load_number_dawg", "0"}, {"load_unambig_dawg", "0"}, {"load_bigram_dawg", "0"},
+    // The space must be whitelisted too: without it the LSTM loses the group gaps and reports
+    // near-zero confidence for the whole line.
+    {"tessedit_char_whitelist", "0123456789 "},            {"user_defined_dpi", "300"}};
+
+double distance(const cv::Point2f& a, const cv::Point2f& b) { return std::hypot(a.x - b.x, a.y - b.y); }
+
+// Orders four corners clockwise from the top-left one, then rotates the order so that the
+// first edge is a long one.
+Quad orderCorners(std::vector<cv::Point2f> pts) {
+  cv::Point2f centre(0, 0);
+  for (const auto& p : pts) {
+    centre += p * 0.25f;
+  }
+  std::sort(pts.begin(), pts.end(), [&](const cv::Point2f& a, const cv::Point2f& b) {
+    return std::atan2(a.y - centre.y, a.x - centre.x) < std::atan2(b.y - centre.y, b.x - centre.x);
+  });
+  // atan2 order with y down is clockwise on screen; start from the corner nearest the origin.
+  std::size_t first = 0;
+  for (std::size_t i = 1; i < 4; ++i) {
+    if (pts[i].x + pts[i].y < pts[first].x + pts[first].y) {
+      first = i;
+    }
+  }
+  Quad q;
+  for (std::size_t i = 0; i < 4; ++i) {
+    q[i] = pts[(first + i) % 4];
+  }
+  const double top = distance(q[0], q[1]) + distance(q[2], q[3]);
+  const double side = distance(q[1], q[2]) + distance(q[3], q[0]);
+  if (side > top) {
+    q = Quad{q[1], q[2], q[3], q[0]};
+  }
+  return q;
+}
+
+bool plausibleCard(const Quad& q, double frame_area) {
+  const double area = std::abs(cv::contourArea(std::vector<cv::Point2f>(q.begin(), q.end())));
+  if (area < kMinCardAreaShare * frame_area) {
+    return false;
+  }
+  const double longer = (distance(q[0], q[1]) + distance(q[2], q[3])) / 2;
+  const double shorter = (distance(q[1], q[2]) + distance(q[3], q[0])) / 2;
+  const double aspect = longer / std::max(shorter, 1.0);
+  return aspect >= kMinCardAspect && aspect <= kMaxCardAspect;
+}
+
+// The quadrilateral of a contour's convex hull, loosening the approximation until it has four
+// corners (rounded card corners need some slack); nullopt if it never does.
+std::optional<std::vector<cv::Point2f>> quadOf(const std::vector<cv::Point>& contour) {
+  std::vector<cv::Point> hull;
+  cv::convexHull(contour, hull);
+  const double perimeter = cv::arcLength(hull, true);
+  for (double eps = 0.01; eps <= 0.06; eps += 0.005) {
+    std::vector<cv::Point> approx;
+    cv::approxPolyDP(hull, approx, eps * perimeter, true);
+    if (approx.size() == 4) {
+      return std::vector<cv::Point2f>(approx.begin(), approx.end());
+    }
+    if (approx.size() < 4) {
+      break;
+    }
+  }
+  return std::nullopt;
+}
+
+// Rows of text: boxes that overlap vertically by most of their height are joined.
+std::vector<cv::Rect> joinIntoRows(std::vector<cv::Rect> pieces) {
+  std::sort(pieces.begin(), pieces.end(),
+            [](const cv::Rect& a, const cv::Rect& b) { return a.x < b.x; });
+  std::vector<cv::Rect> rows;
+  for (const auto& piece : pieces) {
+    bool joined = false;
+    for (auto& row : rows) {
+      const int overlap = std::min(row.br().y, piece.br().y) - std::max(row.y, piece.y);
+      const int gap = piece.x - row.br().x;
+      if (overlap > 0.6 * std::min(row.height, piece.height) &&
+          std::abs(row.height - piece.height) < 0.5 * std::max(row.height, piece.height) &&
+          gap < 3 * std::max(row.height, piece.height)) {
+        row |= piece;
+        joined = true;
+        break;
+      }
+    }
+    if (!joined) {
+      rows.push_back(piece);
+    }
+  }
+  return rows;
+}
+
+}  // namespace
+
+std::optional<Quad> findCard(const cv::Mat& frame_bgr) {
+  if (frame_bgr.empty()) {
+    return std::nullopt;
+  }
+  const double scale = std::min(1.0, kOutlineWorkPx / std::max(frame_bgr.cols, frame_bgr.rows));
+  cv::Mat small;
+  cv::resize(frame_bgr, small, cv::Size(), scale, scale, cv::INTER_AREA);
+  cv::Mat gray;
+  if (small.channels() == 3) {
+    cv::cvtColor(small, gray, cv::COLOR_BGR2GRAY);
+  } else {
+    gray = small;
+  }
+  cv::GaussianBlur(gray, gray, cv::Size(5, 5), 0);
+  cv::Mat edges;
+  cv::Canny(gray, edges, 20, 60);
+  cv::dilate(edges, edges, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(3, 3)));
+
+  std::vector<std::vector<cv::Point>> contours;
+  cv::findContours(edges, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
+  std::sort(contours.begin(), contours.end(), [](const auto& a, const auto& b) {
+    return cv::contourArea(a) > cv::contourArea(b);
+  });
+  const double frame_area = static_cast<double>(small.cols) * small.rows;
+  for (std::size_t i = 0; i < std::min<std::size_t>(contours.size(), 5); ++i) {
+    auto pts = quadOf(contours[i]);
+    if (!pts) {
+      continue;
+    }
+    Quad q = orderCorners(*pts);
+    if (!plausibleCard(q, frame_area)) {
+      continue;
+    }
+    for (auto& p : q) {
+      p *= static_cast<float>(1.0 / scale);
+    }
+    return q;
+  }
+  return std::nullopt;
+}
+
+cv::Mat straighten(const cv::Mat& frame_bgr, const Quad& corners) {
+  const std::array<cv::Point2f, 4> target = {
+      cv::Point2f(0, 0), cv::Point2f(kCardWidthPx - 1, 0),
+      cv::Point2f(kCardWidthPx - 1, kCardHeightPx - 1), cv::Point2f(0, kCardHeightPx - 1)};
+  const cv::Mat transform = cv::getPerspectiveTransform(corners.data(), target.data());
+  cv::Mat card;
+  cv::warpPerspective(frame_bgr, card, transform, cv::Size(kCardWidthPx, kCardHeightPx),
+                      cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+  return card;
+}
+
+std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
+  cv::Mat gray;
+  if (card_bgr.channels() == 3) {
+    cv::cvtColor(card_bgr, gray, cv::COLOR_BGR2GRAY);
+  } else {
+    gray = card_bgr.clone();
+  }
+  // The morphological gradient lights up glyph outlines whatever the print's polarity, and
+  // stays dark over the card's smooth background.
+  cv::Mat gradient;
+  cv::morphologyEx(gray, gradient, cv::MORPH_GRADIENT,
+                   cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(3, 3)));
+  cv::Mat mask;
+  cv::threshold(gradient, mask, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+  const cv::Rect inner(kCardMarginPx, kCardMarginPx, mask.cols - 2 * kCardMarginPx,
+                       mask.rows - 2 * kCardMarginPx);
+  cv::Mat cleaned = cv::Mat::zeros(mask.size(), mask.type());
+  mask(inner).copyTo(cleaned(inner));
+  // Join the glyphs of a digit group, but not lines above or below each other.
+  cv::morphologyEx(cleaned, cleaned, cv::MORPH_CLOSE,
+                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(17, 3)));
+  cv::morphologyEx(cleaned, cleaned, cv::MORPH_OPEN,
+                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(3, 9)));
+
+  std::vector<std::vector<cv::Point>> contours;
+  cv::findContours(cleaned, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
+  std::vector<cv::Rect> pieces;
+  for (const auto& c : contours) {
+    const cv::Rect box = cv::boundingRect(c);
+    if (box.height >= kMinLineHeightPx && box.height <= kMaxLineHeightPx) {
+      pieces.push_back(box);
+    }
+  }
+  std::vector<cv::Rect> rows;
+  for (const auto& row : joinIntoRows(std::move(pieces))) {
+    if (row.width >= kMinLineWidthShare * card_bgr.cols && row.width >= 6 * row.height) {
+      rows.push_back(row);
+    }
+  }
+  // The number is the widest line on the card face in every common layout.
+  std::sort(rows.begin(), rows.end(),
+            [](const cv::Rect& a, const cv::Rect& b) { return a.width > b.width; });
+  if (rows.size() > kMaxLineCandidates) {
+    rows.resize(kMaxLineCandidates);
+  }
+  return rows;
+}
+
+class LineReader::Impl {
+ public:
+  explicit Impl(const LineReaderOptions& options) {
+    // Without a config file the built-in settings below apply (they mirror
+    // models/tessdata/configs/lostcard-card-digits); with one, the file decides. Settings that
+    // Tesseract reads only at Init (the dictionaries) must be given here, not by SetVariable.
+    std::vector<std::string> names = {"debug_file"};
+    std::vector<std::string> values = {"/dev/null"};
+    std::vector<char*> config_files;
+    std::string config = options.config_path;
+    if (config.empty()) {
+      for (const auto& [name, value] : kBuiltInSettings) {
+        names.emplace_back(name);
+        values.emplace_back(value);
+      }
+    } else {
+      config_files.push_back(config.data());
+    }
+    const char* datapath = options.tessdata_dir.empty() ? nullptr : options.tessdata_dir.c_str();
+    const int rc = api_.Init(datapath, "eng", tesseract::OEM_LSTM_ONLY,
+                             config_files.empty() ? nullptr : config_files.data(),
+                             static_cast<int>(config_files.size()), &names, &values, false);
+    if (rc != 0) {
+      throw std::runtime_error("Tesseract could not initialise (tessdata '" +
+                               options.tessdata_dir + "', config '" + options.config_path + "')");
+    }
+    // One line of text per image: a structural choice of this reader, not a tuning knob.
+    api_.SetPageSegMode(tesseract::PSM_SINGLE_LINE);
+  }
+
+  ~Impl() { api_.End(); }
+
+  OcrLine readLine(const cv::Mat& card_bgr, const cv::Rect& line_box) {
+    const cv::Mat binary = prepare(card_bgr, line_box);
+    { static int n = 0; if (getenv("DUMPX")) cv::imwrite("/tmp/rb/crop" + std::to_string(n++) + ".png", binary); }  // DEBUGX
+    api_.SetImage(binary.data, binary.cols, binary.rows, 1, static_cast<int>(binary.step));
+    OcrLine line;
+    if (api_.Recognize(nullptr) != 0) {
+      return line;
+    }
+    std::unique_ptr<tesseract::ResultIterator> it(api_.GetIterator());
+    if (!it) {
+      return line;
+    }
+    // Rebuild the text from words so group boundaries are single spaces.
+    if (it->Empty(tesseract::RIL_WORD)) {
+      api_.Clear();
+      return line;
+    }
+    do {
+      std::unique_ptr<char[]> word(it->GetUTF8Text(tesseract::RIL_WORD));
+      if (word) {
+        if (!line.text.empty()) {
+          line.text += ' ';
+        }
+        line.text += word.get();
+      }
+    } while (it->Next(tesseract::RIL_WORD));
+    it.reset(api_.GetIterator());
+    double sum = 0;
+    int symbols = 0;
+    double min_conf = 100.0;
+    if (!it->Empty(tesseract::RIL_SYMBOL)) {
+      do {
+        const double conf = it->Confidence(tesseract::RIL_SYMBOL);
+        sum += conf;
+        ++symbols;
+        min_conf = std::min(min_conf, conf);
+      } while (it->Next(tesseract::RIL_SYMBOL));
+    }
+    if (symbols > 0) {
+      line.mean_confidence = sum / symbols;
+      line.min_symbol_confidence = min_conf;
+    }
+    api_.Clear();
+    return line;
+  }
+
+ private:
+  // The line cut out with some margin, scaled to the height Tesseract reads best, and turned
+  // into dark text on a white background whatever the card's colours.
+  static cv::Mat prepare(const cv::Mat& card_bgr, const cv::Rect& line_box) {
+    const int pad_x = std::max(8, line_box.height / 3);
+    const int pad_y = std::max(6, line_box.height / 4);
+    cv::Rect crop(line_box.x - pad_x, line_box.y - pad_y, line_box.width + 2 * pad_x,
+                  line_box.height + 2 * pad_y);
+    crop &= cv::Rect(0, 0, card_bgr.cols, card_bgr.rows);
+    cv::Mat gray;
+    if (card_bgr.channels() == 3) {
+      cv::cvtColor(card_bgr(crop), gray, cv::COLOR_BGR2GRAY);
+    } else {
+      gray = card_bgr(crop).clone();
+    }
+    const double scale = std::clamp(kOcrTextHeightPx / line_box.height, 0.5, 3.0);
+    cv::resize(gray, gray, cv::Size(), scale, scale,
+               scale < 1.0 ? cv::INTER_AREA : cv::INTER_CUBIC);
+
+    // Polarity: the crop's top and bottom margins are background; if they sit on the dark side
+    // of the Otsu split the print is light, so invert it.
+    cv::Mat otsu;
+    const double split = cv::threshold(gray, otsu, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+    const int band = std::max(2, static_cast<int>(pad_y * scale / 2));
+    const double border_mean = (cv::mean(gray.rowRange(0, band))[0] +
+                                cv::mean(gray.rowRange(gray.rows - band, gray.rows))[0]) / 2;
+    if (border_mean < split) {
+      cv::bitwise_not(gray, gray);
+    }
+    // A local threshold copes with the gradients printed behind the number.
+    cv::Mat binary;
+    const int block = (static_cast<int>(kOcrTextHeightPx * 1.5) / 2) * 2 + 1;
+    cv::adaptiveThreshold(gray, binary, 255, cv::ADAPTIVE_THRESH_MEAN_C, cv::THRESH_BINARY, block,
+                          12);
+    cv::copyMakeBorder(binary, binary, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx,
+                       cv::BORDER_CONSTANT, cv::Scalar(255));
+    return binary;
+  }
+
+  tesseract::TessBaseAPI api_;
+};
+
+LineReader::LineReader(const LineReaderOptions& options)
+    : impl_(std::make_unique<Impl>(options)) {}
+LineReader::~LineReader() = default;
+
+OcrLine LineReader::readLine(const cv::Mat& card_bgr, const cv::Rect& line_box) {
+  return impl_->readLine(card_bgr, line_box);
+}
+
+}  // namespace lostcard::cloud

@@ -1,0 +1,74 @@
+#include "registry_pg.hpp"
+
+#include <cstdio>
+#include <ctime>
+
+namespace lostcard::cloud::detail {
+
+ConnectionPool::ConnectionPool(std::string conninfo, int size)
+    : conninfo_(std::move(conninfo)), size_(size < 1 ? 1 : size) {}
+
+std::unique_ptr<pqxx::connection> ConnectionPool::acquire() {
+  {
+    std::unique_lock lock(mutex_);
+    available_.wait(lock, [&] { return !idle_.empty() || leased_ < size_; });
+    ++leased_;
+    if (!idle_.empty()) {
+      auto connection = std::move(idle_.back());
+      idle_.pop_back();
+      return connection;
+    }
+  }
+  // Connect outside the lock so other callers keep going meanwhile.
+  try {
+    return std::make_unique<pqxx::connection>(conninfo_);
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    --leased_;
+    available_.notify_one();
+    throw;
+  }
+}
+
+void ConnectionPool::release(std::unique_ptr<pqxx::connection> connection) {
+  std::lock_guard lock(mutex_);
+  --leased_;
+  if (connection && connection->is_open()) {
+    idle_.push_back(std::move(connection));
+  }
+  available_.notify_one();
+}
+
+ConnectionPool::Lease::Lease(ConnectionPool& pool) : pool_(pool), connection_(pool.acquire()) {}
+
+ConnectionPool::Lease::~Lease() { pool_.release(std::move(connection_)); }
+
+std::string pgTimestamp(std::chrono::system_clock::time_point t) {
+  const auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  std::time_t seconds = static_cast<std::time_t>(micros / 1000000);
+  long fraction = static_cast<long>(micros % 1000000);
+  if (fraction < 0) {
+    fraction += 1000000;
+    seconds -= 1;
+  }
+  std::tm parts{};
+  gmtime_r(&seconds, &parts);
+  char date[32];
+  std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &parts);
+  char out[48];
+  std::snprintf(out, sizeof(out), "%s.%06ld+00", date, fraction);
+  return out;
+}
+
+std::string epochMicrosSql(const std::string& column) {
+  return "(extract(epoch FROM " + column + ") * 1000000)::bigint";
+}
+
+std::chrono::system_clock::time_point fromEpochMicros(std::int64_t micros) {
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::microseconds(micros)));
+}
+
+}  // namespace lostcard::cloud::detail

@@ -1,0 +1,76 @@
+#pragma once
+// PostgreSQL plumbing shared by Store and NoticeDelivery. Internal: not a public header.
+//
+// ConnectionPool hands out connections one call at a time and replaces one that broke:
+//
+//   ConnectionPool pool(conninfo, 4);
+//   auto n = pool.run([&](pqxx::connection& c) { pqxx::work tx(c); ...; tx.commit(); return n; });
+#include <pqxx/pqxx>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace lostcard::cloud::detail {
+
+class ConnectionPool {
+ public:
+  ConnectionPool(std::string conninfo, int size);
+
+  // Runs `f` with a connection of its own. When `f` meets a broken connection (the server
+  // restarted, the network dropped), the connection is dropped and `f` runs once more on a new
+  // one; so `f` must be safe to repeat (one transaction that either committed or not).
+  template <class F>
+  auto run(F&& f) -> decltype(f(std::declval<pqxx::connection&>())) {
+    for (int attempt = 1;; ++attempt) {
+      Lease lease(*this);
+      try {
+        return f(lease.connection());
+      } catch (const pqxx::broken_connection&) {
+        lease.discard();
+        if (attempt == 2) {
+          throw;
+        }
+      }
+    }
+  }
+
+ private:
+  class Lease {
+   public:
+    explicit Lease(ConnectionPool& pool);
+    ~Lease();
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    pqxx::connection& connection() { return *connection_; }
+    // The connection is not given back to the pool.
+    void discard() { connection_.reset(); }
+
+   private:
+    ConnectionPool& pool_;
+    std::unique_ptr<pqxx::connection> connection_;
+  };
+
+  std::unique_ptr<pqxx::connection> acquire();
+  void release(std::unique_ptr<pqxx::connection> connection);
+
+  const std::string conninfo_;
+  const int size_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  int leased_ = 0;
+};
+
+// "2024-05-01 12:00:00.123456+00": a timestamptz literal for a query parameter.
+std::string pgTimestamp(std::chrono::system_clock::time_point t);
+
+// The SQL expression that reads a timestamptz column as microseconds since the epoch.
+std::string epochMicrosSql(const std::string& column);
+std::chrono::system_clock::time_point fromEpochMicros(std::int64_t micros);
+
+}  // namespace lostcard::cloud::detail

@@ -1,0 +1,108 @@
+#pragma once
+// A simulated box whose physical state is a folder tree, so it survives kiosk crashes and other
+// processes (the demo, a fault-injection tool, a test) can drop cards and check where every card
+// physically is while the kiosk runs.
+//
+//   ROOT/intake/<card>/front.jpg, back.jpg   the imaging tray (a "card" is such a folder)
+//   ROOT/slots/NN/<card>/                    storage slot NN (00, 01, ...), one card each
+//   ROOT/bin/<card>/                         the difficult-card bin
+//   ROOT/jam/<card>/                         a card stuck in the sorter (after a jam fault)
+//   ROOT/collected/<card>/                   taken out of the box by a cardholder or operator
+//   ROOT/faults/<switch>                     fault switches: the file's existence turns it on
+//   ROOT/state/shutter                       "open" or "closed"
+//   ROOT/state/display                       the text on the display
+//   ROOT/state/unlocked-slot-NN, unlocked-bin   the last unlock of each door (time and hold)
+//
+// Moving a card is one atomic rename() of its folder, so a card is always in exactly one place.
+// Folders whose names start with '.' are ignored everywhere: another process drops a card by
+// building it under such a name (or outside the tree, on the same filesystem) and renaming it
+// into ROOT/intake/, which is what dropCard() does via ROOT/.staging/.
+// The shutter state is recorded, not enforced: a card can be dropped whether it is open or not.
+//
+//   lostcard::hw::SimBox box({.root = "/tmp/box", .slot_count = 8});
+//   lostcard::hw::Devices devices = box.devices();   // hand these to the kiosk
+//   box.dropCard("/tmp/cards/visa-0001");           // the finder's action
+//   box.setFault(lostcard::hw::SimFault::kSorterJam, true);
+//   box.cardInSlot(3);                               // where did it go?
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lostcard/hw/devices.hpp"
+
+namespace lostcard::hw {
+
+struct SimBoxOptions {
+  std::filesystem::path root;
+  int slot_count = 24;
+  int bin_capacity = 100;  // cards
+  // Seeds the small per-frame shift/brightness changes of the simulated camera; the same seed
+  // gives the same frames.
+  int frame_jitter_seed = 0;
+};
+
+// Fault switches. Their files under ROOT/faults/ are named by simFaultName().
+enum class SimFault {
+  kCameraFailure,      // camera-failure: every capture fails
+  kSensorStuckOn,      // sensor-stuck-on: the card sensor always sees a card (wins over off)
+  kSensorStuckOff,     // sensor-stuck-off: the card sensor never sees a card
+  kSorterJam,          // sorter-jam: the next moves carry the card into ROOT/jam/ and fail
+  kSlotSensorFailure,  // slot-sensor-failure: slot sensors fail, so moves to slots are refused
+};
+
+std::string_view simFaultName(SimFault fault);
+std::optional<SimFault> simFaultFromName(std::string_view name);
+const std::vector<SimFault>& allSimFaults();
+
+// Owns the simulated devices. Every device call reads the folders afresh, so changes made by
+// other processes (cards dropped, faults switched) take effect at once.
+class SimBox {
+ public:
+  // Creates the folders if missing; never deletes or moves a card.
+  explicit SimBox(SimBoxOptions options);
+  ~SimBox();
+  SimBox(const SimBox&) = delete;
+  SimBox& operator=(const SimBox&) = delete;
+
+  // Pointers valid while the SimBox lives.
+  Devices devices();
+  const SimBoxOptions& options() const { return options_; }
+
+  // The same as creating/removing ROOT/faults/<name>.
+  void setFault(SimFault fault, bool on);
+  bool faultOn(SimFault fault) const;
+
+  // Where cards physically are (card folder names, sorted).
+  std::vector<std::string> cardsInIntake() const;
+  std::optional<std::string> cardInSlot(int index) const;
+  std::vector<std::string> cardsInBin() const;
+  std::vector<std::string> cardsJammed() const;
+  std::vector<std::string> cardsCollected() const;
+
+  // What the box shows: "open"/"closed" ("closed" before the first open), the display text.
+  std::string shutterState() const;
+  std::string displayText() const;
+
+  // The finder's action: copies a card folder into the intake (atomically, via ROOT/.staging/).
+  // Returns the card's name in the box: the folder's name, with "~2", "~3"... appended when a
+  // card of that name is already on the tray. Throws std::filesystem::filesystem_error when
+  // the folder can't be copied (a test or tool setup error, not a device failure).
+  std::string dropCard(const std::filesystem::path& card_folder);
+
+  // People taking cards out, for the demo and tests: a cardholder empties slot `index`, an
+  // operator empties the bin or clears the jammed cards. The cards move to ROOT/collected/.
+  // They return the names of the cards taken.
+  std::optional<std::string> collectFromSlot(int index);
+  std::vector<std::string> emptyBin();
+  std::vector<std::string> clearJams();
+
+ private:
+  struct Parts;
+  SimBoxOptions options_;
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace lostcard::hw

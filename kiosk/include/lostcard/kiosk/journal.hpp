@@ -1,0 +1,146 @@
+#pragma once
+// The kiosk's journal: the truth about every card the box has taken and where it physically is,
+// kept in SQLite (WAL, synchronous=FULL) so that it survives a power cut at any instant.
+//
+// It holds the deposits (state, decision, location), the images of a deposit until the cloud has
+// answered, every physical move (written before the sorter moves and again after, so a move
+// interrupted by a power cut is found at start-up) and the outbox of messages for the cloud
+// (resent until answered).
+//
+//   Journal journal("/var/lib/lostcard/journal.db");
+//   journal.recordCapture(env, now_ms);               // env holds a CardCaptured with frames
+//   journal.recordDisposition(id, Decision::store("1234"), now_ms);
+//   journal.captureAnswered(id);                       // CardCaptured done, images deleted
+//   journal.beginMove(id, Location::tray(), Location::inSlot(0), "", now_ms);
+//   journal.finishMove(id, Location::inSlot(0), now_ms);
+//   for (const auto& env : journal.unackedOutbox()) { send(env); }
+//
+// Errors of the database itself (disk full, corrupt file) throw JournalError: the daemon cannot
+// go on without knowing where its cards are.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lostcard/kiosk/types.hpp"
+#include "lostcard/v1/kiosk_stream.pb.h"
+
+struct sqlite3;
+
+namespace lostcard::kiosk {
+
+class JournalError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class DepositState {
+  kAwaiting,  // on the tray, CardCaptured sent, no Disposition yet
+  kDecided,   // Disposition known, card not yet where it belongs
+  kPending,   // moved to a slot while the cloud was away; Disposition still to come
+  kStored,    // in its slot or in the bin, decision known; CardStored queued
+  kFault,     // a move failed: on the tray, jammed or lost
+};
+
+std::string_view stateName(DepositState state);
+std::optional<DepositState> parseState(std::string_view name);
+
+struct DepositRecord {
+  std::string deposit_id;
+  std::int64_t created_at_ms = 0;
+  DepositState state = DepositState::kAwaiting;
+  Location location;
+  std::optional<Decision> decision;
+  // The decision's reason plus the box's own notes ("capture failed", "box full", ...).
+  std::string reason;
+  bool flagged = false;  // needs an operator (e.g. a difficult card kept in a slot)
+};
+
+// A move written as begun and never finished: the box stopped while the sorter was moving.
+struct OpenMove {
+  std::string deposit_id;
+  Location from;
+  Location to;
+  std::int64_t began_at_ms = 0;
+};
+
+class Journal {
+ public:
+  enum class Mode { kReadWrite, kReadOnly };
+
+  // Opens (creating when kReadWrite) the journal file. Throws JournalError.
+  explicit Journal(const std::filesystem::path& file, Mode mode = Mode::kReadWrite);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // --- writes; each is one transaction ---
+
+  // A new deposit on the tray: the deposit row, one image row per frame, and the CardCaptured
+  // envelope in the outbox (stored without its frames; unackedOutbox() puts them back).
+  // `note` records why there are no frames, if so.
+  void recordCapture(const v1::Envelope& card_captured, std::int64_t now_ms,
+                     std::string_view note = {});
+  // The first decision for a deposit holds: returns false (and changes nothing) when the deposit
+  // is unknown or already has one. A pending deposit becomes stored.
+  bool recordDisposition(std::string_view deposit_id, const Decision& decision,
+                         std::int64_t now_ms);
+  // The cloud answered the deposit's CardCaptured: it leaves the outbox and its images go.
+  void captureAnswered(std::string_view deposit_id);
+  // Recorded before the sorter moves. `note` is appended to the deposit's reason.
+  void beginMove(std::string_view deposit_id, const Location& from, const Location& to,
+                 std::string_view note, std::int64_t now_ms);
+  // The open move ended with the card at `at`: the deposit becomes stored (decision known) or
+  // pending (no decision yet).
+  void finishMove(std::string_view deposit_id, const Location& at, std::int64_t now_ms);
+  // The open move failed; the card is at `at` (tray, jam, unknown). The deposit is a fault.
+  void failMove(std::string_view deposit_id, const Location& at, std::string_view error,
+                std::int64_t now_ms);
+  // Start-up: the sensors show the card of an open move still where it started (the power went
+  // before the sorter moved it). The move is closed as interrupted; the deposit is unchanged.
+  void abandonMove(std::string_view deposit_id, std::int64_t now_ms);
+  // Start-up: a faulted deposit's card is back on the tray (e.g. the sorter refused it). It is
+  // handled again from its decision: state decided (or awaiting), location tray.
+  void resume(std::string_view deposit_id, std::int64_t now_ms);
+  void flag(std::string_view deposit_id, std::string_view why);
+  // Queues an envelope for the cloud, unless one of the same type for the same deposit is
+  // already queued; returns the queued one (so a repeat keeps the first message_id).
+  v1::Envelope enqueue(std::string_view deposit_id, const v1::Envelope& env,
+                       std::int64_t now_ms);
+  // The cloud acknowledged `message_id` (error non-empty: refused for good). Unknown ids are
+  // ignored. Returns whether a queued message was acknowledged.
+  bool markAcked(std::string_view message_id, std::string_view error = {});
+
+  // --- reads ---
+
+  // Messages still to be answered, oldest first, CardCaptured with its frames.
+  std::vector<v1::Envelope> unackedOutbox() const;
+  // The queued (answered or not) envelope of this type for this deposit.
+  std::optional<v1::Envelope> queued(std::string_view deposit_id,
+                                     v1::Envelope::BodyCase type) const;
+  std::set<int> occupiedSlots() const;
+  int binCount() const;
+  std::optional<DepositRecord> deposit(std::string_view deposit_id) const;
+  std::optional<Location> whereIs(std::string_view deposit_id) const;
+  // Every deposit, oldest first; or only those in `state`.
+  std::vector<DepositRecord> deposits() const;
+  std::vector<DepositRecord> deposits(DepositState state) const;
+  std::vector<OpenMove> openMoves() const;
+  // Number of image rows kept for a deposit (for tests and diagnostics).
+  int imageCount(std::string_view deposit_id) const;
+
+ private:
+  class Statement;
+  class Transaction;
+  void exec(const char* sql) const;
+  std::vector<DepositRecord> queryDeposits(const char* where, std::string_view arg) const;
+  std::optional<std::string> notesOf(std::string_view deposit_id) const;
+
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace lostcard::kiosk

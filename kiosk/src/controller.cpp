@@ -1,0 +1,412 @@
+#include "lostcard/kiosk/controller.hpp"
+
+#include <utility>
+
+#include "lostcard/wire/envelope.hpp"
+#include "lostcard/wire/log.hpp"
+
+namespace lostcard::kiosk {
+
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+constexpr std::string_view kTextClosed = "Temporarily closed";
+
+void addFrames(google::protobuf::RepeatedPtrField<v1::Frame>* out,
+               const std::vector<hw::CapturedFrame>& frames, std::int64_t captured_at_ms) {
+  for (const auto& f : frames) {
+    auto* frame = out->Add();
+    frame->set_jpeg(f.jpeg);
+    frame->set_width_px(static_cast<std::uint32_t>(f.width_px));
+    frame->set_height_px(static_cast<std::uint32_t>(f.height_px));
+    frame->set_captured_at_ms(captured_at_ms);
+  }
+}
+
+// At most the last four digits of whatever the cloud sent: the journal never holds more.
+std::string lastFour(std::string_view text) {
+  std::string digits;
+  for (char c : text) {
+    if (c >= '0' && c <= '9') {
+      digits.push_back(c);
+    }
+  }
+  return digits.size() <= 4 ? digits : digits.substr(digits.size() - 4);
+}
+
+v1::Location toProto(const Location& at) {
+  v1::Location out;
+  if (at.kind == Location::Kind::kSlot) {
+    out.set_slot(static_cast<std::uint32_t>(at.slot));
+  } else {
+    out.mutable_bin();
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string difficultReasonText(const v1::Disposition::Difficult& difficult) {
+  std::string text;
+  switch (difficult.reason()) {
+    case v1::DIFFICULT_REASON_UNREADABLE:
+      text = "unreadable";
+      break;
+    case v1::DIFFICULT_REASON_NO_HOLDER:
+      text = "no holder";
+      break;
+    case v1::DIFFICULT_REASON_AMBIGUOUS:
+      text = "ambiguous";
+      break;
+    case v1::DIFFICULT_REASON_BAD_IMAGE:
+      text = "bad image";
+      break;
+    default:
+      text = "difficult";
+      break;
+  }
+  if (!difficult.detail().empty()) {
+    text += ": " + difficult.detail();
+  }
+  return text;
+}
+
+Controller::Controller(hw::Devices devices, Journal& journal, IntakeConfig config,
+                       ClockMs clock_ms, Sender send)
+    : devices_(devices),
+      journal_(journal),
+      config_(config),
+      clock_ms_(std::move(clock_ms)),
+      send_(std::move(send)),
+      log_(wire::componentLogger("kiosk.intake")) {
+  if (devices_.camera == nullptr || devices_.sensor == nullptr || devices_.sorter == nullptr ||
+      devices_.shutter == nullptr || devices_.display == nullptr) {
+    throw std::invalid_argument("kiosk controller: a device is missing");
+  }
+  config_.slot_count = devices_.sorter->slotCount();
+}
+
+Controller::~Controller() = default;
+
+void Controller::start() {
+  recover();
+  auto snap = snapshot();
+  log_->info("journal: {} of {} slots used, {} of {} cards in the bin, {} pending{}",
+             snap.occupied_slots.size(), config_.slot_count, snap.bin_count,
+             config_.bin_capacity, snap.pending.size(),
+             snap.tray ? ", deposit " + snap.tray->deposit_id + " on the tray" : "");
+  intake_.emplace(config_, std::move(snap));
+  run(intake_->start(now()));
+}
+
+void Controller::recover() {
+  const auto moves = journal_.openMoves();
+  for (const auto& m : moves) {
+    if (m.to.kind == Location::Kind::kSlot) {
+      auto occupied = devices_.sorter->slotOccupied(m.to.slot);
+      if (occupied && *occupied) {
+        journal_.finishMove(m.deposit_id, m.to, now());
+        log_->warn("recovery: deposit {} found in {} after an interrupted move", m.deposit_id,
+                   m.to.text());
+        continue;
+      }
+    }
+    if (cardOnTray(false)) {
+      journal_.abandonMove(m.deposit_id, now());
+      log_->warn("recovery: deposit {} still on the tray; its move will be retried",
+                 m.deposit_id);
+      continue;
+    }
+    if (m.to.kind == Location::Kind::kBin) {
+      // The bin has no sensor we can ask; an empty tray means the card went on its way, and the
+      // bin is where an operator looks anyway.
+      journal_.finishMove(m.deposit_id, m.to, now());
+      journal_.flag(m.deposit_id, "recovered: assumed in bin");
+      log_->warn("recovery: deposit {} assumed in the bin after an interrupted move",
+                 m.deposit_id);
+      continue;
+    }
+    journal_.failMove(m.deposit_id, Location::unknown(), "interrupted, card not found", now());
+    log_->error("recovery: deposit {} not found after an interrupted move to {}", m.deposit_id,
+                m.to.text());
+  }
+  if (!moves.empty()) {
+    if (auto homed = devices_.sorter->home(); !homed) {
+      log_->error("sorter cannot find its home position: {}", homed.error());
+    }
+  }
+  // A card that reached its place must be reported even if the box stopped right after.
+  for (const auto& d : journal_.deposits(DepositState::kStored)) {
+    if (!journal_.queued(d.deposit_id, v1::Envelope::kCardStored)) {
+      enqueueStored(d.deposit_id, d.location);
+    }
+  }
+}
+
+IntakeSnapshot Controller::snapshot() {
+  IntakeSnapshot snap;
+  snap.occupied_slots = journal_.occupiedSlots();
+  snap.bin_count = journal_.binCount();
+  for (const auto& d : journal_.deposits(DepositState::kPending)) {
+    if (d.location.kind == Location::Kind::kSlot) {
+      snap.pending[d.deposit_id] = d.location.slot;
+    }
+  }
+  std::vector<DepositRecord> on_tray;
+  for (const auto& d : journal_.deposits()) {
+    const bool handled = d.state == DepositState::kAwaiting ||
+                         d.state == DepositState::kDecided || d.state == DepositState::kFault;
+    if (handled && d.location.kind == Location::Kind::kTray) {
+      on_tray.push_back(d);
+    }
+  }
+  const bool card_present = !on_tray.empty() && cardOnTray(true);
+  for (std::size_t i = 0; i < on_tray.size(); ++i) {
+    const auto& d = on_tray[i];
+    const bool newest = i + 1 == on_tray.size();
+    if (newest && card_present) {
+      if (d.state == DepositState::kFault) {
+        journal_.resume(d.deposit_id, now());
+      }
+      snap.tray = TrayDeposit{d.deposit_id, d.created_at_ms, d.decision};
+    } else if (d.state != DepositState::kFault) {
+      journal_.failMove(d.deposit_id, Location::unknown(), "not on the tray at start-up", now());
+      log_->error("recovery: deposit {} is not on the tray", d.deposit_id);
+    }
+  }
+  return snap;
+}
+
+void Controller::poll() {
+  if (!intake_ || stopped_) {
+    return;
+  }
+  if (intake_->phase() == Intake::Phase::kIdle && cardOnTray(false)) {
+    run(intake_->handle(event::CardDetected{wire::newUuid()}, now()));
+  }
+  run(intake_->handle(event::Tick{}, now()));
+}
+
+bool Controller::cardOnTray(bool assume_if_unknown) {
+  auto present = devices_.sensor->cardPresent();
+  if (!present) {
+    // Logged once per distinct error, not once per poll.
+    if (present.error() != last_sensor_error_) {
+      log_->error("card sensor: {}", present.error());
+      last_sensor_error_ = present.error();
+    }
+    return assume_if_unknown;
+  }
+  if (!last_sensor_error_.empty()) {
+    log_->info("card sensor works again");
+    last_sensor_error_.clear();
+  }
+  return *present;
+}
+
+void Controller::onMessage(const v1::Envelope& env) {
+  if (env.has_ack()) {
+    const auto& ack = env.ack();
+    const bool known = journal_.markAcked(ack.message_id(), ack.error());
+    if (!ack.error().empty()) {
+      log_->error("cloud refused message {} for good: {}", ack.message_id(), ack.error());
+    } else if (known) {
+      log_->debug("cloud acknowledged message {}", ack.message_id());
+    }
+    return;
+  }
+  if (!env.has_disposition()) {
+    return;
+  }
+  const auto& d = env.disposition();
+  const std::string& id = d.deposit_id();
+  auto record = journal_.deposit(id);
+  if (!record) {
+    log_->warn("ignoring a Disposition for unknown deposit {}", id);
+    return;
+  }
+  Decision decision = d.has_store() ? Decision::store(lastFour(d.store().last4()))
+                                    : Decision::difficult(difficultReasonText(d.difficult()));
+  if (!d.has_store() && !d.has_difficult()) {
+    decision = Decision::difficult("no decision");
+  }
+  if (intake_) {
+    run(intake_->handle(event::DispositionReceived{id, decision}, now()));
+  }
+  // Deposits the machine no longer tracks (e.g. faulted) keep the decision too; the first one
+  // holds, so a repeat changes nothing.
+  journal_.recordDisposition(id, decision, now());
+  journal_.captureAnswered(id);
+}
+
+v1::Envelope Controller::heartbeat() const {
+  auto env = wire::makeEnvelope(now());
+  auto* hb = env.mutable_heartbeat();
+  hb->set_slots_total(static_cast<std::uint32_t>(config_.slot_count));
+  hb->set_bin_capacity(static_cast<std::uint32_t>(config_.bin_capacity));
+  if (intake_) {
+    hb->set_slots_used(static_cast<std::uint32_t>(intake_->occupiedSlots().size()));
+    hb->set_bin_count(static_cast<std::uint32_t>(intake_->binCount()));
+  }
+  return env;
+}
+
+std::vector<v1::Envelope> Controller::backlog() const { return journal_.unackedOutbox(); }
+
+void Controller::shutdown() {
+  if (stopped_) {
+    return;
+  }
+  stopped_ = true;
+  if (auto closed = devices_.shutter->close(); !closed) {
+    log_->error("cannot close the shutter: {}", closed.error());
+  }
+  devices_.display->show(std::string(kTextClosed));
+  log_->info("stopped taking cards");
+}
+
+void Controller::run(std::vector<Action> actions) {
+  std::deque<Action> todo(std::make_move_iterator(actions.begin()),
+                          std::make_move_iterator(actions.end()));
+  while (!todo.empty()) {
+    Action next = std::move(todo.front());
+    todo.pop_front();
+    log_->debug("action {}", describe(next));
+    if (auto follow_up = execute(next)) {
+      auto more = intake_->handle(*follow_up, now());
+      todo.insert(todo.begin(), std::make_move_iterator(more.begin()),
+                  std::make_move_iterator(more.end()));
+    }
+  }
+}
+
+std::optional<Event> Controller::execute(Action& action) {
+  return std::visit(
+      Overloaded{
+          [&](action::CloseShutter&) -> std::optional<Event> {
+            if (auto s = devices_.shutter->close(); !s) {
+              log_->error("cannot close the shutter: {}", s.error());
+            }
+            return std::nullopt;
+          },
+          [&](action::OpenShutter&) -> std::optional<Event> {
+            if (auto s = devices_.shutter->open(); !s) {
+              log_->error("cannot open the shutter: {}", s.error());
+            }
+            return std::nullopt;
+          },
+          [&](action::Show& a) -> std::optional<Event> {
+            devices_.display->show(a.text);
+            return std::nullopt;
+          },
+          [&](action::Capture& a) -> std::optional<Event> { return capture(a.frames_per_face); },
+          [&](action::JournalNewDeposit& a) -> std::optional<Event> {
+            auto env = wire::makeEnvelope(now());
+            auto* captured = env.mutable_card_captured();
+            captured->set_deposit_id(a.deposit_id);
+            addFrames(captured->mutable_front(), a.front, a.captured_at_ms);
+            addFrames(captured->mutable_back(), a.back, a.captured_at_ms);
+            auto* meta = captured->mutable_metadata();
+            meta->set_camera_id(devices_.camera->id());
+            meta->set_detected_at_ms(a.detected_at_ms);
+            (*meta->mutable_settings())["frames_per_face"] = std::to_string(config_.frames_per_face);
+            const std::string note =
+                a.capture_error.empty() ? std::string() : "camera: " + a.capture_error;
+            journal_.recordCapture(env, now(), note);
+            log_->info("deposit {} taken: {} front and {} back frames{}", a.deposit_id,
+                       a.front.size(), a.back.size(), note.empty() ? "" : " (" + note + ")");
+            fresh_captured_ = std::move(env);
+            return std::nullopt;
+          },
+          [&](action::SendCaptured& a) -> std::optional<Event> {
+            if (fresh_captured_ && fresh_captured_->card_captured().deposit_id() == a.deposit_id) {
+              send_(*fresh_captured_);
+              fresh_captured_.reset();
+            }
+            return std::nullopt;
+          },
+          [&](action::JournalDisposition& a) -> std::optional<Event> {
+            if (journal_.recordDisposition(a.deposit_id, a.decision, now())) {
+              if (a.decision.isStore()) {
+                log_->info("deposit {}: store (card ending {})", a.deposit_id, a.decision.last4);
+              } else {
+                log_->info("deposit {}: difficult ({})", a.deposit_id, a.decision.reason);
+              }
+            }
+            return std::nullopt;
+          },
+          [&](action::JournalMoveBegin& a) -> std::optional<Event> {
+            journal_.beginMove(a.deposit_id, a.from, a.to, a.note, now());
+            return std::nullopt;
+          },
+          [&](action::MoveTo& a) -> std::optional<Event> { return move(a); },
+          [&](action::JournalMoveDone& a) -> std::optional<Event> {
+            journal_.finishMove(a.deposit_id, a.at, now());
+            log_->info("deposit {} is in {}", a.deposit_id, a.at.text());
+            return std::nullopt;
+          },
+          [&](action::JournalMoveFailed& a) -> std::optional<Event> {
+            journal_.failMove(a.deposit_id, a.at, a.error, now());
+            log_->error("deposit {}: move failed ({}), card at {}; out of order", a.deposit_id,
+                        a.error, a.at.text());
+            return std::nullopt;
+          },
+          [&](action::SendStored& a) -> std::optional<Event> {
+            enqueueStored(a.deposit_id, a.at);
+            return std::nullopt;
+          },
+          [&](action::FlagForOperator& a) -> std::optional<Event> {
+            journal_.flag(a.deposit_id, a.why);
+            log_->warn("deposit {} needs an operator: {}", a.deposit_id, a.why);
+            return std::nullopt;
+          },
+      },
+      action);
+}
+
+std::optional<Event> Controller::capture(int frames_per_face) {
+  auto front = devices_.camera->capture(hw::Face::kFront, frames_per_face);
+  if (!front) {
+    log_->warn("camera (front): {}", front.error());
+    return event::CaptureFailed{front.error()};
+  }
+  auto back = devices_.camera->capture(hw::Face::kBack, frames_per_face);
+  if (!back) {
+    log_->warn("camera (back): {}", back.error());
+    return event::CaptureFailed{back.error()};
+  }
+  return event::CaptureSucceeded{std::move(*front), std::move(*back)};
+}
+
+std::optional<Event> Controller::move(const action::MoveTo& move) {
+  auto moved = devices_.sorter->moveTo(move.to);
+  if (moved) {
+    return event::MoveSucceeded{};
+  }
+  if (move.to.kind == hw::Destination::Kind::kSlot) {
+    auto occupied = devices_.sorter->slotOccupied(move.to.slot);
+    if (occupied && *occupied) {
+      log_->warn("deposit {}: sorter reported '{}' but slot {} holds the card", move.deposit_id,
+                 moved.error(), move.to.slot);
+      return event::MoveSucceeded{};
+    }
+  }
+  const Location where = cardOnTray(false) ? Location::tray() : Location::jam();
+  return event::MoveFailed{moved.error(), where};
+}
+
+void Controller::enqueueStored(const std::string& deposit_id, const Location& at) {
+  auto env = wire::makeEnvelope(now());
+  auto* stored = env.mutable_card_stored();
+  stored->set_deposit_id(deposit_id);
+  *stored->mutable_location() = toProto(at);
+  send_(journal_.enqueue(deposit_id, env, now()));
+}
+
+}  // namespace lostcard::kiosk

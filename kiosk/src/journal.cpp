@@ -1,0 +1,618 @@
+#include "lostcard/kiosk/journal.hpp"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+#include "lostcard/wire/envelope.hpp"
+
+namespace lostcard::kiosk {
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS deposits (
+  deposit_id      TEXT PRIMARY KEY,
+  created_at_ms   INTEGER NOT NULL,
+  updated_at_ms   INTEGER NOT NULL,
+  state           TEXT NOT NULL,
+  location        TEXT NOT NULL,          -- tray | slot:N | bin | jam | unknown
+  disposition     TEXT NOT NULL DEFAULT '',  -- '' (none yet) | store | difficult
+  last4           TEXT NOT NULL DEFAULT '',
+  decision_reason TEXT NOT NULL DEFAULT '',
+  notes           TEXT NOT NULL DEFAULT '',
+  flagged         INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS deposits_location ON deposits(location);
+CREATE TABLE IF NOT EXISTS images (
+  deposit_id      TEXT NOT NULL REFERENCES deposits(deposit_id),
+  face            TEXT NOT NULL,          -- front | back
+  seq             INTEGER NOT NULL,
+  jpeg            BLOB NOT NULL,
+  width_px        INTEGER NOT NULL,
+  height_px       INTEGER NOT NULL,
+  captured_at_ms  INTEGER NOT NULL,
+  PRIMARY KEY (deposit_id, face, seq)
+);
+CREATE TABLE IF NOT EXISTS moves (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  deposit_id      TEXT NOT NULL REFERENCES deposits(deposit_id),
+  from_location   TEXT NOT NULL,
+  to_location     TEXT NOT NULL,
+  began_at_ms     INTEGER NOT NULL,
+  state           TEXT NOT NULL,          -- begun | done | failed
+  at_location     TEXT,
+  error           TEXT,
+  ended_at_ms     INTEGER
+);
+CREATE INDEX IF NOT EXISTS moves_open ON moves(state);
+CREATE TABLE IF NOT EXISTS outbox (
+  seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+  message_id      TEXT NOT NULL UNIQUE,
+  deposit_id      TEXT NOT NULL,
+  type            TEXT NOT NULL,          -- the envelope's body name, e.g. card_captured
+  envelope        BLOB NOT NULL,          -- serialized Envelope (CardCaptured without frames)
+  created_at_ms   INTEGER NOT NULL,
+  acked           INTEGER NOT NULL DEFAULT 0,
+  error           TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS outbox_unacked ON outbox(acked, seq);
+CREATE INDEX IF NOT EXISTS outbox_deposit ON outbox(deposit_id, type);
+)sql";
+
+std::string typeName(v1::Envelope::BodyCase type) {
+  const auto* field = v1::Envelope::descriptor()->FindFieldByNumber(type);
+  return field != nullptr ? field->name() : "empty";
+}
+
+std::string joinNotes(std::string_view a, std::string_view b) {
+  if (a.empty()) {
+    return std::string(b);
+  }
+  if (b.empty()) {
+    return std::string(a);
+  }
+  return std::string(a) + "; " + std::string(b);
+}
+
+}  // namespace
+
+// A prepared statement; columns and parameters are 0- and 1-based as in SQLite.
+class Journal::Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
+      throw JournalError(std::string("journal: cannot prepare: ") + sqlite3_errmsg(db));
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& bind(int index, std::string_view text) {
+    // An empty view may have no data; SQLite would store NULL for it.
+    check(sqlite3_bind_text(stmt_, index, text.empty() ? "" : text.data(),
+                            static_cast<int>(text.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Statement& bind(int index, const char* text) { return bind(index, std::string_view(text)); }
+  Statement& bind(int index, const std::string& text) {
+    return bind(index, std::string_view(text));
+  }
+  Statement& bind(int index, std::int64_t value) {
+    check(sqlite3_bind_int64(stmt_, index, value));
+    return *this;
+  }
+  Statement& bind(int index, int value) { return bind(index, static_cast<std::int64_t>(value)); }
+  Statement& bindBlob(int index, std::string_view bytes) {
+    check(sqlite3_bind_blob(stmt_, index, bytes.empty() ? "" : bytes.data(),
+                            static_cast<int>(bytes.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+
+  // True while there is a row to read.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) {
+      return true;
+    }
+    if (rc == SQLITE_DONE) {
+      return false;
+    }
+    throw JournalError(std::string("journal: ") + sqlite3_errmsg(db_));
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  // Ready to bind and run again.
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string text(int col) const {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return p != nullptr ? std::string(reinterpret_cast<const char*>(p),
+                                      static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+                        : std::string();
+  }
+  std::string blob(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    return p != nullptr ? std::string(static_cast<const char*>(p),
+                                      static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+                        : std::string();
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) {
+      throw JournalError(std::string("journal: cannot bind: ") + sqlite3_errmsg(db_));
+    }
+  }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back when left by an exception.
+class Journal::Transaction {
+ public:
+  explicit Transaction(const Journal& journal) : journal_(journal) {
+    journal_.exec("BEGIN IMMEDIATE");
+  }
+  ~Transaction() {
+    if (!committed_) {
+      sqlite3_exec(journal_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
+  void commit() {
+    journal_.exec("COMMIT");
+    committed_ = true;
+  }
+
+ private:
+  const Journal& journal_;
+  bool committed_ = false;
+};
+
+std::string_view stateName(DepositState state) {
+  switch (state) {
+    case DepositState::kAwaiting:
+      return "awaiting";
+    case DepositState::kDecided:
+      return "decided";
+    case DepositState::kPending:
+      return "pending";
+    case DepositState::kStored:
+      return "stored";
+    case DepositState::kFault:
+      return "fault";
+  }
+  return "fault";
+}
+
+std::optional<DepositState> parseState(std::string_view name) {
+  for (auto s : {DepositState::kAwaiting, DepositState::kDecided, DepositState::kPending,
+                 DepositState::kStored, DepositState::kFault}) {
+    if (stateName(s) == name) {
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
+Journal::Journal(const std::filesystem::path& file, Mode mode) {
+  const int flags = mode == Mode::kReadOnly ? SQLITE_OPEN_READONLY
+                                            : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (sqlite3_open_v2(file.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+    std::string error = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw JournalError("cannot open journal '" + file.string() + "': " + error);
+  }
+  try {
+    sqlite3_busy_timeout(db_, 5000);
+    if (mode == Mode::kReadWrite) {
+      exec("PRAGMA journal_mode=WAL");
+      exec("PRAGMA synchronous=FULL");
+      exec("PRAGMA foreign_keys=ON");
+      Statement version(db_, "PRAGMA user_version");
+      version.step();
+      const auto found = version.integer(0);
+      if (found > kSchemaVersion) {
+        throw JournalError("journal '" + file.string() + "' has a newer schema (" +
+                           std::to_string(found) + ")");
+      }
+      Transaction tx(*this);
+      exec(kSchema);
+      exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+      tx.commit();
+    }
+  } catch (...) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
+  }
+}
+
+Journal::~Journal() { sqlite3_close(db_); }
+
+void Journal::exec(const char* sql) const {
+  char* error = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string text = error != nullptr ? error : "unknown error";
+    sqlite3_free(error);
+    throw JournalError("journal: " + text);
+  }
+}
+
+void Journal::recordCapture(const v1::Envelope& card_captured, std::int64_t now_ms,
+                            std::string_view note) {
+  if (!card_captured.has_card_captured()) {
+    throw JournalError("journal: recordCapture needs a CardCaptured envelope");
+  }
+  const auto& captured = card_captured.card_captured();
+  const std::string& id = captured.deposit_id();
+  Transaction tx(*this);
+  Statement(db_,
+            "INSERT INTO deposits (deposit_id, created_at_ms, updated_at_ms, state, location, "
+            "notes) VALUES (?1, ?2, ?2, ?3, 'tray', ?4)")
+      .bind(1, id)
+      .bind(2, now_ms)
+      .bind(3, stateName(DepositState::kAwaiting))
+      .bind(4, note)
+      .run();
+  Statement image(db_,
+                  "INSERT INTO images (deposit_id, face, seq, jpeg, width_px, height_px, "
+                  "captured_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  auto addFrames = [&](const char* face, const auto& frames) {
+    int seq = 0;
+    for (const auto& f : frames) {
+      image.bind(1, id)
+          .bind(2, face)
+          .bind(3, seq++)
+          .bindBlob(4, f.jpeg())
+          .bind(5, static_cast<std::int64_t>(f.width_px()))
+          .bind(6, static_cast<std::int64_t>(f.height_px()))
+          .bind(7, f.captured_at_ms())
+          .run();
+      image.reset();
+    }
+  };
+  addFrames("front", captured.front());
+  addFrames("back", captured.back());
+  v1::Envelope slim = card_captured;
+  slim.mutable_card_captured()->clear_front();
+  slim.mutable_card_captured()->clear_back();
+  Statement(db_,
+            "INSERT INTO outbox (message_id, deposit_id, type, envelope, created_at_ms) "
+            "VALUES (?1, ?2, ?3, ?4, ?5)")
+      .bind(1, slim.message_id())
+      .bind(2, id)
+      .bind(3, wire::bodyName(slim))
+      .bindBlob(4, slim.SerializeAsString())
+      .bind(5, now_ms)
+      .run();
+  tx.commit();
+}
+
+bool Journal::recordDisposition(std::string_view deposit_id, const Decision& decision,
+                                std::int64_t now_ms) {
+  Transaction tx(*this);
+  auto record = deposit(deposit_id);
+  if (!record || record->decision) {
+    return false;
+  }
+  auto state = record->state;
+  if (state == DepositState::kAwaiting) {
+    state = DepositState::kDecided;
+  } else if (state == DepositState::kPending) {
+    state = DepositState::kStored;
+  }
+  Statement(db_,
+            "UPDATE deposits SET disposition = ?2, last4 = ?3, decision_reason = ?4, state = ?5, "
+            "updated_at_ms = ?6 WHERE deposit_id = ?1")
+      .bind(1, deposit_id)
+      .bind(2, decision.isStore() ? "store" : "difficult")
+      .bind(3, decision.last4)
+      .bind(4, decision.reason)
+      .bind(5, stateName(state))
+      .bind(6, now_ms)
+      .run();
+  tx.commit();
+  return true;
+}
+
+void Journal::captureAnswered(std::string_view deposit_id) {
+  Transaction tx(*this);
+  Statement(db_, "UPDATE outbox SET acked = 1 WHERE deposit_id = ?1 AND type = ?2")
+      .bind(1, deposit_id)
+      .bind(2, typeName(v1::Envelope::kCardCaptured))
+      .run();
+  Statement(db_, "DELETE FROM images WHERE deposit_id = ?1").bind(1, deposit_id).run();
+  tx.commit();
+}
+
+void Journal::beginMove(std::string_view deposit_id, const Location& from, const Location& to,
+                        std::string_view note, std::int64_t now_ms) {
+  Transaction tx(*this);
+  const auto notes = notesOf(deposit_id);
+  if (!notes) {
+    throw JournalError("journal: move of unknown deposit " + std::string(deposit_id));
+  }
+  Statement(db_,
+            "INSERT INTO moves (deposit_id, from_location, to_location, began_at_ms, state) "
+            "VALUES (?1, ?2, ?3, ?4, 'begun')")
+      .bind(1, deposit_id)
+      .bind(2, from.text())
+      .bind(3, to.text())
+      .bind(4, now_ms)
+      .run();
+  Statement(db_, "UPDATE deposits SET notes = ?2, updated_at_ms = ?3 WHERE deposit_id = ?1")
+      .bind(1, deposit_id)
+      .bind(2, joinNotes(*notes, note))
+      .bind(3, now_ms)
+      .run();
+  tx.commit();
+}
+
+void Journal::finishMove(std::string_view deposit_id, const Location& at, std::int64_t now_ms) {
+  Transaction tx(*this);
+  Statement(db_,
+            "UPDATE moves SET state = 'done', at_location = ?2, ended_at_ms = ?3 "
+            "WHERE deposit_id = ?1 AND state = 'begun'")
+      .bind(1, deposit_id)
+      .bind(2, at.text())
+      .bind(3, now_ms)
+      .run();
+  Statement(db_,
+            "UPDATE deposits SET location = ?2, updated_at_ms = ?3, "
+            "state = CASE WHEN disposition = '' THEN ?4 ELSE ?5 END WHERE deposit_id = ?1")
+      .bind(1, deposit_id)
+      .bind(2, at.text())
+      .bind(3, now_ms)
+      .bind(4, stateName(DepositState::kPending))
+      .bind(5, stateName(DepositState::kStored))
+      .run();
+  tx.commit();
+}
+
+void Journal::failMove(std::string_view deposit_id, const Location& at, std::string_view error,
+                       std::int64_t now_ms) {
+  Transaction tx(*this);
+  Statement(db_,
+            "UPDATE moves SET state = 'failed', at_location = ?2, error = ?3, ended_at_ms = ?4 "
+            "WHERE deposit_id = ?1 AND state = 'begun'")
+      .bind(1, deposit_id)
+      .bind(2, at.text())
+      .bind(3, error)
+      .bind(4, now_ms)
+      .run();
+  const std::string notes = notesOf(deposit_id).value_or("");
+  Statement(db_,
+            "UPDATE deposits SET location = ?2, state = ?3, notes = ?4, flagged = 1, "
+            "updated_at_ms = ?5 WHERE deposit_id = ?1")
+      .bind(1, deposit_id)
+      .bind(2, at.text())
+      .bind(3, stateName(DepositState::kFault))
+      .bind(4, joinNotes(notes, "move failed: " + std::string(error)))
+      .bind(5, now_ms)
+      .run();
+  tx.commit();
+}
+
+void Journal::abandonMove(std::string_view deposit_id, std::int64_t now_ms) {
+  Statement(db_,
+            "UPDATE moves SET state = 'failed', error = 'interrupted', at_location = from_location, "
+            "ended_at_ms = ?2 WHERE deposit_id = ?1 AND state = 'begun'")
+      .bind(1, deposit_id)
+      .bind(2, now_ms)
+      .run();
+}
+
+void Journal::resume(std::string_view deposit_id, std::int64_t now_ms) {
+  Statement(db_,
+            "UPDATE deposits SET location = 'tray', updated_at_ms = ?2, "
+            "state = CASE WHEN disposition = '' THEN ?3 ELSE ?4 END WHERE deposit_id = ?1")
+      .bind(1, deposit_id)
+      .bind(2, now_ms)
+      .bind(3, stateName(DepositState::kAwaiting))
+      .bind(4, stateName(DepositState::kDecided))
+      .run();
+}
+
+void Journal::flag(std::string_view deposit_id, std::string_view why) {
+  Transaction tx(*this);
+  const auto notes = notesOf(deposit_id);
+  if (!notes) {
+    return;
+  }
+  Statement(db_, "UPDATE deposits SET flagged = 1, notes = ?2 WHERE deposit_id = ?1")
+      .bind(1, deposit_id)
+      .bind(2, joinNotes(*notes, why))
+      .run();
+  tx.commit();
+}
+
+v1::Envelope Journal::enqueue(std::string_view deposit_id, const v1::Envelope& env,
+                              std::int64_t now_ms) {
+  Transaction tx(*this);
+  const std::string type = wire::bodyName(env);
+  Statement find(db_,
+                 "SELECT envelope FROM outbox WHERE deposit_id = ?1 AND type = ?2 "
+                 "ORDER BY seq LIMIT 1");
+  find.bind(1, deposit_id).bind(2, type);
+  if (find.step()) {
+    v1::Envelope existing;
+    if (!existing.ParseFromString(find.blob(0))) {
+      throw JournalError("journal: unreadable outbox entry for " + std::string(deposit_id));
+    }
+    return existing;
+  }
+  Statement(db_,
+            "INSERT INTO outbox (message_id, deposit_id, type, envelope, created_at_ms) "
+            "VALUES (?1, ?2, ?3, ?4, ?5)")
+      .bind(1, env.message_id())
+      .bind(2, deposit_id)
+      .bind(3, type)
+      .bindBlob(4, env.SerializeAsString())
+      .bind(5, now_ms)
+      .run();
+  tx.commit();
+  return env;
+}
+
+bool Journal::markAcked(std::string_view message_id, std::string_view error) {
+  Statement update(db_,
+                   "UPDATE outbox SET acked = 1, error = ?2 WHERE message_id = ?1 AND acked = 0");
+  update.bind(1, message_id).bind(2, error).run();
+  return sqlite3_changes(db_) > 0;
+}
+
+std::vector<v1::Envelope> Journal::unackedOutbox() const {
+  std::vector<v1::Envelope> out;
+  Statement rows(db_, "SELECT deposit_id, envelope FROM outbox WHERE acked = 0 ORDER BY seq");
+  Statement images(db_,
+                   "SELECT face, jpeg, width_px, height_px, captured_at_ms FROM images "
+                   "WHERE deposit_id = ?1 ORDER BY face DESC, seq");  // front before back
+  while (rows.step()) {
+    v1::Envelope env;
+    if (!env.ParseFromString(rows.blob(1))) {
+      throw JournalError("journal: unreadable outbox entry for " + rows.text(0));
+    }
+    if (env.has_card_captured()) {
+      auto* captured = env.mutable_card_captured();
+      images.reset();
+      images.bind(1, rows.text(0));
+      while (images.step()) {
+        auto* frame = images.text(0) == "front" ? captured->add_front() : captured->add_back();
+        frame->set_jpeg(images.blob(1));
+        frame->set_width_px(static_cast<std::uint32_t>(images.integer(2)));
+        frame->set_height_px(static_cast<std::uint32_t>(images.integer(3)));
+        frame->set_captured_at_ms(images.integer(4));
+      }
+    }
+    out.push_back(std::move(env));
+  }
+  return out;
+}
+
+std::optional<v1::Envelope> Journal::queued(std::string_view deposit_id,
+                                            v1::Envelope::BodyCase type) const {
+  Statement find(db_,
+                 "SELECT envelope FROM outbox WHERE deposit_id = ?1 AND type = ?2 "
+                 "ORDER BY seq LIMIT 1");
+  find.bind(1, deposit_id).bind(2, typeName(type));
+  if (!find.step()) {
+    return std::nullopt;
+  }
+  v1::Envelope env;
+  if (!env.ParseFromString(find.blob(0))) {
+    throw JournalError("journal: unreadable outbox entry for " + std::string(deposit_id));
+  }
+  return env;
+}
+
+std::set<int> Journal::occupiedSlots() const {
+  std::set<int> slots;
+  Statement rows(db_, "SELECT location FROM deposits WHERE location LIKE 'slot:%'");
+  while (rows.step()) {
+    if (auto loc = Location::parse(rows.text(0))) {
+      slots.insert(loc->slot);
+    }
+  }
+  return slots;
+}
+
+int Journal::binCount() const {
+  Statement count(db_, "SELECT count(*) FROM deposits WHERE location = 'bin'");
+  count.step();
+  return static_cast<int>(count.integer(0));
+}
+
+std::vector<DepositRecord> Journal::queryDeposits(const char* where, std::string_view arg) const {
+  std::string sql =
+      "SELECT deposit_id, created_at_ms, state, location, disposition, last4, decision_reason, "
+      "notes, flagged FROM deposits ";
+  sql += where;
+  sql += " ORDER BY created_at_ms, rowid";
+  Statement rows(db_, sql.c_str());
+  if (!arg.empty()) {
+    rows.bind(1, arg);
+  }
+  std::vector<DepositRecord> out;
+  while (rows.step()) {
+    DepositRecord r;
+    r.deposit_id = rows.text(0);
+    r.created_at_ms = rows.integer(1);
+    r.state = parseState(rows.text(2)).value_or(DepositState::kFault);
+    r.location = Location::parse(rows.text(3)).value_or(Location::unknown());
+    const std::string disposition = rows.text(4);
+    if (disposition == "store") {
+      r.decision = Decision::store(rows.text(5));
+    } else if (disposition == "difficult") {
+      r.decision = Decision::difficult(rows.text(6));
+    }
+    r.reason = joinNotes(rows.text(6), rows.text(7));
+    r.flagged = rows.integer(8) != 0;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::optional<DepositRecord> Journal::deposit(std::string_view deposit_id) const {
+  auto rows = queryDeposits("WHERE deposit_id = ?1", deposit_id);
+  if (rows.empty()) {
+    return std::nullopt;
+  }
+  return std::move(rows.front());
+}
+
+std::optional<Location> Journal::whereIs(std::string_view deposit_id) const {
+  auto record = deposit(deposit_id);
+  if (!record) {
+    return std::nullopt;
+  }
+  return record->location;
+}
+
+std::vector<DepositRecord> Journal::deposits() const { return queryDeposits("", {}); }
+
+std::vector<DepositRecord> Journal::deposits(DepositState state) const {
+  return queryDeposits("WHERE state = ?1", stateName(state));
+}
+
+std::vector<OpenMove> Journal::openMoves() const {
+  std::vector<OpenMove> out;
+  Statement rows(db_,
+                 "SELECT deposit_id, from_location, to_location, began_at_ms FROM moves "
+                 "WHERE state = 'begun' ORDER BY id");
+  while (rows.step()) {
+    out.push_back(OpenMove{rows.text(0),
+                           Location::parse(rows.text(1)).value_or(Location::unknown()),
+                           Location::parse(rows.text(2)).value_or(Location::unknown()),
+                           rows.integer(3)});
+  }
+  return out;
+}
+
+std::optional<std::string> Journal::notesOf(std::string_view deposit_id) const {
+  Statement find(db_, "SELECT notes FROM deposits WHERE deposit_id = ?1");
+  find.bind(1, deposit_id);
+  if (!find.step()) {
+    return std::nullopt;
+  }
+  return find.text(0);
+}
+
+int Journal::imageCount(std::string_view deposit_id) const {
+  Statement count(db_, "SELECT count(*) FROM images WHERE deposit_id = ?1");
+  count.bind(1, deposit_id);
+  count.step();
+  return static_cast<int>(count.integer(0));
+}
+
+}  // namespace lostcard::kiosk

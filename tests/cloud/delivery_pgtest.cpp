@@ -1,0 +1,313 @@
+// NoticeDelivery against a real PostgreSQL (ctest fixture "pg") and a small webhook server that
+// runs inside the test.
+#include "lostcard/cloud/delivery.hpp"
+
+#include <utility>  // before Boost 1.74's asio/awaitable.hpp, which uses std::exchange
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <catch2/catch.hpp>
+#include <pqxx/pqxx>
+
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "lostcard/cloud/notice.hpp"
+#include "lostcard/cloud/pickup_code.hpp"
+#include "lostcard/cloud/registry_http_client.hpp"
+#include "lostcard/cloud/store.hpp"
+#include "lostcard/cloud/webhook_signature.hpp"
+#include "lostcard/test/child_process.hpp"
+#include "lostcard/test/pg_test_db.hpp"
+#include "lostcard/wire/envelope.hpp"
+
+using namespace lostcard::cloud;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+constexpr const char* kSecret = "ada-secret-0123456789";
+
+struct ReceivedRequest {
+  std::string target, content_type, idempotency_key, signature, body;
+  int answered = 0;
+};
+
+// An HTTP server on 127.0.0.1 (a free port) standing for the holders' phones: answers each
+// POST with the next status from `statuses` (the last one repeats) and records the request.
+class WebhookServer {
+ public:
+  explicit WebhookServer(std::vector<int> statuses)
+      : statuses_(std::move(statuses)), acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    asio::co_spawn(ioc_, acceptLoop(), asio::detached);
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  ~WebhookServer() {
+    ioc_.stop();
+    thread_.join();
+  }
+
+  std::string url(const std::string& holder_id) const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) +
+           "/holders/" + holder_id;
+  }
+  std::vector<ReceivedRequest> requests() {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+
+ private:
+  asio::awaitable<void> acceptLoop() {
+    while (true) {
+      auto socket = co_await acceptor_.async_accept(asio::use_awaitable);
+      asio::co_spawn(ioc_, serve(std::move(socket)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> serve(asio::ip::tcp::socket socket) {
+    beast::flat_buffer buffer;
+    http::request<http::string_body> request;
+    co_await http::async_read(socket, buffer, request, asio::use_awaitable);
+    ReceivedRequest r;
+    r.target = std::string(request.target());
+    r.content_type = std::string(request[http::field::content_type]);
+    r.idempotency_key = std::string(request["Idempotency-Key"]);
+    r.signature = std::string(request[kSignatureHeader]);
+    r.body = request.body();
+    {
+      std::lock_guard lock(mutex_);
+      r.answered = statuses_[std::min(requests_.size(), statuses_.size() - 1)];
+      requests_.push_back(r);
+    }
+    http::response<http::string_body> response{static_cast<http::status>(r.answered), 11};
+    response.body() = r.answered == 200 ? "ok" : "try later";
+    response.keep_alive(false);
+    response.prepare_payload();
+    co_await http::async_write(socket, response, asio::use_awaitable);
+    beast::error_code ignored;
+    socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  }
+
+  std::vector<int> statuses_;
+  asio::io_context ioc_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::mutex mutex_;
+  std::vector<ReceivedRequest> requests_;
+  std::thread thread_;
+};
+
+struct Fixture {
+  lostcard::test::PgTestDb db;
+  Store store{StoreOptions{.conninfo = db.conninfo()}};
+  CardHasher hasher{"test-key", std::string(32, 'k')};
+  std::int64_t card_id = 0;
+
+  explicit Fixture(const std::string& webhook_url) {
+    store.migrate();
+    store.upsertIssuer("northwind", "Northwind Bank");
+    store.upsertHolder("ada", "Ada Lovelace", webhook_url, kSecret);
+    store.upsertKiosk({"kiosk-1", "Main Station", "Station Square 1", 47.378177, 8.540192,
+                       "Mo-Su 05:00-24:00", 24});
+    card_id = store.enrollCard(hasher, "northwind", "ada", "4000056655665556");
+  }
+
+  // A stored card with its notice queued; returns the deposit id.
+  std::string queueNotice(std::uint32_t slot) {
+    DepositDecision d;
+    d.deposit_id = lostcard::wire::newUuid();
+    d.kiosk_id = "kiosk-1";
+    d.store = true;
+    d.card_id = card_id;
+    d.last4 = "5556";
+    const auto now = std::chrono::system_clock::now();
+    store.recordDecision(d, now);
+    lostcard::v1::Location location;
+    location.set_slot(slot);
+    REQUIRE(store.recordStored("kiosk-1", d.deposit_id, location, now).notice_queued);
+    return d.deposit_id;
+  }
+
+  pqxx::row outbox(const std::string& deposit_id) {
+    pqxx::connection c(db.conninfo());
+    pqxx::read_transaction tx(c);
+    return tx.exec_params1(
+        "SELECT id::text, attempts, delivered_at IS NOT NULL, gave_up_at IS NOT NULL, "
+        "payload ? 'pickup_code', last_error, payload::text "
+        "FROM notice_outbox WHERE deposit_id = $1::uuid",
+        deposit_id);
+  }
+};
+
+std::int64_t unixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+TEST_CASE("back-off doubles from the initial wait up to the cap") {
+  DeliveryOptions o;
+  o.initial_backoff = 500ms;
+  o.max_backoff = 60000ms;
+  CHECK(deliveryBackoff(1, o) == 500ms);
+  CHECK(deliveryBackoff(2, o) == 1000ms);
+  CHECK(deliveryBackoff(3, o) == 2000ms);
+  CHECK(deliveryBackoff(8, o) == 60000ms);
+  CHECK(deliveryBackoff(1000, o) == 60000ms);
+}
+
+TEST_CASE("webhook URLs are parsed for http and https") {
+  auto u = parseHttpUrl("https://app.example/holders/ada?x=1#frag");
+  REQUIRE(u.has_value());
+  CHECK(u->tls);
+  CHECK(u->host == "app.example");
+  CHECK(u->port == "443");
+  CHECK(u->target == "/holders/ada?x=1");
+  u = parseHttpUrl("http://127.0.0.1:8080");
+  REQUIRE(u.has_value());
+  CHECK_FALSE(u->tls);
+  CHECK(u->port == "8080");
+  CHECK(u->target == "/");
+  u = parseHttpUrl("http://[::1]:9/x");
+  REQUIRE(u.has_value());
+  CHECK(u->host == "::1");
+  CHECK_FALSE(parseHttpUrl("ftp://x/").has_value());
+  CHECK_FALSE(parseHttpUrl("http://:80/").has_value());
+  CHECK_FALSE(parseHttpUrl("http://host:99999/").has_value());
+  CHECK_FALSE(parseHttpUrl("http://user:pw@host/").has_value());
+}
+
+TEST_CASE("a notice is retried after a 500 and delivered, signed, with one idempotency key") {
+  WebhookServer server({500, 200});
+  Fixture f(server.url("ada"));
+  NoticeDelivery delivery({.conninfo = f.db.conninfo(),
+                           .initial_backoff = 50ms,
+                           .max_backoff = 200ms,
+                           .request_timeout = 5000ms});
+  delivery.start();
+  const std::string deposit_id = f.queueNotice(7);
+
+  REQUIRE(lostcard::test::eventually([&] { return f.outbox(deposit_id)[2].as<bool>(); }, 30s));
+  delivery.stop();
+
+  const auto row = f.outbox(deposit_id);
+  const std::string notice_id = row[0].as<std::string>();
+  CHECK(row[1].as<int>() == 2);
+  CHECK_FALSE(row[3].as<bool>());
+  CHECK_FALSE(row[4].as<bool>());  // the pickup code is gone from the stored payload
+  CHECK(row[5].is_null());
+  const auto stored = noticeFromJson(row[6].as<std::string>());
+  REQUIRE(stored.has_value());
+  CHECK(stored->pickup_code().empty());
+  CHECK(stored->notice_id() == notice_id);
+
+  const auto requests = server.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[0].answered == 500);
+  CHECK(requests[1].answered == 200);
+  for (const auto& r : requests) {
+    CHECK(r.target == "/holders/ada");
+    CHECK(r.content_type == "application/json");
+    CHECK(r.idempotency_key == notice_id);
+    const auto check = verifyWebhook(kSecret, r.body, r.signature, unixNow());
+    CHECK(check.ok);
+    CHECK_FALSE(verifyWebhook("wrong-secret-0123456789", r.body, r.signature, unixNow()).ok);
+    const auto sent = noticeFromJson(r.body);
+    REQUIRE(sent.has_value());
+    CHECK(sent->notice_id() == notice_id);
+    CHECK(sent->deposit_id() == deposit_id);
+    CHECK(normalizePickupCode(sent->pickup_code()).size() == 10);
+    CHECK_THAT(sent->message(), Catch::Contains("slot 7 opens"));
+  }
+  CHECK(requests[0].body == requests[1].body);
+}
+
+TEST_CASE("a notice nobody accepts is given up after max_attempts, its code cleared") {
+  WebhookServer server({503});
+  Fixture f(server.url("ada"));
+  DeliveryOptions options{.conninfo = f.db.conninfo(),
+                          .initial_backoff = 1ms,
+                          .max_backoff = 1ms,
+                          .max_attempts = 3};
+  NoticeDelivery delivery(options);
+  const std::string deposit_id = f.queueNotice(2);
+  REQUIRE(lostcard::test::eventually(
+      [&] {
+        delivery.deliverDue();
+        return f.outbox(deposit_id)[3].as<bool>();
+      },
+      30s));
+  const auto row = f.outbox(deposit_id);
+  CHECK(row[1].as<int>() == 3);
+  CHECK_FALSE(row[2].as<bool>());
+  CHECK_FALSE(row[4].as<bool>());
+  CHECK_THAT(row[5].as<std::string>(), Catch::Contains("HTTP 503"));
+  CHECK(server.requests().size() == 3);
+  // Given up: never tried again.
+  CHECK(delivery.deliverDue() == 0);
+}
+
+TEST_CASE("an unreachable webhook is an attempt with an error, retried later") {
+  // A port nothing listens on: bind one, note it, close it.
+  std::string url;
+  {
+    asio::io_context ioc;
+    asio::ip::tcp::acceptor a(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+    url = "http://127.0.0.1:" + std::to_string(a.local_endpoint().port()) + "/holders/ada";
+  }
+  Fixture f(url);
+  NoticeDelivery delivery({.conninfo = f.db.conninfo(), .initial_backoff = 60000ms});
+  const std::string deposit_id = f.queueNotice(1);
+  CHECK(delivery.deliverDue() == 1);
+  const auto row = f.outbox(deposit_id);
+  CHECK(row[1].as<int>() == 1);
+  CHECK_FALSE(row[2].as<bool>());
+  CHECK(row[4].as<bool>());  // still holds the code: it must still be delivered
+  CHECK_FALSE(row[5].is_null());
+  // Not due again before its back-off.
+  CHECK(delivery.deliverDue() == 0);
+}
+
+TEST_CASE("two workers share the outbox and send each notice once") {
+  WebhookServer server({200});
+  Fixture f(server.url("ada"));
+  std::vector<std::string> deposits;
+  for (std::uint32_t slot = 1; slot <= 12; ++slot) {
+    deposits.push_back(f.queueNotice(slot));
+  }
+  NoticeDelivery a({.conninfo = f.db.conninfo(), .batch_size = 2});
+  NoticeDelivery b({.conninfo = f.db.conninfo(), .batch_size = 2});
+  a.start();
+  b.start();
+  REQUIRE(lostcard::test::eventually(
+      [&] {
+        for (const auto& d : deposits) {
+          if (!f.outbox(d)[2].as<bool>()) {
+            return false;
+          }
+        }
+        return true;
+      },
+      60s));
+  a.stop();
+  b.stop();
+  std::map<std::string, int> per_key;
+  for (const auto& r : server.requests()) {
+    ++per_key[r.idempotency_key];
+  }
+  CHECK(per_key.size() == deposits.size());
+  for (const auto& [key, n] : per_key) {
+    INFO(key);
+    CHECK(n == 1);
+  }
+}

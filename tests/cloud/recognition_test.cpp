@@ -1,0 +1,246 @@
+// Recognition end to end on synthetic photos: cards rendered in process by lostcard_cardgen
+// (easy preset, fixed seeds), encoded as the box would send them, read back.
+#include <catch2/catch.hpp>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include <cmath>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "lostcard/cardgen/card_renderer.hpp"
+#include "lostcard/cloud/recognition.hpp"
+#include "lostcard/cloud/recognition_stages.hpp"
+#include "lostcard/test/child_process.hpp"
+
+using lostcard::cardgen::CardPhotos;
+using lostcard::cardgen::CardRenderer;
+using lostcard::cardgen::CardSpec;
+using lostcard::cardgen::cardSeed;
+using lostcard::cardgen::Unreadable;
+using lostcard::cloud::CardImages;
+using lostcard::cloud::CardReading;
+using lostcard::cloud::ReadOutcome;
+using lostcard::cloud::Recognizer;
+using lostcard::cloud::RecognizerOptions;
+
+namespace {
+
+constexpr std::uint64_t kSeed = 20240611;
+
+std::string jpeg(const cv::Mat& image) {
+  std::vector<uchar> buf;
+  REQUIRE(cv::imencode(".jpg", image, buf, {cv::IMWRITE_JPEG_QUALITY, 90}));
+  return std::string(buf.begin(), buf.end());
+}
+
+CardRenderer& renderer() {
+  static CardRenderer r;
+  return r;
+}
+
+Recognizer& recognizer() {
+  static Recognizer r(RecognizerOptions{"", lostcard::test::sourceDir() + "/models", {}});
+  return r;
+}
+
+CardPhotos photos(const CardSpec& spec) { return renderer().render(spec, cardSeed(kSeed, spec.name)); }
+
+CardImages imagesOf(const CardPhotos& p) { return CardImages{{jpeg(p.front)}, {jpeg(p.back)}}; }
+
+bool hasLongDigitRun(const std::string& text) {
+  return std::regex_search(text, std::regex("[0-9]{6,}"));
+}
+
+// A minimal JPEG header claiming the given size, with no tables and no scan.
+std::string hugeHeader(int width_px, int height_px) {
+  std::string b = {'\xFF', '\xD8', '\xFF', '\xC0', 0x00, 0x11, 0x08};
+  b += {static_cast<char>(height_px >> 8), static_cast<char>(height_px & 0xFF),
+        static_cast<char>(width_px >> 8), static_cast<char>(width_px & 0xFF)};
+  b += {0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01};
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("findCard finds the card's outline in a photo") {
+  for (const char* name : {"outline-1", "outline-2", "outline-3"}) {
+    const CardPhotos p = photos({name, "4556737586899855"});
+    for (const auto& [image, truth] : {std::pair{p.front, p.front_corners},
+                                       std::pair{p.back, p.back_corners}}) {
+      const auto quad = lostcard::cloud::findCard(image);
+      REQUIRE(quad);
+      // findCard cannot know which way up the card lies: compare with either order.
+      double best_px = 1e9;
+      for (const int shift : {0, 2}) {
+        double worst = 0;
+        for (int i = 0; i < 4; ++i) {
+          const cv::Point2f d = (*quad)[i] - truth[(i + shift) % 4];
+          worst = std::max(worst, static_cast<double>(std::hypot(d.x, d.y)));
+        }
+        best_px = std::min(best_px, worst);
+      }
+      INFO(name);
+      CHECK(best_px < 15.0);  // rounded corners make the outline's corners a few px inside
+    }
+  }
+}
+
+TEST_CASE("findCard finds nothing on an empty tray") {
+  const cv::Mat tray(960, 1280, CV_8UC3, cv::Scalar::all(60));
+  CHECK_FALSE(lostcard::cloud::findCard(tray));
+}
+
+TEST_CASE("Recognizer reads the exact number of easy cards") {
+  const std::vector<CardSpec> cards = {
+      {"visa-1", "4556737586899855"},  {"visa-2", "4024007103939509"},
+      {"mc-1", "5425233430109903"},    {"mc-2", "5105105105105100"},
+      {"visa-3", "4916338506082832"},
+  };
+  for (const auto& card : cards) {
+    const CardReading r = recognizer().read(imagesOf(photos(card)));
+    INFO(card.name << ": " << lostcard::cloud::toString(r.outcome) << " - " << r.detail);
+    REQUIRE(r.outcome == ReadOutcome::kRead);
+    CHECK(r.number == card.number);
+    CHECK(r.confidence > 0.5);
+    CHECK(r.confidence <= 1.0);
+    CHECK_FALSE(hasLongDigitRun(r.detail));
+  }
+}
+
+TEST_CASE("Recognizer reads a card lying upside down") {
+  // Find a seed-named card the renderer laid upside down: its printed top-left corner is right
+  // of its top-right corner in the photo.
+  for (int i = 0; i < 40; ++i) {
+    const CardSpec card{"flipped-" + std::to_string(i), "4539148803436467"};
+    const CardPhotos p = photos(card);
+    if (p.front_corners[0].x < p.front_corners[1].x) {
+      continue;
+    }
+    const CardReading r = recognizer().read(imagesOf(p));
+    INFO(r.detail);
+    REQUIRE(r.outcome == ReadOutcome::kRead);
+    CHECK(r.number == card.number);
+    return;
+  }
+  FAIL("the renderer laid no card upside down in 40 tries");
+}
+
+TEST_CASE("Recognizer reports cards without a visible number as unreadable") {
+  for (const auto style : {Unreadable::kPlain, Unreadable::kScratched}) {
+    for (const char* name : {"blank-1", "blank-2"}) {
+      const CardReading r = recognizer().read(imagesOf(photos({name, "", style})));
+      INFO(name << " style " << static_cast<int>(style) << ": " << r.detail);
+      CHECK(r.outcome == ReadOutcome::kUnreadable);
+      CHECK(r.number.empty());
+      CHECK_FALSE(hasLongDigitRun(r.detail));
+    }
+  }
+}
+
+TEST_CASE("Recognizer reports an empty tray as unreadable") {
+  const cv::Mat tray(960, 1280, CV_8UC3, cv::Scalar::all(60));
+  const CardReading r = recognizer().read({{jpeg(tray)}, {}});
+  CHECK(r.outcome == ReadOutcome::kUnreadable);
+  CHECK(r.detail.find("front frame 1: no card found") != std::string::npos);
+}
+
+TEST_CASE("Recognizer needs several frames to agree") {
+  const CardSpec a{"agree-a", "4485275742308327"};
+  const CardSpec b{"agree-b", "5555555555554444"};
+  const CardPhotos pa = photos(a);
+  const CardPhotos pa_again = renderer().render(a, cardSeed(kSeed + 1, a.name));
+  const CardPhotos pb = photos(b);
+
+  SECTION("two frames of the same card agree") {
+    const CardReading r = recognizer().read({{jpeg(pa.front), jpeg(pa_again.front)}, {}});
+    INFO(r.detail);
+    CHECK(r.outcome == ReadOutcome::kRead);
+    CHECK(r.number == a.number);
+  }
+  SECTION("frames of two different cards are ambiguous") {
+    const CardReading r = recognizer().read({{jpeg(pa.front), jpeg(pb.front)}, {}});
+    INFO(r.detail);
+    CHECK(r.outcome == ReadOutcome::kAmbiguous);
+    CHECK(r.number.empty());
+    CHECK(r.detail.find(a.number) == std::string::npos);
+    CHECK(r.detail.find(b.number) == std::string::npos);
+    CHECK_FALSE(hasLongDigitRun(r.detail));
+  }
+  SECTION("a frame that reads nothing lowers the confidence but not the outcome") {
+    const cv::Mat tray(960, 1280, CV_8UC3, cv::Scalar::all(60));
+    const CardReading both = recognizer().read({{jpeg(pa.front), jpeg(pa_again.front)}, {}});
+    const CardReading one = recognizer().read({{jpeg(pa.front), jpeg(tray)}, {}});
+    REQUIRE(one.outcome == ReadOutcome::kRead);
+    CHECK(one.number == a.number);
+    CHECK(one.confidence < both.confidence);
+  }
+}
+
+TEST_CASE("Recognizer rejects bad images before decoding them") {
+  SECTION("garbage bytes") {
+    const CardReading r = recognizer().read({{"definitely not a jpeg"}, {"\x01\x02"}});
+    CHECK(r.outcome == ReadOutcome::kBadImage);
+    CHECK(r.detail.find("front frame 1: not a JPEG") != std::string::npos);
+    CHECK(r.detail.find("back frame 1: not a JPEG") != std::string::npos);
+  }
+  SECTION("a header claiming 50000x50000 px") {
+    const CardReading r = recognizer().read({{hugeHeader(50000, 50000)}, {}});
+    CHECK(r.outcome == ReadOutcome::kBadImage);
+    CHECK(r.detail == "front frame 1: 50000x50000 px exceeds 6000x6000");
+  }
+  SECTION("a JPEG over the byte limit") {
+    Recognizer strict(RecognizerOptions{"", "", {.max_jpeg_bytes = 1000}});
+    const cv::Mat tray(960, 1280, CV_8UC3, cv::Scalar::all(60));
+    const CardReading r = strict.read({{jpeg(tray)}, {}});
+    CHECK(r.outcome == ReadOutcome::kBadImage);
+    CHECK(r.detail.find("MiB limit") != std::string::npos);
+  }
+  SECTION("a header that passes but no image data") {
+    const CardReading r = recognizer().read({{hugeHeader(640, 480)}, {}});
+    CHECK(r.outcome == ReadOutcome::kBadImage);
+    CHECK(r.detail == "front frame 1: the JPEG could not be decoded");
+  }
+  SECTION("no images at all") {
+    const CardReading r = recognizer().read({});
+    CHECK(r.outcome == ReadOutcome::kBadImage);
+    CHECK(r.detail == "no images");
+  }
+}
+
+TEST_CASE("Recognizer reads the good face when the other is bad") {
+  const CardSpec card{"half-bad", "4716108999716531"};
+  const CardPhotos p = photos(card);
+  const CardReading r = recognizer().read({{jpeg(p.front)}, {"garbage"}});
+  INFO(r.detail);
+  CHECK(r.outcome == ReadOutcome::kRead);
+  CHECK(r.number == card.number);
+  CHECK(r.detail.find("back frame 1: not a JPEG") != std::string::npos);
+}
+
+TEST_CASE("Recognizer never reads a wrong number from a truncated JPEG") {
+  const CardSpec card{"truncated", "4929804463622139"};
+  const std::string full = jpeg(photos(card).front);
+  for (const double share : {0.3, 0.6, 0.9}) {
+    const CardReading r =
+        recognizer().read({{full.substr(0, static_cast<std::size_t>(full.size() * share))}, {}});
+    INFO(share << ": " << lostcard::cloud::toString(r.outcome) << " " << r.detail);
+    CHECK((r.outcome != ReadOutcome::kRead || r.number == card.number));
+  }
+}
+
+TEST_CASE("Recognizer works with Tesseract's built-in settings too") {
+  Recognizer plain(RecognizerOptions{});
+  const CardSpec card{"builtin", "5425233430109903"};
+  const CardReading r = plain.read(imagesOf(photos(card)));
+  INFO(r.detail);
+  CHECK(r.outcome == ReadOutcome::kRead);
+  CHECK(r.number == card.number);
+}
+
+TEST_CASE("Recognizer refuses a models folder without its config") {
+  CHECK_THROWS_AS(Recognizer(RecognizerOptions{"", "/nonexistent-models", {}}), std::runtime_error);
+  CHECK_THROWS_AS(Recognizer(RecognizerOptions{"/nonexistent-tessdata", "", {}}),
+                  std::runtime_error);
+}

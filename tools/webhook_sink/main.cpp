@@ -1,0 +1,146 @@
+// lostcard-webhook-sink: the holders' phones of the demo. An HTTP server (Boost.Beast) that
+// receives signed retrieval notices, shows each on stdout as the holder would read it and
+// appends it to a JSON-lines file. See webhook_sink.hpp for what it accepts.
+//
+//   lostcard-webhook-sink --listen 127.0.0.1:PORT --secrets FILE --out FILE.jsonl
+//
+// PORT 0 picks a free port; the address it listens on is printed as "listening on HOST:PORT".
+// SIGINT/SIGTERM end it with status 0.
+#include <utility>  // before Boost 1.74's asio/awaitable.hpp, which uses std::exchange
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/program_options.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+
+#include "lostcard/cloud/webhook_signature.hpp"
+#include "webhook_sink.hpp"
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace po = boost::program_options;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr std::size_t kMaxBodyBytes = 1024 * 1024;
+constexpr auto kIdleTimeout = std::chrono::seconds(30);
+
+std::int64_t unixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+asio::awaitable<void> serve(tcp::socket socket, lostcard::tools::WebhookSink& sink) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  while (true) {
+    stream.expires_after(kIdleTimeout);
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(kMaxBodyBytes);
+    beast::error_code ec;
+    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      break;  // closed, timed out or not HTTP
+    }
+    const auto& request = parser.get();
+    lostcard::tools::SinkRequest in;
+    in.method = std::string(request.method_string());
+    in.target = std::string(request.target());
+    in.signature = std::string(request[lostcard::cloud::kSignatureHeader]);
+    in.idempotency_key = std::string(request["Idempotency-Key"]);
+    in.body = request.body();
+    const auto reply = sink.handle(in, unixNow());
+
+    http::response<http::string_body> response{static_cast<http::status>(reply.status),
+                                               request.version()};
+    response.set(http::field::content_type, "text/plain");
+    response.body() = reply.body + "\n";
+    response.keep_alive(request.keep_alive());
+    response.prepare_payload();
+    co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || !response.keep_alive()) {
+      break;
+    }
+  }
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+asio::awaitable<void> acceptLoop(tcp::acceptor& acceptor, lostcard::tools::WebhookSink& sink) {
+  while (true) {
+    auto socket = co_await acceptor.async_accept(asio::use_awaitable);
+    asio::co_spawn(acceptor.get_executor(), serve(std::move(socket), sink), asio::detached);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string listen;
+  std::string secrets_file;
+  std::string out_file;
+  po::options_description options("lostcard-webhook-sink options");
+  options.add_options()
+      ("help,h", "show this help")
+      ("listen", po::value(&listen)->required(), "HOST:PORT to listen on (PORT 0: any free)")
+      ("secrets", po::value(&secrets_file)->required(), "holder_id<TAB>secret lines")
+      ("out", po::value(&out_file)->required(), "JSON-lines file the notices are appended to");
+  try {
+    po::variables_map vm;
+    po::store(po::parse_command_line(argc, argv, options), vm);
+    if (vm.count("help")) {
+      std::cout << options;
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "lostcard-webhook-sink: " << e.what() << "\n" << options;
+    return 2;
+  }
+
+  try {
+    const auto colon = listen.rfind(':');
+    if (colon == std::string::npos) {
+      throw std::runtime_error("--listen wants HOST:PORT");
+    }
+    std::string host = listen.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    const auto port = static_cast<unsigned short>(std::stoi(listen.substr(colon + 1)));
+
+    std::ofstream out(out_file, std::ios::app);
+    if (!out) {
+      throw std::runtime_error("cannot open " + out_file);
+    }
+    lostcard::tools::WebhookSink sink(lostcard::tools::loadSecrets(secrets_file), out, std::cout);
+
+    asio::io_context ioc;
+    tcp::acceptor acceptor(ioc, {asio::ip::make_address(host), port});
+    asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code&, int) { ioc.stop(); });
+    asio::co_spawn(ioc, acceptLoop(acceptor, sink), asio::detached);
+    const auto endpoint = acceptor.local_endpoint();
+    std::cout << "listening on " << endpoint.address().to_string() << ":" << endpoint.port()
+              << std::endl;
+    ioc.run();
+    std::cout << "received " << sink.accepted() << " notice(s)" << std::endl;
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "lostcard-webhook-sink: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,55 @@
+#pragma once
+// The logic of lostcard-webhook-sink, without sockets: one call per received request.
+//
+//   WebhookSink sink(loadSecrets("secrets.tsv"), jsonl_file, std::cout);
+//   SinkReply reply = sink.handle(request, now_unix_s);   // answer with reply.status/body
+//
+// A request is accepted when it is a POST to /holders/<holder_id> of a known holder, carries a
+// valid X-Lostcard-Signature made with that holder's secret, an Idempotency-Key, and a
+// RetrievalNotice as JSON. An accepted notice is shown on `screen` ("To: <holder name>" and the
+// notice text) and appended to `jsonl` as {"holder_id":..,"notice":{..}}, once per
+// Idempotency-Key: repeats are answered 200 and not shown again.
+#include <cstdint>
+#include <map>
+#include <ostream>
+#include <set>
+#include <string>
+
+namespace lostcard::tools {
+
+struct SinkRequest {
+  std::string method;  // "POST"
+  std::string target;  // "/holders/ada"
+  std::string signature;
+  std::string idempotency_key;
+  std::string body;
+};
+
+struct SinkReply {
+  int status = 200;
+  std::string body;  // a short reason
+};
+
+// holder_id -> webhook secret
+using HolderSecrets = std::map<std::string, std::string>;
+
+// Reads "holder_id<TAB>secret" lines ('#' comments and blank lines skipped). Throws
+// std::runtime_error naming the file or the malformed line number.
+HolderSecrets loadSecrets(const std::string& path);
+
+class WebhookSink {
+ public:
+  WebhookSink(HolderSecrets secrets, std::ostream& jsonl, std::ostream& screen);
+
+  SinkReply handle(const SinkRequest& request, std::int64_t now_unix_s);
+
+  std::size_t accepted() const { return seen_.size(); }
+
+ private:
+  HolderSecrets secrets_;
+  std::ostream& jsonl_;
+  std::ostream& screen_;
+  std::set<std::string> seen_;
+};
+
+}  // namespace lostcard::tools

@@ -1,0 +1,95 @@
+#include "webhook_sink.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+#include "lostcard/cloud/notice.hpp"
+#include "lostcard/cloud/webhook_signature.hpp"
+
+using namespace lostcard::tools;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr std::int64_t kNow = 1714564800;
+const std::string kSecret = "ada-secret-0123456789";
+
+std::string noticeJson(const std::string& notice_id) {
+  lostcard::cloud::NoticeInput in;
+  in.notice_id = notice_id;
+  in.deposit_id = "0b7e7c55-3c1f-4f9e-8a53-0d5c0e2b9f11";
+  in.holder_name = "Ada \"Countess\" Lovelace";
+  in.card_last4 = "4242";
+  in.issuer_name = "Northwind Bank";
+  in.kiosk.set_name("Main Station");
+  in.kiosk.set_address("Station Square 1");
+  in.slot = 3;
+  in.pickup_code = "314-159-2653";
+  in.stored_at = std::chrono::system_clock::time_point(std::chrono::seconds(kNow));
+  in.pickup_code_expires_at = in.stored_at + 24h;
+  return lostcard::cloud::noticeToJson(lostcard::cloud::buildNotice(in));
+}
+
+SinkRequest signedRequest(const std::string& body, const std::string& key = "n1") {
+  return {"POST", "/holders/ada", lostcard::cloud::signWebhook(kSecret, body, kNow), key, body};
+}
+
+struct Fixture {
+  std::ostringstream jsonl, screen;
+  WebhookSink sink{{{"ada", kSecret}}, jsonl, screen};
+};
+}  // namespace
+
+TEST_CASE("a signed notice is shown once and written down once") {
+  Fixture f;
+  const auto request = signedRequest(noticeJson("n1"));
+  const auto reply = f.sink.handle(request, kNow);
+  CHECK(reply.status == 200);
+  CHECK_THAT(f.screen.str(), Catch::Contains("To: Ada \"Countess\" Lovelace"));
+  CHECK_THAT(f.screen.str(), Catch::Contains("314-159-2653"));
+  CHECK_THAT(f.screen.str(), Catch::Contains("slot 3 opens"));
+  const std::string line = f.jsonl.str();
+  CHECK(std::count(line.begin(), line.end(), '\n') == 1);
+  INFO(line);
+  CHECK(line.rfind("{\"holder_id\":\"ada\",\"notice\":{", 0) == 0);
+  CHECK_THAT(line, Catch::Contains("\"notice_id\":\"n1\""));
+  CHECK_THAT(line, Catch::Contains("Ada \\\"Countess\\\" Lovelace"));
+
+  // The same Idempotency-Key again: acknowledged, not shown again.
+  const auto repeat = f.sink.handle(request, kNow + 5);
+  CHECK(repeat.status == 200);
+  CHECK(f.jsonl.str() == line);
+  CHECK(f.sink.accepted() == 1);
+}
+
+TEST_CASE("bad or missing signatures are 401 with a reason") {
+  Fixture f;
+  auto request = signedRequest(noticeJson("n1"));
+  request.body += " ";
+  auto reply = f.sink.handle(request, kNow);
+  CHECK(reply.status == 401);
+  CHECK(reply.body == "signature mismatch");
+  request = signedRequest(noticeJson("n1"));
+  request.signature.clear();
+  reply = f.sink.handle(request, kNow);
+  CHECK(reply.status == 401);
+  CHECK_THAT(reply.body, Catch::Contains("missing"));
+  CHECK(f.sink.handle(signedRequest(noticeJson("n1")), kNow + 3600).status == 401);
+  CHECK(f.jsonl.str().empty());
+  CHECK(f.screen.str().empty());
+}
+
+TEST_CASE("other requests are refused") {
+  Fixture f;
+  auto request = signedRequest(noticeJson("n1"));
+  request.target = "/holders/bob";
+  CHECK(f.sink.handle(request, kNow).status == 404);
+  request.target = "/elsewhere";
+  CHECK(f.sink.handle(request, kNow).status == 404);
+  request = signedRequest(noticeJson("n1"));
+  request.method = "GET";
+  CHECK(f.sink.handle(request, kNow).status == 405);
+  CHECK(f.sink.handle(signedRequest("{not json"), kNow).status == 400);
+  CHECK(f.sink.handle(signedRequest(noticeJson("n1"), ""), kNow).status == 400);
+  CHECK(f.sink.accepted() == 0);
+}
