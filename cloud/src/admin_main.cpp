@@ -16,6 +16,7 @@
 
 #include <pqxx/pqxx>
 
+#include <cctype>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -51,18 +52,27 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Parses a command's own options and positional arguments.
-po::variables_map parseCommand(const std::vector<std::string>& args,
+// Parses a command's own options and positional arguments (all of them required).
+po::variables_map parseCommand(const std::string& command, const std::vector<std::string>& args,
                                const po::options_description& options,
                                const std::vector<std::string>& positional_names) {
   po::options_description all(options);
   po::positional_options_description positional;
   for (const auto& name : positional_names) {
-    all.add_options()(name.c_str(), po::value<std::string>()->required(), "");
+    all.add_options()(name.c_str(), po::value<std::string>(), "");
     positional.add(name.c_str(), 1);
   }
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+  for (const auto& name : positional_names) {
+    if (vm.count(name) == 0) {
+      std::string upper;
+      for (char c : name) {
+        upper.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
+      }
+      throw UsageError(command + ": missing " + upper);
+    }
+  }
   po::notify(vm);
   return vm;
 }
@@ -127,20 +137,20 @@ int runCommand(const std::string& db, const std::string& key_file, const std::st
                const std::vector<std::string>& args) {
   po::options_description none;
   if (command == "migrate") {
-    parseCommand(args, none, {});
+    parseCommand(command, args, none, {});
     Store store({.conninfo = db});
     store.migrate();
     std::cout << "schema up to date\n";
     return kExitOk;
   }
   if (command == "add-issuer") {
-    auto vm = parseCommand(args, none, {"id", "name"});
+    auto vm = parseCommand(command, args, none, {"id", "name"});
     Store store({.conninfo = db});
     store.upsertIssuer(vm["id"].as<std::string>(), vm["name"].as<std::string>());
     return kExitOk;
   }
   if (command == "add-holder") {
-    auto vm = parseCommand(args, none, {"id", "name", "webhook-url", "webhook-secret"});
+    auto vm = parseCommand(command, args, none, {"id", "name", "webhook-url", "webhook-secret"});
     Store store({.conninfo = db});
     store.upsertHolder(vm["id"].as<std::string>(), vm["name"].as<std::string>(),
                        vm["webhook-url"].as<std::string>(),
@@ -157,14 +167,14 @@ int runCommand(const std::string& db, const std::string& key_file, const std::st
         ("lon", po::value(&kiosk.longitude)->required(), "longitude, degrees")
         ("hours", po::value(&kiosk.opening_hours)->default_value(""), "opening hours")
         ("slots", po::value(&kiosk.slot_count)->required(), "number of storage slots");
-    auto vm = parseCommand(args, options, {"id"});
+    auto vm = parseCommand(command, args, options, {"id"});
     kiosk.id = vm["id"].as<std::string>();
     Store store({.conninfo = db});
     store.upsertKiosk(kiosk);
     return kExitOk;
   }
   if (command == "add-cards") {
-    parseCommand(args, none, {});
+    parseCommand(command, args, none, {});
     const CardHasher hasher = loadHasher(key_file);
     Store store({.conninfo = db});
     return addCards(store, hasher);
@@ -173,7 +183,7 @@ int runCommand(const std::string& db, const std::string& key_file, const std::st
     std::string kiosk;
     po::options_description options("deposits options");
     options.add_options()("kiosk", po::value(&kiosk), "only this kiosk's deposits");
-    parseCommand(args, options, {});
+    parseCommand(command, args, options, {});
     Store store({.conninfo = db});
     for (const auto& d :
          store.listDeposits(kiosk.empty() ? std::nullopt : std::optional<std::string>(kiosk))) {
@@ -184,7 +194,7 @@ int runCommand(const std::string& db, const std::string& key_file, const std::st
     return kExitOk;
   }
   if (command == "notices") {
-    parseCommand(args, none, {});
+    parseCommand(command, args, none, {});
     Store store({.conninfo = db});
     for (const auto& n : store.listNotices()) {
       std::cout << n.id << '\t' << n.deposit_id << '\t' << n.holder_id << '\t' << n.attempts
@@ -247,10 +257,10 @@ int main(int argc, char** argv) {
     }
     return runCommand(db, key_file, command, args);
   } catch (const UsageError& e) {
-    std::cerr << "lostcard-admin: " << e.what() << "\n" << kUsage;
+    std::cerr << "lostcard-admin: " << e.what() << " (see lostcard-admin --help)\n";
     return kExitUsage;
   } catch (const po::error& e) {
-    std::cerr << "lostcard-admin: " << e.what() << "\n" << kUsage;
+    std::cerr << "lostcard-admin: " << e.what() << " (see lostcard-admin --help)\n";
     return kExitUsage;
   } catch (const std::exception& e) {
     std::cerr << "lostcard-admin: " << e.what() << "\n";

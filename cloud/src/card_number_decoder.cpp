@@ -75,6 +75,10 @@ DecodedLine decodeCardNumber(const OcrLine& line, const DecodeThresholds& thresh
     return reject(fmt::format("a digit read with confidence {:.0f}, below {:.0f}",
                               line.min_symbol_confidence, thresholds.min_symbol_confidence));
   }
+  if (line.min_word_confidence < thresholds.min_word_confidence) {
+    return reject(fmt::format("a digit group read with confidence {:.0f}, below {:.0f}",
+                              line.min_word_confidence, thresholds.min_word_confidence));
+  }
   return DecodedLine{std::move(digits), ""};
 }
 

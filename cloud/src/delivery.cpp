@@ -156,6 +156,27 @@ struct NoticeDelivery::Impl {
     }
   }
 
+  // How long until the earliest pending notice is due (kPollInterval at most).
+  std::chrono::milliseconds untilNextDue() {
+    const auto next_us = pool.run([&](pqxx::connection& c) -> std::optional<std::int64_t> {
+      pqxx::read_transaction tx(c);
+      const auto next = tx.exec1("SELECT " + detail::epochMicrosSql("min(next_attempt_at)") +
+                                 " FROM notice_outbox "
+                                 "WHERE delivered_at IS NULL AND gave_up_at IS NULL")[0];
+      if (next.is_null()) {
+        return std::nullopt;
+      }
+      return next.as<std::int64_t>();
+    });
+    if (!next_us) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(kPollInterval);
+    }
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+        detail::fromEpochMicros(*next_us) - Clock::now());
+    return std::clamp(wait, std::chrono::milliseconds(0),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(kPollInterval));
+  }
+
   int deliverDue() {
     int tried = 0;
     for (const auto& notice : claim()) {
@@ -215,7 +236,8 @@ void NoticeDelivery::run() {
       // Drain: a full batch may mean more are due.
       while (!stopping_ && impl_->deliverDue() >= impl_->options.batch_size) {
       }
-      const auto until = std::chrono::steady_clock::now() + kPollInterval;
+      // Sleep until a NOTIFY, the next retry or the poll interval, whichever comes first.
+      const auto until = std::chrono::steady_clock::now() + impl_->untilNextDue();
       while (!stopping_ && !woken && std::chrono::steady_clock::now() < until) {
         listener->await_notification(0, std::chrono::microseconds(kListenSlice).count());
       }

@@ -6,7 +6,6 @@
 #include <utility>
 
 #include <opencv2/imgproc.hpp>
-#include <opencv2/imgcodecs.hpp> // DEBUGX
 #include <tesseract/baseapi.h>
 #include <tesseract/resultiterator.h>
 
@@ -103,6 +102,74 @@ std::optional<std::vector<cv::Point2f>> quadOf(const std::vector<cv::Point>& con
   return std::nullopt;
 }
 
+// Where two fitted lines (vx, vy, x0, y0) cross; nullopt when they are nearly parallel.
+std::optional<cv::Point2f> intersect(const cv::Vec4f& a, const cv::Vec4f& b) {
+  const double cross = a[0] * b[1] - a[1] * b[0];
+  if (std::abs(cross) < 1e-6) {
+    return std::nullopt;
+  }
+  const double t = ((b[2] - a[2]) * b[1] - (b[3] - a[3]) * b[0]) / cross;
+  return cv::Point2f(static_cast<float>(a[2] + t * a[0]), static_cast<float>(a[3] + t * a[1]));
+}
+
+// A card's corners are rounded, so the polygon's corners sit on the arcs, inside the card's
+// true (virtual, sharp) corners. Fitting a line to the straight middle of each side and
+// intersecting neighbouring sides puts them where the sides meet. The points come from the
+// contour's convex hull, so print touching the edge (a magnetic stripe as dark as the tray)
+// cannot pull a side inwards. Returns `rough` when a side has too few points to fit.
+Quad refineCorners(const Quad& rough, const std::vector<cv::Point>& contour, cv::Size image) {
+  std::vector<cv::Point> hull;
+  cv::convexHull(contour, hull);
+  cv::Mat filled = cv::Mat::zeros(image, CV_8UC1);
+  cv::fillConvexPoly(filled, hull, cv::Scalar(255));
+  std::vector<std::vector<cv::Point>> outline;
+  cv::findContours(filled, outline, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
+  if (outline.empty()) {
+    return rough;
+  }
+  std::array<std::vector<cv::Point2f>, 4> sides;
+  for (const cv::Point& p : outline.front()) {
+    int best = -1;
+    double best_distance = 1e9;
+    double best_t = 0;
+    for (int i = 0; i < 4; ++i) {
+      const cv::Point2f a = rough[i];
+      const cv::Point2f b = rough[(i + 1) % 4];
+      const cv::Point2f ab = b - a;
+      const double length2 = ab.dot(ab);
+      const double t = (cv::Point2f(p) - a).dot(ab) / std::max(length2, 1e-6);
+      const cv::Point2f foot = a + ab * static_cast<float>(t);
+      const double d = distance(foot, cv::Point2f(p));
+      if (d < best_distance) {
+        best = i;
+        best_distance = d;
+        best_t = t;
+      }
+    }
+    const double side_length = distance(rough[best], rough[(best + 1) % 4]);
+    if (best_t > 0.15 && best_t < 0.85 && best_distance < 0.03 * side_length) {
+      sides[best].emplace_back(p);
+    }
+  }
+  std::array<cv::Vec4f, 4> lines;
+  for (int i = 0; i < 4; ++i) {
+    if (sides[i].size() < 5) {
+      return rough;
+    }
+    cv::fitLine(sides[i], lines[i], cv::DIST_HUBER, 0, 0.01, 0.01);
+  }
+  Quad refined;
+  for (int i = 0; i < 4; ++i) {
+    // Corner i joins side i-1 (ending there) and side i (starting there).
+    const auto corner = intersect(lines[(i + 3) % 4], lines[i]);
+    if (!corner || distance(*corner, rough[i]) > 0.1 * distance(rough[0], rough[2])) {
+      return rough;
+    }
+    refined[i] = *corner;
+  }
+  return refined;
+}
+
 // Rows of text: boxes that overlap vertically by most of their height are joined.
 std::vector<cv::Rect> joinIntoRows(std::vector<cv::Rect> pieces) {
   std::sort(pieces.begin(), pieces.end(),
@@ -149,7 +216,7 @@ std::optional<Quad> findCard(const cv::Mat& frame_bgr) {
   cv::dilate(edges, edges, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(3, 3)));
 
   std::vector<std::vector<cv::Point>> contours;
-  cv::findContours(edges, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
+  cv::findContours(edges, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
   std::sort(contours.begin(), contours.end(), [](const auto& a, const auto& b) {
     return cv::contourArea(a) > cv::contourArea(b);
   });
@@ -163,6 +230,7 @@ std::optional<Quad> findCard(const cv::Mat& frame_bgr) {
     if (!plausibleCard(q, frame_area)) {
       continue;
     }
+    q = refineCorners(q, contours[i], small.size());
     for (auto& p : q) {
       p *= static_cast<float>(1.0 / scale);
     }
@@ -264,7 +332,6 @@ class LineReader::Impl {
 
   OcrLine readLine(const cv::Mat& card_bgr, const cv::Rect& line_box) {
     const cv::Mat binary = prepare(card_bgr, line_box);
-    { static int n = 0; if (getenv("DUMPX")) cv::imwrite("/tmp/rb/crop" + std::to_string(n++) + ".png", binary); }  // DEBUGX
     api_.SetImage(binary.data, binary.cols, binary.rows, 1, static_cast<int>(binary.step));
     OcrLine line;
     if (api_.Recognize(nullptr) != 0) {

@@ -3,10 +3,21 @@
 #include <cstdio>
 #include <ctime>
 
+#include "lostcard/wire/log.hpp"
+
 namespace lostcard::cloud::detail {
 
 ConnectionPool::ConnectionPool(std::string conninfo, int size)
     : conninfo_(std::move(conninfo)), size_(size < 1 ? 1 : size) {}
+
+void ConnectionPool::logBrokenConnection(const std::exception& e, bool retrying) {
+  std::string what = e.what();
+  while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) {
+    what.pop_back();
+  }
+  wire::componentLogger("cloud.registry")
+      ->warn("database connection broken ({}){}", what, retrying ? "; retrying on a new one" : "");
+}
 
 std::unique_ptr<pqxx::connection> ConnectionPool::acquire() {
   {

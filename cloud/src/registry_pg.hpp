@@ -30,8 +30,9 @@ class ConnectionPool {
       Lease lease(*this);
       try {
         return f(lease.connection());
-      } catch (const pqxx::broken_connection&) {
+      } catch (const pqxx::broken_connection& e) {
         lease.discard();
+        logBrokenConnection(e, attempt == 1);
         if (attempt == 2) {
           throw;
         }
@@ -55,6 +56,7 @@ class ConnectionPool {
     std::unique_ptr<pqxx::connection> connection_;
   };
 
+  static void logBrokenConnection(const std::exception& e, bool retrying);
   std::unique_ptr<pqxx::connection> acquire();
   void release(std::unique_ptr<pqxx::connection> connection);
 

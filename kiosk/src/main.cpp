@@ -1,7 +1,7 @@
 // lostcard-kiosk: the box's firmware daemon. Takes found cards, journals them, reports them to
 // the cloud over mutual TLS and puts each where the cloud decides.
 //
-//   lostcard-kiosk --id kiosk-001 --cloud cloud.example:7443 --ca ca.crt --cert kiosk.crt \
+//   lostcard-kiosk --id kiosk-001 --cloud cloud.example:7443 --ca ca.crt --cert kiosk.crt
 //       --key kiosk.key --journal /var/lib/lostcard/journal.sqlite --hw board --board box.ini
 //   lostcard-kiosk --config /etc/lostcard/kiosk.conf        (the same options, key = value)
 //   lostcard-kiosk --journal journal.sqlite --print-journal (one line per deposit, then exit)

@@ -8,14 +8,21 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
 #include <pqxx/pqxx>
 
+#include <sys/wait.h>
+
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <regex>
+#include <sstream>
 #include <thread>
 
 #include "lostcard/cloud/notice.hpp"
@@ -42,12 +49,19 @@ struct ReceivedRequest {
   int answered = 0;
 };
 
-// An HTTP server on 127.0.0.1 (a free port) standing for the holders' phones: answers each
+// An HTTP(S) server on 127.0.0.1 (a free port) standing for the holders' phones: answers each
 // POST with the next status from `statuses` (the last one repeats) and records the request.
+// With a certificate and key (PEM files) it speaks HTTPS.
 class WebhookServer {
  public:
-  explicit WebhookServer(std::vector<int> statuses)
+  explicit WebhookServer(std::vector<int> statuses, const std::string& cert_file = "",
+                         const std::string& key_file = "")
       : statuses_(std::move(statuses)), acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    if (!cert_file.empty()) {
+      tls_.emplace(asio::ssl::context::tls_server);
+      tls_->use_certificate_chain_file(cert_file);
+      tls_->use_private_key_file(key_file, asio::ssl::context::pem);
+    }
     asio::co_spawn(ioc_, acceptLoop(), asio::detached);
     thread_ = std::thread([this] { ioc_.run(); });
   }
@@ -57,8 +71,8 @@ class WebhookServer {
   }
 
   std::string url(const std::string& holder_id) const {
-    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) +
-           "/holders/" + holder_id;
+    return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" +
+           std::to_string(acceptor_.local_endpoint().port()) + "/holders/" + holder_id;
   }
   std::vector<ReceivedRequest> requests() {
     std::lock_guard lock(mutex_);
@@ -74,9 +88,24 @@ class WebhookServer {
   }
 
   asio::awaitable<void> serve(asio::ip::tcp::socket socket) {
+    if (!tls_) {
+      co_await exchange(socket);
+      beast::error_code ignored;
+      socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+      co_return;
+    }
+    asio::ssl::stream<asio::ip::tcp::socket> stream(std::move(socket), *tls_);
+    co_await stream.async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
+    co_await exchange(stream);
+    beast::error_code ignored;
+    co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+
+  template <class Stream>
+  asio::awaitable<void> exchange(Stream& stream) {
     beast::flat_buffer buffer;
     http::request<http::string_body> request;
-    co_await http::async_read(socket, buffer, request, asio::use_awaitable);
+    co_await http::async_read(stream, buffer, request, asio::use_awaitable);
     ReceivedRequest r;
     r.target = std::string(request.target());
     r.content_type = std::string(request[http::field::content_type]);
@@ -92,13 +121,12 @@ class WebhookServer {
     response.body() = r.answered == 200 ? "ok" : "try later";
     response.keep_alive(false);
     response.prepare_payload();
-    co_await http::async_write(socket, response, asio::use_awaitable);
-    beast::error_code ignored;
-    socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    co_await http::async_write(stream, response, asio::use_awaitable);
   }
 
   std::vector<int> statuses_;
   asio::io_context ioc_;
+  std::optional<asio::ssl::context> tls_;
   asio::ip::tcp::acceptor acceptor_;
   std::mutex mutex_;
   std::vector<ReceivedRequest> requests_;
@@ -310,4 +338,119 @@ TEST_CASE("two workers share the outbox and send each notice once") {
     INFO(key);
     CHECK(n == 1);
   }
+}
+
+namespace {
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+// A self-signed certificate for 127.0.0.1 made with the openssl command line.
+void makeCertificate(const std::string& dir) {
+  lostcard::test::ChildProcess openssl(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+       "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+       dir + "/key.pem", "-out", dir + "/cert.pem"},
+      dir + "/openssl.log");
+  const auto status = openssl.waitFor(60s);
+  REQUIRE(status.has_value());
+  REQUIRE(WIFEXITED(*status));
+  REQUIRE(WEXITSTATUS(*status) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("https webhooks are verified against the trusted CAs") {
+  const std::string dir = lostcard::test::makeTestDir("delivery_https");
+  makeCertificate(dir);
+  WebhookServer server({200}, dir + "/cert.pem", dir + "/key.pem");
+  Fixture f(server.url("ada"));
+  const std::string deposit_id = f.queueNotice(6);
+
+  // Without the server's CA the certificate is refused and nothing is sent.
+  NoticeDelivery untrusting({.conninfo = f.db.conninfo(), .initial_backoff = 1ms});
+  CHECK(untrusting.deliverDue() == 1);
+  auto row = f.outbox(deposit_id);
+  CHECK_FALSE(row[2].as<bool>());
+  CHECK_THAT(row[5].as<std::string>(), Catch::Contains("certificate", Catch::CaseSensitive::No));
+  CHECK(server.requests().empty());
+
+  NoticeDelivery trusting({.conninfo = f.db.conninfo(), .extra_ca_file = dir + "/cert.pem"});
+  REQUIRE(lostcard::test::eventually(
+      [&] {
+        trusting.deliverDue();
+        return f.outbox(deposit_id)[2].as<bool>();
+      },
+      30s));
+  const auto requests = server.requests();
+  REQUIRE(requests.size() == 1);
+  CHECK(verifyWebhook(kSecret, requests[0].body, requests[0].signature, unixNow()).ok);
+}
+
+TEST_CASE("lostcard-webhook-sink receives, checks and records each notice once") {
+  const std::string dir = lostcard::test::makeTestDir("delivery_sink");
+  std::ofstream(dir + "/secrets.tsv") << "# holder_id<TAB>secret\nada\t" << kSecret << "\n";
+  lostcard::test::ChildProcess sink(
+      {lostcard::test::binDir() + "/lostcard-webhook-sink", "--listen", "127.0.0.1:0", "--secrets",
+       dir + "/secrets.tsv", "--out", dir + "/notices.jsonl"},
+      dir + "/sink.log");
+  std::smatch match;
+  std::string log;
+  const std::regex listening("listening on 127\\.0\\.0\\.1:([0-9]+)");
+  REQUIRE(lostcard::test::eventually(
+      [&] {
+        log = readFile(dir + "/sink.log");
+        return std::regex_search(log, match, listening);
+      },
+      30s));
+  const std::string base = "http://127.0.0.1:" + match[1].str();
+
+  Fixture f(base + "/holders/ada");
+  NoticeDelivery delivery({.conninfo = f.db.conninfo()});
+  delivery.start();
+  const std::string deposit_id = f.queueNotice(5);
+  REQUIRE(lostcard::test::eventually([&] { return f.outbox(deposit_id)[2].as<bool>(); }, 30s));
+  delivery.stop();
+  const std::string notice_id = f.outbox(deposit_id)[0].as<std::string>();
+
+  REQUIRE(lostcard::test::eventually(
+      [&] { return readFile(dir + "/sink.log").find("slot 5 opens") != std::string::npos; },
+      30s));
+  log = readFile(dir + "/sink.log");
+  CHECK_THAT(log, Catch::Contains("To: Ada Lovelace"));
+  const std::string lines = readFile(dir + "/notices.jsonl");
+  CHECK(std::count(lines.begin(), lines.end(), '\n') == 1);
+  CHECK(lines.rfind("{\"holder_id\":\"ada\",\"notice\":{", 0) == 0);
+  CHECK_THAT(lines, Catch::Contains("\"notice_id\":\"" + notice_id + "\""));
+  CHECK_THAT(lines, Catch::Contains("\"deposit_id\":\"" + deposit_id + "\""));
+
+  // A repeat with the same Idempotency-Key is acknowledged and not recorded again; a forged one
+  // is refused.
+  const auto url = parseHttpUrl(base + "/holders/ada");
+  REQUIRE(url.has_value());
+  const std::string body = R"({"notice_id":")" + notice_id + R"(","holder_name":"Ada Lovelace"})";
+  const auto repeat = httpPost(*url,
+                               {{"Content-Type", "application/json"},
+                                {"Idempotency-Key", notice_id},
+                                {kSignatureHeader, signWebhook(kSecret, body, unixNow())}},
+                               body, 5000ms);
+  CHECK(repeat.status == 200);
+  const auto forged = httpPost(
+      *url,
+      {{"Idempotency-Key", "another"},
+       {kSignatureHeader, signWebhook("not-the-secret-0123456789", body, unixNow())}},
+      body, 5000ms);
+  CHECK(forged.status == 401);
+  CHECK_THAT(forged.body, Catch::Contains("signature mismatch"));
+  const auto unknown = httpPost(*parseHttpUrl(base + "/holders/bob"), {}, body, 5000ms);
+  CHECK(unknown.status == 404);
+  CHECK(readFile(dir + "/notices.jsonl") == lines);
+
+  const int status = sink.terminate();
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }

@@ -31,8 +31,9 @@ namespace lostcard::kiosk::test {
 using Stream = boost::beast::test::stream;
 
 // The cloud's end of one connection: everything it read, and how the reading ended.
-struct CloudEnd {
-  std::shared_ptr<wire::Connection<Stream>> conn;
+template <class S>
+struct BasicCloudEnd {
+  std::shared_ptr<wire::Connection<S>> conn;
   std::vector<v1::Envelope> got;
   std::optional<std::string> ended;
 
@@ -45,7 +46,13 @@ struct CloudEnd {
   }
   void hangUp() {
     conn->close();
-    conn->stream().close();
+    auto& lowest = boost::beast::get_lowest_layer(conn->stream());
+    boost::system::error_code ec;
+    if constexpr (requires { lowest.close(ec); }) {
+      lowest.close(ec);
+    } else {
+      lowest.close();
+    }
   }
   // The envelopes of one body type, in arrival order.
   std::vector<v1::Envelope> all(v1::Envelope::BodyCase type) const {
@@ -58,6 +65,33 @@ struct CloudEnd {
     return out;
   }
 };
+
+using CloudEnd = BasicCloudEnd<Stream>;
+
+// Starts reading and writing on the cloud's end of a new connection.
+template <class S>
+std::shared_ptr<BasicCloudEnd<S>> startCloudEnd(boost::asio::io_context& io, S stream) {
+  namespace asio = boost::asio;
+  auto end = std::make_shared<BasicCloudEnd<S>>();
+  end->conn = std::make_shared<wire::Connection<S>>(std::move(stream), 64 << 20);
+  asio::co_spawn(
+      io, [end]() -> asio::awaitable<void> { co_await end->conn->writeLoop(); }, asio::detached);
+  asio::co_spawn(
+      io,
+      [end]() -> asio::awaitable<void> {
+        while (true) {
+          v1::Envelope env;
+          auto error = co_await end->conn->read(env);
+          if (error) {
+            end->ended = error;
+            co_return;
+          }
+          end->got.push_back(env);
+        }
+      },
+      asio::detached);
+  return end;
+}
 
 class FakeCloud {
  public:
@@ -74,26 +108,7 @@ class FakeCloud {
       Stream kiosk_end(io_);
       Stream cloud_end(io_);
       kiosk_end.connect(cloud_end);
-      auto end = std::make_shared<CloudEnd>();
-      end->conn = std::make_shared<wire::Connection<Stream>>(std::move(cloud_end), 64 << 20);
-      ends_.push_back(end);
-      asio::co_spawn(
-          io_, [end]() -> asio::awaitable<void> { co_await end->conn->writeLoop(); },
-          asio::detached);
-      asio::co_spawn(
-          io_,
-          [end]() -> asio::awaitable<void> {
-            while (true) {
-              v1::Envelope env;
-              auto error = co_await end->conn->read(env);
-              if (error) {
-                end->ended = error;
-                co_return;
-              }
-              end->got.push_back(env);
-            }
-          },
-          asio::detached);
+      ends_.push_back(startCloudEnd(io_, std::move(cloud_end)));
       Connected<Stream> out;
       out.stream.emplace(std::move(kiosk_end));
       co_return out;

@@ -69,6 +69,7 @@ struct Kiosk {
         journal(dir / "journal.sqlite"),
         uplink(io.get_executor(), cloud.connector(),
                UplinkOptions{.kiosk_id = "kiosk-test",
+                             .hello_timeout = std::chrono::minutes(10),
                              .backoff_initial = std::chrono::milliseconds(1),
                              .backoff_max = std::chrono::milliseconds(5)},
                UplinkHandlers{.backlog = [this] { return controller->backlog(); },
@@ -277,9 +278,10 @@ TEST_CASE("after a restart the unanswered CardCaptured is resent and the card st
     message_id = captured.message_id();
     // The daemon stops before the cloud answers.
   }
+  const std::size_t next_connection = f.cloud.connections();
   Kiosk kiosk(f.io, f.cloud, f.dir, IntakeConfig{.bin_capacity = 10});
   CHECK(kiosk.controller->intake()->trayDeposit() == std::optional<std::string>(id));
-  auto& cloud = f.accept(f.cloud.connections() - 1);
+  auto& cloud = f.accept(next_connection);
   REQUIRE(runUntil(f.io, [&] { return !cloud.all(v1::Envelope::kCardCaptured).empty(); }));
   const auto again = cloud.all(v1::Envelope::kCardCaptured).front();
   CHECK(again.message_id() == message_id);
@@ -305,7 +307,7 @@ TEST_CASE("offline, a card goes to a slot as pending and is reported when the cl
   CHECK(kiosk.box.shutterState() == "open");
 
   // The link comes up: the CardCaptured goes out, the answer comes, CardStored follows.
-  auto& cloud = f.accept(f.cloud.connections() - 1);
+  auto& cloud = f.accept(0);
   REQUIRE(runUntil(f.io, [&] { return !cloud.all(v1::Envelope::kCardCaptured).empty(); }));
   cloud.send(storeDisposition(id, "7777"));
   REQUIRE(runUntil(f.io, [&] { return !cloud.all(v1::Envelope::kCardStored).empty(); }));

@@ -2,7 +2,8 @@
 // The decision at the end of recognition: does one OCR'd line hold a card number we trust?
 // Pure logic (no images, no OCR engine), so it carries most of the tests.
 //
-//   OcrLine line{.text = "4111 1111 1111 1111", .mean_confidence = 91, .min_symbol_confidence = 80};
+//   OcrLine line{.text = "4111 1111 1111 1111", .mean_confidence = 91,
+//                .min_symbol_confidence = 80, .min_word_confidence = 88};
 //   DecodedLine d = decodeCardNumber(line);
 //   if (d.number) { ... }   else { log(d.why); }   // d.why never holds the digits
 //
@@ -18,13 +19,16 @@ namespace lostcard::cloud {
 // Tesseract's view of one text line. Confidences are 0..100 as Tesseract reports them.
 struct OcrLine {
   std::string text;
-  double mean_confidence = 0.0;
-  double min_symbol_confidence = 0.0;
+  double mean_confidence = 0.0;        // mean over the line's characters
+  double min_symbol_confidence = 0.0;  // the least sure character
+  double min_word_confidence = 0.0;    // the least sure digit group; catches inserted digits,
+                                       // which can carry high character confidences
 };
 
 struct DecodeThresholds {
   double min_mean_confidence = 75.0;
   double min_symbol_confidence = 40.0;
+  double min_word_confidence = 70.0;
 };
 
 struct DecodedLine {

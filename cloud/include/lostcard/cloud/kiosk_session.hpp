@@ -15,6 +15,7 @@
 //   co_await session->run();
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/core/stream_traits.hpp>
@@ -100,8 +101,10 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     if (!env.has_hello()) {
       co_return "expected Hello, got " + wire::bodyName(env);
     }
-    const v1::Hello hello = env.hello();
-    auto admitted = co_await onWorker([this, hello] {
+    // Worker calls capture only references and trivially destructible values: GCC 12 may
+    // destroy the temporaries of a co_await expression twice.
+    const v1::Hello& hello = env.hello();
+    auto admitted = *co_await onWorker([this, &hello] {
       return service_.admitKiosk(hello, certificate_cn_);
     });
     if (auto* refusal = std::get_if<Refusal>(&admitted)) {
@@ -140,7 +143,7 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     const auto now = hooks_.clock();
     switch (env.body_case()) {
       case v1::Envelope::kCardCaptured: {
-        auto result = co_await onWorker([this, &env, now] {
+        auto result = *co_await onWorker([this, &env, now] {
           return service_.handleCaptured(kiosk_id_, env.card_captured(), now);
         });
         if (auto* refusal = std::get_if<Refusal>(&result)) {
@@ -155,7 +158,7 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
         co_return std::nullopt;
       }
       case v1::Envelope::kCardStored: {
-        auto refusal = co_await onWorker([this, &env, now] {
+        auto refusal = *co_await onWorker([this, &env, now] {
           return service_.handleStored(kiosk_id_, env.card_stored(), now);
         });
         if (refusal) {
@@ -189,13 +192,31 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     return std::nullopt;
   }
 
-  // Runs a blocking call on the worker pool and resumes here with its result.
+  // Runs a blocking call on the worker pool; awaiting it resumes on the session's executor with
+  // the call's result (or rethrows its exception). A plain initiation, not a coroutine lambda:
+  // GCC 12 mishandles the captures of lambdas that are coroutines.
   template <class F>
-  auto onWorker(F&& fn) -> boost::asio::awaitable<decltype(fn())> {
+  auto onWorker(F fn) {
     using R = decltype(fn());
-    co_return co_await boost::asio::co_spawn(
-        work_, [fn = std::forward<F>(fn)]() -> boost::asio::awaitable<R> { co_return fn(); },
-        boost::asio::use_awaitable);
+    return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&,
+                                       void(std::exception_ptr, std::optional<R>)>(
+        [work = work_](auto handler, F call) {
+          boost::asio::post(work, [handler = std::move(handler), call = std::move(call)]() mutable {
+            std::optional<R> result;
+            std::exception_ptr error;
+            try {
+              result.emplace(call());
+            } catch (...) {
+              error = std::current_exception();
+            }
+            auto home = boost::asio::get_associated_executor(handler);
+            boost::asio::post(home, [handler = std::move(handler), error,
+                                     result = std::move(result)]() mutable {
+              std::move(handler)(error, std::move(result));
+            });
+          });
+        },
+        boost::asio::use_awaitable, std::move(fn));
   }
 
   boost::asio::awaitable<void> watchdog() {
