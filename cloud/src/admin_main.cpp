@@ -13,13 +13,11 @@
 // Card numbers are read from stdin only, never from the command line (where `ps` and shell
 // history would keep them), and never printed.
 #include <boost/program_options.hpp>
-
-#include <pqxx/pqxx>
-
 #include <cctype>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
 
@@ -153,13 +151,13 @@ int runCommand(const std::string& db, const std::string& key_file, const std::st
     auto vm = parseCommand(command, args, none, {"id", "name", "webhook-url", "webhook-secret"});
     Store store({.conninfo = db});
     store.upsertHolder(vm["id"].as<std::string>(), vm["name"].as<std::string>(),
-                       vm["webhook-url"].as<std::string>(),
-                       vm["webhook-secret"].as<std::string>());
+                       vm["webhook-url"].as<std::string>(), vm["webhook-secret"].as<std::string>());
     return kExitOk;
   }
   if (command == "add-kiosk") {
     lostcard::cloud::KioskRecord kiosk;
     po::options_description options("add-kiosk options");
+    // clang-format off
     options.add_options()
         ("name", po::value(&kiosk.name)->required(), "the box's name")
         ("address", po::value(&kiosk.address)->required(), "street address")
@@ -167,6 +165,7 @@ int runCommand(const std::string& db, const std::string& key_file, const std::st
         ("lon", po::value(&kiosk.longitude)->required(), "longitude, degrees")
         ("hours", po::value(&kiosk.opening_hours)->default_value(""), "opening hours")
         ("slots", po::value(&kiosk.slot_count)->required(), "number of storage slots");
+    // clang-format on
     auto vm = parseCommand(command, args, options, {"id"});
     kiosk.id = vm["id"].as<std::string>();
     Store store({.conninfo = db});
@@ -197,8 +196,8 @@ int runCommand(const std::string& db, const std::string& key_file, const std::st
     parseCommand(command, args, none, {});
     Store store({.conninfo = db});
     for (const auto& n : store.listNotices()) {
-      std::cout << n.id << '\t' << n.deposit_id << '\t' << n.holder_id << '\t' << n.attempts
-                << '\t' << (n.delivered ? "yes" : "no") << '\n';
+      std::cout << n.id << '\t' << n.deposit_id << '\t' << n.holder_id << '\t' << n.attempts << '\t'
+                << (n.delivered ? "yes" : "no") << '\n';
     }
     return kExitOk;
   }
@@ -212,16 +211,17 @@ int main(int argc, char** argv) {
   std::string key_file;
   std::string command;
   po::options_description global("options");
+  // clang-format off
   global.add_options()
       ("help,h", "show this help")
       ("db", po::value(&db), "libpq conninfo of the registry (default: $LOSTCARD_DB)")
-      ("card-key-file", po::value(&key_file),
-       "card hash key file (default: $LOSTCARD_CARD_KEY)")
+      ("card-key-file", po::value(&key_file), "card hash key file (default: $LOSTCARD_CARD_KEY)")
       ("log-level", po::value<std::string>()->default_value("warn"), "trace ... off");
   po::options_description hidden;
   hidden.add_options()
       ("command", po::value(&command))
       ("args", po::value<std::vector<std::string>>());
+  // clang-format on
   po::options_description all;
   all.add(global).add(hidden);
   po::positional_options_description positional;

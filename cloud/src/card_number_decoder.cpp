@@ -1,9 +1,9 @@
 #include "lostcard/cloud/card_number_decoder.hpp"
 
+#include <fmt/format.h>
+
 #include <array>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "lostcard/cloud/luhn.hpp"
 
@@ -54,8 +54,8 @@ DecodedLine decodeCardNumber(const OcrLine& line, const DecodeThresholds& thresh
     sizes.push_back(g.size());
   }
   if (digits.size() < kMinDigits || digits.size() > kMaxDigits) {
-    return reject(fmt::format("{} digits, a card number has {}-{}", digits.size(), kMinDigits,
-                              kMaxDigits));
+    return reject(
+        fmt::format("{} digits, a card number has {}-{}", digits.size(), kMinDigits, kMaxDigits));
   }
   bool grouping_known = sizes.size() == 1;
   for (const auto& g : knownGroupings()) {

@@ -14,6 +14,8 @@
 #include <iostream>
 #include <thread>
 
+#include <unistd.h>
+
 #include "lostcard/cloud/card_hasher.hpp"
 #include "lostcard/cloud/delivery.hpp"
 #include "lostcard/cloud/deposit_service.hpp"
@@ -44,6 +46,15 @@ asio::ip::tcp::endpoint parseEndpoint(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's Tesseract parallelizes each recognition with OpenMP; with one recognition per
+  // worker thread already, that only oversubscribes the cores (measured: about twice as slow
+  // per card on a busy 2-core machine). OpenMP reads its limit from the environment when it
+  // loads, before main, so the process restarts itself once with the limit set.
+  if (std::getenv("OMP_THREAD_LIMIT") == nullptr) {
+    ::setenv("OMP_THREAD_LIMIT", "1", 1);
+    ::execv("/proc/self/exe", argv);
+    // Without /proc, run on with OpenMP's default.
+  }
   po::options_description desc("lostcard-cloud options");
   std::string config_file, listen, db, ca, cert, key, card_key_file, tessdata, models, log_level;
   std::string port_file;

@@ -1,10 +1,9 @@
 #include "lostcard/cloud/delivery.hpp"
 
-#include <pqxx/pqxx>
-
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <pqxx/pqxx>
 
 #include "lostcard/cloud/notice.hpp"
 #include "lostcard/cloud/registry_http_client.hpp"
@@ -20,7 +19,9 @@ namespace {
 using Clock = std::chrono::system_clock;
 
 constexpr auto kPollInterval = std::chrono::seconds(1);
+// Waits are cut in slices so stop() is honoured promptly.
 constexpr auto kListenSlice = std::chrono::milliseconds(100);
+constexpr auto kMinWait = std::chrono::milliseconds(10);
 constexpr auto kErrorPause = std::chrono::seconds(1);
 constexpr std::size_t kMaxErrorText = 300;
 
@@ -65,7 +66,9 @@ std::chrono::milliseconds deliveryBackoff(int attempts, const DeliveryOptions& o
 
 struct NoticeDelivery::Impl {
   explicit Impl(DeliveryOptions o)
-      : options(std::move(o)), pool(options.conninfo, 1), log(wire::componentLogger("cloud.delivery")) {}
+      : options(std::move(o)),
+        pool(options.conninfo, 1),
+        log(wire::componentLogger("cloud.delivery")) {}
 
   std::vector<Claimed> claim() {
     const auto now = Clock::now();
@@ -134,7 +137,8 @@ struct NoticeDelivery::Impl {
             "UPDATE notice_outbox SET gave_up_at = $2::timestamptz, attempts = $3, "
             "last_error = $4, payload = payload - $5::text "
             "WHERE id = $1::uuid AND delivered_at IS NULL",
-            notice.id, detail::pgTimestamp(now), attempts, error, std::string(kPickupCodeJsonField));
+            notice.id, detail::pgTimestamp(now), attempts, error,
+            std::string(kPickupCodeJsonField));
       } else {
         tx.exec_params(
             "UPDATE notice_outbox SET next_attempt_at = $2::timestamptz, attempts = $3, "
@@ -148,8 +152,8 @@ struct NoticeDelivery::Impl {
       log->info("notice {} (deposit {}) delivered to holder {} after {} attempt(s)", notice.id,
                 notice.deposit_id, notice.holder_id, attempts);
     } else if (attempts >= options.max_attempts) {
-      log->error("notice {} (deposit {}) to holder {}: giving up after {} attempts: {}",
-                 notice.id, notice.deposit_id, notice.holder_id, attempts, error);
+      log->error("notice {} (deposit {}) to holder {}: giving up after {} attempts: {}", notice.id,
+                 notice.deposit_id, notice.holder_id, attempts, error);
     } else {
       log->warn("notice {} (deposit {}) to holder {}: attempt {} failed: {}", notice.id,
                 notice.deposit_id, notice.holder_id, attempts, error);
@@ -236,10 +240,18 @@ void NoticeDelivery::run() {
       // Drain: a full batch may mean more are due.
       while (!stopping_ && impl_->deliverDue() >= impl_->options.batch_size) {
       }
-      // Sleep until a NOTIFY, the next retry or the poll interval, whichever comes first.
-      const auto until = std::chrono::steady_clock::now() + impl_->untilNextDue();
-      while (!stopping_ && !woken && std::chrono::steady_clock::now() < until) {
-        listener->await_notification(0, std::chrono::microseconds(kListenSlice).count());
+      // Sleep until a NOTIFY, the next retry or the poll interval, whichever comes first (and
+      // a little at least, so a row another worker is claiming right now is not spun on).
+      const auto until =
+          std::chrono::steady_clock::now() + std::max(impl_->untilNextDue(), kMinWait);
+      while (!stopping_ && !woken) {
+        const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+            until - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+          break;
+        }
+        const auto slice = std::min<std::chrono::microseconds>(left, kListenSlice);
+        listener->await_notification(0, static_cast<long>(slice.count()));
       }
     } catch (const std::exception& e) {
       log->error("notice delivery: {}; retrying", e.what());

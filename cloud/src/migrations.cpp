@@ -28,7 +28,7 @@ CREATE TABLE holders (
   id             text PRIMARY KEY CHECK (id <> ''),
   name           text NOT NULL,
   webhook_url    text NOT NULL CHECK (webhook_url ~ '^https?://'),
-  webhook_secret text NOT NULL CHECK (length(webhook_secret) >= 16)
+  webhook_secret text NOT NULL CHECK (length(webhook_secret) >= 8)
 );
 
 CREATE TABLE cards (

@@ -51,16 +51,17 @@ std::string noticeText(const NoticeInput& in) {
       in.issuer_name.empty() ? "Your card" : "Your " + in.issuer_name + " card";
   std::string text;
   text += (in.holder_name.empty() ? "Hello" : "Hello " + in.holder_name) + ",\n";
-  text += card + " ending in " + in.card_last4 + " was found and is kept safe in the lostcard box \"" +
-          kiosk.name() + "\".\n";
+  text += card + " ending in " + in.card_last4 +
+          " was found and is kept safe in the lostcard box \"" + kiosk.name() + "\".\n";
   text += "Where: " + kiosk.address() + " (" + coordinate(kiosk.latitude()) + ", " +
           coordinate(kiosk.longitude()) + ")\n";
   text += "Map: " + mapUrl(kiosk.latitude(), kiosk.longitude()) + "\n";
   text += "Opening hours: " +
-          (kiosk.opening_hours().empty() ? std::string("as posted on the box") : kiosk.opening_hours()) +
+          (kiosk.opening_hours().empty() ? std::string("as posted on the box")
+                                         : kiosk.opening_hours()) +
           "\n";
-  text += "Pickup code: " + in.pickup_code + " (valid until " + humanUtc(in.pickup_code_expires_at) +
-          ")\n";
+  text += "Pickup code: " + in.pickup_code + " (valid until " +
+          humanUtc(in.pickup_code_expires_at) + ")\n";
   text += "How to collect: type the code on the box's keypad; slot " + std::to_string(in.slot) +
           " opens. Take your card and close the slot.\n";
   text += "The code works once and only for this card. Nobody from lostcard will ask you for it.";
@@ -84,10 +85,8 @@ lostcard::v1::RetrievalNotice buildNotice(const NoticeInput& in) {
 }
 
 std::string noticeToJson(const lostcard::v1::RetrievalNotice& notice) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
   std::string json;
-  const auto status = google::protobuf::util::MessageToJsonString(notice, &json, options);
+  const auto status = google::protobuf::util::MessageToJsonString(notice, &json);
   if (!status.ok()) {
     // Only a malformed message can fail here, which buildNotice never makes.
     throw std::logic_error("notice: cannot encode as JSON: " + status.ToString());

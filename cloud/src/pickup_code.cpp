@@ -49,9 +49,8 @@ std::string pickupCodeFromRandom(const std::array<unsigned char, 8>& random) {
     value = (value << 8) | b;
   }
   // Reject the incomplete last block of the 64-bit range so every code is equally likely.
-  constexpr std::uint64_t kLimit =
-      std::numeric_limits<std::uint64_t>::max() - std::numeric_limits<std::uint64_t>::max() %
-                                                      kCodeSpace;
+  constexpr std::uint64_t kLimit = std::numeric_limits<std::uint64_t>::max() -
+                                   std::numeric_limits<std::uint64_t>::max() % kCodeSpace;
   if (value >= kLimit) {
     return "";
   }
@@ -102,8 +101,8 @@ std::string hashCode(std::string_view code, int iterations) {
       1) {
     throw std::runtime_error("pickup code: RAND_bytes failed");
   }
-  return std::string(kScheme) + "$" + std::to_string(iterations) + "$" + detail::toHex(salt) +
-         "$" + detail::toHex(pbkdf2(digits, salt, iterations));
+  return std::string(kScheme) + "$" + std::to_string(iterations) + "$" + detail::toHex(salt) + "$" +
+         detail::toHex(pbkdf2(digits, salt, iterations));
 }
 
 bool verifyCode(std::string_view typed, std::string_view stored) {

@@ -1,15 +1,15 @@
 #include "lostcard/cloud/recognition.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <filesystem>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <optional>
 #include <set>
 #include <stdexcept>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "lostcard/cloud/card_number_decoder.hpp"
 #include "lostcard/cloud/jpeg_probe.hpp"
@@ -61,8 +61,7 @@ std::optional<cv::Mat> decodeWithinLimits(const std::string& jpeg, const ImageLi
   }
   cv::Mat image;
   try {
-    const cv::Mat raw(1, static_cast<int>(jpeg.size()), CV_8UC1,
-                      const_cast<char*>(jpeg.data()));
+    const cv::Mat raw(1, static_cast<int>(jpeg.size()), CV_8UC1, const_cast<char*>(jpeg.data()));
     image = cv::imdecode(raw, cv::IMREAD_COLOR);
   } catch (const cv::Exception&) {
     image.release();
@@ -109,7 +108,14 @@ class Recognizer::Impl {
           bad.push_back(label + ": " + why);
           continue;
         }
-        FrameResult frame = readFrame(*image);
+        FrameResult frame;
+        try {
+          frame = readFrame(*image);
+        } catch (const cv::Exception& e) {
+          // A frame OpenCV chokes on is unreadable, not a reason to fail the whole card.
+          log_->warn("{}: image processing failed: {}", label, e.what());
+          frame.note = "image processing failed";
+        }
         frame.face = face;
         frame.label = label;
         frames.push_back(std::move(frame));
@@ -154,21 +160,33 @@ class Recognizer::Impl {
 
     std::set<std::string> numbers;
     double confidence = 0.0;
-    std::string last_why = "no number line found";
+    std::vector<std::string> why_not;  // per orientation, the best line's reason
     for (const bool upside_down : {false, true}) {
       cv::Mat oriented = card;
       if (upside_down) {
         cv::rotate(card, oriented, cv::ROTATE_180);
       }
-      for (const cv::Rect& line : locateNumberLine(oriented)) {
+      const std::vector<cv::Rect> lines = locateNumberLine(oriented);
+      if (lines.empty()) {
+        why_not.push_back("no number line");
+        continue;
+      }
+      std::string first_why;
+      for (const cv::Rect& line : lines) {
         const OcrLine ocr = reader_.readLine(oriented, line);
         const DecodedLine decoded = decodeCardNumber(ocr);
         if (decoded.number) {
           numbers.insert(*decoded.number);
           confidence = std::max(confidence, ocr.mean_confidence / 100.0);
+          first_why.clear();
           break;
         }
-        last_why = decoded.why;
+        if (first_why.empty()) {
+          first_why = decoded.why;
+        }
+      }
+      if (!first_why.empty()) {
+        why_not.push_back(first_why);
       }
     }
     if (numbers.size() > 1) {
@@ -178,7 +196,7 @@ class Recognizer::Impl {
       frame.number = *numbers.begin();
       frame.confidence = confidence;
     } else {
-      frame.note = last_why;
+      frame.note = fmt::format("{}", fmt::join(why_not, " / "));
     }
     return frame;
   }
@@ -208,8 +226,8 @@ class Recognizer::Impl {
       std::vector<std::string> parts;
       for (const auto& f : frames) {
         if (f.self_conflicting || f.number) {
-          parts.push_back(f.number ? f.label + " read a number ending " + f.number->substr(
-                                                                   f.number->size() - 4)
+          parts.push_back(f.number ? f.label + " read a number ending " +
+                                         f.number->substr(f.number->size() - 4)
                                    : f.label + ": " + f.note);
         }
       }
@@ -241,11 +259,13 @@ class Recognizer::Impl {
     for (const auto& f : frames) {
       candidates += faces.count(f.face) > 0 ? 1 : 0;
     }
+    const double mean_ocr_confidence = sum / agreeing;
+    const double agreement = static_cast<double>(agreeing) / candidates;
     reading.outcome = ReadOutcome::kRead;
     reading.number = *numbers.begin();
-    reading.confidence = (sum / agreeing) * agreeing / candidates;
-    reading.detail = withBad(fmt::format("read in {} of {} {} frames", agreeing, candidates,
-                                         fmt::join(faces, "+")));
+    reading.confidence = mean_ocr_confidence * agreement;
+    reading.detail = withBad(
+        fmt::format("read in {} of {} {} frames", agreeing, candidates, fmt::join(faces, "+")));
     return reading;
   }
 

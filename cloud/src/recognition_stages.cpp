@@ -1,13 +1,13 @@
 #include "lostcard/cloud/recognition_stages.hpp"
 
-#include <algorithm>
-#include <cmath>
-#include <stdexcept>
-#include <utility>
-
-#include <opencv2/imgproc.hpp>
 #include <tesseract/baseapi.h>
 #include <tesseract/resultiterator.h>
+
+#include <algorithm>
+#include <cmath>
+#include <opencv2/imgproc.hpp>
+#include <stdexcept>
+#include <utility>
 
 namespace lostcard::cloud {
 namespace {
@@ -35,13 +35,20 @@ constexpr int kOcrBorderPx = 16;
 
 // Tesseract settings for a line of card digits when no config file is given.
 constexpr std::pair<const char*, const char*> kBuiltInSettings[] = {
-    {"load_system_dawg", "0"}, {"load_freq_dawg", "0"},   {"load_punc_dawg", "0"},
-    {"load_number_dawg", "0"}, {"load_unambig_dawg", "0"}, {"load_bigram_dawg", "0"},
+    {"load_system_dawg", "0"},
+    {"load_freq_dawg", "0"},
+    {"load_punc_dawg", "0"},
+    {"load_number_dawg", "0"},
+    {"load_unambig_dawg", "0"},
+    {"load_bigram_dawg", "0"},
     // The space must be whitelisted too: without it the LSTM loses the group gaps and reports
     // near-zero confidence for the whole line.
-    {"tessedit_char_whitelist", "0123456789 "},            {"user_defined_dpi", "300"}};
+    {"tessedit_char_whitelist", "0123456789 "},
+    {"user_defined_dpi", "300"}};
 
-double distance(const cv::Point2f& a, const cv::Point2f& b) { return std::hypot(a.x - b.x, a.y - b.y); }
+double distance(const cv::Point2f& a, const cv::Point2f& b) {
+  return std::hypot(a.x - b.x, a.y - b.y);
+}
 
 // Orders four corners clockwise from the top-left one, then rotates the order so that the
 // first edge is a long one.
@@ -217,9 +224,8 @@ std::optional<Quad> findCard(const cv::Mat& frame_bgr) {
 
   std::vector<std::vector<cv::Point>> contours;
   cv::findContours(edges, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
-  std::sort(contours.begin(), contours.end(), [](const auto& a, const auto& b) {
-    return cv::contourArea(a) > cv::contourArea(b);
-  });
+  std::sort(contours.begin(), contours.end(),
+            [](const auto& a, const auto& b) { return cv::contourArea(a) > cv::contourArea(b); });
   const double frame_area = static_cast<double>(small.cols) * small.rows;
   for (std::size_t i = 0; i < std::min<std::size_t>(contours.size(), 5); ++i) {
     auto pts = quadOf(contours[i]);
@@ -240,9 +246,9 @@ std::optional<Quad> findCard(const cv::Mat& frame_bgr) {
 }
 
 cv::Mat straighten(const cv::Mat& frame_bgr, const Quad& corners) {
-  const std::array<cv::Point2f, 4> target = {
-      cv::Point2f(0, 0), cv::Point2f(kCardWidthPx - 1, 0),
-      cv::Point2f(kCardWidthPx - 1, kCardHeightPx - 1), cv::Point2f(0, kCardHeightPx - 1)};
+  const std::array<cv::Point2f, 4> target = {cv::Point2f(0, 0), cv::Point2f(kCardWidthPx - 1, 0),
+                                             cv::Point2f(kCardWidthPx - 1, kCardHeightPx - 1),
+                                             cv::Point2f(0, kCardHeightPx - 1)};
   const cv::Mat transform = cv::getPerspectiveTransform(corners.data(), target.data());
   cv::Mat card;
   cv::warpPerspective(frame_bgr, card, transform, cv::Size(kCardWidthPx, kCardHeightPx),
@@ -268,11 +274,12 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
                        mask.rows - 2 * kCardMarginPx);
   cv::Mat cleaned = cv::Mat::zeros(mask.size(), mask.type());
   mask(inner).copyTo(cleaned(inner));
-  // Join the glyphs of a digit group, but not lines above or below each other.
+  // Fill the glyph outlines and join the glyphs of a digit group into one blob (but not lines
+  // above or below each other), then drop what is thinner than print: hairlines, noise.
   cv::morphologyEx(cleaned, cleaned, cv::MORPH_CLOSE,
-                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(17, 3)));
+                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(21, 11)));
   cv::morphologyEx(cleaned, cleaned, cv::MORPH_OPEN,
-                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(3, 9)));
+                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(9, 9)));
 
   std::vector<std::vector<cv::Point>> contours;
   cv::findContours(cleaned, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
@@ -321,8 +328,8 @@ class LineReader::Impl {
                              config_files.empty() ? nullptr : config_files.data(),
                              static_cast<int>(config_files.size()), &names, &values, false);
     if (rc != 0) {
-      throw std::runtime_error("Tesseract could not initialise (tessdata '" +
-                               options.tessdata_dir + "', config '" + options.config_path + "')");
+      throw std::runtime_error("Tesseract could not initialise (tessdata '" + options.tessdata_dir +
+                               "', config '" + options.config_path + "')");
     }
     // One line of text per image: a structural choice of this reader, not a tuning knob.
     api_.SetPageSegMode(tesseract::PSM_SINGLE_LINE);
@@ -346,6 +353,7 @@ class LineReader::Impl {
       api_.Clear();
       return line;
     }
+    double min_word_conf = 100.0;
     do {
       std::unique_ptr<char[]> word(it->GetUTF8Text(tesseract::RIL_WORD));
       if (word) {
@@ -353,8 +361,10 @@ class LineReader::Impl {
           line.text += ' ';
         }
         line.text += word.get();
+        min_word_conf = std::min<double>(min_word_conf, it->Confidence(tesseract::RIL_WORD));
       }
     } while (it->Next(tesseract::RIL_WORD));
+    line.min_word_confidence = line.text.empty() ? 0.0 : min_word_conf;
     it.reset(api_.GetIterator());
     double sum = 0;
     int symbols = 0;
@@ -400,7 +410,8 @@ class LineReader::Impl {
     const double split = cv::threshold(gray, otsu, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
     const int band = std::max(2, static_cast<int>(pad_y * scale / 2));
     const double border_mean = (cv::mean(gray.rowRange(0, band))[0] +
-                                cv::mean(gray.rowRange(gray.rows - band, gray.rows))[0]) / 2;
+                                cv::mean(gray.rowRange(gray.rows - band, gray.rows))[0]) /
+                               2;
     if (border_mean < split) {
       cv::bitwise_not(gray, gray);
     }
@@ -417,8 +428,7 @@ class LineReader::Impl {
   tesseract::TessBaseAPI api_;
 };
 
-LineReader::LineReader(const LineReaderOptions& options)
-    : impl_(std::make_unique<Impl>(options)) {}
+LineReader::LineReader(const LineReaderOptions& options) : impl_(std::make_unique<Impl>(options)) {}
 LineReader::~LineReader() = default;
 
 OcrLine LineReader::readLine(const cv::Mat& card_bgr, const cv::Rect& line_box) {

@@ -2,15 +2,14 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/version.hpp>
-
 #include <cctype>
 
 namespace lostcard::cloud {
@@ -52,8 +51,7 @@ asio::awaitable<HttpResponse> exchange(Stream& stream, const HttpUrl& url,
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxResponseBodyBytes);
   beast::error_code ec;
-  co_await http::async_read(stream, buffer, parser,
-                            asio::redirect_error(asio::use_awaitable, ec));
+  co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
   HttpResponse out;
   if (ec && ec != http::error::body_limit) {
     out.error = "reading the response: " + ec.message();

@@ -5,13 +5,12 @@
 //
 //   ConnectionPool pool(conninfo, 4);
 //   auto n = pool.run([&](pqxx::connection& c) { pqxx::work tx(c); ...; tx.commit(); return n; });
-#include <pqxx/pqxx>
-
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
 

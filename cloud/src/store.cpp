@@ -1,7 +1,6 @@
 #include "lostcard/cloud/store.hpp"
 
 #include <pqxx/pqxx>
-
 #include <stdexcept>
 
 #include "lostcard/cloud/migrations.hpp"
@@ -266,9 +265,10 @@ StoredResult Store::recordStored(const std::string& kiosk_id, const std::string&
     }
     if (!in_slot) {
       tx.commit();
-      log->warn("deposit {} of kiosk {} (card ending {}) was decided store but is in the bin: "
-                "no notice sent",
-                deposit_id, kiosk_id, last4);
+      log->warn(
+          "deposit {} of kiosk {} (card ending {}) was decided store but is in the bin: "
+          "no notice sent",
+          deposit_id, kiosk_id, last4);
       return {true, "", false};
     }
 
@@ -324,9 +324,9 @@ StoredResult Store::recordStored(const std::string& kiosk_id, const std::string&
     // Delivered to listeners only when the transaction commits.
     tx.exec_params("SELECT pg_notify($1, $2)", std::string(kNoticeChannel), in.notice_id);
     tx.commit();
-    log->info("deposit {} of kiosk {} stored at {}; notice {} queued for holder {} (card ending {})",
-              deposit_id, kiosk_id, describeLocation(location), in.notice_id, holder_id,
-              in.card_last4);
+    log->info(
+        "deposit {} of kiosk {} stored at {}; notice {} queued for holder {} (card ending {})",
+        deposit_id, kiosk_id, describeLocation(location), in.notice_id, holder_id, in.card_last4);
     return {true, "", true};
   });
 }

@@ -77,8 +77,8 @@ std::string difficultReasonText(const v1::Disposition::Difficult& difficult) {
   return text;
 }
 
-Controller::Controller(hw::Devices devices, Journal& journal, IntakeConfig config,
-                       ClockMs clock_ms, Sender send)
+Controller::Controller(hw::Devices devices, Journal& journal, IntakeConfig config, ClockMs clock_ms,
+                       Sender send)
     : devices_(devices),
       journal_(journal),
       config_(config),
@@ -98,8 +98,8 @@ void Controller::start() {
   recover();
   auto snap = snapshot();
   log_->info("journal: {} of {} slots used, {} of {} cards in the bin, {} pending{}",
-             snap.occupied_slots.size(), config_.slot_count, snap.bin_count,
-             config_.bin_capacity, snap.pending.size(),
+             snap.occupied_slots.size(), config_.slot_count, snap.bin_count, config_.bin_capacity,
+             snap.pending.size(),
              snap.tray ? ", deposit " + snap.tray->deposit_id + " on the tray" : "");
   intake_.emplace(config_, std::move(snap));
   run(intake_->start(now()));
@@ -119,8 +119,7 @@ void Controller::recover() {
     }
     if (cardOnTray(false)) {
       journal_.abandonMove(m.deposit_id, now());
-      log_->warn("recovery: deposit {} still on the tray; its move will be retried",
-                 m.deposit_id);
+      log_->warn("recovery: deposit {} still on the tray; its move will be retried", m.deposit_id);
       continue;
     }
     if (m.to.kind == Location::Kind::kBin) {
@@ -128,8 +127,7 @@ void Controller::recover() {
       // bin is where an operator looks anyway.
       journal_.finishMove(m.deposit_id, m.to, now());
       journal_.flag(m.deposit_id, "recovered: assumed in bin");
-      log_->warn("recovery: deposit {} assumed in the bin after an interrupted move",
-                 m.deposit_id);
+      log_->warn("recovery: deposit {} assumed in the bin after an interrupted move", m.deposit_id);
       continue;
     }
     journal_.failMove(m.deposit_id, Location::unknown(), "interrupted, card not found", now());
@@ -138,7 +136,8 @@ void Controller::recover() {
   }
   if (!moves.empty()) {
     if (auto homed = devices_.sorter->home(); !homed) {
-      log_->error("sorter cannot find its home position: {}", homed.error());
+      log_->error("sorter cannot find its home position: {}; out of order", homed.error());
+      sorter_failed_ = true;
     }
   }
   // A card that reached its place must be reported even if the box stopped right after.
@@ -151,6 +150,7 @@ void Controller::recover() {
 
 IntakeSnapshot Controller::snapshot() {
   IntakeSnapshot snap;
+  snap.out_of_order = sorter_failed_;
   snap.occupied_slots = journal_.occupiedSlots();
   snap.bin_count = journal_.binCount();
   for (const auto& d : journal_.deposits(DepositState::kPending)) {
@@ -160,8 +160,8 @@ IntakeSnapshot Controller::snapshot() {
   }
   std::vector<DepositRecord> on_tray;
   for (const auto& d : journal_.deposits()) {
-    const bool handled = d.state == DepositState::kAwaiting ||
-                         d.state == DepositState::kDecided || d.state == DepositState::kFault;
+    const bool handled = d.state == DepositState::kAwaiting || d.state == DepositState::kDecided ||
+                         d.state == DepositState::kFault;
     if (handled && d.location.kind == Location::Kind::kTray) {
       on_tray.push_back(d);
     }
@@ -213,11 +213,18 @@ bool Controller::cardOnTray(bool assume_if_unknown) {
 void Controller::onMessage(const v1::Envelope& env) {
   if (env.has_ack()) {
     const auto& ack = env.ack();
-    const bool known = journal_.markAcked(ack.message_id(), ack.error());
-    if (!ack.error().empty()) {
-      log_->error("cloud refused message {} for good: {}", ack.message_id(), ack.error());
-    } else if (known) {
-      log_->debug("cloud acknowledged message {}", ack.message_id());
+    const bool answered = journal_.markAcked(ack.message_id(), ack.error());
+    if (ack.error().empty()) {
+      if (answered) {
+        log_->debug("cloud acknowledged message {}", ack.message_id());
+      }
+      return;
+    }
+    log_->error("cloud refused message {} for good: {}", ack.message_id(), ack.error());
+    // No Disposition will come for a refused CardCaptured: the card must not wait for one.
+    if (auto ref = journal_.outboxRef(ack.message_id());
+        ref && ref->type == v1::Envelope::kCardCaptured) {
+      decide(ref->deposit_id, Decision::difficult("refused by the cloud: " + ack.error()));
     }
     return;
   }
@@ -225,24 +232,27 @@ void Controller::onMessage(const v1::Envelope& env) {
     return;
   }
   const auto& d = env.disposition();
-  const std::string& id = d.deposit_id();
-  auto record = journal_.deposit(id);
-  if (!record) {
-    log_->warn("ignoring a Disposition for unknown deposit {}", id);
+  if (!journal_.deposit(d.deposit_id())) {
+    log_->warn("ignoring a Disposition for unknown deposit {}", d.deposit_id());
     return;
   }
-  Decision decision = d.has_store() ? Decision::store(lastFour(d.store().last4()))
-                                    : Decision::difficult(difficultReasonText(d.difficult()));
-  if (!d.has_store() && !d.has_difficult()) {
-    decision = Decision::difficult("no decision");
+  if (d.has_store()) {
+    decide(d.deposit_id(), Decision::store(lastFour(d.store().last4())));
+  } else if (d.has_difficult()) {
+    decide(d.deposit_id(), Decision::difficult(difficultReasonText(d.difficult())));
+  } else {
+    decide(d.deposit_id(), Decision::difficult("no decision"));
   }
+}
+
+void Controller::decide(const std::string& deposit_id, const Decision& decision) {
   if (intake_) {
-    run(intake_->handle(event::DispositionReceived{id, decision}, now()));
+    run(intake_->handle(event::DispositionReceived{deposit_id, decision}, now()));
   }
   // Deposits the machine no longer tracks (e.g. faulted) keep the decision too; the first one
   // holds, so a repeat changes nothing.
-  journal_.recordDisposition(id, decision, now());
-  journal_.captureAnswered(id);
+  journal_.recordDisposition(deposit_id, decision, now());
+  journal_.captureAnswered(deposit_id);
 }
 
 v1::Envelope Controller::heartbeat() const {
@@ -279,7 +289,7 @@ void Controller::run(std::vector<Action> actions) {
     todo.pop_front();
     log_->debug("action {}", describe(next));
     if (auto follow_up = execute(next)) {
-      auto more = intake_->handle(*follow_up, now());
+      auto more = intake_->handle(std::move(*follow_up), now());
       todo.insert(todo.begin(), std::make_move_iterator(more.begin()),
                   std::make_move_iterator(more.end()));
     }
@@ -315,7 +325,8 @@ std::optional<Event> Controller::execute(Action& action) {
             auto* meta = captured->mutable_metadata();
             meta->set_camera_id(devices_.camera->id());
             meta->set_detected_at_ms(a.detected_at_ms);
-            (*meta->mutable_settings())["frames_per_face"] = std::to_string(config_.frames_per_face);
+            (*meta->mutable_settings())["frames_per_face"] =
+                std::to_string(config_.frames_per_face);
             const std::string note =
                 a.capture_error.empty() ? std::string() : "camera: " + a.capture_error;
             journal_.recordCapture(env, now(), note);

@@ -88,6 +88,7 @@ Intake::Intake(IntakeConfig config, IntakeSnapshot snapshot)
                  .detected_at_ms = snapshot.tray->captured_at_ms,
                  .captured_at_ms = snapshot.tray->captured_at_ms,
                  .capture_attempts = 0,
+                 .retry_capture_at_ms = std::nullopt,
                  .decision = snapshot.tray->decision,
                  .target = {}};
   }
@@ -129,11 +130,13 @@ std::vector<Action> Intake::start(std::int64_t now_ms) {
   return out;
 }
 
-std::vector<Action> Intake::handle(const Event& event, std::int64_t now_ms) {
+std::vector<Action> Intake::handle(Event event, std::int64_t now_ms) {
   std::vector<Action> out;
   std::visit(Overloaded{
                  [&](const event::CardDetected& e) { onCardDetected(e, now_ms, out); },
-                 [&](const event::CaptureSucceeded& e) { onCaptureSucceeded(e, now_ms, out); },
+                 [&](event::CaptureSucceeded& e) {
+                   onCaptureSucceeded(std::move(e), now_ms, out);  // the frames move on
+                 },
                  [&](const event::CaptureFailed& e) { onCaptureFailed(e, now_ms, out); },
                  [&](const event::DispositionReceived& e) { onDisposition(e, now_ms, out); },
                  [&](const event::MoveSucceeded&) { onMoveSucceeded(now_ms, out); },
@@ -163,6 +166,7 @@ void Intake::onCardDetected(const event::CardDetected& e, std::int64_t now_ms,
                .detected_at_ms = now_ms,
                .captured_at_ms = 0,
                .capture_attempts = 1,
+               .retry_capture_at_ms = std::nullopt,
                .decision = std::nullopt,
                .target = {}};
   phase_ = Phase::kCapturing;
@@ -173,7 +177,7 @@ void Intake::onCardDetected(const event::CardDetected& e, std::int64_t now_ms,
 
 void Intake::onCaptureSucceeded(event::CaptureSucceeded e, std::int64_t now_ms,
                                 std::vector<Action>& out) {
-  if (phase_ != Phase::kCapturing) {
+  if (phase_ != Phase::kCapturing || tray_->retry_capture_at_ms) {
     return;
   }
   journalCapture(std::move(e.front), std::move(e.back), {}, now_ms, out);
@@ -181,12 +185,16 @@ void Intake::onCaptureSucceeded(event::CaptureSucceeded e, std::int64_t now_ms,
 
 void Intake::onCaptureFailed(const event::CaptureFailed& e, std::int64_t now_ms,
                              std::vector<Action>& out) {
-  if (phase_ != Phase::kCapturing) {
+  if (phase_ != Phase::kCapturing || tray_->retry_capture_at_ms) {
     return;
   }
   if (tray_->capture_attempts < config_.max_capture_attempts) {
     ++tray_->capture_attempts;
-    out.push_back(action::Capture{config_.frames_per_face});
+    if (config_.capture_retry_ms > 0) {
+      tray_->retry_capture_at_ms = now_ms + config_.capture_retry_ms;
+    } else {
+      out.push_back(action::Capture{config_.frames_per_face});
+    }
     return;
   }
   journalCapture({}, {}, e.error.empty() ? "camera failed" : e.error, now_ms, out);
@@ -303,6 +311,11 @@ void Intake::onMoveFailed(const event::MoveFailed& e, std::vector<Action>& out) 
 }
 
 void Intake::onTick(std::int64_t now_ms, std::vector<Action>& out) {
+  if (phase_ == Phase::kCapturing && tray_->retry_capture_at_ms &&
+      now_ms >= *tray_->retry_capture_at_ms) {
+    tray_->retry_capture_at_ms.reset();
+    out.push_back(action::Capture{config_.frames_per_face});
+  }
   if (phase_ == Phase::kIdle && shown_ == kTextThanks && now_ms >= thank_you_until_ms_) {
     show(kTextReady, out);
   }

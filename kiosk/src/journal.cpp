@@ -205,8 +205,8 @@ std::optional<DepositState> parseState(std::string_view name) {
 }
 
 Journal::Journal(const std::filesystem::path& file, Mode mode) {
-  const int flags = mode == Mode::kReadOnly ? SQLITE_OPEN_READONLY
-                                            : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  const int flags =
+      mode == Mode::kReadOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   if (sqlite3_open_v2(file.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
     std::string error = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
@@ -405,9 +405,10 @@ void Journal::failMove(std::string_view deposit_id, const Location& at, std::str
 }
 
 void Journal::abandonMove(std::string_view deposit_id, std::int64_t now_ms) {
-  Statement(db_,
-            "UPDATE moves SET state = 'failed', error = 'interrupted', at_location = from_location, "
-            "ended_at_ms = ?2 WHERE deposit_id = ?1 AND state = 'begun'")
+  Statement(
+      db_,
+      "UPDATE moves SET state = 'failed', error = 'interrupted', at_location = from_location, "
+      "ended_at_ms = ?2 WHERE deposit_id = ?1 AND state = 'begun'")
       .bind(1, deposit_id)
       .bind(2, now_ms)
       .run();
@@ -466,9 +467,12 @@ v1::Envelope Journal::enqueue(std::string_view deposit_id, const v1::Envelope& e
 }
 
 bool Journal::markAcked(std::string_view message_id, std::string_view error) {
+  // A CardCaptured is answered by its Disposition (captureAnswered), not by an Ack, unless the
+  // Ack refuses it: a plain Ack must not stop the resending before the decision has arrived.
   Statement update(db_,
-                   "UPDATE outbox SET acked = 1, error = ?2 WHERE message_id = ?1 AND acked = 0");
-  update.bind(1, message_id).bind(2, error).run();
+                   "UPDATE outbox SET acked = 1, error = ?2 WHERE message_id = ?1 AND acked = 0 "
+                   "AND (type != ?3 OR ?2 != '')");
+  update.bind(1, message_id).bind(2, error).bind(3, typeName(v1::Envelope::kCardCaptured)).run();
   return sqlite3_changes(db_) > 0;
 }
 
@@ -514,6 +518,18 @@ std::optional<v1::Envelope> Journal::queued(std::string_view deposit_id,
     throw JournalError("journal: unreadable outbox entry for " + std::string(deposit_id));
   }
   return env;
+}
+
+std::optional<OutboxRef> Journal::outboxRef(std::string_view message_id) const {
+  Statement find(db_, "SELECT deposit_id, type FROM outbox WHERE message_id = ?1");
+  find.bind(1, message_id);
+  if (!find.step()) {
+    return std::nullopt;
+  }
+  const auto* field = v1::Envelope::descriptor()->FindFieldByName(find.text(1));
+  return OutboxRef{find.text(0), field != nullptr
+                                     ? static_cast<v1::Envelope::BodyCase>(field->number())
+                                     : v1::Envelope::BODY_NOT_SET};
 }
 
 std::set<int> Journal::occupiedSlots() const {
@@ -591,10 +607,9 @@ std::vector<OpenMove> Journal::openMoves() const {
                  "SELECT deposit_id, from_location, to_location, began_at_ms FROM moves "
                  "WHERE state = 'begun' ORDER BY id");
   while (rows.step()) {
-    out.push_back(OpenMove{rows.text(0),
-                           Location::parse(rows.text(1)).value_or(Location::unknown()),
-                           Location::parse(rows.text(2)).value_or(Location::unknown()),
-                           rows.integer(3)});
+    out.push_back(
+        OpenMove{rows.text(0), Location::parse(rows.text(1)).value_or(Location::unknown()),
+                 Location::parse(rows.text(2)).value_or(Location::unknown()), rows.integer(3)});
   }
   return out;
 }

@@ -8,8 +8,10 @@
 //
 // Runs on one io_context thread. SIGINT/SIGTERM: the current move finishes (moves are never
 // interrupted), the shutter closes, exit 0.
-#include <utility>  // before Boost.Asio's awaitable.hpp (Boost 1.74), see uplink.hpp
-
+// clang-format off
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
+// clang-format on
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -130,9 +132,12 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exit_code) {
   if (o.print_journal) {
     return o;
   }
-  for (const auto& [name, value] :
-       {std::pair{"--id", &o.id}, {"--cloud", &o.cloud}, {"--ca", &o.ca}, {"--cert", &o.cert},
-        {"--key", &o.key}, {"--hw", &o.hw_kind}}) {
+  for (const auto& [name, value] : {std::pair{"--id", &o.id},
+                                    {"--cloud", &o.cloud},
+                                    {"--ca", &o.ca},
+                                    {"--cert", &o.cert},
+                                    {"--key", &o.key},
+                                    {"--hw", &o.hw_kind}}) {
     if (value->empty()) {
       return fail(std::string(name) + " is required");
     }
@@ -149,8 +154,8 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exit_code) {
   if (o.cloud.rfind(':') == std::string::npos) {
     return fail("--cloud must be HOST:PORT");
   }
-  if (o.slots < 1 || o.bin_capacity < 0 || o.frames < 1 || o.poll_ms < 1 ||
-      o.heartbeat_ms < 1 || o.offline_timeout_ms < 0) {
+  if (o.slots < 1 || o.bin_capacity < 0 || o.frames < 1 || o.poll_ms < 1 || o.heartbeat_ms < 1 ||
+      o.offline_timeout_ms < 0) {
     return fail("--slots, --frames, --poll-ms and --heartbeat-ms must be positive");
   }
   return o;
@@ -190,8 +195,8 @@ int runDaemon(const Options& o) {
   std::unique_ptr<hw::BoardDevices> board;
   hw::Devices devices;
   if (o.hw_kind == "sim") {
-    sim = std::make_unique<hw::SimBox>(
-        hw::SimBoxOptions{.root = o.sim_root, .slot_count = o.slots, .bin_capacity = o.bin_capacity});
+    sim = std::make_unique<hw::SimBox>(hw::SimBoxOptions{
+        .root = o.sim_root, .slot_count = o.slots, .bin_capacity = o.bin_capacity});
     devices = sim->devices();
   } else {
     board = std::make_unique<hw::BoardDevices>(hw::BoardConfig::load(o.board));
@@ -247,11 +252,12 @@ int runDaemon(const Options& o) {
     }
   };
   asio::co_spawn(io, uplink.run(), rethrow);
-  asio::co_spawn(io, every(poll_timer, std::chrono::milliseconds(o.poll_ms),
-                           [&] { controller->poll(); }),
-                 rethrow);
-  asio::co_spawn(io, every(heartbeat_timer, std::chrono::milliseconds(o.heartbeat_ms),
-                           [&] { uplink.send(controller->heartbeat()); }),
+  asio::co_spawn(
+      io, every(poll_timer, std::chrono::milliseconds(o.poll_ms), [&] { controller->poll(); }),
+      rethrow);
+  asio::co_spawn(io,
+                 every(heartbeat_timer, std::chrono::milliseconds(o.heartbeat_ms),
+                       [&] { uplink.send(controller->heartbeat()); }),
                  rethrow);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -1,9 +1,8 @@
 #include "lostcard/kiosk/uplink.hpp"
 
+#include <openssl/ssl.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
-
-#include <openssl/ssl.h>
 
 #include "lostcard/wire/framing.hpp"
 
@@ -21,7 +20,7 @@ int fitToFrameLimit(v1::Envelope& env, std::size_t max_frame_bytes) {
   while (env.ByteSizeLong() + 10 > max_frame_bytes &&
          (captured->front_size() > 0 || captured->back_size() > 0)) {
     auto* face = captured->back_size() >= captured->front_size() ? captured->mutable_back()
-                                                                  : captured->mutable_front();
+                                                                 : captured->mutable_front();
     face->RemoveLast();
     ++dropped;
   }
@@ -35,8 +34,8 @@ Connector<TlsStream> makeTlsConnector(asio::any_io_executor executor, asio::ssl:
     Connected<TlsStream> out;
     boost::system::error_code ec;
     asio::ip::tcp::resolver resolver(executor);
-    auto endpoints = co_await resolver.async_resolve(
-        endpoint.host, endpoint.port, asio::redirect_error(asio::use_awaitable, ec));
+    auto endpoints = co_await resolver.async_resolve(endpoint.host, endpoint.port,
+                                                     asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       out.error = "cannot resolve " + endpoint.host + ": " + ec.message();
       co_return out;

@@ -1,7 +1,6 @@
 #include "lostcard/cloud/card_hasher.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <cstdlib>
 #include <fstream>
 #include <stdexcept>

@@ -1,8 +1,12 @@
 // NoticeDelivery against a real PostgreSQL (ctest fixture "pg") and a small webhook server that
 // runs inside the test.
-#include "lostcard/cloud/delivery.hpp"
 
-#include <utility>  // before Boost 1.74's asio/awaitable.hpp, which uses std::exchange
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
+// clang-format off
+#include <utility>
+// clang-format on
+
+#include <sys/wait.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -14,17 +18,15 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
-#include <pqxx/pqxx>
-
-#include <sys/wait.h>
-
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <regex>
 #include <sstream>
 #include <thread>
 
+#include "lostcard/cloud/delivery.hpp"
 #include "lostcard/cloud/notice.hpp"
 #include "lostcard/cloud/pickup_code.hpp"
 #include "lostcard/cloud/registry_http_client.hpp"
@@ -71,8 +73,9 @@ class WebhookServer {
   }
 
   std::string url(const std::string& holder_id) const {
-    return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" +
-           std::to_string(acceptor_.local_endpoint().port()) + "/holders/" + holder_id;
+    return std::string(tls_ ? "https" : "http") +
+           "://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/holders/" +
+           holder_id;
   }
   std::vector<ReceivedRequest> requests() {
     std::lock_guard lock(mutex_);
@@ -169,7 +172,7 @@ struct Fixture {
     pqxx::read_transaction tx(c);
     return tx.exec_params1(
         "SELECT id::text, attempts, delivered_at IS NOT NULL, gave_up_at IS NOT NULL, "
-        "payload ? 'pickup_code', last_error, payload::text "
+        "payload ? 'pickupCode', last_error, payload::text "
         "FROM notice_outbox WHERE deposit_id = $1::uuid",
         deposit_id);
   }
@@ -263,10 +266,8 @@ TEST_CASE("a notice is retried after a 500 and delivered, signed, with one idemp
 TEST_CASE("a notice nobody accepts is given up after max_attempts, its code cleared") {
   WebhookServer server({503});
   Fixture f(server.url("ada"));
-  DeliveryOptions options{.conninfo = f.db.conninfo(),
-                          .initial_backoff = 1ms,
-                          .max_backoff = 1ms,
-                          .max_attempts = 3};
+  DeliveryOptions options{
+      .conninfo = f.db.conninfo(), .initial_backoff = 1ms, .max_backoff = 1ms, .max_attempts = 3};
   NoticeDelivery delivery(options);
   const std::string deposit_id = f.queueNotice(2);
   REQUIRE(lostcard::test::eventually(
@@ -352,9 +353,9 @@ std::string readFile(const std::string& path) {
 // A self-signed certificate for 127.0.0.1 made with the openssl command line.
 void makeCertificate(const std::string& dir) {
   lostcard::test::ChildProcess openssl(
-      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-       "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
-       dir + "/key.pem", "-out", dir + "/cert.pem"},
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+       "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", dir + "/key.pem",
+       "-out", dir + "/cert.pem"},
       dir + "/openssl.log");
   const auto status = openssl.waitFor(60s);
   REQUIRE(status.has_value());
@@ -418,15 +419,14 @@ TEST_CASE("lostcard-webhook-sink receives, checks and records each notice once")
   const std::string notice_id = f.outbox(deposit_id)[0].as<std::string>();
 
   REQUIRE(lostcard::test::eventually(
-      [&] { return readFile(dir + "/sink.log").find("slot 5 opens") != std::string::npos; },
-      30s));
+      [&] { return readFile(dir + "/sink.log").find("slot 5 opens") != std::string::npos; }, 30s));
   log = readFile(dir + "/sink.log");
   CHECK_THAT(log, Catch::Contains("To: Ada Lovelace"));
   const std::string lines = readFile(dir + "/notices.jsonl");
   CHECK(std::count(lines.begin(), lines.end(), '\n') == 1);
   CHECK(lines.rfind("{\"holder_id\":\"ada\",\"notice\":{", 0) == 0);
-  CHECK_THAT(lines, Catch::Contains("\"notice_id\":\"" + notice_id + "\""));
-  CHECK_THAT(lines, Catch::Contains("\"deposit_id\":\"" + deposit_id + "\""));
+  CHECK_THAT(lines, Catch::Contains("\"noticeId\":\"" + notice_id + "\""));
+  CHECK_THAT(lines, Catch::Contains("\"depositId\":\"" + deposit_id + "\""));
 
   // A repeat with the same Idempotency-Key is acknowledged and not recorded again; a forged one
   // is refused.
@@ -439,11 +439,11 @@ TEST_CASE("lostcard-webhook-sink receives, checks and records each notice once")
                                 {kSignatureHeader, signWebhook(kSecret, body, unixNow())}},
                                body, 5000ms);
   CHECK(repeat.status == 200);
-  const auto forged = httpPost(
-      *url,
-      {{"Idempotency-Key", "another"},
-       {kSignatureHeader, signWebhook("not-the-secret-0123456789", body, unixNow())}},
-      body, 5000ms);
+  const auto forged =
+      httpPost(*url,
+               {{"Idempotency-Key", "another"},
+                {kSignatureHeader, signWebhook("not-the-secret-0123456789", body, unixNow())}},
+               body, 5000ms);
   CHECK(forged.status == 401);
   CHECK_THAT(forged.body, Catch::Contains("signature mismatch"));
   const auto unknown = httpPost(*parseHttpUrl(base + "/holders/bob"), {}, body, 5000ms);

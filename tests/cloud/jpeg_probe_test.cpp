@@ -1,11 +1,9 @@
+#include "lostcard/cloud/jpeg_probe.hpp"
+
 #include <catch2/catch.hpp>
-
 #include <opencv2/imgcodecs.hpp>
-
 #include <string>
 #include <vector>
-
-#include "lostcard/cloud/jpeg_probe.hpp"
 
 using lostcard::cloud::probeJpeg;
 
@@ -22,8 +20,8 @@ std::string encode(const cv::Mat& image, const std::string& ext) {
 // before finding out there is no data.
 std::string craftedHeader(int width_px, int height_px) {
   std::string b = {'\xFF', '\xD8'};
-  b += {'\xFF', '\xE0', 0x00, 0x10, 'J', 'F', 'I', 'F', 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00,
-        0x01, 0x00, 0x00};
+  b += {'\xFF', '\xE0', 0x00, 0x10, 'J',  'F',  'I',  'F',  0x00,
+        0x01,   0x01,   0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00};
   b += {'\xFF', '\xC0', 0x00, 0x11, 0x08};
   b += static_cast<char>(height_px >> 8);
   b += static_cast<char>(height_px & 0xFF);

@@ -1,18 +1,18 @@
-#include <catch2/catch.hpp>
-
 #include "lostcard/cloud/luhn.hpp"
+
+#include <catch2/catch.hpp>
 
 using lostcard::cloud::luhnCheckDigit;
 using lostcard::cloud::luhnValid;
 
 TEST_CASE("luhnValid accepts well-known test card numbers") {
-  CHECK(luhnValid("4111111111111111"));   // Visa
-  CHECK(luhnValid("5555555555554444"));   // Mastercard
-  CHECK(luhnValid("378282246310005"));    // American Express, 15 digits
-  CHECK(luhnValid("30569309025904"));     // Diners, 14 digits
-  CHECK(luhnValid("4222222222222"));      // 13-digit Visa
-  CHECK(luhnValid("6011111111111117"));   // Discover
-  CHECK(luhnValid("79927398713"));        // the textbook example
+  CHECK(luhnValid("4111111111111111"));  // Visa
+  CHECK(luhnValid("5555555555554444"));  // Mastercard
+  CHECK(luhnValid("378282246310005"));   // American Express, 15 digits
+  CHECK(luhnValid("30569309025904"));    // Diners, 14 digits
+  CHECK(luhnValid("4222222222222"));     // 13-digit Visa
+  CHECK(luhnValid("6011111111111117"));  // Discover
+  CHECK(luhnValid("79927398713"));       // the textbook example
   CHECK(luhnValid("0"));
 }
 

@@ -1,7 +1,6 @@
 #include "lostcard/cloud/notice.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <regex>
 #include <string>
 
@@ -40,9 +39,9 @@ TEST_CASE("the notice text says where, when, what code and how") {
   CHECK_THAT(text, Catch::Contains("Zurich Main Station, west hall"));
   CHECK_THAT(text, Catch::Contains("Bahnhofplatz 1, 8001 Zurich"));
   CHECK_THAT(text, Catch::Contains("Mo-Su 05:00-24:00"));
-  CHECK_THAT(text, Catch::Contains(
-                       "https://www.openstreetmap.org/?mlat=47.378177&mlon=8.540192#map=18/"
-                       "47.378177/8.540192"));
+  CHECK_THAT(text,
+             Catch::Contains("https://www.openstreetmap.org/?mlat=47.378177&mlon=8.540192#map=18/"
+                             "47.378177/8.540192"));
   CHECK_THAT(text, Catch::Contains("4242"));
   CHECK_THAT(text, Catch::Contains("314-159-2653"));
   CHECK_THAT(text, Catch::Contains("2024-05-15 12:00 UTC"));
@@ -80,17 +79,18 @@ TEST_CASE("the notice message has every field filled") {
   CHECK(notice.message() == noticeText(in));
 }
 
-TEST_CASE("the JSON uses the .proto field names and parses back") {
+TEST_CASE("the JSON uses protobuf's canonical names and parses back") {
   const auto notice = buildNotice(sampleInput());
   const auto json = noticeToJson(notice);
-  CHECK_THAT(json, Catch::Contains("\"pickup_code\":\"314-159-2653\""));
-  CHECK_THAT(json, Catch::Contains("\"card_last4\":\"4242\""));
+  CHECK_THAT(json, Catch::Contains("\"pickupCode\":\"314-159-2653\""));
+  CHECK_THAT(json, Catch::Contains("\"cardLast4\":\"4242\""));
   const auto back = noticeFromJson(json);
   REQUIRE(back.has_value());
   CHECK(back->SerializeAsString() == notice.SerializeAsString());
   CHECK_FALSE(noticeFromJson("not json").has_value());
   CHECK_FALSE(noticeFromJson(R"({"notice_id": 5})").has_value());
-  // Unknown fields (a newer sender) are ignored.
+  // The .proto names are accepted too; unknown fields (a newer sender) are ignored.
+  CHECK(noticeFromJson(R"({"notice_id":"n","card_last4":"4242"})")->card_last4() == "4242");
   CHECK(noticeFromJson(R"({"notice_id":"n","future_field":1})").has_value());
 }
 

@@ -1,9 +1,8 @@
 // The lostcard-cardgen program: its files, its labels, its determinism, and that it never
 // prints a card number.
-#include <catch2/catch.hpp>
-
 #include <sys/wait.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -57,8 +56,8 @@ std::map<std::string, std::string> readLabels(const fs::path& path) {
 TEST_CASE("lostcard-cardgen writes labeled photos of random cards") {
   const std::string dir = lostcard::test::makeTestDir("cardgen_random");
   std::string log;
-  REQUIRE(runCardgen({"--out", dir + "/out", "--seed", "11", "--count", "3"}, dir + "/log",
-                     &log) == 0);
+  REQUIRE(runCardgen({"--out", dir + "/out", "--seed", "11", "--count", "3"}, dir + "/log", &log) ==
+          0);
   const auto labels = readLabels(dir + "/out/labels.tsv");
   REQUIRE(labels.size() == 3);
   for (const char* name : {"card-0001", "card-0002", "card-0003"}) {
@@ -136,7 +135,5 @@ TEST_CASE("lostcard-cardgen refuses bad input without echoing numbers") {
     CHECK(log.find("numbers.tsv:1:") != std::string::npos);
     CHECK(log.find("4111-1111") == std::string::npos);
   }
-  SECTION("no output folder") {
-    CHECK(runCardgen({"--count", "1"}, dir + "/log", &log) == 2);
-  }
+  SECTION("no output folder") { CHECK(runCardgen({"--count", "1"}, dir + "/log", &log) == 2); }
 }

@@ -1,23 +1,22 @@
 // Recognition end to end on synthetic photos: cards rendered in process by lostcard_cardgen
 // (easy preset, fixed seeds), encoded as the box would send them, read back.
+#include "lostcard/cloud/recognition.hpp"
+
 #include <catch2/catch.hpp>
-
-#include <opencv2/imgcodecs.hpp>
-
 #include <cmath>
+#include <opencv2/imgcodecs.hpp>
 #include <regex>
 #include <string>
 #include <vector>
 
 #include "lostcard/cardgen/card_renderer.hpp"
-#include "lostcard/cloud/recognition.hpp"
 #include "lostcard/cloud/recognition_stages.hpp"
 #include "lostcard/test/child_process.hpp"
 
 using lostcard::cardgen::CardPhotos;
 using lostcard::cardgen::CardRenderer;
-using lostcard::cardgen::CardSpec;
 using lostcard::cardgen::cardSeed;
+using lostcard::cardgen::CardSpec;
 using lostcard::cardgen::Unreadable;
 using lostcard::cloud::CardImages;
 using lostcard::cloud::CardReading;
@@ -45,7 +44,9 @@ Recognizer& recognizer() {
   return r;
 }
 
-CardPhotos photos(const CardSpec& spec) { return renderer().render(spec, cardSeed(kSeed, spec.name)); }
+CardPhotos photos(const CardSpec& spec) {
+  return renderer().render(spec, cardSeed(kSeed, spec.name));
+}
 
 CardImages imagesOf(const CardPhotos& p) { return CardImages{{jpeg(p.front)}, {jpeg(p.back)}}; }
 
@@ -67,8 +68,8 @@ std::string hugeHeader(int width_px, int height_px) {
 TEST_CASE("findCard finds the card's outline in a photo") {
   for (const char* name : {"outline-1", "outline-2", "outline-3"}) {
     const CardPhotos p = photos({name, "4556737586899855"});
-    for (const auto& [image, truth] : {std::pair{p.front, p.front_corners},
-                                       std::pair{p.back, p.back_corners}}) {
+    for (const auto& [image, truth] :
+         {std::pair{p.front, p.front_corners}, std::pair{p.back, p.back_corners}}) {
       const auto quad = lostcard::cloud::findCard(image);
       REQUIRE(quad);
       // findCard cannot know which way up the card lies: compare with either order.
@@ -87,6 +88,30 @@ TEST_CASE("findCard finds the card's outline in a photo") {
   }
 }
 
+TEST_CASE("straighten and locateNumberLine find the number line of an upright card") {
+  // Search seed-named cards for one lying the right way up.
+  for (int i = 0; i < 20; ++i) {
+    const CardPhotos p = photos({"upright-" + std::to_string(i), "4024007103939509"});
+    if (p.front_corners[0].x > p.front_corners[1].x) {
+      continue;
+    }
+    const auto quad = lostcard::cloud::findCard(p.front);
+    REQUIRE(quad);
+    const cv::Mat card = lostcard::cloud::straighten(p.front, *quad);
+    CHECK(card.cols == lostcard::cloud::kCardWidthPx);
+    CHECK(card.rows == lostcard::cloud::kCardHeightPx);
+    const auto lines = lostcard::cloud::locateNumberLine(card);
+    REQUIRE_FALSE(lines.empty());
+    // The renderer prints the number's baseline at 350 +- 8 px of 540, 58 px type.
+    const cv::Rect& best = lines.front();
+    CHECK(best.y > 270);
+    CHECK(best.br().y < 380);
+    CHECK(best.width > card.cols / 2);
+    return;
+  }
+  FAIL("no upright card in 20 tries");
+}
+
 TEST_CASE("findCard finds nothing on an empty tray") {
   const cv::Mat tray(960, 1280, CV_8UC3, cv::Scalar::all(60));
   CHECK_FALSE(lostcard::cloud::findCard(tray));
@@ -94,9 +119,8 @@ TEST_CASE("findCard finds nothing on an empty tray") {
 
 TEST_CASE("Recognizer reads the exact number of easy cards") {
   const std::vector<CardSpec> cards = {
-      {"visa-1", "4556737586899855"},  {"visa-2", "4024007103939509"},
-      {"mc-1", "5425233430109903"},    {"mc-2", "5105105105105100"},
-      {"visa-3", "4916338506082832"},
+      {"visa-1", "4556737586899855"}, {"visa-2", "4024007103939509"}, {"mc-1", "5425233430109903"},
+      {"mc-2", "5105105105105100"},   {"visa-3", "4916338506082832"},
   };
   for (const auto& card : cards) {
     const CardReading r = recognizer().read(imagesOf(photos(card)));

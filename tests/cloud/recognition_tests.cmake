@@ -16,3 +16,7 @@ lostcard_add_test(NAME recognition_test TIER unit
 lostcard_add_test(NAME recognition_cardgen_test TIER unit
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/recognition_cardgen_test.cpp
   DEPS lostcard_recognition lostcard_test_support)
+
+# Tesseract parallelises with OpenMP; on a busy machine its spinning threads cost far more than
+# they give. One Recognizer per worker thread is the intended use, so run it single-threaded.
+set_property(TEST recognition_test APPEND PROPERTY ENVIRONMENT "OMP_THREAD_LIMIT=1")

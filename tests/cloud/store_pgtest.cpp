@@ -1,15 +1,15 @@
 // lostcard_registry's Store against a real PostgreSQL (ctest fixture "pg").
-#include "lostcard/cloud/store.hpp"
-
-#include <catch2/catch.hpp>
-#include <pqxx/pqxx>
-
 #include <atomic>
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <pqxx/pqxx>
 #include <thread>
 
 #include "lostcard/cloud/migrations.hpp"
 #include "lostcard/cloud/notice.hpp"
 #include "lostcard/cloud/pickup_code.hpp"
+#include "lostcard/cloud/store.hpp"
+#include "lostcard/test/child_process.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 #include "lostcard/wire/envelope.hpp"
 
@@ -143,8 +143,7 @@ TEST_CASE("upserts replace the other columns") {
   CHECK(k->slot_count == 30);
   CHECK_FALSE(f.store.findKiosk("kiosk-nope").has_value());
   f.store.upsertHolder("ada", "Ada King", "https://app.example/ada", "new-secret-0123456789");
-  CHECK(f.query("SELECT name FROM holders WHERE id = 'ada'")[0][0].as<std::string>() ==
-        "Ada King");
+  CHECK(f.query("SELECT name FROM holders WHERE id = 'ada'")[0][0].as<std::string>() == "Ada King");
 }
 
 TEST_CASE("findCardsByHash finds the enrolled card by its keyed hash only") {
@@ -236,7 +235,8 @@ TEST_CASE("recordStored queues exactly one notice, even when repeated") {
   CHECK(deposit[0][3].as<bool>());
 
   // The notice carries the code whose hash is stored, for this holder, box and slot.
-  const auto outbox = f.query("SELECT payload::text, holder_id, deposit_id::text FROM notice_outbox");
+  const auto outbox =
+      f.query("SELECT payload::text, holder_id, deposit_id::text FROM notice_outbox");
   CHECK(outbox[0][1].as<std::string>() == "ada");
   CHECK(outbox[0][2].as<std::string>() == id);
   const auto notice = noticeFromJson(outbox[0][0].as<std::string>());
@@ -391,10 +391,70 @@ TEST_CASE("a call on a broken connection is retried on a new one") {
   {
     pqxx::connection c(f.db.conninfo());
     pqxx::nontransaction tx(c);
-    tx.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    tx.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()");
   }
   CHECK(f.store.findKiosk("kiosk-1").has_value());
   const std::string id = lostcard::wire::newUuid();
   CHECK(f.store.recordDecision(f.storeDecision(id, "kiosk-1"), kNow).store);
+}
+
+TEST_CASE("lostcard-admin enrolls, and lists deposits and notices") {
+  lostcard::test::PgTestDb db;
+  const std::string dir = lostcard::test::makeTestDir("store_pgtest_admin");
+  const std::string hex_key(64, 'c');
+  std::ofstream(dir + "/card.key") << "# test key\nadmin-key " << hex_key << "\n";
+  const std::vector<std::string> admin = {lostcard::test::binDir() + "/lostcard-admin", "--db",
+                                          db.conninfo(), "--card-key-file", dir + "/card.key"};
+  auto run = [&](std::vector<std::string> args, const std::string& input = {}) {
+    std::vector<std::string> argv = admin;
+    argv.insert(argv.end(), args.begin(), args.end());
+    return lostcard::test::runProgram(argv, input);
+  };
+  run({"migrate"});
+  run({"migrate"});
+  run({"add-issuer", "northwind", "Northwind Bank"});
+  run({"add-holder", "ada", "Ada Lovelace", "http://127.0.0.1:9/holders/ada", "ada-secret"});
+  run({"add-kiosk", "kiosk-1", "--name", "Main Station", "--address", "Station Square 1", "--lat",
+       "47.378177", "--lon", "8.540192", "--hours", "Mo-Su 05:00-24:00", "--slots", "24"});
+  CHECK(run({"add-cards"}, std::string("northwind\tada\t") + kNumber + "\n# comment\n\n") ==
+        "enrolled 1 cards\n");
+
+  // A bad line fails the run, names the line and never echoes the number.
+  try {
+    run({"add-cards"}, std::string("northwind\tnobody\t") + kOtherNumber + "\n");
+    FAIL("add-cards should fail on an unknown holder");
+  } catch (const std::runtime_error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("line 1: unknown issuer or holder"));
+    CHECK(std::string(e.what()).find(kOtherNumber) == std::string::npos);
+  }
+  CHECK_THROWS(run({"add-issuer", "only-an-id"}));
+  CHECK_THROWS(run({"frobnicate"}));
+
+  // The card enrolled with the key file is found with the same key.
+  Store store({.conninfo = db.conninfo()});
+  const auto hasher = CardHasher::fromText("admin-key " + hex_key, ' ');
+  const auto owners = store.findCardsByHash(hasher.keyId(), hasher.hash(kNumber));
+  REQUIRE(owners.size() == 1);
+  DepositDecision d;
+  d.deposit_id = lostcard::wire::newUuid();
+  d.kiosk_id = "kiosk-1";
+  d.store = true;
+  d.card_id = owners[0].card_id;
+  d.last4 = "5556";
+  store.recordDecision(d, kNow);
+  REQUIRE(store.recordStored("kiosk-1", d.deposit_id, slot(3), kNow).notice_queued);
+  DepositDecision difficult;
+  difficult.deposit_id = lostcard::wire::newUuid();
+  difficult.kiosk_id = "kiosk-1";
+  difficult.reason = v1::DIFFICULT_REASON_UNREADABLE;
+  store.recordDecision(difficult, kNow - 1s);
+
+  CHECK(run({"deposits", "--kiosk", "kiosk-1"}) ==
+        d.deposit_id + "\tkiosk-1\tstored\tstore\tslot:3\t5556\t-\n" + difficult.deposit_id +
+            "\tkiosk-1\tdecided\tdifficult\t-\t-\tunreadable\n");
+  CHECK(run({"deposits", "--kiosk", "kiosk-2"}).empty());
+  const auto notices = run({"notices"});
+  CHECK_THAT(notices, Catch::EndsWith("\t" + d.deposit_id + "\tada\t0\tno\n"));
 }

@@ -1,7 +1,6 @@
 #include "lostcard/cloud/webhook_signature.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 
 using namespace lostcard::cloud;

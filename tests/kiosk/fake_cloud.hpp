@@ -9,8 +9,10 @@
 //   co_spawn(io, uplink.run(), detached);
 //   runUntil(io, [&] { return cloud.connections() == 1 && cloud.end(0).got.size() == 1; });
 //   cloud.end(0).helloAck();
-#include <utility>  // before Boost.Asio's awaitable.hpp (Boost 1.74)
-
+// clang-format off
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
+// clang-format on
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>

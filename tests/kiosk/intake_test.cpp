@@ -65,8 +65,7 @@ TEST_CASE("start-up opens the shutter and greets", "[intake]") {
 TEST_CASE("happy path: a readable card ends in the lowest free slot", "[intake]") {
   IntakeSnapshot snapshot;
   snapshot.occupied_slots = {0, 2};
-  Intake intake(IntakeConfig{.slot_count = 4, .bin_capacity = 10, .frames_per_face = 2},
-                snapshot);
+  Intake intake(IntakeConfig{.slot_count = 4, .bin_capacity = 10, .frames_per_face = 2}, snapshot);
   intake.start(0);
 
   auto detected = intake.handle(event::CardDetected{kId}, 1000);
@@ -93,8 +92,7 @@ TEST_CASE("happy path: a readable card ends in the lowest free slot", "[intake]"
   CHECK(intake.handle(event::Tick{}, 1'000'000).empty());
   CHECK(intake.phase() == Intake::Phase::kAwaiting);
 
-  auto decided =
-      intake.handle(event::DispositionReceived{kId, Decision::store("4242")}, 1'000'100);
+  auto decided = intake.handle(event::DispositionReceived{kId, Decision::store("4242")}, 1'000'100);
   CHECK(decided == std::vector<Action>{
                        action::JournalDisposition{kId, Decision::store("4242")},
                        action::JournalMoveBegin{kId, Location::tray(), Location::inSlot(1), ""},
@@ -104,8 +102,7 @@ TEST_CASE("happy path: a readable card ends in the lowest free slot", "[intake]"
   auto moved = intake.handle(event::MoveSucceeded{}, 1'000'200);
   CHECK(moved == std::vector<Action>{action::JournalMoveDone{kId, Location::inSlot(1)},
                                      action::SendStored{kId, Location::inSlot(1)},
-                                     action::OpenShutter{},
-                                     action::Show{std::string(kTextReady)}});
+                                     action::OpenShutter{}, action::Show{std::string(kTextReady)}});
   CHECK(intake.phase() == Intake::Phase::kIdle);
   CHECK(intake.occupiedSlots() == std::set<int>{0, 1, 2});
   CHECK_FALSE(intake.trayDeposit());
@@ -130,10 +127,10 @@ TEST_CASE("a difficult card goes to the bin", "[intake]") {
   dropAndCapture(intake, kId, 0);
   auto decided =
       intake.handle(event::DispositionReceived{kId, Decision::difficult("unreadable")}, 50);
-  CHECK(decided == std::vector<Action>{
-                       action::JournalDisposition{kId, Decision::difficult("unreadable")},
-                       action::JournalMoveBegin{kId, Location::tray(), Location::bin(), ""},
-                       action::MoveTo{kId, hw::Destination::toBin()}});
+  CHECK(decided ==
+        std::vector<Action>{action::JournalDisposition{kId, Decision::difficult("unreadable")},
+                            action::JournalMoveBegin{kId, Location::tray(), Location::bin(), ""},
+                            action::MoveTo{kId, hw::Destination::toBin()}});
   auto moved = intake.handle(event::MoveSucceeded{}, 60);
   CHECK(find<action::SendStored>(moved)->at == Location::bin());
   CHECK(intake.binCount() == 1);
@@ -141,14 +138,18 @@ TEST_CASE("a difficult card goes to the bin", "[intake]") {
 }
 
 TEST_CASE("the camera is retried, then the card goes to the bin without frames", "[intake]") {
-  Intake intake(IntakeConfig{.slot_count = 4, .bin_capacity = 10, .max_capture_attempts = 3});
+  Intake intake(IntakeConfig{
+      .slot_count = 4, .bin_capacity = 10, .max_capture_attempts = 3, .capture_retry_ms = 100});
   intake.start(0);
   intake.handle(event::CardDetected{kId}, 0);
-  CHECK(intake.handle(event::CaptureFailed{"timeout"}, 10) ==
-        std::vector<Action>{action::Capture{2}});
-  CHECK(intake.handle(event::CaptureFailed{"timeout"}, 20) ==
-        std::vector<Action>{action::Capture{2}});
-  auto gave_up = intake.handle(event::CaptureFailed{"timeout"}, 30);
+  // Each retry waits capture_retry_ms, counted by the caller's ticks.
+  CHECK(intake.handle(event::CaptureFailed{"timeout"}, 10).empty());
+  CHECK(intake.handle(event::Tick{}, 109).empty());
+  CHECK(intake.handle(event::Tick{}, 110) == std::vector<Action>{action::Capture{2}});
+  CHECK(intake.handle(event::Tick{}, 111).empty());  // one retry per failure
+  CHECK(intake.handle(event::CaptureFailed{"timeout"}, 120).empty());
+  CHECK(intake.handle(event::Tick{}, 220) == std::vector<Action>{action::Capture{2}});
+  auto gave_up = intake.handle(event::CaptureFailed{"timeout"}, 230);
 
   const auto* journal = find<action::JournalNewDeposit>(gave_up);
   REQUIRE(journal != nullptr);
@@ -169,9 +170,20 @@ TEST_CASE("the camera is retried, then the card goes to the bin without frames",
   CHECK(intake.phase() == Intake::Phase::kIdle);
 
   // The cloud's later answer ("bad image") changes nothing: the card is already in the bin.
-  CHECK(intake
-            .handle(event::DispositionReceived{kId, Decision::difficult("bad image")}, 50)
-            .empty());
+  CHECK(
+      intake.handle(event::DispositionReceived{kId, Decision::difficult("bad image")}, 50).empty());
+}
+
+TEST_CASE("with capture_retry_ms = 0 the camera is retried at once", "[intake]") {
+  Intake intake(IntakeConfig{
+      .slot_count = 4, .bin_capacity = 10, .max_capture_attempts = 2, .capture_retry_ms = 0});
+  intake.start(0);
+  intake.handle(event::CardDetected{kId}, 0);
+  CHECK(intake.handle(event::CaptureFailed{"timeout"}, 10) ==
+        std::vector<Action>{action::Capture{2}});
+  auto captured = intake.handle(twoFrames(), 20);
+  CHECK(has<action::JournalNewDeposit>(captured));
+  CHECK(find<action::JournalNewDeposit>(captured)->front.size() == 2);
 }
 
 TEST_CASE("a failed move puts the box out of order with the shutter closed", "[intake]") {
@@ -225,8 +237,8 @@ TEST_CASE("no free slot and a full bin: the shutter stays closed and says so", "
 
   // A cardholder takes a card out of slot 1: the box opens again.
   auto emptied = intake.handle(event::SlotEmptied{1}, 80);
-  CHECK(emptied == std::vector<Action>{action::OpenShutter{},
-                                       action::Show{std::string(kTextReady)}});
+  CHECK(emptied ==
+        std::vector<Action>{action::OpenShutter{}, action::Show{std::string(kTextReady)}});
   CHECK(intake.phase() == Intake::Phase::kIdle);
 }
 
@@ -235,8 +247,8 @@ TEST_CASE("a full box stays closed from start-up", "[intake]") {
   snapshot.occupied_slots = {0};
   snapshot.bin_count = 3;
   Intake intake(IntakeConfig{.slot_count = 1, .bin_capacity = 3}, snapshot);
-  CHECK(intake.start(0) == std::vector<Action>{action::CloseShutter{},
-                                               action::Show{std::string(kTextFull)}});
+  CHECK(intake.start(0) ==
+        std::vector<Action>{action::CloseShutter{}, action::Show{std::string(kTextFull)}});
   CHECK(intake.phase() == Intake::Phase::kFull);
   CHECK(intake.handle(event::BinEmptied{}, 10) ==
         std::vector<Action>{action::OpenShutter{}, action::Show{std::string(kTextReady)}});
@@ -308,14 +320,13 @@ TEST_CASE("a card on the tray at start-up resumes where it stopped", "[intake]")
     IntakeSnapshot snapshot;
     snapshot.out_of_order = true;
     Intake intake(IntakeConfig{.slot_count = 4, .bin_capacity = 10}, snapshot);
-    CHECK(intake.start(0) == std::vector<Action>{action::CloseShutter{},
-                                                 action::Show{std::string(kTextOutOfOrder)}});
+    CHECK(intake.start(0) ==
+          std::vector<Action>{action::CloseShutter{}, action::Show{std::string(kTextOutOfOrder)}});
   }
 }
 
 TEST_CASE("offline: a card waits, then goes to a slot as pending", "[intake][offline]") {
-  Intake intake(
-      IntakeConfig{.slot_count = 4, .bin_capacity = 10, .offline_timeout_ms = 30'000});
+  Intake intake(IntakeConfig{.slot_count = 4, .bin_capacity = 10, .offline_timeout_ms = 30'000});
   intake.start(0);
   dropAndCapture(intake, kId, 0);  // captured at 10
   CHECK_FALSE(has<action::MoveTo>(intake.handle(event::Tick{}, 30'009)));

@@ -48,8 +48,7 @@ const std::string kB = "bbbbbbbb-0000-4000-8000-000000000002";
 
 }  // namespace
 
-TEST_CASE("a new deposit is on the tray with its images and its CardCaptured queued",
-          "[journal]") {
+TEST_CASE("a new deposit is on the tray with its images and its CardCaptured queued", "[journal]") {
   Journal journal(freshJournalPath("new"));
   const auto env = capturedEnvelope(kA, 2);
   journal.recordCapture(env, 1000);
@@ -131,6 +130,26 @@ TEST_CASE("the outbox keeps its order and a refusal stops the resending", "[jour
   outbox = journal.unackedOutbox();
   REQUIRE(outbox.size() == 2);
   CHECK(outbox[1].card_captured().deposit_id() == kB);
+}
+
+TEST_CASE("only the Disposition, or a refusal, answers a CardCaptured", "[journal]") {
+  Journal journal(freshJournalPath("captured-ack"));
+  const auto a = capturedEnvelope(kA, 1);
+  const auto b = capturedEnvelope(kB, 1);
+  journal.recordCapture(a, 1000);
+  journal.recordCapture(b, 1001);
+  REQUIRE(journal.outboxRef(a.message_id()));
+  CHECK(journal.outboxRef(a.message_id())->deposit_id == kA);
+  CHECK(journal.outboxRef(a.message_id())->type == v1::Envelope::kCardCaptured);
+  CHECK_FALSE(journal.outboxRef("no-such-id"));
+  CHECK_FALSE(journal.markAcked(a.message_id()));  // received, but not yet decided
+  CHECK(journal.unackedOutbox().size() == 2);
+  CHECK(journal.markAcked(b.message_id(), "kiosk not enrolled"));
+  auto outbox = journal.unackedOutbox();
+  REQUIRE(outbox.size() == 1);
+  CHECK(outbox[0].message_id() == a.message_id());
+  journal.captureAnswered(kA);
+  CHECK(journal.unackedOutbox().empty());
 }
 
 TEST_CASE("a failed move is a fault at the place the sensors tell", "[journal]") {

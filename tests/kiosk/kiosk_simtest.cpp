@@ -2,13 +2,14 @@
 // real uplink, talking to a fake cloud played in-process over in-memory streams.
 #include <catch2/catch.hpp>
 
-#include <utility>  // before Boost.Asio's awaitable.hpp (Boost 1.74)
-
+// clang-format off
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
+// clang-format on
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -64,20 +65,21 @@ struct Kiosk {
   Kiosk(asio::io_context& io, FakeCloud& cloud, const fs::path& dir, IntakeConfig config,
         int slots = 4)
       : io(io),
-        box(hw::SimBoxOptions{.root = dir / "box", .slot_count = slots,
-                              .bin_capacity = config.bin_capacity, .frame_jitter_seed = 1}),
+        box(hw::SimBoxOptions{.root = dir / "box",
+                              .slot_count = slots,
+                              .bin_capacity = config.bin_capacity,
+                              .frame_jitter_seed = 1}),
         journal(dir / "journal.sqlite"),
         uplink(io.get_executor(), cloud.connector(),
                UplinkOptions{.kiosk_id = "kiosk-test",
                              .hello_timeout = std::chrono::minutes(10),
                              .backoff_initial = std::chrono::milliseconds(1),
                              .backoff_max = std::chrono::milliseconds(5)},
-               UplinkHandlers{.backlog = [this] { return controller->backlog(); },
-                              .on_message = [this](const v1::Envelope& env) {
-                                controller->onMessage(env);
-                              },
-                              .on_link = {},
-                              .clock_ms = wallClockMs}),
+               UplinkHandlers{
+                   .backlog = [this] { return controller->backlog(); },
+                   .on_message = [this](const v1::Envelope& env) { controller->onMessage(env); },
+                   .on_link = {},
+                   .clock_ms = wallClockMs}),
         poll_timer(io) {
     controller.emplace(box.devices(), journal, config, wallClockMs,
                        [this](const v1::Envelope& env) { uplink.send(env); });
@@ -244,6 +246,21 @@ TEST_CASE("a camera failure sends the card to the bin without waiting for the cl
   CHECK(kiosk.journal.whereIs(id) == Location::bin());
 }
 
+TEST_CASE("a card the cloud refuses goes to the bin instead of waiting for ever", "[kiosk][sim]") {
+  Fixture f("refused");
+  Kiosk kiosk(f.io, f.cloud, f.dir, IntakeConfig{.bin_capacity = 10});
+  auto& cloud = f.accept(0);
+  kiosk.box.dropCard(makeCard(f.dir / "cards", "card-r"));
+  REQUIRE(runUntil(f.io, [&] { return !cloud.all(v1::Envelope::kCardCaptured).empty(); }));
+  const auto captured = cloud.all(v1::Envelope::kCardCaptured).front();
+  const auto id = captured.card_captured().deposit_id();
+  cloud.send(lostcard::wire::makeAck(captured.message_id(), 0, "kiosk not enrolled"));
+  REQUIRE(runUntil(f.io, [&] { return !cloud.all(v1::Envelope::kCardStored).empty(); }));
+  CHECK(kiosk.box.cardsInBin() == std::vector<std::string>{"card-r"});
+  CHECK_THAT(kiosk.journal.deposit(id)->reason, Catch::Contains("kiosk not enrolled"));
+  CHECK(kiosk.journal.imageCount(id) == 0);
+}
+
 TEST_CASE("a sorter jam puts the box out of order with the card journaled as jammed",
           "[kiosk][sim]") {
   Fixture f("jam");
@@ -313,4 +330,99 @@ TEST_CASE("offline, a card goes to a slot as pending and is reported when the cl
   REQUIRE(runUntil(f.io, [&] { return !cloud.all(v1::Envelope::kCardStored).empty(); }));
   CHECK(cloud.all(v1::Envelope::kCardStored).front().card_stored().location().slot() == 0);
   CHECK(kiosk.journal.deposit(id)->state == DepositState::kStored);
+}
+
+namespace {
+
+// The journal as a power cut left it: a decided deposit whose move to `to` was begun.
+std::string journalInterruptedMove(const fs::path& dir, const Decision& decision,
+                                   const Location& to) {
+  Journal journal(dir / "journal.sqlite");
+  auto env = lostcard::wire::makeEnvelope(0);
+  const std::string id = lostcard::wire::newUuid();
+  env.mutable_card_captured()->set_deposit_id(id);
+  env.mutable_card_captured()->add_front()->set_jpeg("front");
+  journal.recordCapture(env, 1000);
+  journal.recordDisposition(id, decision, 1100);
+  journal.captureAnswered(id);
+  journal.beginMove(id, Location::tray(), to, "", 1200);
+  return id;
+}
+
+}  // namespace
+
+TEST_CASE("start-up finishes what a power cut interrupted", "[kiosk][sim][recovery]") {
+  SECTION("the card never left the tray: the move is done again") {
+    Fixture f("recover-tray");
+    const auto id = journalInterruptedMove(f.dir, Decision::store("1234"), Location::inSlot(0));
+    {
+      hw::SimBox box({.root = f.dir / "box", .slot_count = 4});
+      box.dropCard(makeCard(f.dir / "cards", "card-g"));
+    }
+    Kiosk kiosk(f.io, f.cloud, f.dir, IntakeConfig{.bin_capacity = 10});
+    CHECK(kiosk.box.cardInSlot(0) == std::optional<std::string>("card-g"));
+    CHECK(kiosk.journal.whereIs(id) == Location::inSlot(0));
+    auto& cloud = f.accept(0);
+    REQUIRE(runUntil(f.io, [&] { return !cloud.all(v1::Envelope::kCardStored).empty(); }));
+    CHECK(cloud.all(v1::Envelope::kCardStored).front().card_stored().deposit_id() == id);
+    CHECK(kiosk.journal.deposits().size() == 1);  // the card was not taken for a new one
+  }
+  SECTION("the card reached its slot: the journal catches up and the cloud is told") {
+    Fixture f("recover-slot");
+    const auto id = journalInterruptedMove(f.dir, Decision::store("1234"), Location::inSlot(1));
+    {
+      hw::SimBox box({.root = f.dir / "box", .slot_count = 4});
+      box.dropCard(makeCard(f.dir / "cards", "card-h"));
+      REQUIRE(box.devices().sorter->moveTo(hw::Destination::toSlot(1)));
+    }
+    Kiosk kiosk(f.io, f.cloud, f.dir, IntakeConfig{.bin_capacity = 10});
+    CHECK(kiosk.journal.whereIs(id) == Location::inSlot(1));
+    CHECK(kiosk.journal.deposit(id)->state == DepositState::kStored);
+    CHECK(kiosk.journal.openMoves().empty());
+    auto& cloud = f.accept(0);
+    REQUIRE(runUntil(f.io, [&] { return !cloud.all(v1::Envelope::kCardStored).empty(); }));
+    CHECK(cloud.all(v1::Envelope::kCardStored).front().card_stored().location().slot() == 1);
+    CHECK(kiosk.controller->intake()->occupiedSlots() == std::set<int>{1});
+  }
+  SECTION("the card left the tray for the bin: assumed there, flagged for the operator") {
+    Fixture f("recover-bin");
+    const auto id =
+        journalInterruptedMove(f.dir, Decision::difficult("unreadable"), Location::bin());
+    {
+      hw::SimBox box({.root = f.dir / "box", .slot_count = 4});
+      box.dropCard(makeCard(f.dir / "cards", "card-i"));
+      REQUIRE(box.devices().sorter->moveTo(hw::Destination::toBin()));
+    }
+    Kiosk kiosk(f.io, f.cloud, f.dir, IntakeConfig{.bin_capacity = 10});
+    auto record = kiosk.journal.deposit(id);
+    CHECK(record->location == Location::bin());
+    CHECK(record->flagged);
+    auto& cloud = f.accept(0);
+    REQUIRE(runUntil(f.io, [&] { return !cloud.all(v1::Envelope::kCardStored).empty(); }));
+    CHECK(cloud.all(v1::Envelope::kCardStored).front().card_stored().location().has_bin());
+  }
+}
+
+TEST_CASE("a full box keeps its shutter closed", "[kiosk][sim]") {
+  Fixture f("full");
+  Kiosk kiosk(f.io, f.cloud, f.dir, IntakeConfig{.bin_capacity = 1}, /*slots=*/1);
+  auto& cloud = f.accept(0);
+  // The first card fills the only slot; the box still takes cards, as the bin has room.
+  kiosk.box.dropCard(makeCard(f.dir / "cards", "card-j"));
+  REQUIRE(runUntil(f.io, [&] { return cloud.all(v1::Envelope::kCardCaptured).size() == 1; }));
+  cloud.send(storeDisposition(
+      cloud.all(v1::Envelope::kCardCaptured)[0].card_captured().deposit_id(), "2222"));
+  REQUIRE(runUntil(f.io, [&] { return kiosk.box.cardInSlot(0).has_value(); }));
+  CHECK(kiosk.box.shutterState() == "open");
+
+  // The second card fills the bin: now nothing more fits.
+  kiosk.box.dropCard(makeCard(f.dir / "cards", "card-k"));
+  REQUIRE(runUntil(f.io, [&] { return cloud.all(v1::Envelope::kCardCaptured).size() == 2; }));
+  cloud.send(
+      difficultDisposition(cloud.all(v1::Envelope::kCardCaptured)[1].card_captured().deposit_id(),
+                           v1::DIFFICULT_REASON_UNREADABLE));
+  REQUIRE(runUntil(f.io, [&] { return kiosk.box.cardsInBin().size() == 1; }));
+  CHECK(kiosk.box.shutterState() == "closed");
+  CHECK(kiosk.box.displayText() == kTextFull);
+  CHECK(kiosk.controller->intake()->phase() == Intake::Phase::kFull);
 }

@@ -1,8 +1,10 @@
 // The uplink's session logic over in-memory streams: a fake cloud end per connection.
 #include <catch2/catch.hpp>
 
-#include <utility>  // before Boost.Asio's awaitable.hpp (Boost 1.74)
-
+// clang-format off
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
+// clang-format on
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -17,13 +19,13 @@
 
 namespace asio = boost::asio;
 namespace v1 = lostcard::v1;
+using lostcard::kiosk::Uplink;
+using lostcard::kiosk::UplinkHandlers;
+using lostcard::kiosk::UplinkOptions;
 using lostcard::kiosk::test::CloudEnd;
 using lostcard::kiosk::test::FakeCloud;
 using lostcard::kiosk::test::runUntil;
 using lostcard::kiosk::test::Stream;
-using lostcard::kiosk::Uplink;
-using lostcard::kiosk::UplinkHandlers;
-using lostcard::kiosk::UplinkOptions;
 
 namespace {
 
@@ -115,8 +117,7 @@ TEST_CASE("Dispositions and Acks from the cloud reach the daemon", "[uplink]") {
   CHECK(h.uplink->connected());
 }
 
-TEST_CASE("unanswered messages are resent after a reconnect, answered ones are not",
-          "[uplink]") {
+TEST_CASE("unanswered messages are resent after a reconnect, answered ones are not", "[uplink]") {
   Harness h;
   h.backlog = {captured("dep-1")};
   const auto first_id = h.backlog[0].message_id();
@@ -174,7 +175,8 @@ TEST_CASE("anything but HelloAck as the cloud's first answer closes the session"
 }
 
 TEST_CASE("a cloud that never answers Hello is left and tried again", "[uplink]") {
-  Harness h(UplinkOptions{.kiosk_id = "kiosk-test", .hello_timeout = std::chrono::milliseconds(10)});
+  Harness h(
+      UplinkOptions{.kiosk_id = "kiosk-test", .hello_timeout = std::chrono::milliseconds(10)});
   REQUIRE(runUntil(h.io, [&] { return h.hasGot(0, 1); }));
   REQUIRE(runUntil(h.io, [&] { return h.end(0).ended.has_value(); }));
   REQUIRE(runUntil(h.io, [&] { return h.hasGot(1, 1); }));

@@ -6,7 +6,10 @@
 //
 // PORT 0 picks a free port; the address it listens on is printed as "listening on HOST:PORT".
 // SIGINT/SIGTERM end it with status 0.
-#include <utility>  // before Boost 1.74's asio/awaitable.hpp, which uses std::exchange
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
+// clang-format off
+#include <utility>
+// clang-format on
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -18,7 +21,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/program_options.hpp>
-
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -51,7 +53,8 @@ asio::awaitable<void> serve(tcp::socket socket, lostcard::tools::WebhookSink& si
     http::request_parser<http::string_body> parser;
     parser.body_limit(kMaxBodyBytes);
     beast::error_code ec;
-    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_read(stream, buffer, parser,
+                              asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       break;  // closed, timed out or not HTTP
     }
@@ -93,11 +96,13 @@ int main(int argc, char** argv) {
   std::string secrets_file;
   std::string out_file;
   po::options_description options("lostcard-webhook-sink options");
+  // clang-format off
   options.add_options()
       ("help,h", "show this help")
       ("listen", po::value(&listen)->required(), "HOST:PORT to listen on (PORT 0: any free)")
       ("secrets", po::value(&secrets_file)->required(), "holder_id<TAB>secret lines")
       ("out", po::value(&out_file)->required(), "JSON-lines file the notices are appended to");
+  // clang-format on
   try {
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, options), vm);
@@ -122,11 +127,14 @@ int main(int argc, char** argv) {
     }
     const auto port = static_cast<unsigned short>(std::stoi(listen.substr(colon + 1)));
 
+    // Notices written before a restart are not shown or written again.
+    const auto already_written = lostcard::tools::noticeIdsIn(out_file);
     std::ofstream out(out_file, std::ios::app);
     if (!out) {
       throw std::runtime_error("cannot open " + out_file);
     }
     lostcard::tools::WebhookSink sink(lostcard::tools::loadSecrets(secrets_file), out, std::cout);
+    sink.remember(already_written);
 
     asio::io_context ioc;
     tcp::acceptor acceptor(ioc, {asio::ip::make_address(host), port});

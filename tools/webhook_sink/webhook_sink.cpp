@@ -53,8 +53,34 @@ HolderSecrets loadSecrets(const std::string& path) {
   return secrets;
 }
 
+std::vector<std::string> noticeIdsIn(const std::string& path) {
+  std::vector<std::string> ids;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    google::protobuf::Struct parsed;
+    if (line.empty() || !google::protobuf::util::JsonStringToMessage(line, &parsed).ok()) {
+      continue;
+    }
+    const auto notice = parsed.fields().find("notice");
+    if (notice == parsed.fields().end()) {
+      continue;
+    }
+    const auto& fields = notice->second.struct_value().fields();
+    const auto id = fields.find("noticeId");
+    if (id != fields.end() && !id->second.string_value().empty()) {
+      ids.push_back(id->second.string_value());
+    }
+  }
+  return ids;
+}
+
 WebhookSink::WebhookSink(HolderSecrets secrets, std::ostream& jsonl, std::ostream& screen)
     : secrets_(std::move(secrets)), jsonl_(jsonl), screen_(screen) {}
+
+void WebhookSink::remember(const std::vector<std::string>& keys) {
+  seen_.insert(keys.begin(), keys.end());
+}
 
 SinkReply WebhookSink::handle(const SinkRequest& request, std::int64_t now_unix_s) {
   if (request.method != "POST") {
@@ -95,6 +121,7 @@ SinkReply WebhookSink::handle(const SinkRequest& request, std::int64_t now_unix_
           << notice->message() << "\n";
   screen_.flush();
   seen_.insert(request.idempotency_key);
+  ++accepted_;
   return {200, "received"};
 }
 

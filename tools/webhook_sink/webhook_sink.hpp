@@ -8,12 +8,15 @@
 // valid X-Lostcard-Signature made with that holder's secret, an Idempotency-Key, and a
 // RetrievalNotice as JSON. An accepted notice is shown on `screen` ("To: <holder name>" and the
 // notice text) and appended to `jsonl` as {"holder_id":..,"notice":{..}}, once per
-// Idempotency-Key: repeats are answered 200 and not shown again.
+// Idempotency-Key: repeats are answered 200 and not shown again. The sender uses the notice id
+// as the key, so a restarted sink remembers what it already wrote with
+// remember(noticeIdsIn(out_file)).
 #include <cstdint>
 #include <map>
 #include <ostream>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace lostcard::tools {
 
@@ -37,19 +40,28 @@ using HolderSecrets = std::map<std::string, std::string>;
 // std::runtime_error naming the file or the malformed line number.
 HolderSecrets loadSecrets(const std::string& path);
 
+// The notice ids of the JSON lines a sink wrote to `path` (none when the file does not exist;
+// lines that do not parse are skipped).
+std::vector<std::string> noticeIdsIn(const std::string& path);
+
 class WebhookSink {
  public:
   WebhookSink(HolderSecrets secrets, std::ostream& jsonl, std::ostream& screen);
 
   SinkReply handle(const SinkRequest& request, std::int64_t now_unix_s);
 
-  std::size_t accepted() const { return seen_.size(); }
+  // Treats these Idempotency-Keys as already received.
+  void remember(const std::vector<std::string>& keys);
+
+  // Notices shown and written by this sink (repeats and remembered ones not counted).
+  std::size_t accepted() const { return accepted_; }
 
  private:
   HolderSecrets secrets_;
   std::ostream& jsonl_;
   std::ostream& screen_;
   std::set<std::string> seen_;
+  std::size_t accepted_ = 0;
 };
 
 }  // namespace lostcard::tools

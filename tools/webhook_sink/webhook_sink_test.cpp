@@ -1,11 +1,12 @@
 #include "webhook_sink.hpp"
 
 #include <catch2/catch.hpp>
-
+#include <fstream>
 #include <sstream>
 
 #include "lostcard/cloud/notice.hpp"
 #include "lostcard/cloud/webhook_signature.hpp"
+#include "lostcard/test/child_process.hpp"
 
 using namespace lostcard::tools;
 using namespace std::chrono_literals;
@@ -52,7 +53,7 @@ TEST_CASE("a signed notice is shown once and written down once") {
   CHECK(std::count(line.begin(), line.end(), '\n') == 1);
   INFO(line);
   CHECK(line.rfind("{\"holder_id\":\"ada\",\"notice\":{", 0) == 0);
-  CHECK_THAT(line, Catch::Contains("\"notice_id\":\"n1\""));
+  CHECK_THAT(line, Catch::Contains("\"noticeId\":\"n1\""));
   CHECK_THAT(line, Catch::Contains("Ada \\\"Countess\\\" Lovelace"));
 
   // The same Idempotency-Key again: acknowledged, not shown again.
@@ -92,4 +93,23 @@ TEST_CASE("other requests are refused") {
   CHECK(f.sink.handle(signedRequest("{not json"), kNow).status == 400);
   CHECK(f.sink.handle(signedRequest(noticeJson("n1"), ""), kNow).status == 400);
   CHECK(f.sink.accepted() == 0);
+}
+
+TEST_CASE("a restarted sink remembers the notices it already wrote") {
+  const std::string path = lostcard::test::makeTestDir("webhook_sink_test") + "/notices.jsonl";
+  {
+    std::ofstream out(path);
+    WebhookSink first({{"ada", kSecret}}, out, std::cout);
+    REQUIRE(first.handle(signedRequest(noticeJson("n1"), "n1"), kNow).status == 200);
+    out << "not json\n";
+  }
+  CHECK(noticeIdsIn(path) == std::vector<std::string>{"n1"});
+  CHECK(noticeIdsIn(path + ".missing").empty());
+
+  Fixture f;
+  f.sink.remember(noticeIdsIn(path));
+  CHECK(f.sink.handle(signedRequest(noticeJson("n1"), "n1"), kNow).status == 200);
+  CHECK(f.jsonl.str().empty());
+  CHECK(f.sink.handle(signedRequest(noticeJson("n2"), "n2"), kNow).status == 200);
+  CHECK_THAT(f.jsonl.str(), Catch::Contains("\"noticeId\":\"n2\""));
 }

@@ -4,10 +4,9 @@
 #include <array>
 #include <cmath>
 #include <filesystem>
-#include <stdexcept>
-
 #include <opencv2/freetype.hpp>
 #include <opencv2/imgproc.hpp>
+#include <stdexcept>
 
 #include "lostcard/cloud/luhn.hpp"
 
@@ -29,22 +28,22 @@ struct Palette {
 // Backgrounds stay clearly lighter than the tray or saturated, and the ink contrasts with
 // every point of the gradient.
 const std::array<Palette, 8> kPalettes = {{
-    {{150, 80, 30}, {210, 140, 60}, {255, 255, 255}},    // blue, white print
-    {{70, 120, 20}, {120, 170, 60}, {245, 245, 245}},    // green, white
-    {{60, 30, 150}, {90, 60, 200}, {235, 235, 235}},     // burgundy, white
-    {{200, 200, 200}, {235, 235, 235}, {40, 40, 40}},    // silver, dark
-    {{90, 190, 230}, {140, 220, 250}, {30, 30, 30}},     // gold, dark
-    {{230, 190, 140}, {250, 225, 190}, {60, 30, 20}},    // sky blue, navy
+    {{150, 80, 30}, {210, 140, 60}, {255, 255, 255}},     // blue, white print
+    {{70, 120, 20}, {120, 170, 60}, {245, 245, 245}},     // green, white
+    {{60, 30, 150}, {90, 60, 200}, {235, 235, 235}},      // burgundy, white
+    {{200, 200, 200}, {235, 235, 235}, {40, 40, 40}},     // silver, dark
+    {{90, 190, 230}, {140, 220, 250}, {30, 30, 30}},      // gold, dark
+    {{230, 190, 140}, {250, 225, 190}, {60, 30, 20}},     // sky blue, navy
     {{120, 110, 110}, {170, 160, 160}, {250, 250, 250}},  // graphite, white
-    {{130, 60, 120}, {190, 110, 170}, {255, 255, 255}},  // purple, white
+    {{130, 60, 120}, {190, 110, 170}, {255, 255, 255}},   // purple, white
 }};
 
-constexpr std::array<const char*, 6> kBanks = {"NORTHWIND BANK",  "ALPINE CREDIT",
-                                                "HARBOR SAVINGS",  "CITYLINE BANK",
-                                                "MERIDIAN TRUST",  "LAKESIDE UNION"};
-constexpr std::array<const char*, 8> kHolders = {"JANE A DOE",    "JOHN SMITH",   "MARIA GARCIA",
-                                                 "LI WEI",        "AMINA DIALLO", "OLE NORDMANN",
-                                                 "SOFIA ROSSI",   "KENJI SATO"};
+constexpr std::array<const char*, 6> kBanks = {"NORTHWIND BANK", "ALPINE CREDIT",
+                                               "HARBOR SAVINGS", "CITYLINE BANK",
+                                               "MERIDIAN TRUST", "LAKESIDE UNION"};
+constexpr std::array<const char*, 8> kHolders = {"JANE A DOE",  "JOHN SMITH",   "MARIA GARCIA",
+                                                 "LI WEI",      "AMINA DIALLO", "OLE NORDMANN",
+                                                 "SOFIA ROSSI", "KENJI SATO"};
 
 std::uint64_t splitmix64(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
@@ -65,8 +64,8 @@ cv::Mat background(const Palette& palette, Rng& rng) {
   for (int y = 0; y < kCardH; ++y) {
     auto* row = card.ptr<cv::Vec3b>(y);
     for (int x = 0; x < kCardW; ++x) {
-      const double t = std::clamp(((x - kCardW / 2.0) * dx + (y - kCardH / 2.0) * dy) / span + 0.5,
-                                  0.0, 1.0);
+      const double t =
+          std::clamp(((x - kCardW / 2.0) * dx + (y - kCardH / 2.0) * dy) / span + 0.5, 0.0, 1.0);
       const cv::Scalar c = mix(palette.from, palette.to, t);
       row[x] = cv::Vec3b(cv::saturate_cast<uchar>(c[0]), cv::saturate_cast<uchar>(c[1]),
                          cv::saturate_cast<uchar>(c[2]));
@@ -87,8 +86,8 @@ cv::Mat roundedMask() {
   const int r = kCornerRadiusPx;
   cv::rectangle(mask, cv::Rect(r, 0, kCardW - 2 * r, kCardH), cv::Scalar(255), cv::FILLED);
   cv::rectangle(mask, cv::Rect(0, r, kCardW, kCardH - 2 * r), cv::Scalar(255), cv::FILLED);
-  for (const auto& c : {cv::Point(r, r), cv::Point(kCardW - 1 - r, r),
-                        cv::Point(r, kCardH - 1 - r), cv::Point(kCardW - 1 - r, kCardH - 1 - r)}) {
+  for (const auto& c : {cv::Point(r, r), cv::Point(kCardW - 1 - r, r), cv::Point(r, kCardH - 1 - r),
+                        cv::Point(kCardW - 1 - r, kCardH - 1 - r)}) {
     cv::circle(mask, c, r, cv::Scalar(255), cv::FILLED, cv::LINE_AA);
   }
   return mask;
@@ -212,15 +211,15 @@ class CardRenderer::Impl {
       // English model. Printed card fonts (OCR-B-like) have plain zeros too.
       text(card, *sans_, groupDigits(number), number_at, number_height_px, palette.ink);
     } else {
-      const bool scratched =
-          spec.unreadable == Unreadable::kScratched ||
-          (spec.unreadable == Unreadable::kBySeed && rng.chance(0.5));
+      const bool scratched = spec.unreadable == Unreadable::kScratched ||
+                             (spec.unreadable == Unreadable::kBySeed && rng.chance(0.5));
       if (scratched) {
         // The number area scratched out: an opaque worn band with scratches, no digit left.
         const cv::Rect band(number_at.x - 15, number_at.y - 55, 700, 75);
         cv::rectangle(card, band, mix(palette.from, cv::Scalar::all(90), 0.6), cv::FILLED);
         for (int i = 0; i < 60; ++i) {
-          const cv::Point a(band.x + rng.between(0, band.width), band.y + rng.between(0, band.height));
+          const cv::Point a(band.x + rng.between(0, band.width),
+                            band.y + rng.between(0, band.height));
           const cv::Point b = a + cv::Point(rng.between(-80, 80), rng.between(-12, 12));
           cv::line(card, a, b, mix(palette.from, cv::Scalar::all(rng.chance(0.5) ? 200 : 40), 0.5),
                    rng.between(1, 3), cv::LINE_AA);
@@ -282,19 +281,18 @@ class CardRenderer::Impl {
     if (rng.chance(0.3)) {
       angle += M_PI;
     }
-    const std::array<cv::Point2d, 4> local = {cv::Point2d(-width_px / 2, -height_px / 2),
-                                              cv::Point2d(width_px / 2, -height_px / 2),
-                                              cv::Point2d(width_px / 2, height_px / 2),
-                                              cv::Point2d(-width_px / 2, height_px / 2)};
+    const std::array<cv::Point2d, 4> local = {
+        cv::Point2d(-width_px / 2, -height_px / 2), cv::Point2d(width_px / 2, -height_px / 2),
+        cv::Point2d(width_px / 2, height_px / 2), cv::Point2d(-width_px / 2, height_px / 2)};
     std::array<cv::Point2f, 4> dst;
     const double jitter_px = 0.015 * width_px;
     for (std::size_t i = 0; i < 4; ++i) {
       const cv::Point2d p = local[i];
-      dst[i] = cv::Point2f(
-          static_cast<float>(centre.x + p.x * std::cos(angle) - p.y * std::sin(angle) +
-                             rng.uniform(-jitter_px, jitter_px)),
-          static_cast<float>(centre.y + p.x * std::sin(angle) + p.y * std::cos(angle) +
-                             rng.uniform(-jitter_px, jitter_px)));
+      dst[i] =
+          cv::Point2f(static_cast<float>(centre.x + p.x * std::cos(angle) - p.y * std::sin(angle) +
+                                         rng.uniform(-jitter_px, jitter_px)),
+                      static_cast<float>(centre.y + p.x * std::sin(angle) + p.y * std::cos(angle) +
+                                         rng.uniform(-jitter_px, jitter_px)));
     }
     const std::array<cv::Point2f, 4> src = {cv::Point2f(0, 0), cv::Point2f(kCardW, 0),
                                             cv::Point2f(kCardW, kCardH), cv::Point2f(0, kCardH)};
@@ -335,7 +333,8 @@ class CardRenderer::Impl {
       auto* row = light.ptr<float>(y);
       for (int x = 0; x < size.width; ++x) {
         const double t = ((x - size.width / 2.0) * std::cos(light_angle) +
-                          (y - size.height / 2.0) * std::sin(light_angle)) / size.width;
+                          (y - size.height / 2.0) * std::sin(light_angle)) /
+                         size.width;
         row[x] = static_cast<float>(1.0 + strength * t * 2);
       }
     }

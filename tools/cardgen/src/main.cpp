@@ -7,17 +7,17 @@
 // (the number empty for a card generated unreadable). --numbers FILE takes the same format
 // ("-" as the number asks for an unreadable card). Card numbers go only into labels.tsv, never to
 // the terminal.
+#include <fmt/format.h>
+
+#include <boost/program_options.hpp>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <opencv2/imgcodecs.hpp>
 #include <regex>
 #include <string>
 #include <vector>
-
-#include <boost/program_options.hpp>
-#include <fmt/format.h>
-#include <opencv2/imgcodecs.hpp>
 
 #include "lostcard/cardgen/card_renderer.hpp"
 
@@ -50,7 +50,7 @@ std::vector<CardSpec> readNumbersFile(const std::string& path) {
     const auto tab = line.find('\t');
     const std::string name = line.substr(0, tab);
     const std::string number = tab == std::string::npos ? "" : line.substr(tab + 1);
-    if (!std::regex_match(name, kName)) {
+    if (!std::regex_match(name, kName) || name == "labels.tsv") {
       throw std::runtime_error(fmt::format("{}:{}: bad card name", path, line_no));
     }
     if (!std::regex_match(number, kNumber)) {
@@ -77,8 +77,8 @@ int main(int argc, char** argv) {
   std::string preset;
   std::string numbers_file;
   po::options_description options("lostcard-cardgen: synthetic photos of lost cards");
-  options.add_options()("help,h", "show this help")(
-      "out", po::value(&out_dir)->required(), "output folder (created if missing)")(
+  options.add_options()("help,h", "show this help")("out", po::value(&out_dir)->required(),
+                                                    "output folder (created if missing)")(
       "seed", po::value(&seed)->default_value(1), "random seed; same seed, same pictures")(
       "count", po::value(&count)->default_value(10), "number of random cards (card-0001...)")(
       "preset", po::value(&preset)->default_value("easy"), "easy | hard")(

@@ -5,7 +5,7 @@
 //   NoticeInput in;
 //   in.notice_id = ...; in.kiosk = place; in.slot = 7; in.pickup_code = "123-456-7890"; ...
 //   lostcard::v1::RetrievalNotice notice = buildNotice(in);
-//   std::string json = noticeToJson(notice);   // protobuf JSON mapping, proto field names
+//   std::string json = noticeToJson(notice);   // protobuf's canonical JSON mapping
 //
 // The card number is never an input: only its last four digits.
 #include <chrono>
@@ -42,12 +42,14 @@ std::string mapUrl(double latitude, double longitude);
 // "2024-05-01T12:00:00Z"
 std::string formatRfc3339Utc(std::chrono::system_clock::time_point t);
 
-// JSON with the .proto field names ("pickup_code"), as stored in the outbox and POSTed.
+// Protobuf's canonical JSON (lowerCamelCase names: "pickupCode", "cardLast4"), as stored in
+// the outbox and POSTed.
 std::string noticeToJson(const lostcard::v1::RetrievalNotice& notice);
-// Parses a notice; unknown fields are ignored. std::nullopt when `json` is not a notice.
+// Parses a notice (either field naming); unknown fields are ignored. std::nullopt when `json` is
+// not a notice.
 std::optional<lostcard::v1::RetrievalNotice> noticeFromJson(std::string_view json);
 
 // The JSON field that holds the pickup code, cleared from the outbox once delivered.
-inline constexpr const char* kPickupCodeJsonField = "pickup_code";
+inline constexpr const char* kPickupCodeJsonField = "pickupCode";
 
 }  // namespace lostcard::cloud

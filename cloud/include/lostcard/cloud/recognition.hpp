@@ -26,8 +26,10 @@ struct ImageLimits {
 };
 
 struct RecognizerOptions {
-  std::string tessdata_dir;  // "" = Tesseract's default (Debian: /usr/share/tesseract-ocr/5/tessdata)
-  std::string models_dir;    // the repo's models/ folder (configs), "" = built-in defaults
+  // "" = Tesseract's default (Debian: /usr/share/tesseract-ocr/5/tessdata).
+  std::string tessdata_dir;
+  // The repo's models/ folder (configs); "" = built-in defaults.
+  std::string models_dir;
   ImageLimits limits;
 };
 
@@ -49,7 +51,7 @@ struct CardReading {
   ReadOutcome outcome = ReadOutcome::kUnreadable;
   std::string number;       // digits only; set only when outcome == kRead
   double confidence = 0.0;  // 0..1
-  std::string detail;       // for operators and logs; NEVER contains the number or any long digit run
+  std::string detail;  // for operators and logs; NEVER contains the number or any long digit run
 };
 
 // Not thread-safe (owns a Tesseract engine): one Recognizer per worker thread.

@@ -7,10 +7,9 @@
 //     --decodeCardNumber (card_number_decoder.hpp)--> checked number or why not
 //
 // Recognizer (recognition.hpp) runs them over every frame and orientation.
-#include <opencv2/core.hpp>
-
 #include <array>
 #include <memory>
+#include <opencv2/core.hpp>
 #include <optional>
 #include <string>
 #include <vector>

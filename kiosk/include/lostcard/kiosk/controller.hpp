@@ -61,6 +61,8 @@ class Controller {
  private:
   void recover();
   IntakeSnapshot snapshot();
+  // The cloud's decision (or the box's own, when the cloud refused the deposit).
+  void decide(const std::string& deposit_id, const Decision& decision);
   void run(std::vector<Action> actions);
   std::optional<Event> execute(Action& action);
   std::optional<Event> capture(int frames_per_face);
@@ -78,6 +80,7 @@ class Controller {
   // The CardCaptured just journaled, with its frames, until SendCaptured sends it.
   std::optional<v1::Envelope> fresh_captured_;
   std::string last_sensor_error_;
+  bool sorter_failed_ = false;  // it could not home after an interrupted move
   bool stopped_ = false;
   std::shared_ptr<spdlog::logger> log_;
 };

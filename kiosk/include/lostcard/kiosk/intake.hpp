@@ -18,7 +18,8 @@
 // - A card to store goes to the lowest free slot; with no free slot, to the bin ("box full").
 //   A difficult card goes to the bin; with a full bin, to the lowest free slot, flagged for the
 //   operator ("bin full").
-// - The camera gets max_capture_attempts tries. After that the card is journaled and reported
+// - The camera gets max_capture_attempts tries, capture_retry_ms apart. After that the card is
+// journaled and reported
 //   with no frames (the cloud answers "bad image") and goes to the bin at once as "capture
 //   failed": it never waits on the tray for an answer that cannot be "store".
 // - A failed move leaves the card on the tray or jammed: the failure is journaled, the shutter
@@ -59,6 +60,8 @@ struct IntakeConfig {
   int bin_capacity = 100;  // cards
   int frames_per_face = 2;
   int max_capture_attempts = 3;
+  // Pause before trying the camera again (a Tick at or after it starts the retry); 0: at once.
+  std::int64_t capture_retry_ms = 200;
   // How long "Thank you" stays on the display after a card was taken.
   std::int64_t thank_you_ms = 3000;
   // 0: a card waits on the tray for its Disposition however long the cloud takes.
@@ -187,11 +190,11 @@ struct FlagForOperator {
 };
 }  // namespace action
 
-using Action = std::variant<action::CloseShutter, action::OpenShutter, action::Show,
-                            action::Capture, action::JournalNewDeposit, action::SendCaptured,
-                            action::JournalDisposition, action::JournalMoveBegin, action::MoveTo,
-                            action::JournalMoveDone, action::JournalMoveFailed, action::SendStored,
-                            action::FlagForOperator>;
+using Action =
+    std::variant<action::CloseShutter, action::OpenShutter, action::Show, action::Capture,
+                 action::JournalNewDeposit, action::SendCaptured, action::JournalDisposition,
+                 action::JournalMoveBegin, action::MoveTo, action::JournalMoveDone,
+                 action::JournalMoveFailed, action::SendStored, action::FlagForOperator>;
 
 // A short name of an action for logs and test messages, e.g. "MoveTo(slot:3)".
 std::string describe(const Action& action);
@@ -205,7 +208,7 @@ class Intake {
   // The first actions after start-up: open or close the shutter, show the right text, and
   // resume a card the journal left on the tray with its decision.
   std::vector<Action> start(std::int64_t now_ms);
-  std::vector<Action> handle(const Event& event, std::int64_t now_ms);
+  std::vector<Action> handle(Event event, std::int64_t now_ms);
 
   Phase phase() const { return phase_; }
   // The deposit on the tray, if any.
@@ -224,13 +227,13 @@ class Intake {
     std::int64_t detected_at_ms = 0;
     std::int64_t captured_at_ms = 0;
     int capture_attempts = 0;
+    std::optional<std::int64_t> retry_capture_at_ms;  // set while waiting to try again
     std::optional<Decision> decision;
     hw::Destination target;
   };
 
   void onCardDetected(const event::CardDetected& e, std::int64_t now_ms, std::vector<Action>& out);
-  void onCaptureSucceeded(event::CaptureSucceeded e, std::int64_t now_ms,
-                          std::vector<Action>& out);
+  void onCaptureSucceeded(event::CaptureSucceeded e, std::int64_t now_ms, std::vector<Action>& out);
   void onCaptureFailed(const event::CaptureFailed& e, std::int64_t now_ms,
                        std::vector<Action>& out);
   void onDisposition(const event::DispositionReceived& e, std::int64_t now_ms,

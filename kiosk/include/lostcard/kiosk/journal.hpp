@@ -60,6 +60,12 @@ struct DepositRecord {
   bool flagged = false;  // needs an operator (e.g. a difficult card kept in a slot)
 };
 
+// Which deposit and which kind of message an outbox entry is.
+struct OutboxRef {
+  std::string deposit_id;
+  v1::Envelope::BodyCase type = v1::Envelope::BODY_NOT_SET;
+};
+
 // A move written as begun and never finished: the box stopped while the sorter was moving.
 struct OpenMove {
   std::string deposit_id;
@@ -109,10 +115,10 @@ class Journal {
   void flag(std::string_view deposit_id, std::string_view why);
   // Queues an envelope for the cloud, unless one of the same type for the same deposit is
   // already queued; returns the queued one (so a repeat keeps the first message_id).
-  v1::Envelope enqueue(std::string_view deposit_id, const v1::Envelope& env,
-                       std::int64_t now_ms);
+  v1::Envelope enqueue(std::string_view deposit_id, const v1::Envelope& env, std::int64_t now_ms);
   // The cloud acknowledged `message_id` (error non-empty: refused for good). Unknown ids are
-  // ignored. Returns whether a queued message was acknowledged.
+  // ignored, and so is a plain Ack of a CardCaptured: only its Disposition (captureAnswered)
+  // stops its resending. Returns whether a queued message was acknowledged.
   bool markAcked(std::string_view message_id, std::string_view error = {});
 
   // --- reads ---
@@ -122,6 +128,7 @@ class Journal {
   // The queued (answered or not) envelope of this type for this deposit.
   std::optional<v1::Envelope> queued(std::string_view deposit_id,
                                      v1::Envelope::BodyCase type) const;
+  std::optional<OutboxRef> outboxRef(std::string_view message_id) const;
   std::set<int> occupiedSlots() const;
   int binCount() const;
   std::optional<DepositRecord> deposit(std::string_view deposit_id) const;

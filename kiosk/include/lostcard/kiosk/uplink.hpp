@@ -20,9 +20,10 @@
 //
 // Everything runs on the executor given to the constructor; call send() and stop() from it.
 
-// Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
+// clang-format off
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
 #include <utility>
-
+// clang-format on
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -108,8 +109,8 @@ int fitToFrameLimit(v1::Envelope& env, std::size_t max_frame_bytes);
 template <class Stream>
 class Uplink {
  public:
-  Uplink(boost::asio::any_io_executor executor, Connector<Stream> connector,
-         UplinkOptions options, UplinkHandlers handlers)
+  Uplink(boost::asio::any_io_executor executor, Connector<Stream> connector, UplinkOptions options,
+         UplinkHandlers handlers)
       : executor_(std::move(executor)),
         connector_(std::move(connector)),
         options_(std::move(options)),

@@ -16,6 +16,9 @@
 //     conn.send(reply);
 //   }
 //   conn.close();
+// Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>

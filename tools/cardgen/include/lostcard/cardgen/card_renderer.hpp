@@ -5,16 +5,15 @@
 // the recognition tests (in process).
 //
 //   CardRenderer renderer;                                   // loads the DejaVu fonts
-//   CardPhotos photos = renderer.render({"card-0001", "4111111111111111"}, cardSeed(7, "card-0001"));
-//   cv::imwrite("front.jpg", photos.front);
+//   CardPhotos photos = renderer.render({"card-0001", "4111111111111111"}, cardSeed(7,
+//   "card-0001")); cv::imwrite("front.jpg", photos.front);
 //
 // An empty number renders an unreadable card: no number visible at all (a plain card with only
 // a logo, or the number area scratched out).
-#include <opencv2/core.hpp>
-
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <opencv2/core.hpp>
 #include <random>
 #include <string>
 #include <string_view>
