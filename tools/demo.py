@@ -279,9 +279,11 @@ def demo(run, work, args):
     if not wait_for("every card stored and every notice delivered", settled, args.timeout, procs):
         log("timed out waiting for the cards to settle")
 
-    # What each holder read on their phone.
+    # What each holder read on their phone (the receiver's own status lines left out).
     print()
-    print((work / "phones.log").read_text(errors="replace").rstrip())
+    for line in (work / "phones.log").read_text(errors="replace").splitlines():
+        if not line.startswith("listening on"):
+            print(line)
     print()
 
     return account(run, work, cards, sims, cloud_deposits(), notices())
