@@ -63,6 +63,17 @@ std::variant<v1::Disposition, Refusal> DepositService::handleCaptured(
     return toDisposition(*recorded);
   }
 
+  if (captured.front_size() > policy_.max_frames_per_face ||
+      captured.back_size() > policy_.max_frames_per_face) {
+    // Refused before any decoding: each frame costs a full decode and recognition.
+    CardReading too_many;
+    too_many.outcome = ReadOutcome::kBadImage;
+    too_many.detail = std::to_string(captured.front_size()) + " front and " +
+                      std::to_string(captured.back_size()) + " back frames (at most " +
+                      std::to_string(policy_.max_frames_per_face) + " per face)";
+    return decideAndRecord(kiosk_id, captured, too_many, now);
+  }
+
   CardImages images;
   for (const auto& frame : captured.front()) {
     images.front_jpegs.push_back(frame.jpeg());
@@ -71,19 +82,30 @@ std::variant<v1::Disposition, Refusal> DepositService::handleCaptured(
     images.back_jpegs.push_back(frame.jpeg());
   }
   CardReading reading;
-  {
+  try {
     auto recognizer = borrowRecognizer();
     reading = recognizer->read(images);
     returnRecognizer(std::move(recognizer));
+  } catch (const std::exception& e) {
+    // A card that breaks the recognizer is a difficult card, decided once: throwing here would
+    // make the kiosk resend the same images forever.
+    log()->error("deposit {} from {}: recognition failed: {}", deposit_id, kiosk_id, e.what());
+    reading = CardReading{};
+    reading.outcome = ReadOutcome::kUnreadable;
+    reading.detail = std::string("recognition failed: ") + e.what();
   }
+  return decideAndRecord(kiosk_id, captured, reading, now);
+}
 
+std::variant<v1::Disposition, Refusal> DepositService::decideAndRecord(
+    const std::string& kiosk_id, const v1::CardCaptured& captured, CardReading& reading,
+    std::chrono::system_clock::time_point now) {
+  const std::string& deposit_id = captured.deposit_id();
   std::vector<CardOwner> owners;
   if (reading.outcome == ReadOutcome::kRead && !reading.number.empty()) {
     owners = store_.findCardsByHash(hasher_.keyId(), hasher_.hash(reading.number));
   }
   const auto decision = decideDeposit(deposit_id, kiosk_id, reading, owners, policy_);
-  // Wipe the number from memory we own as soon as it is hashed.
-  std::fill(reading.number.begin(), reading.number.end(), '\0');
 
   const auto recorded = store_.recordDecision(decision, now);
   if (recorded.kiosk_id != kiosk_id) {
@@ -115,7 +137,12 @@ std::optional<Refusal> DepositService::handleStored(const std::string& kiosk_id,
 
 void DepositService::handleHeartbeat(const std::string& kiosk_id, const v1::Heartbeat& heartbeat,
                                      std::chrono::system_clock::time_point now) {
-  store_.recordHeartbeat(kiosk_id, heartbeat, now);
+  try {
+    store_.recordHeartbeat(kiosk_id, heartbeat, now);
+  } catch (const std::exception& e) {
+    // Fill levels are refreshed by the next heartbeat; losing one is not worth the session.
+    log()->warn("kiosk {}: heartbeat not recorded: {}", kiosk_id, e.what());
+  }
 }
 
 std::unique_ptr<Recognizer> DepositService::borrowRecognizer() {

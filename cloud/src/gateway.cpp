@@ -97,7 +97,7 @@ asio::awaitable<void> Gateway::serveConnection(tcp::socket socket, std::uint64_t
   const std::string cn = wire::peerCommonName(stream.native_handle());
 
   SessionHooks hooks;
-  hooks.on_admitted = [this, serial](const std::string& kiosk_id, const void*) {
+  hooks.on_admitted = [this, serial](const std::string& kiosk_id) {
     auto previous = kiosk_sessions_.find(kiosk_id);
     if (previous != kiosk_sessions_.end() && previous->second != serial) {
       auto it = sessions_.find(previous->second);

@@ -62,8 +62,8 @@ std::string noticeText(const NoticeInput& in) {
           "\n";
   text += "Pickup code: " + in.pickup_code + " (valid until " +
           humanUtc(in.pickup_code_expires_at) + ")\n";
-  text += "How to collect: type the code on the box's keypad; slot " + std::to_string(in.slot) +
-          " opens. Take your card and close the slot.\n";
+  text += "How to collect: type the code on the box's keypad; slot " +
+          std::to_string(in.slot + 1) + " opens. Take your card and close the slot.\n";
   text += "The code works once and only for this card. Nobody from lostcard will ask you for it.";
   return text;
 }

@@ -236,6 +236,18 @@ StoredResult Store::recordStored(const std::string& kiosk_id, const std::string&
                 d[0].as<std::string>());
       return {false, "deposit belongs to another kiosk", false};
     }
+    if (in_slot) {
+      const auto slot_count =
+          tx.exec_params1("SELECT slot_count FROM kiosks WHERE id = $1", kiosk_id)[0].as<int>();
+      if (location.slot() >= static_cast<std::uint32_t>(slot_count)) {
+        log->warn("kiosk {} reported deposit {} in slot {}, but it has {} slots", kiosk_id,
+                  deposit_id, location.slot(), slot_count);
+        return {false,
+                "slot " + std::to_string(location.slot()) + " does not exist (the kiosk has " +
+                    std::to_string(slot_count) + " slots)",
+                false};
+      }
+    }
     const std::string status = d[1].as<std::string>();
     const bool store_decision = d[2].as<std::string>() == "store";
     const std::string last4 = text(d[5]);

@@ -1,5 +1,8 @@
 #include "lostcard/kiosk/journal.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <sqlite3.h>
 
 #include <utility>
@@ -205,6 +208,14 @@ std::optional<DepositState> parseState(std::string_view name) {
 }
 
 Journal::Journal(const std::filesystem::path& file, Mode mode) {
+  if (mode == Mode::kReadWrite && !std::filesystem::exists(file)) {
+    // Card photos pass through this file: only the daemon's user may read it. SQLite gives the
+    // -wal and -shm files the database file's permissions.
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
   const int flags =
       mode == Mode::kReadOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   if (sqlite3_open_v2(file.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
@@ -218,6 +229,8 @@ Journal::Journal(const std::filesystem::path& file, Mode mode) {
     if (mode == Mode::kReadWrite) {
       exec("PRAGMA journal_mode=WAL");
       exec("PRAGMA synchronous=FULL");
+      // Deleted card photos are overwritten, not left in free pages.
+      exec("PRAGMA secure_delete=ON");
       exec("PRAGMA foreign_keys=ON");
       Statement version(db_, "PRAGMA user_version");
       version.step();
@@ -334,6 +347,9 @@ void Journal::captureAnswered(std::string_view deposit_id) {
       .run();
   Statement(db_, "DELETE FROM images WHERE deposit_id = ?1").bind(1, deposit_id).run();
   tx.commit();
+  // The photos also sit in the write-ahead log until it is checkpointed: fold it into the
+  // database (where secure_delete zeroed them) and empty it.
+  exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 void Journal::beginMove(std::string_view deposit_id, const Location& from, const Location& to,

@@ -3,7 +3,6 @@
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
 
-#include <cctype>
 
 namespace lostcard::wire {
 
@@ -18,7 +17,9 @@ bool isUuid(std::string_view text) {
   }
   for (std::size_t i = 0; i < text.size(); ++i) {
     const bool dash_position = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash_position ? text[i] != '-' : !std::isxdigit(static_cast<unsigned char>(text[i]))) {
+    const char c = text[i];
+    const bool lower_hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    if (dash_position ? c != '-' : !lower_hex) {
       return false;
     }
   }

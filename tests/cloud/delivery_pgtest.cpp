@@ -258,7 +258,8 @@ TEST_CASE("a notice is retried after a 500 and delivered, signed, with one idemp
     CHECK(sent->notice_id() == notice_id);
     CHECK(sent->deposit_id() == deposit_id);
     CHECK(normalizePickupCode(sent->pickup_code()).size() == 10);
-    CHECK_THAT(sent->message(), Catch::Contains("slot 7 opens"));
+    // Slot index 7 is the door labelled 8.
+    CHECK_THAT(sent->message(), Catch::Contains("slot 8 opens"));
   }
   CHECK(requests[0].body == requests[1].body);
 }
@@ -419,7 +420,7 @@ TEST_CASE("lostcard-webhook-sink receives, checks and records each notice once")
   const std::string notice_id = f.outbox(deposit_id)[0].as<std::string>();
 
   REQUIRE(lostcard::test::eventually(
-      [&] { return readFile(dir + "/sink.log").find("slot 5 opens") != std::string::npos; }, 30s));
+      [&] { return readFile(dir + "/sink.log").find("slot 6 opens") != std::string::npos; }, 30s));
   log = readFile(dir + "/sink.log");
   CHECK_THAT(log, Catch::Contains("To: Ada Lovelace"));
   const std::string lines = readFile(dir + "/notices.jsonl");

@@ -324,3 +324,38 @@ TEST_CASE("a card that is not a JPEG becomes a difficult card stored in the bin"
     CHECK(cloud.store().listDeposits(std::string("kiosk-a"))[0].location == "bin");
   }
 }
+
+TEST_CASE("a kiosk cannot report a slot it does not have", "[gateway]") {
+  Cloud cloud;  // kiosk-a has 4 slots: 0..3
+  TestKiosk kiosk(cloud.port(), "kiosk-a");
+  REQUIRE(kiosk.hello("kiosk-a").has_hello_ack());
+  const std::string deposit = wire::newUuid();
+  kiosk.send(captured(deposit, "not a JPEG"));
+  REQUIRE(kiosk.receive());
+
+  auto stored = wire::makeEnvelope(4);
+  stored.mutable_card_stored()->set_deposit_id(deposit);
+  stored.mutable_card_stored()->mutable_location()->set_slot(4);
+  kiosk.send(stored);
+  auto refused = kiosk.receive();
+  REQUIRE(refused);
+  REQUIRE(refused->has_ack());
+  CHECK_THAT(refused->ack().error(), Catch::Contains("slot 4 does not exist"));
+  CHECK(cloud.store().listDeposits(std::string("kiosk-a"))[0].status == "decided");
+}
+
+TEST_CASE("too many frames are refused before any is decoded", "[gateway]") {
+  Cloud cloud;
+  TestKiosk kiosk(cloud.port(), "kiosk-a");
+  REQUIRE(kiosk.hello("kiosk-a").has_hello_ack());
+  auto env = captured(wire::newUuid(), "x");
+  for (int i = 0; i < 20; ++i) {
+    env.mutable_card_captured()->add_front()->set_jpeg("x");
+  }
+  kiosk.send(env);
+  auto reply = kiosk.receive();
+  REQUIRE(reply);
+  REQUIRE(reply->disposition().has_difficult());
+  CHECK(reply->disposition().difficult().reason() == v1::DIFFICULT_REASON_BAD_IMAGE);
+  CHECK_THAT(reply->disposition().difficult().detail(), Catch::Contains("at most 8 per face"));
+}

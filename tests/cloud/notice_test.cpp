@@ -24,7 +24,7 @@ NoticeInput sampleInput() {
   in.kiosk.set_latitude(47.378177);
   in.kiosk.set_longitude(8.540192);
   in.kiosk.set_opening_hours("Mo-Su 05:00-24:00");
-  in.slot = 7;
+  in.slot = 7;  // the door labelled 8
   in.pickup_code = "314-159-2653";
   // 2024-05-01T12:00:00Z, and the code for 14 days.
   in.stored_at = std::chrono::system_clock::time_point(1714564800s);
@@ -47,7 +47,7 @@ TEST_CASE("the notice text says where, when, what code and how") {
   CHECK_THAT(text, Catch::Contains("2024-05-15 12:00 UTC"));
   CHECK_THAT(text, Catch::Contains("Northwind Bank"));
   CHECK_THAT(text, Catch::Contains("Ada Lovelace"));
-  CHECK_THAT(text, Catch::Contains("Type the code on the box's keypad; slot 7 opens",
+  CHECK_THAT(text, Catch::Contains("Type the code on the box's keypad; slot 8 opens",
                                    Catch::CaseSensitive::No));
 }
 

@@ -247,7 +247,8 @@ TEST_CASE("recordStored queues exactly one notice, even when repeated") {
   CHECK(notice->issuer_name() == "Northwind Bank");
   CHECK(notice->kiosk().name() == "Main Station");
   CHECK(notice->pickup_code_expires_at() == "2024-05-15T12:00:02Z");
-  CHECK_THAT(notice->message(), Catch::Contains("slot 7 opens"));
+  // Slot index 7 is the door labelled 8.
+  CHECK_THAT(notice->message(), Catch::Contains("slot 8 opens"));
   const auto code = f.query("SELECT code_hash, tries_left FROM pickup_codes");
   CHECK(verifyCode(notice->pickup_code(), code[0][0].as<std::string>()));
   CHECK(code[0][1].as<int>() == 5);

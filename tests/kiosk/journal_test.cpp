@@ -242,3 +242,36 @@ TEST_CASE("a journal that cannot be opened is an error naming the file", "[journ
                     Catch::Contains("/nonexistent-dir/journal.sqlite"));
   CHECK_THROWS_AS(Journal(freshJournalPath("absent"), Journal::Mode::kReadOnly), JournalError);
 }
+
+TEST_CASE("a card's photos leave no trace on disk once the cloud has answered", "[journal]") {
+  namespace fs = std::filesystem;
+  const std::string path = freshJournalPath("photos_erased");
+  // A recognisable pattern standing for the photo of a card face.
+  const std::string photo = "PHOTO-OF-A-CARD-FACE-" + std::string(3000, 'Q') + "-END";
+  auto readAll = [](const fs::path& p) {
+    std::string bytes;
+    if (fs::exists(p)) {
+      bytes.resize(fs::file_size(p));
+      std::FILE* f = std::fopen(p.c_str(), "rb");
+      bytes.resize(std::fread(bytes.data(), 1, bytes.size(), f));
+      std::fclose(f);
+    }
+    return bytes;
+  };
+  auto onDisk = [&] {
+    return readAll(path) + readAll(path + "-wal") + readAll(path + "-shm");
+  };
+  {
+    Journal journal(path);
+    auto env = capturedEnvelope(kA, 1);
+    env.mutable_card_captured()->mutable_front(0)->set_jpeg(photo);
+    journal.recordCapture(env, 1000);
+    CHECK(onDisk().find(photo) != std::string::npos);  // kept while the card awaits its answer
+
+    journal.captureAnswered(kA);
+    CHECK(onDisk().find(photo) == std::string::npos);
+  }
+  CHECK(onDisk().find(photo) == std::string::npos);
+  CHECK((fs::status(path).permissions() & (fs::perms::group_all | fs::perms::others_all)) ==
+        fs::perms::none);
+}

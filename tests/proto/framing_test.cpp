@@ -114,6 +114,9 @@ TEST_CASE("message ids are UUIDs", "[envelope]") {
   CHECK(lostcard::wire::isUuid(env.message_id()));
   CHECK(env.version() == v1::PROTOCOL_VERSION_1);
   CHECK_FALSE(lostcard::wire::isUuid("not-a-uuid"));
+  // One spelling only, so ids compare as text everywhere.
+  CHECK(lostcard::wire::isUuid("0b6f5c1e-3a4d-4f5e-9a7b-1c2d3e4f5a6b"));
+  CHECK_FALSE(lostcard::wire::isUuid("0B6F5C1E-3A4D-4F5E-9A7B-1C2D3E4F5A6B"));
   CHECK(lostcard::wire::bodyName(lostcard::wire::makeAck("x", 1)) == "ack");
 }
 

@@ -48,7 +48,8 @@ TEST_CASE("a signed notice is shown once and written down once") {
   CHECK(reply.status == 200);
   CHECK_THAT(f.screen.str(), Catch::Contains("To: Ada \"Countess\" Lovelace"));
   CHECK_THAT(f.screen.str(), Catch::Contains("314-159-2653"));
-  CHECK_THAT(f.screen.str(), Catch::Contains("slot 3 opens"));
+  // Slot index 3 is the door labelled 4.
+  CHECK_THAT(f.screen.str(), Catch::Contains("slot 4 opens"));
   const std::string line = f.jsonl.str();
   CHECK(std::count(line.begin(), line.end(), '\n') == 1);
   INFO(line);

@@ -30,8 +30,10 @@ namespace lostcard::cloud {
 struct DeliveryOptions {
   std::string conninfo;
   std::chrono::milliseconds initial_backoff{500};
-  std::chrono::milliseconds max_backoff{60000};
-  int max_attempts = 20;
+  // A holder's endpoint may be down for a day: retries back off to hourly and go on for about
+  // 3.7 days (13 doubling tries to reach an hour, then hourly) before the notice is given up.
+  std::chrono::milliseconds max_backoff{3'600'000};
+  int max_attempts = 100;
   std::chrono::milliseconds request_timeout{5000};
   // Extra CA certificates (PEM) trusted for https webhooks, besides the system's.
   std::string extra_ca_file{};

@@ -51,6 +51,12 @@ class DepositService {
                        std::chrono::system_clock::time_point now);
 
  private:
+  // Looks the read number up, decides and records the decision (first decision wins).
+  std::variant<v1::Disposition, Refusal> decideAndRecord(const std::string& kiosk_id,
+                                                         const v1::CardCaptured& captured,
+                                                         CardReading& reading,
+                                                         std::chrono::system_clock::time_point now);
+
   // One Recognizer per concurrent caller: a Tesseract engine is not thread-safe.
   std::unique_ptr<Recognizer> borrowRecognizer();
   void returnRecognizer(std::unique_ptr<Recognizer> recognizer);

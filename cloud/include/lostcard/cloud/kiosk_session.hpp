@@ -20,6 +20,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/core/stream_traits.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -42,7 +43,7 @@ struct SessionOptions {
 // Called by sessions so the gateway can track which kiosk is online.
 struct SessionHooks {
   // A kiosk was admitted; the gateway closes an older session of the same kiosk.
-  std::function<void(const std::string& kiosk_id, const void* session)> on_admitted;
+  std::function<void(const std::string& kiosk_id)> on_admitted;
   std::function<std::chrono::system_clock::time_point()> clock = [] {
     return std::chrono::system_clock::now();
   };
@@ -104,6 +105,7 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     // Worker calls capture only references and trivially destructible values: GCC 12 may
     // destroy the temporaries of a co_await expression twice.
     const v1::Hello& hello = env.hello();
+    BusyScope admitting(*this);
     auto admitted = *co_await onWorker([this, &hello] {
       return service_.admitKiosk(hello, certificate_cn_);
     });
@@ -114,7 +116,7 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     log_->info("kiosk {} connected from {} (firmware {})", kiosk_id_, remote_,
                hello.firmware_version().empty() ? "?" : hello.firmware_version());
     if (hooks_.on_admitted) {
-      hooks_.on_admitted(kiosk_id_, this);
+      hooks_.on_admitted(kiosk_id_);
     }
     auto reply = wire::makeEnvelope(nowMs());
     reply.mutable_hello_ack()->set_kiosk_id(kiosk_id_);
@@ -141,6 +143,7 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
   // Handles one message; returns a reason when the session must end.
   boost::asio::awaitable<std::optional<std::string>> dispatch(const v1::Envelope& env) {
     const auto now = hooks_.clock();
+    BusyScope busy(*this);
     switch (env.body_case()) {
       case v1::Envelope::kCardCaptured: {
         auto result = *co_await onWorker([this, &env, now] {
@@ -192,6 +195,23 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     return std::nullopt;
   }
 
+  // Marks the session busy for its lifetime. While the cloud works for a kiosk, the session
+  // reads nothing, so the kiosk's silence says nothing about the kiosk: the idle clock stops and
+  // restarts when the work ends. Declare it as a named local around a worker call.
+  class BusyScope {
+   public:
+    explicit BusyScope(KioskSession& session) : session_(session) { session_.busy_ = true; }
+    ~BusyScope() {
+      session_.busy_ = false;
+      session_.deadline_ = std::chrono::steady_clock::now() + session_.options_.idle_timeout;
+    }
+    BusyScope(const BusyScope&) = delete;
+    BusyScope& operator=(const BusyScope&) = delete;
+
+   private:
+    KioskSession& session_;
+  };
+
   // Runs a blocking call on the worker pool; awaiting it resumes on the session's executor with
   // the call's result (or rethrows its exception). A plain initiation, not a coroutine lambda:
   // GCC 12 mishandles the captures of lambdas that are coroutines.
@@ -225,7 +245,15 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
       watchdog_.expires_at(deadline_);
       boost::system::error_code ec;
       co_await watchdog_.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
-      if (!stopped_ && std::chrono::steady_clock::now() >= deadline_) {
+      if (stopped_) {
+        break;
+      }
+      if (busy_) {
+        // Check again one idle period from now; BusyScope restarts the clock when work ends.
+        deadline_ = std::max(deadline_, std::chrono::steady_clock::now() + options_.idle_timeout);
+        continue;
+      }
+      if (std::chrono::steady_clock::now() >= deadline_) {
         shutdown(kiosk_id_.empty() ? "no Hello in time" : "idle timeout");
       }
     }
@@ -237,7 +265,12 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     }
     stopped_ = true;
     close_reason_ = reason;
-    log_->info("session {} ({}) closed: {}", kiosk_id_.empty() ? "-" : kiosk_id_, remote_, reason);
+    // An orderly end is news; a kiosk breaking the protocol or being refused is a warning.
+    const bool orderly = reason == "End of file" || reason == "stream truncated" ||
+                         reason.rfind("cloud shutting down", 0) == 0 ||
+                         reason.rfind("replaced by", 0) == 0;
+    log_->log(orderly ? spdlog::level::info : spdlog::level::warn, "session {} ({}) closed: {}",
+              kiosk_id_.empty() ? "-" : kiosk_id_, remote_, reason);
     conn_.close();
     watchdog_.cancel();
     try {
@@ -265,6 +298,7 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
   std::chrono::steady_clock::time_point deadline_;
   std::string kiosk_id_;
   bool stopped_ = false;
+  bool busy_ = false;
   std::string close_reason_;
 };
 

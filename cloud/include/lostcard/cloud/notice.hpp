@@ -25,6 +25,8 @@ struct NoticeInput {
   std::string card_last4;
   std::string issuer_name;
   lostcard::v1::KioskPlace kiosk;
+  // 0-based slot index, as in the protocol; the text shows the label on the box's door, which
+  // counts from 1.
   std::uint32_t slot = 0;
   std::string pickup_code;
   std::chrono::system_clock::time_point pickup_code_expires_at;

@@ -14,7 +14,8 @@ namespace lostcard::wire {
 // A random (version 4) UUID in canonical text form.
 std::string newUuid();
 
-// True for a canonical 36-character UUID text (any version, lower or upper case hex).
+// True for a canonical 36-character UUID text (any version) in lower-case hex, the one spelling
+// every part uses, so ids compare as plain text everywhere.
 bool isUuid(std::string_view text);
 
 v1::Envelope makeEnvelope(std::int64_t now_ms);
