@@ -3,6 +3,7 @@
 # recognition_stages.hpp (the pipeline stages), card_number_decoder.hpp, luhn.hpp, jpeg_probe.hpp.
 lostcard_add_library(NAME lostcard_recognition
   SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/src/card_formats.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/card_number_decoder.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/jpeg_probe.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/luhn.cpp

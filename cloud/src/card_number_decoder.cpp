@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <vector>
 
 #include "lostcard/cloud/luhn.hpp"
@@ -100,6 +102,247 @@ std::string redactDigitRuns(const std::string& text, std::size_t max_run) {
     i = j;
   }
   return out;
+}
+
+}  // namespace lostcard::cloud
+
+namespace lostcard::cloud {
+namespace {
+
+constexpr double kScoreFloor = 1e-6;
+// The score a fused reading gives a symbol that one frame's reader did not list at all.
+constexpr double kUnlistedScore = 0.01;
+
+struct Candidate {
+  std::string text;
+  double log_score = 0.0;
+  double min_score = 1.0;
+  int repaired = 0;
+  const CardFormat* format = nullptr;
+};
+
+}  // namespace
+
+DecodedReading decodeReading(const LineReading& line, const std::vector<CardFormat>& formats,
+                             const RepairPolicy& policy) {
+  DecodedReading out;
+  const std::size_t n = line.positions.size();
+  if (n == 0) {
+    out.why = "no characters in the line";
+    return out;
+  }
+  bool length_known = false;
+  for (const auto& f : formats) {
+    length_known = length_known || (n >= f.min_length && n <= f.max_length);
+  }
+  if (!length_known) {
+    out.why = fmt::format("{} characters, no known format has that length", n);
+    return out;
+  }
+  std::vector<std::vector<CharChoice>> positions = line.positions;
+  for (auto& choices : positions) {
+    if (choices.empty()) {
+      out.why = "a position without any character";
+      return out;
+    }
+    std::stable_sort(choices.begin(), choices.end(),
+                     [](const CharChoice& a, const CharChoice& b) { return a.score > b.score; });
+  }
+
+  std::string best(n, '?');
+  double best_log = 0.0;
+  double best_min = 1.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    best[i] = positions[i][0].symbol;
+    best_log += std::log(std::max(positions[i][0].score, kScoreFloor));
+    best_min = std::min(best_min, positions[i][0].score);
+  }
+
+  std::vector<Candidate> passing;
+  const auto consider = [&](Candidate c) {
+    if (c.min_score < policy.min_char_score) {
+      return;
+    }
+    c.format = matchFormat(formats, c.text, line.groups);
+    if (c.format == nullptr) {
+      return;
+    }
+    for (auto& p : passing) {
+      if (p.text == c.text) {
+        if (c.log_score > p.log_score) {
+          p = c;
+        }
+        return;
+      }
+    }
+    passing.push_back(std::move(c));
+  };
+  consider(Candidate{best, best_log, best_min, 0, nullptr});
+
+  // Repairs: change one (or, if allowed, two) positions to one of their alternatives.
+  const auto substitute = [&](Candidate c, std::size_t i, const CharChoice& alt) {
+    c.log_score += std::log(std::max(alt.score, kScoreFloor)) -
+                   std::log(std::max(positions[i][0].score, kScoreFloor));
+    c.text[i] = alt.symbol;
+    c.min_score = std::min(c.min_score, alt.score);
+    ++c.repaired;
+    return c;
+  };
+  if (policy.max_repairs >= 1) {
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t a = 1; a < positions[i].size(); ++a) {
+        if (positions[i][a].score < policy.min_repair_score) {
+          continue;
+        }
+        // best_min is recomputed: the replaced character no longer counts.
+        Candidate one{best, best_log, 1.0, 0, nullptr};
+        for (std::size_t k = 0; k < n; ++k) {
+          if (k != i) {
+            one.min_score = std::min(one.min_score, positions[k][0].score);
+          }
+        }
+        one = substitute(one, i, positions[i][a]);
+        consider(one);
+        if (policy.max_repairs < 2) {
+          continue;
+        }
+        for (std::size_t j = i + 1; j < n; ++j) {
+          for (std::size_t b = 1; b < positions[j].size(); ++b) {
+            if (positions[j][b].score >= policy.min_repair_score) {
+              consider(substitute(one, j, positions[j][b]));
+            }
+          }
+        }
+      }
+    }
+  }
+
+  if (passing.empty()) {
+    out.why = matchFormat(formats, best) == nullptr && policy.max_repairs > 0
+                  ? fmt::format("{} characters; no reading or single repair passes a check", n)
+                  : fmt::format("{} characters; no reading passes a check", n);
+    return out;
+  }
+  std::sort(passing.begin(), passing.end(),
+            [](const Candidate& a, const Candidate& b) { return a.log_score > b.log_score; });
+  const Candidate& winner = passing.front();
+  double rival_ratio = 0.0;  // second's likelihood over the winner's
+  if (passing.size() > 1) {
+    rival_ratio = std::exp(passing[1].log_score - winner.log_score);
+    if (rival_ratio * policy.min_likelihood_ratio > 1.0) {
+      out.ambiguous = true;
+      out.why = fmt::format("{} candidates pass a check and none is clearly likelier",
+                            passing.size());
+      return out;
+    }
+  }
+  const double mean_score = std::exp(winner.log_score / static_cast<double>(n));
+  if (mean_score < policy.min_mean_score) {
+    out.why = fmt::format("mean character score {:.2f} below {:.2f}", mean_score,
+                          policy.min_mean_score);
+    return out;
+  }
+  out.number = winner.text;
+  out.format = winner.format->name;
+  out.repaired = winner.repaired;
+  out.confidence = std::clamp(mean_score * (1.0 - rival_ratio), 0.0, 1.0);
+  return out;
+}
+
+LineReading fuseReadings(const std::vector<LineReading>& readings) {
+  // The most common length wins (the first such reading on a tie).
+  std::size_t length = 0;
+  std::size_t votes = 0;
+  for (const auto& r : readings) {
+    std::size_t same = 0;
+    for (const auto& o : readings) {
+      same += o.positions.size() == r.positions.size() ? 1 : 0;
+    }
+    if (!r.positions.empty() && same > votes) {
+      length = r.positions.size();
+      votes = same;
+    }
+  }
+  LineReading fused;
+  if (votes == 0) {
+    return fused;
+  }
+  std::vector<const LineReading*> used;
+  for (const auto& r : readings) {
+    if (r.positions.size() == length) {
+      used.push_back(&r);
+      if (fused.groups.size() <= 1 && r.groups.size() > 1) {
+        fused.groups = r.groups;
+      }
+    }
+  }
+  fused.positions.resize(length);
+  for (std::size_t i = 0; i < length; ++i) {
+    std::vector<char> symbols;
+    for (const auto* r : used) {
+      for (const auto& c : r->positions[i]) {
+        if (std::find(symbols.begin(), symbols.end(), c.symbol) == symbols.end()) {
+          symbols.push_back(c.symbol);
+        }
+      }
+    }
+    // The mass of "something none of the readers listed" stays in the total, so that fusing a
+    // single reading changes nothing and unlisted characters keep their share.
+    double other_log = 0.0;
+    for (const auto* r : used) {
+      double listed = 0.0;
+      for (const auto& c : r->positions[i]) {
+        listed += c.score;
+      }
+      other_log += std::log(std::max(kUnlistedScore, 1.0 - listed));
+    }
+    double total = std::exp(other_log);
+    for (const char s : symbols) {
+      double log_score = 0.0;
+      for (const auto* r : used) {
+        // Unlisted: the reader's leftover mass, spread over the ten digits.
+        double listed = 0.0;
+        for (const auto& c : r->positions[i]) {
+          listed += c.score;
+        }
+        double score = std::max(kUnlistedScore, 1.0 - listed) / 10.0;
+        for (const auto& c : r->positions[i]) {
+          if (c.symbol == s) {
+            score = std::max(c.score, kScoreFloor);
+          }
+        }
+        log_score += std::log(score);
+      }
+      fused.positions[i].push_back(CharChoice{s, std::exp(log_score)});
+      total += std::exp(log_score);
+    }
+    for (auto& c : fused.positions[i]) {
+      c.score /= total;
+    }
+    std::stable_sort(fused.positions[i].begin(), fused.positions[i].end(),
+                     [](const CharChoice& a, const CharChoice& b) { return a.score > b.score; });
+  }
+  return fused;
+}
+
+LineReading readingOfText(const std::string& text, double score) {
+  LineReading reading;
+  std::size_t group = 0;
+  for (const char c : text) {
+    if (c == ' ') {
+      if (group > 0) {
+        reading.groups.push_back(group);
+      }
+      group = 0;
+      continue;
+    }
+    reading.positions.push_back({CharChoice{c, score}});
+    ++group;
+  }
+  if (group > 0) {
+    reading.groups.push_back(group);
+  }
+  return reading;
 }
 
 }  // namespace lostcard::cloud

@@ -5,12 +5,15 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <optional>
 #include <set>
 #include <stdexcept>
 
+#include "lostcard/cloud/card_formats.hpp"
 #include "lostcard/cloud/card_number_decoder.hpp"
 #include "lostcard/cloud/jpeg_probe.hpp"
 #include "lostcard/cloud/recognition_stages.hpp"
@@ -21,6 +24,11 @@ namespace {
 
 // The config that tunes Tesseract for card digits, relative to the models folder.
 constexpr const char* kDigitsConfig = "tessdata/configs/lostcard-card-digits";
+// The accepted number formats (card_formats.hpp), relative to the models folder.
+constexpr const char* kFormatsConfig = "card_formats.conf";
+// A frame this many times wider than tall is a crop of the number line alone (a photo of the
+// number, not of the card); it is read as one line.
+constexpr double kMinLineCropAspect = 3.0;
 // A frame whose whole picture has the card's aspect (within this tolerance) may be a tight crop
 // of the card itself, used as is when no outline is found.
 constexpr double kCropAspectTolerance = 0.08;
@@ -94,6 +102,7 @@ class Recognizer::Impl {
   explicit Impl(RecognizerOptions options)
       : options_(std::move(options)),
         reader_(LineReaderOptions{options_.tessdata_dir, configPath(options_.models_dir)}),
+        formats_(loadFormats(options_.models_dir)),
         log_(wire::componentLogger("cloud.recognition")) {}
 
   CardReading read(const CardImages& images) {
@@ -110,7 +119,10 @@ class Recognizer::Impl {
         }
         FrameResult frame;
         try {
-          frame = readFrame(*image);
+          // Mirrored readings are a last resort: skip them once some frame read a number.
+          const bool any_number = std::any_of(frames.begin(), frames.end(),
+                                              [](const FrameResult& f) { return f.number; });
+          frame = readFrame(*image, !any_number);
         } catch (const cv::Exception& e) {
           // A frame OpenCV chokes on is unreadable, not a reason to fail the whole card.
           log_->warn("{}: image processing failed: {}", label, e.what());
@@ -142,10 +154,55 @@ class Recognizer::Impl {
     return path.string();
   }
 
+  static std::vector<CardFormat> loadFormats(const std::string& models_dir) {
+    if (models_dir.empty()) {
+      return defaultCardFormats();
+    }
+    const auto path = std::filesystem::path(models_dir) / kFormatsConfig;
+    std::ifstream in(path);
+    if (!in) {
+      throw std::runtime_error("recognition config missing: " + path.string());
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string why;
+    auto formats = parseCardFormats(text.str(), &why);
+    if (!formats) {
+      throw std::runtime_error(path.string() + ": " + why);
+    }
+    return std::move(*formats);
+  }
+
+  // Tesseract's line through the confidence gates (decodeCardNumber's thresholds), then the
+  // format-aware decoder.
+  DecodedReading decodeLine(const OcrLine& ocr) const {
+    const DecodeThresholds gates;
+    DecodedReading out;
+    if (ocr.reading.positions.empty()) {
+      out.why = "no digits in the line";
+    } else if (ocr.mean_confidence < gates.min_mean_confidence) {
+      out.why = fmt::format("mean confidence {:.0f} below {:.0f}", ocr.mean_confidence,
+                            gates.min_mean_confidence);
+    } else if (ocr.min_symbol_confidence < gates.min_symbol_confidence) {
+      out.why = fmt::format("a digit read with confidence {:.0f}, below {:.0f}",
+                            ocr.min_symbol_confidence, gates.min_symbol_confidence);
+    } else if (ocr.min_word_confidence < gates.min_word_confidence) {
+      out.why = fmt::format("a digit group read with confidence {:.0f}, below {:.0f}",
+                            ocr.min_word_confidence, gates.min_word_confidence);
+    } else {
+      out = decodeReading(ocr.reading, formats_);
+    }
+    return out;
+  }
+
   // One photo: find and straighten the card, then read it both ways up.
-  FrameResult readFrame(const cv::Mat& image) {
+  FrameResult readFrame(const cv::Mat& image, bool try_mirrored) {
     FrameResult frame;
     cv::Mat card;
+    const double image_aspect = static_cast<double>(image.cols) / image.rows;
+    if (image_aspect >= kMinLineCropAspect) {
+      return readLineCrop(image);
+    }
     if (const auto corners = findCard(image)) {
       card = straighten(image, *corners);
     } else {
@@ -161,10 +218,21 @@ class Recognizer::Impl {
     std::set<std::string> numbers;
     double confidence = 0.0;
     std::vector<std::string> why_not;  // per orientation, the best line's reason
-    for (const bool upside_down : {false, true}) {
-      cv::Mat oriented = card;
-      if (upside_down) {
+    // Upright and upside down first; then mirrored both ways, for embossed digits seen from
+    // the back of the card (the relief shows through reversed), only when nothing was read.
+    // -2: as is; -1: rotated 180 degrees; 1: mirrored left-right; 0: mirrored top-bottom.
+    for (const int flip : {-2, -1, 1, 0}) {
+      if (flip >= 0 && (!numbers.empty() || !try_mirrored)) {
+        break;
+      }
+      // A fresh Mat each time: rotating into a header that shares `card` would turn it in place.
+      cv::Mat oriented;
+      if (flip == -2) {
+        oriented = card;
+      } else if (flip == -1) {
         cv::rotate(card, oriented, cv::ROTATE_180);
+      } else {
+        cv::flip(card, oriented, flip);
       }
       const std::vector<cv::Rect> lines = locateNumberLine(oriented);
       if (lines.empty()) {
@@ -174,10 +242,10 @@ class Recognizer::Impl {
       std::string first_why;
       for (const cv::Rect& line : lines) {
         const OcrLine ocr = reader_.readLine(oriented, line);
-        const DecodedLine decoded = decodeCardNumber(ocr);
+        const DecodedReading decoded = decodeLine(ocr);
         if (decoded.number) {
           numbers.insert(*decoded.number);
-          confidence = std::max(confidence, ocr.mean_confidence / 100.0);
+          confidence = std::max(confidence, decoded.confidence);
           first_why.clear();
           break;
         }
@@ -191,12 +259,41 @@ class Recognizer::Impl {
     }
     if (numbers.size() > 1) {
       frame.self_conflicting = true;
-      frame.note = "the card read as different numbers either way up";
+      frame.note = "the card read as different numbers in different orientations";
     } else if (numbers.size() == 1) {
       frame.number = *numbers.begin();
       frame.confidence = confidence;
     } else {
       frame.note = fmt::format("{}", fmt::join(why_not, " / "));
+    }
+    return frame;
+  }
+
+  // A photo of the number line alone, read both ways up.
+  FrameResult readLineCrop(const cv::Mat& image) {
+    FrameResult frame;
+    std::set<std::string> numbers;
+    std::vector<std::string> why_not;
+    for (const bool upside_down : {false, true}) {
+      cv::Mat oriented;
+      if (upside_down) {
+        cv::rotate(image, oriented, cv::ROTATE_180);
+      } else {
+        oriented = image;
+      }
+      const OcrLine ocr = reader_.readLine(oriented, cv::Rect(0, 0, image.cols, image.rows));
+      const DecodedReading decoded = decodeLine(ocr);
+      if (decoded.number) {
+        numbers.insert(*decoded.number);
+        frame.confidence = std::max(frame.confidence, decoded.confidence);
+        break;
+      }
+      why_not.push_back(decoded.why);
+    }
+    if (numbers.size() == 1) {
+      frame.number = *numbers.begin();
+    } else {
+      frame.note = fmt::format("line crop: {}", fmt::join(why_not, " / "));
     }
     return frame;
   }
@@ -271,6 +368,7 @@ class Recognizer::Impl {
 
   RecognizerOptions options_;
   LineReader reader_;
+  std::vector<CardFormat> formats_;
   std::shared_ptr<spdlog::logger> log_;
 };
 

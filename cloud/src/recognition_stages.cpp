@@ -7,6 +7,7 @@
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 #include <stdexcept>
+#include <string_view>
 #include <utility>
 
 namespace lostcard::cloud {
@@ -202,6 +203,86 @@ std::vector<cv::Rect> joinIntoRows(std::vector<cv::Rect> pieces) {
   return rows;
 }
 
+// The card as the largest region whose colour differs from the tray's (the median colour of
+// the frame's border), boxed by its minimum-area rectangle. nullopt when that region is not
+// card-like.
+std::optional<Quad> cardByTrayContrast(const cv::Mat& small_bgr) {
+  if (small_bgr.channels() != 3) {
+    return std::nullopt;
+  }
+  cv::Mat lab;
+  cv::cvtColor(small_bgr, lab, cv::COLOR_BGR2Lab);
+  const int band = std::max(4, small_bgr.rows / 40);
+  std::array<std::vector<uchar>, 3> border;
+  for (int y = 0; y < lab.rows; ++y) {
+    for (int x = 0; x < lab.cols; ++x) {
+      if (y < band || y >= lab.rows - band || x < band || x >= lab.cols - band) {
+        const auto& px = lab.at<cv::Vec3b>(y, x);
+        for (int c = 0; c < 3; ++c) {
+          border[c].push_back(px[c]);
+        }
+      }
+    }
+  }
+  cv::Vec3f tray;
+  double lightness_spread = 0.0;  // the tray's unevenness (mean absolute deviation of L)
+  for (int c = 0; c < 3; ++c) {
+    auto mid = border[c].begin() + static_cast<std::ptrdiff_t>(border[c].size() / 2);
+    std::nth_element(border[c].begin(), mid, border[c].end());
+    tray[c] = *mid;
+  }
+  for (const uchar l : border[0]) {
+    lightness_spread += std::abs(l - tray[0]);
+  }
+  lightness_spread /= static_cast<double>(std::max<std::size_t>(1, border[0].size()));
+  const double threshold = std::max(18.0, 4.0 * lightness_spread);
+  cv::Mat lab_f;
+  lab.convertTo(lab_f, CV_32FC3);
+  cv::Mat diff = lab_f - cv::Scalar(tray[0], tray[1], tray[2]);
+  std::vector<cv::Mat> channels;
+  cv::split(diff, channels);
+  cv::Mat distance_sq = channels[0].mul(channels[0]) + channels[1].mul(channels[1]) * 2 +
+                        channels[2].mul(channels[2]) * 2;
+  cv::Mat mask;
+  cv::threshold(distance_sq, mask, threshold * threshold, 255, cv::THRESH_BINARY);
+  mask.convertTo(mask, CV_8U);
+  cv::morphologyEx(mask, mask, cv::MORPH_CLOSE,
+                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(15, 15)));
+  cv::morphologyEx(mask, mask, cv::MORPH_OPEN,
+                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(5, 5)));
+  std::vector<std::vector<cv::Point>> contours;
+  cv::findContours(mask, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
+  if (contours.empty()) {
+    return std::nullopt;
+  }
+  // A magnetic stripe as dark as the tray can cut the card in two: take every sizeable region.
+  const double frame_area = static_cast<double>(small_bgr.cols) * small_bgr.rows;
+  std::vector<cv::Point> points;
+  double region_area = 0.0;
+  for (const auto& c : contours) {
+    const double area = cv::contourArea(c);
+    if (area >= 0.005 * frame_area) {
+      points.insert(points.end(), c.begin(), c.end());
+      region_area += area;
+    }
+  }
+  if (points.size() < 4) {
+    return std::nullopt;
+  }
+  const cv::RotatedRect box = cv::minAreaRect(points);
+  std::array<cv::Point2f, 4> pts;
+  box.points(pts.data());
+  const Quad q = orderCorners(std::vector<cv::Point2f>(pts.begin(), pts.end()));
+  // The regions must fill most of their rectangle, or they are not one card.
+  if (region_area < 0.75 * box.size.area() || !plausibleCard(q, frame_area)) {
+    return std::nullopt;
+  }
+  return q;
+}
+
+// The text rows of locateNumberLine, found in one grey image.
+std::vector<cv::Rect> locateRows(const cv::Mat& gray);
+
 }  // namespace
 
 std::optional<Quad> findCard(const cv::Mat& frame_bgr) {
@@ -242,6 +323,14 @@ std::optional<Quad> findCard(const cv::Mat& frame_bgr) {
     }
     return q;
   }
+  // No closed outline (a dark stripe or glare along an edge breaks it): fall back to the region
+  // that differs from the tray, which is what the frame's border shows.
+  if (auto q = cardByTrayContrast(small)) {
+    for (auto& p : *q) {
+      p *= static_cast<float>(1.0 / scale);
+    }
+    return q;
+  }
   return std::nullopt;
 }
 
@@ -263,6 +352,19 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
   } else {
     gray = card_bgr.clone();
   }
+  std::vector<cv::Rect> rows = locateRows(gray);
+  if (rows.empty()) {
+    // Embossed digits without ink show only as faint shading: stretch the local contrast.
+    cv::Mat enhanced;
+    cv::createCLAHE(4.0, cv::Size(8, 8))->apply(gray, enhanced);
+    rows = locateRows(enhanced);
+  }
+  return rows;
+}
+
+namespace {
+
+std::vector<cv::Rect> locateRows(const cv::Mat& gray) {
   // The morphological gradient lights up glyph outlines whatever the print's polarity, and
   // stays dark over the card's smooth background.
   cv::Mat gradient;
@@ -292,7 +394,7 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
   }
   std::vector<cv::Rect> rows;
   for (const auto& row : joinIntoRows(std::move(pieces))) {
-    if (row.width >= kMinLineWidthShare * card_bgr.cols && row.width >= 6 * row.height) {
+    if (row.width >= kMinLineWidthShare * gray.cols && row.width >= 6 * row.height) {
       rows.push_back(row);
     }
   }
@@ -304,6 +406,8 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
   }
   return rows;
 }
+
+}  // namespace
 
 class LineReader::Impl {
  public:
@@ -361,6 +465,7 @@ class LineReader::Impl {
           line.text += ' ';
         }
         line.text += word.get();
+        line.reading.groups.push_back(std::string_view(word.get()).size());
         min_word_conf = std::min<double>(min_word_conf, it->Confidence(tesseract::RIL_WORD));
       }
     } while (it->Next(tesseract::RIL_WORD));
@@ -372,6 +477,10 @@ class LineReader::Impl {
     if (!it->Empty(tesseract::RIL_SYMBOL)) {
       do {
         const double conf = it->Confidence(tesseract::RIL_SYMBOL);
+        std::unique_ptr<char[]> symbol(it->GetUTF8Text(tesseract::RIL_SYMBOL));
+        if (symbol && symbol[0] != '\0') {
+          line.reading.positions.push_back({CharChoice{symbol[0], std::clamp(conf / 100.0, 0.0, 1.0)}});
+        }
         sum += conf;
         ++symbols;
         min_conf = std::min(min_conf, conf);

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "lostcard/cloud/card_number_decoder.hpp"
+#include "lostcard/cloud/luhn.hpp"
 
 using lostcard::cloud::decodeCardNumber;
 using lostcard::cloud::DecodeThresholds;
@@ -9,7 +10,7 @@ using lostcard::cloud::redactDigitRuns;
 
 namespace {
 
-OcrLine confident(std::string text) { return OcrLine{std::move(text), 95.0, 90.0, 92.0}; }
+OcrLine confident(std::string text) { return OcrLine{std::move(text), 95.0, 90.0, 92.0, {}}; }
 
 }  // namespace
 
@@ -48,17 +49,17 @@ TEST_CASE("decodeCardNumber rejects letters and punctuation") {
 }
 
 TEST_CASE("decodeCardNumber rejects a checked number read with low confidence") {
-  const OcrLine low_mean{"4111 1111 1111 1111", 60.0, 55.0, 58.0};
+  const OcrLine low_mean{"4111 1111 1111 1111", 60.0, 55.0, 58.0, {}};
   const auto d = decodeCardNumber(low_mean);
   CHECK_FALSE(d.number);
   CHECK(d.why.find("mean confidence") != std::string::npos);
 
-  const OcrLine one_bad_digit{"4111 1111 1111 1111", 92.0, 12.0, 90.0};
+  const OcrLine one_bad_digit{"4111 1111 1111 1111", 92.0, 12.0, 90.0, {}};
   CHECK_FALSE(decodeCardNumber(one_bad_digit).number);
 
   // Tesseract sometimes inserts a digit with high character confidences; the group's word
   // confidence gives it away.
-  const OcrLine unsure_group{"4111 1111 1111 1111", 96.0, 94.0, 63.0};
+  const OcrLine unsure_group{"4111 1111 1111 1111", 96.0, 94.0, 63.0, {}};
   const auto g = decodeCardNumber(unsure_group);
   CHECK_FALSE(g.number);
   CHECK(g.why.find("digit group") != std::string::npos);
@@ -70,7 +71,7 @@ TEST_CASE("decodeCardNumber rejects a checked number read with low confidence") 
 TEST_CASE("decodeCardNumber's reasons never carry the digits") {
   for (const char* text : {"4111 1111 1111 1112", "4111 1111 1111 1111 1111", "41 11111111 111111",
                            "4111111111111x"}) {
-    const auto d = decodeCardNumber(OcrLine{text, 10.0, 1.0, 5.0});
+    const auto d = decodeCardNumber(OcrLine{text, 10.0, 1.0, 5.0, {}});
     CHECK_FALSE(d.number);
     CHECK(redactDigitRuns(d.why) == d.why);
   }
@@ -84,4 +85,169 @@ TEST_CASE("redactDigitRuns hides runs longer than the limit") {
   CHECK(redactDigitRuns("size 50000x50000") == "size 50000x50000");
   CHECK(redactDigitRuns("amex group 822463") == "amex group ######");
   CHECK(redactDigitRuns("", 4).empty());
+}
+
+// ---- decodeReading: per-character alternatives, check rules, repair and refusal ----
+
+namespace {
+
+using lostcard::cloud::CharChoice;
+using lostcard::cloud::decodeReading;
+using lostcard::cloud::defaultCardFormats;
+using lostcard::cloud::fuseReadings;
+using lostcard::cloud::LineReading;
+using lostcard::cloud::readingOfText;
+using lostcard::cloud::RepairPolicy;
+
+constexpr const char* kTruth = "4556737586899855";  // Luhn-valid
+
+bool luhnOk(const std::string& digits) { return lostcard::cloud::luhnValid(digits); }
+
+// kTruth read with every character sure (0.97) and grouped 4-4-4-4.
+LineReading sureReading(const std::string& digits = kTruth) {
+  LineReading r;
+  for (const char c : digits) {
+    r.positions.push_back({CharChoice{c, 0.97}});
+  }
+  r.groups = {4, 4, 4, 4};
+  return r;
+}
+
+// The digit that, put at position `at` of `digits`, makes the whole pass Luhn.
+char luhnFix(std::string digits, std::size_t at) {
+  for (char d = '0'; d <= '9'; ++d) {
+    digits[at] = d;
+    if (luhnOk(digits)) {
+      return d;
+    }
+  }
+  FAIL("no Luhn fix");
+  return '?';
+}
+
+}  // namespace
+
+TEST_CASE("decodeReading accepts a clean checked reading without repair") {
+  const auto d = decodeReading(readingOfText("4556 7375 8689 9855", 0.95), defaultCardFormats());
+  REQUIRE(d.number);
+  CHECK(*d.number == kTruth);
+  CHECK(d.repaired == 0);
+  CHECK(d.format == "payment");
+  CHECK(d.confidence == Approx(0.95));
+}
+
+TEST_CASE("decodeReading repairs one misread digit from its alternatives") {
+  LineReading r = sureReading();
+  // Position 5 ('3') misread as '8' with the truth a close second.
+  r.positions[5] = {CharChoice{'8', 0.55}, CharChoice{'3', 0.40}};
+  const auto d = decodeReading(r, defaultCardFormats());
+  INFO(d.why);
+  REQUIRE(d.number);
+  CHECK(*d.number == kTruth);
+  CHECK(d.repaired == 1);
+  CHECK(d.confidence > 0.5);
+  CHECK(d.confidence < 0.97);
+
+  SECTION("but not when repairs are switched off") {
+    const auto off = decodeReading(r, defaultCardFormats(), RepairPolicy{.max_repairs = 0});
+    CHECK_FALSE(off.number);
+    CHECK_FALSE(off.ambiguous);
+  }
+  SECTION("nor from an alternative the reader found implausible") {
+    r.positions[5] = {CharChoice{'8', 0.88}, CharChoice{'3', 0.08}};
+    const auto weak = decodeReading(r, defaultCardFormats());
+    CHECK_FALSE(weak.number);
+    CHECK(lostcard::cloud::redactDigitRuns(weak.why) == weak.why);
+  }
+}
+
+TEST_CASE("decodeReading refuses when two repairs tie") {
+  LineReading r = sureReading();
+  std::string misread = kTruth;
+  misread[5] = '8';
+  // A second position whose alternative also repairs the misread line.
+  const std::size_t other = 10;
+  const char rival = luhnFix(misread, other);
+  REQUIRE(rival != misread[other]);
+  r.positions[5] = {CharChoice{'8', 0.50}, CharChoice{'3', 0.45}};
+  r.positions[other] = {CharChoice{misread[other], 0.50}, CharChoice{rival, 0.45}};
+  const auto d = decodeReading(r, defaultCardFormats());
+  CHECK_FALSE(d.number);
+  CHECK(d.ambiguous);
+  CHECK(d.why.find("none is clearly likelier") != std::string::npos);
+  CHECK(lostcard::cloud::redactDigitRuns(d.why) == d.why);
+}
+
+TEST_CASE("decodeReading refuses a checked reading whose characters are unsure") {
+  const auto d = decodeReading(readingOfText("4556 7375 8689 9855", 0.4), defaultCardFormats());
+  CHECK_FALSE(d.number);
+  CHECK(d.why.find("mean character score") != std::string::npos);
+  const auto floor = decodeReading(readingOfText("4556 7375 8689 9855", 0.04), defaultCardFormats(),
+                                   RepairPolicy{.min_mean_score = 0.0});
+  CHECK_FALSE(floor.number);
+}
+
+TEST_CASE("decodeReading rejects lengths, groupings and checks no format allows") {
+  const auto formats = defaultCardFormats();
+  CHECK(decodeReading(readingOfText("4556 7375 8689", 0.95), formats).why ==
+        "12 characters, no known format has that length");
+  CHECK_FALSE(decodeReading(readingOfText("4556 7375 8689 9856", 0.95), formats).number);
+  CHECK_FALSE(decodeReading(readingOfText("45 5673758689 9855", 0.95), formats).number);
+  CHECK(decodeReading(LineReading{}, formats).why == "no characters in the line");
+}
+
+TEST_CASE("decodeReading reads ID numbers of a configured MOD 11-2 format, X included") {
+  const auto formats = lostcard::cloud::parseCardFormats(
+      "format name=payment length=13-19 check=luhn groups=4-4-4-4\n"
+      "format name=id-18 length=18 check=mod11-2 groups=6-8-4 last=digit-or-x\n");
+  REQUIRE(formats);
+  const auto d = decodeReading(readingOfText("110105 19491231 002X", 0.9), *formats);
+  REQUIRE(d.number);
+  CHECK(*d.number == "11010519491231002X");
+  CHECK(d.format == "id-18");
+
+  // The X read as a 4 by mistake, X the second choice: repaired by the check.
+  LineReading r = readingOfText("110105 19491231 0024", 0.95);
+  r.positions[17] = {CharChoice{'4', 0.5}, CharChoice{'X', 0.4}};
+  const auto repaired = decodeReading(r, *formats);
+  REQUIRE(repaired.number);
+  CHECK(*repaired.number == "11010519491231002X");
+  CHECK(repaired.repaired == 1);
+
+  // Payment cards never end in X.
+  CHECK_FALSE(decodeReading(readingOfText("4556 7375 8689 985X", 0.95), *formats).number);
+}
+
+TEST_CASE("fuseReadings lets frames outvote one frame's misread") {
+  LineReading a = sureReading();
+  a.positions[5] = {CharChoice{'8', 0.6}, CharChoice{'3', 0.3}};
+  a.positions[9] = {CharChoice{'2', 0.9}};  // a confident misread in one frame only
+  LineReading b = sureReading();
+  LineReading c = sureReading();
+  c.positions[5] = {CharChoice{'3', 0.7}, CharChoice{'8', 0.2}};
+
+  // Frame a alone fails (two errors, one not in its alternatives).
+  CHECK_FALSE(decodeReading(a, defaultCardFormats()).number);
+  const LineReading fused = fuseReadings({a, b, c});
+  REQUIRE(fused.positions.size() == 16);
+  CHECK(fused.groups == std::vector<std::size_t>{4, 4, 4, 4});
+  CHECK(fused.positions[5][0].symbol == '3');
+  CHECK(fused.positions[9][0].symbol == kTruth[9]);
+  const auto d = decodeReading(fused, defaultCardFormats());
+  INFO(d.why);
+  REQUIRE(d.number);
+  CHECK(*d.number == kTruth);
+  CHECK(d.repaired == 0);
+}
+
+TEST_CASE("fuseReadings keeps one reading as it is and leaves out other lengths") {
+  const LineReading a = sureReading();
+  const LineReading one = fuseReadings({a});
+  REQUIRE(one.positions.size() == 16);
+  CHECK(one.positions[0][0].score == Approx(0.97).epsilon(0.01));
+
+  const LineReading shorter = readingOfText("4556 7375 8689 985", 0.9);
+  const LineReading fused = fuseReadings({shorter, a, sureReading()});
+  CHECK(fused.positions.size() == 16);
+  CHECK(fuseReadings({}).positions.empty());
 }

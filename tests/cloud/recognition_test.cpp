@@ -4,6 +4,10 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <opencv2/imgproc.hpp>
+#include <unistd.h>
 #include <opencv2/imgcodecs.hpp>
 #include <regex>
 #include <string>
@@ -267,4 +271,94 @@ TEST_CASE("Recognizer refuses a models folder without its config") {
   CHECK_THROWS_AS(Recognizer(RecognizerOptions{"", "/nonexistent-models", {}}), std::runtime_error);
   CHECK_THROWS_AS(Recognizer(RecognizerOptions{"/nonexistent-tessdata", "", {}}),
                   std::runtime_error);
+}
+
+TEST_CASE("Recognizer reads a card photographed mirrored (embossing seen from the back)") {
+  const CardSpec card{"mirrored", "4532015112830366"};
+  const CardPhotos p = photos(card);
+  cv::Mat mirrored;
+  cv::flip(p.front, mirrored, 1);
+  const CardReading r = recognizer().read({{jpeg(mirrored)}, {}});
+  INFO(r.detail);
+  REQUIRE(r.outcome == ReadOutcome::kRead);
+  CHECK(r.number == card.number);
+}
+
+TEST_CASE("Recognizer reads a photo of the number line alone") {
+  // Cut the number band out of an upright easy card (the renderer prints it at 350 of 540 px).
+  for (int i = 0; i < 20; ++i) {
+    const CardSpec card{"crop-" + std::to_string(i), "5425233430109903"};
+    const CardPhotos p = photos(card);
+    if (p.front_corners[0].x > p.front_corners[1].x) {
+      continue;
+    }
+    const auto quad = lostcard::cloud::findCard(p.front);
+    REQUIRE(quad);
+    const cv::Mat straight = lostcard::cloud::straighten(p.front, *quad);
+    const cv::Mat band = straight(cv::Rect(30, 280, straight.cols - 60, 90)).clone();
+    const CardReading r = recognizer().read({{jpeg(band)}, {}});
+    INFO(r.detail);
+    REQUIRE(r.outcome == ReadOutcome::kRead);
+    CHECK(r.number == card.number);
+    cv::Mat upside_down;
+    cv::rotate(band, upside_down, cv::ROTATE_180);
+    const CardReading u = recognizer().read({{jpeg(upside_down)}, {}});
+    INFO(u.detail);
+    CHECK(u.outcome == ReadOutcome::kRead);
+    CHECK(u.number == card.number);
+    return;
+  }
+  FAIL("no upright card in 20 tries");
+}
+
+TEST_CASE("Recognizer finds a card whose outline the tray hides in part") {
+  // A dark band along one short edge, as dark as the tray (a magnetic stripe at the edge of a
+  // card lying back up), breaks the outline; the card is still found by its colour.
+  const CardSpec card{"stripe-edge", "4916338506082832"};
+  CardPhotos p = photos(card);
+  const auto& c = p.front_corners;
+  const cv::Point2f a = c[0] + (c[1] - c[0]) * 0.0f;
+  const cv::Point2f b = c[0] + (c[1] - c[0]) * 0.08f;
+  const cv::Point2f d = c[3] + (c[2] - c[3]) * 0.08f;
+  const std::vector<cv::Point> stripe = {a, b, d, c[3]};
+  cv::fillConvexPoly(p.front, stripe, cv::Scalar::all(60));
+  const auto quad = lostcard::cloud::findCard(p.front);
+  REQUIRE(quad);
+  const CardReading r = recognizer().read({{jpeg(p.front)}, {}});
+  INFO(r.detail);
+  CHECK((r.outcome != ReadOutcome::kRead || r.number == card.number));
+}
+
+TEST_CASE("Recognizer never names a wrong number on hard cards") {
+  // The hard preset's damage (embossing, fonts, glare, blur, either face up) makes many cards
+  // unreadable today; whatever it reads must be exact.
+  CardRenderer hard({.preset = lostcard::cardgen::Preset::kHard});
+  lostcard::cardgen::Rng rng(kSeed);
+  int read = 0;
+  for (int i = 0; i < 8; ++i) {
+    const CardSpec card{"hard-" + std::to_string(i), lostcard::cardgen::randomHardCardNumber(rng)};
+    const CardPhotos p = hard.render(card, cardSeed(kSeed, card.name));
+    const CardReading r = recognizer().read(imagesOf(p));
+    INFO(card.name << ": " << lostcard::cloud::toString(r.outcome) << " - " << r.detail);
+    CHECK((r.outcome != ReadOutcome::kRead || r.number == card.number));
+    CHECK_FALSE(hasLongDigitRun(r.detail));
+    read += r.outcome == ReadOutcome::kRead ? 1 : 0;
+  }
+  WARN("hard cards read: " << read << " of 8");
+}
+
+TEST_CASE("Recognizer refuses a models folder with a broken format config") {
+  const std::string dir = "/tmp/lostcard-recognition-test-models-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir + "/tessdata/configs");
+  std::filesystem::copy_file(
+      lostcard::test::sourceDir() + "/models/tessdata/configs/lostcard-card-digits",
+      dir + "/tessdata/configs/lostcard-card-digits",
+      std::filesystem::copy_options::overwrite_existing);
+  // No card_formats.conf at all.
+  CHECK_THROWS_AS(Recognizer(RecognizerOptions{"", dir, {}}), std::runtime_error);
+  // A format without a check rule.
+  std::ofstream(dir + "/card_formats.conf") << "format name=x length=16\n";
+  CHECK_THROWS_WITH(Recognizer(RecognizerOptions{"", dir, {}}),
+                    Catch::Contains("a format needs check="));
+  std::filesystem::remove_all(dir);
 }

@@ -8,16 +8,41 @@
 #include <opencv2/imgproc.hpp>
 #include <stdexcept>
 
+#include "card_parts.hpp"
 #include "lostcard/cloud/luhn.hpp"
 
+// The easy preset is drawn here; the hard one in card_renderer_hard.cpp. The easy preset's
+// pixels must not change: the demo, the tests and the recognition's first figures rely on them.
 namespace lostcard::cardgen {
+namespace detail {
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+cv::Mat roundedMask() {
+  cv::Mat mask(kCardH, kCardW, CV_8UC1, cv::Scalar(0));
+  const int r = kCornerRadiusPx;
+  cv::rectangle(mask, cv::Rect(r, 0, kCardW - 2 * r, kCardH), cv::Scalar(255), cv::FILLED);
+  cv::rectangle(mask, cv::Rect(0, r, kCardW, kCardH - 2 * r), cv::Scalar(255), cv::FILLED);
+  for (const auto& c : {cv::Point(r, r), cv::Point(kCardW - 1 - r, r), cv::Point(r, kCardH - 1 - r),
+                        cv::Point(kCardW - 1 - r, kCardH - 1 - r)}) {
+    cv::circle(mask, c, r, cv::Scalar(255), cv::FILLED, cv::LINE_AA);
+  }
+  return mask;
+}
+
+}  // namespace detail
+
 namespace {
 
-// The card is drawn flat at 10 px/mm (ISO/IEC 7810 ID-1, 85.60 x 53.98 mm, corner radius
-// 3.18 mm), then laid into the photo.
-constexpr int kCardW = 856;
-constexpr int kCardH = 540;
-constexpr int kCornerRadiusPx = 32;
+using detail::kCardH;
+using detail::kCardW;
+using detail::roundedMask;
+using detail::splitmix64;
 
 struct Palette {
   cv::Scalar from;  // BGR, gradient start
@@ -44,13 +69,6 @@ constexpr std::array<const char*, 6> kBanks = {"NORTHWIND BANK", "ALPINE CREDIT"
 constexpr std::array<const char*, 8> kHolders = {"JANE A DOE",  "JOHN SMITH",   "MARIA GARCIA",
                                                  "LI WEI",      "AMINA DIALLO", "OLE NORDMANN",
                                                  "SOFIA ROSSI", "KENJI SATO"};
-
-std::uint64_t splitmix64(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 cv::Scalar mix(const cv::Scalar& a, const cv::Scalar& b, double t) { return a * (1 - t) + b * t; }
 
@@ -79,18 +97,6 @@ cv::Mat background(const Palette& palette, Rng& rng) {
     cv::addWeighted(overlay, 0.07, card, 0.93, 0, card);
   }
   return card;
-}
-
-cv::Mat roundedMask() {
-  cv::Mat mask(kCardH, kCardW, CV_8UC1, cv::Scalar(0));
-  const int r = kCornerRadiusPx;
-  cv::rectangle(mask, cv::Rect(r, 0, kCardW - 2 * r, kCardH), cv::Scalar(255), cv::FILLED);
-  cv::rectangle(mask, cv::Rect(0, r, kCardW, kCardH - 2 * r), cv::Scalar(255), cv::FILLED);
-  for (const auto& c : {cv::Point(r, r), cv::Point(kCardW - 1 - r, r), cv::Point(r, kCardH - 1 - r),
-                        cv::Point(kCardW - 1 - r, kCardH - 1 - r)}) {
-    cv::circle(mask, c, r, cv::Scalar(255), cv::FILLED, cv::LINE_AA);
-  }
-  return mask;
 }
 
 void drawChip(cv::Mat& card, cv::Point at) {
@@ -138,6 +144,60 @@ std::string randomCardNumber(Rng& rng) {
   return digits;
 }
 
+std::string randomHardCardNumber(Rng& rng) {
+  // Issuer prefixes and lengths of the schemes a box will mostly see.
+  struct Scheme {
+    int weight;
+    std::vector<const char*> prefixes;
+    std::size_t length;
+  };
+  static const std::vector<Scheme> kSchemes = {
+      {34, {"4"}, 16},                                           // Visa
+      {20, {"51", "52", "53", "54", "55", "2221", "2720"}, 16},  // Mastercard
+      {12, {"34", "37"}, 15},                                    // American Express
+      {5, {"6011", "65"}, 16},                                   // Discover
+      {5, {"62"}, 16},                                           // UnionPay
+      {12, {"62"}, 19},                                          // UnionPay
+      {7, {"6759", "5018", "6304"}, 19},                         // Maestro
+      {5, {"4"}, 19},                                            // Visa
+  };
+  int total = 0;
+  for (const auto& s : kSchemes) {
+    total += s.weight;
+  }
+  int pick = rng.between(0, total - 1);
+  const Scheme* scheme = &kSchemes.front();
+  for (const auto& s : kSchemes) {
+    if (pick < s.weight) {
+      scheme = &s;
+      break;
+    }
+    pick -= s.weight;
+  }
+  std::string digits = scheme->prefixes[rng.between(0, scheme->prefixes.size() - 1)];
+  while (digits.size() < scheme->length - 1) {
+    digits.push_back(static_cast<char>('0' + rng.between(0, 9)));
+  }
+  digits.push_back(*cloud::luhnCheckDigit(digits));
+  return digits;
+}
+
+std::string groupDigits(std::string_view digits, const std::vector<int>& group_sizes) {
+  std::string out;
+  std::size_t pos = 0;
+  for (const int g : group_sizes) {
+    if (!out.empty()) {
+      out.push_back(' ');
+    }
+    out.append(digits.substr(pos, g));
+    pos += g;
+  }
+  if (pos != digits.size()) {
+    throw std::invalid_argument("digit groups do not add up to the number's length");
+  }
+  return out;
+}
+
 std::string groupDigits(std::string_view digits) {
   std::vector<std::size_t> groups;
   if (digits.size() == 15) {
@@ -162,6 +222,9 @@ std::string groupDigits(std::string_view digits) {
 class CardRenderer::Impl {
  public:
   explicit Impl(RendererOptions options) : options_(std::move(options)), mask_(roundedMask()) {
+    if (options_.preset == Preset::kHard) {
+      hard_ = std::make_unique<detail::HardCardRenderer>();
+    }
     for (const auto* path : {&options_.mono_font, &options_.sans_font}) {
       if (!std::filesystem::is_regular_file(*path)) {
         throw std::runtime_error("font not found: " + *path + " (install fonts-dejavu-core)");
@@ -174,6 +237,9 @@ class CardRenderer::Impl {
   }
 
   CardPhotos render(const CardSpec& spec, std::uint64_t seed) {
+    if (hard_) {
+      return hard_->render(spec, seed);
+    }
     Rng rng(seed);
     const Palette& palette = kPalettes[rng.between(0, kPalettes.size() - 1)];
     const char* bank = kBanks[rng.between(0, kBanks.size() - 1)];
@@ -183,6 +249,13 @@ class CardRenderer::Impl {
     const cv::Mat back = drawBack(palette, bank, rng);
     photos.front = photograph(front, rng, &photos.front_corners);
     photos.back = photograph(back, rng, &photos.back_corners);
+    photos.traits.number_style = spec.number.empty() ? "none" : "flat";
+    photos.traits.font = spec.number.empty() ? "" : "DejaVuSans-Bold";
+    photos.traits.grouping = groupingOf(groupDigits(spec.number));
+    // Which way up the front camera saw the card: its top-left corner right of its
+    // bottom-right one means it lies upside down.
+    photos.traits.front_quarter_turns =
+        photos.front_corners[0].x > photos.front_corners[2].x ? 2 : 0;
     return photos;
   }
 
@@ -351,7 +424,25 @@ class CardRenderer::Impl {
     return photo;
   }
 
+  // "4-4-4-4" for "4111 1111 1111 1111".
+  static std::string groupingOf(const std::string& grouped) {
+    std::string out;
+    std::size_t run = 0;
+    for (std::size_t i = 0; i <= grouped.size(); ++i) {
+      if (i == grouped.size() || grouped[i] == ' ') {
+        if (run > 0) {
+          out += (out.empty() ? "" : "-") + std::to_string(run);
+        }
+        run = 0;
+      } else {
+        ++run;
+      }
+    }
+    return out;
+  }
+
   RendererOptions options_;
+  std::unique_ptr<detail::HardCardRenderer> hard_;
   cv::Mat mask_;
   cv::Ptr<cv::freetype::FreeType2> mono_;
   cv::Ptr<cv::freetype::FreeType2> sans_;

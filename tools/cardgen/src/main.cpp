@@ -3,10 +3,16 @@
 //
 //   lostcard-cardgen --out DIR [--seed S] [--count N] [--preset easy|hard] [--numbers FILE]
 //
-// DIR/<name>/front.jpg and back.jpg per card, and DIR/labels.tsv with "<name>\t<number>" lines
-// (the number empty for a card generated unreadable). --numbers FILE takes the same format
-// ("-" as the number asks for an unreadable card). Card numbers go only into labels.tsv, never to
-// the terminal.
+// DIR/<name>/front.jpg and back.jpg per card (what the box's front and back cameras see), and
+// DIR/labels.tsv with "<name>\t<number>" lines (the number empty for a card generated
+// unreadable). --numbers FILE takes the same format ("-" or no number asks for an unreadable
+// card). DIR/details.tsv says how each card was drawn (number style, font, grouping, which face
+// is up, orientation, JPEG quality) so benchmarks can break their figures down; it never holds
+// the number. Card numbers go only into labels.tsv, never to the terminal.
+//
+// --preset easy: clear flat print on the front (the demo's and the first tests' cards; its
+// pixels do not change). --preset hard: embossing, many fonts and groupings, busy faces, the
+// number on the back only, any orientation, either face up, blur, noise, glare, compression.
 #include <fmt/format.h>
 
 #include <boost/program_options.hpp>
@@ -24,10 +30,9 @@
 namespace fs = std::filesystem;
 namespace po = boost::program_options;
 using lostcard::cardgen::CardSpec;
+using lostcard::cardgen::Preset;
 
 namespace {
-
-constexpr int kJpegQuality = 90;
 
 // Reads "<name>\t<number>" lines; throws std::runtime_error naming the bad line (never its
 // number).
@@ -37,7 +42,8 @@ std::vector<CardSpec> readNumbersFile(const std::string& path) {
     throw std::runtime_error("cannot read " + path);
   }
   static const std::regex kName("[A-Za-z0-9][A-Za-z0-9._-]*");
-  static const std::regex kNumber("[0-9]{12,19}|-");
+  // "-" or nothing: an unreadable card (so a labels.tsv is a numbers file too).
+  static const std::regex kNumber("[0-9]{12,19}|-|");
   std::vector<CardSpec> cards;
   std::string line;
   for (int line_no = 1; std::getline(in, line); ++line_no) {
@@ -55,15 +61,15 @@ std::vector<CardSpec> readNumbersFile(const std::string& path) {
     }
     if (!std::regex_match(number, kNumber)) {
       throw std::runtime_error(
-          fmt::format("{}:{}: the number must be 12-19 digits or '-'", path, line_no));
+          fmt::format("{}:{}: the number must be 12-19 digits, '-' or nothing", path, line_no));
     }
     cards.push_back(CardSpec{name, number == "-" ? "" : number});
   }
   return cards;
 }
 
-void writeJpeg(const fs::path& path, const cv::Mat& image) {
-  if (!cv::imwrite(path.string(), image, {cv::IMWRITE_JPEG_QUALITY, kJpegQuality})) {
+void writeJpeg(const fs::path& path, const cv::Mat& image, int quality) {
+  if (!cv::imwrite(path.string(), image, {cv::IMWRITE_JPEG_QUALITY, quality})) {
     throw std::runtime_error("cannot write " + path.string());
   }
 }
@@ -92,11 +98,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     po::notify(vm);
-    if (preset == "hard") {
-      std::cerr << "lostcard-cardgen: --preset hard is not yet available\n";
-      return 2;
-    }
-    if (preset != "easy") {
+    if (preset != "easy" && preset != "hard") {
       std::cerr << "lostcard-cardgen: unknown preset '" << preset << "' (easy | hard)\n";
       return 2;
     }
@@ -109,34 +111,50 @@ int main(int argc, char** argv) {
       return 2;
     }
 
+    const bool hard = preset == "hard";
     std::vector<CardSpec> cards;
     if (!numbers_file.empty()) {
       cards = readNumbersFile(numbers_file);
     } else {
       lostcard::cardgen::Rng rng(seed);
       for (int i = 1; i <= count; ++i) {
-        cards.push_back(
-            CardSpec{fmt::format("card-{:04d}", i), lostcard::cardgen::randomCardNumber(rng)});
+        cards.push_back(CardSpec{fmt::format("card-{:04d}", i),
+                                 hard ? lostcard::cardgen::randomHardCardNumber(rng)
+                                      : lostcard::cardgen::randomCardNumber(rng)});
       }
     }
 
-    lostcard::cardgen::CardRenderer renderer;
+    lostcard::cardgen::RendererOptions render_options;
+    render_options.preset = hard ? Preset::kHard : Preset::kEasy;
+    lostcard::cardgen::CardRenderer renderer(render_options);
     fs::create_directories(out_dir);
     std::ofstream labels(fs::path(out_dir) / "labels.tsv", std::ios::trunc);
-    if (!labels) {
+    std::ofstream details(fs::path(out_dir) / "details.tsv", std::ios::trunc);
+    if (!labels || !details) {
       throw std::runtime_error("cannot write " + (fs::path(out_dir) / "labels.tsv").string());
     }
+    details << "# name\tstyle\tfont\tgrouping\tnumber_on\tface_up\tfront_quarter_turns"
+               "\tjpeg_quality\n";
     for (const auto& card : cards) {
       const auto photos = renderer.render(card, lostcard::cardgen::cardSeed(seed, card.name));
       const fs::path dir = fs::path(out_dir) / card.name;
       fs::create_directories(dir);
-      writeJpeg(dir / "front.jpg", photos.front);
-      writeJpeg(dir / "back.jpg", photos.back);
+      writeJpeg(dir / "front.jpg", photos.front, photos.jpeg_quality);
+      writeJpeg(dir / "back.jpg", photos.back, photos.jpeg_quality);
       labels << card.name << '\t' << card.number << '\n';
+      const auto& t = photos.traits;
+      details << card.name << '\t' << t.number_style << '\t' << (t.font.empty() ? "-" : t.font)
+              << '\t' << (t.grouping.empty() ? "-" : t.grouping) << '\t'
+              << (t.number_style == "none" ? "-"
+                  : t.number_on_back       ? "back"
+                                           : "front")
+              << '\t' << (t.back_up ? "back" : "front") << '\t' << t.front_quarter_turns << '\t'
+              << photos.jpeg_quality << '\n';
     }
     labels.close();
-    if (!labels) {
-      throw std::runtime_error("cannot write labels.tsv");
+    details.close();
+    if (!labels || !details) {
+      throw std::runtime_error("cannot write labels.tsv or details.tsv");
     }
     std::cout << "wrote " << cards.size() << " cards to " << out_dir << "\n";
     return 0;

@@ -11,10 +11,38 @@
 // 4-6-5, 4-6-4, 4-4-5, or one unbroken run), 13-19 digits in all, passing Luhn, read with
 // confidence at least the thresholds. Everything else is rejected: a wrong number is worse than
 // none.
+//
+// decodeReading() is the decoder with per-character alternatives: each position of the line
+// carries its likely characters with scores (a digit classifier's top-k, or an OCR engine's
+// choices), and the check rules of the configured formats (card_formats.hpp) pick the number.
+// A misread is repaired only when exactly one single-character change passes a check and it is
+// clearly likelier than any other candidate; two near-equal candidates make the line ambiguous.
+//
+//   LineReading line = classifier.read(crop);             // positions with top-k choices
+//   DecodedReading d = decodeReading(line, formats);
+//   if (d.number) { ... } else if (d.ambiguous) { ... } else { log(d.why); }
+#include <cstddef>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "lostcard/cloud/card_formats.hpp"
 
 namespace lostcard::cloud {
+
+// One likely character at one position of a line, with a score in (0, 1] (a probability-like
+// value: the choices of a position should sum to at most about 1).
+struct CharChoice {
+  char symbol = '?';
+  double score = 0.0;
+};
+
+// What a reader saw in one line: per position, its choices best first; and the sizes of the
+// printed groups when the reader saw the gaps (empty or one group = gaps unknown).
+struct LineReading {
+  std::vector<std::vector<CharChoice>> positions;
+  std::vector<std::size_t> groups;
+};
 
 // Tesseract's view of one text line. Confidences are 0..100 as Tesseract reports them.
 struct OcrLine {
@@ -23,6 +51,7 @@ struct OcrLine {
   double min_symbol_confidence = 0.0;  // the least sure character
   double min_word_confidence = 0.0;    // the least sure digit group; catches inserted digits,
                                        // which can carry high character confidences
+  LineReading reading;                 // the same line per character (score = confidence/100)
 };
 
 struct DecodeThresholds {
@@ -37,6 +66,41 @@ struct DecodedLine {
 };
 
 DecodedLine decodeCardNumber(const OcrLine& line, const DecodeThresholds& thresholds = {});
+
+struct RepairPolicy {
+  // A candidate must be this many times likelier than the next one (score product ratio).
+  double min_likelihood_ratio = 20.0;
+  // Every chosen character must have at least this score, and a character put in by a repair
+  // at least min_repair_score (the reader must have found it plausible on its own)...
+  double min_char_score = 0.05;
+  double min_repair_score = 0.15;
+  // ...and the line's characters a geometric-mean score of at least this.
+  double min_mean_score = 0.6;
+  // At most this many positions may differ from the best choices (0 = no repair).
+  int max_repairs = 1;
+};
+
+struct DecodedReading {
+  std::optional<std::string> number;  // set when one candidate passed clearly
+  std::string format;                 // the name of the format it fits
+  double confidence = 0.0;            // 0..1: mean character score, lowered by a close rival
+  int repaired = 0;                   // positions changed from the best choices
+  bool ambiguous = false;             // two or more candidates passed and none clearly won
+  std::string why;                    // why not, when no number (never holds the digits)
+};
+
+DecodedReading decodeReading(const LineReading& line, const std::vector<CardFormat>& formats,
+                             const RepairPolicy& policy = {});
+
+// Combines readings of the same line from several frames: readings with the same number of
+// positions are multiplied position by position (scores renormalised), as if one reader had
+// seen all of them. Readings of another length are left out; the returned reading has the
+// groups of the first reading used. Empty input gives an empty reading.
+LineReading fuseReadings(const std::vector<LineReading>& readings);
+
+// A reading with a single choice per position: the characters of `text` (spaces mark group
+// gaps), each with `score`. For tests and for readers without alternatives.
+LineReading readingOfText(const std::string& text, double score);
 
 // `text` with every run of more than `max_run` digits replaced by '#', for log lines and
 // operator details that must never carry a card number. The default keeps sizes such as

@@ -7,10 +7,13 @@
 //   if (r.outcome == ReadOutcome::kRead) { lookUpHolder(r.number); }   // never log r.number
 //
 // Safety first: a wrong number hands a stranger's card to someone, an unread card only costs a
-// manual review. So a number is returned only when it is 13-19 digits, passes Luhn, was read
-// with good confidence, and every frame that read a checked number read the same one.
+// manual review. So a number is returned only when it fits one of the accepted formats (payment
+// cards: 13-19 digits passing Luhn; more in models/card_formats.conf), was read with good
+// confidence, and every frame that read a checked number read the same one.
+// Each frame is read upright and upside down, then mirrored (embossed digits seen from the back)
+// when nothing was read yet; a frame that is only the number line (a crop) is read as one line.
 // The stages (findCard, straighten, locateNumberLine, readLine, decode) are in
-// recognition_stages.hpp and card_number_decoder.hpp.
+// recognition_stages.hpp, card_number_decoder.hpp and card_formats.hpp.
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -28,7 +31,7 @@ struct ImageLimits {
 struct RecognizerOptions {
   // "" = Tesseract's default (Debian: /usr/share/tesseract-ocr/5/tessdata).
   std::string tessdata_dir;
-  // The repo's models/ folder (configs); "" = built-in defaults.
+  // The repo's models/ folder (Tesseract config, card_formats.conf); "" = built-in defaults.
   std::string models_dir;
   ImageLimits limits;
 };

@@ -1,0 +1,249 @@
+#include "lostcard/cloud/card_formats.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <numeric>
+#include <sstream>
+
+#include "lostcard/cloud/luhn.hpp"
+
+namespace lostcard::cloud {
+namespace {
+
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+
+std::vector<std::string_view> split(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t end = text.find(separator, start);
+    parts.push_back(text.substr(start, end == std::string_view::npos ? end : end - start));
+    if (end == std::string_view::npos) {
+      return parts;
+    }
+    start = end + 1;
+  }
+}
+
+std::optional<std::size_t> parseSize(std::string_view text) {
+  std::size_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value == 0 || value > 64) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+// "4-4-4-4" -> {4, 4, 4, 4}
+std::optional<std::vector<std::size_t>> parseGrouping(std::string_view text) {
+  std::vector<std::size_t> sizes;
+  for (const auto part : split(text, '-')) {
+    const auto size = parseSize(part);
+    if (!size) {
+      return std::nullopt;
+    }
+    sizes.push_back(*size);
+  }
+  return sizes;
+}
+
+std::optional<std::string> parseField(CardFormat& format, std::string_view key,
+                                      std::string_view value) {
+  if (key == "name") {
+    format.name = std::string(value);
+  } else if (key == "length") {
+    const auto range = split(value, '-');
+    const auto lo = parseSize(range.front());
+    const auto hi = parseSize(range.back());
+    if (range.size() > 2 || !lo || !hi || *lo > *hi) {
+      return "bad length (want N or N-M)";
+    }
+    format.min_length = *lo;
+    format.max_length = *hi;
+  } else if (key == "prefix") {
+    format.prefixes.clear();
+    if (value != "*") {
+      for (const auto p : split(value, ',')) {
+        if (p.empty() || p.find_first_not_of("0123456789") != std::string_view::npos) {
+          return "bad prefix (want digits, comma-separated, or *)";
+        }
+        format.prefixes.emplace_back(p);
+      }
+    }
+  } else if (key == "check") {
+    if (value == "luhn") {
+      format.check = CheckRule::kLuhn;
+    } else if (value == "mod11-2") {
+      format.check = CheckRule::kIso7064Mod11_2;
+    } else {
+      return fmt::format("unknown check rule '{}' (luhn | mod11-2)", value);
+    }
+  } else if (key == "groups") {
+    format.groupings.clear();
+    for (const auto g : split(value, ',')) {
+      auto sizes = parseGrouping(g);
+      if (!sizes) {
+        return "bad groups (want e.g. 4-4-4-4,6-13)";
+      }
+      format.groupings.push_back(std::move(*sizes));
+    }
+  } else if (key == "last") {
+    if (value == "digit") {
+      format.last_may_be_x = false;
+    } else if (value == "digit-or-x") {
+      format.last_may_be_x = true;
+    } else {
+      return "bad last (digit | digit-or-x)";
+    }
+  } else {
+    return fmt::format("unknown key '{}'", key);
+  }
+  return std::nullopt;
+}
+
+bool groupingFits(const CardFormat& format, std::size_t length,
+                  const std::vector<std::size_t>& groups) {
+  if (groups.size() <= 1 || format.groupings.empty()) {
+    return true;
+  }
+  for (const auto& g : format.groupings) {
+    if (g == groups && std::accumulate(g.begin(), g.end(), std::size_t{0}) == length) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<CardFormat> defaultCardFormats() {
+  CardFormat payment;
+  payment.name = "payment";
+  payment.min_length = 13;
+  payment.max_length = 19;
+  payment.check = CheckRule::kLuhn;
+  payment.groupings = {{4, 4, 4, 4}, {4, 4, 4, 4, 3}, {6, 13}, {4, 6, 5},
+                       {4, 6, 4},    {4, 4, 5}};
+  return {payment};
+}
+
+std::optional<std::vector<CardFormat>> parseCardFormats(std::string_view text, std::string* why) {
+  std::vector<CardFormat> formats;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  int line_no = 0;
+  const auto fail = [&](const std::string& reason) {
+    if (why != nullptr) {
+      *why = fmt::format("line {}: {}", line_no, reason);
+    }
+    return std::nullopt;
+  };
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (const auto hash = line.find('#'); hash != std::string::npos) {
+      line.erase(hash);
+    }
+    std::istringstream words(line);
+    std::string word;
+    if (!(words >> word)) {
+      continue;
+    }
+    if (word != "format") {
+      return fail(fmt::format("expected 'format', got '{}'", word));
+    }
+    CardFormat format;
+    format.min_length = 0;
+    bool has_check = false;
+    while (words >> word) {
+      const auto eq = word.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == word.size()) {
+        return fail(fmt::format("expected key=value, got '{}'", word));
+      }
+      const std::string_view key = std::string_view(word).substr(0, eq);
+      const std::string_view value = std::string_view(word).substr(eq + 1);
+      has_check = has_check || key == "check";
+      if (auto error = parseField(format, key, value)) {
+        return fail(*error);
+      }
+    }
+    if (format.name.empty()) {
+      return fail("a format needs name=");
+    }
+    if (format.min_length == 0) {
+      return fail("a format needs length=");
+    }
+    if (!has_check) {
+      return fail("a format needs check= (a number without a check character is not trusted)");
+    }
+    formats.push_back(std::move(format));
+  }
+  if (formats.empty()) {
+    line_no = 0;
+    return fail("no formats");
+  }
+  return formats;
+}
+
+std::optional<char> mod11_2CheckChar(std::string_view payload) {
+  if (payload.empty()) {
+    return std::nullopt;
+  }
+  // ISO 7064 MOD 11-2, the pure system: p = (p + digit) * 2 mod 11 over the payload, then the
+  // check value makes (p + check) mod 11 == 1.
+  int p = 0;
+  for (const char c : payload) {
+    if (!isDigit(c)) {
+      return std::nullopt;
+    }
+    p = ((p + (c - '0')) * 2) % 11;
+  }
+  const int check = (12 - p) % 11;
+  return check == 10 ? 'X' : static_cast<char>('0' + check);
+}
+
+bool passesCheck(CheckRule rule, std::string_view number) {
+  if (number.empty()) {
+    return false;
+  }
+  switch (rule) {
+    case CheckRule::kNone:
+      return false;
+    case CheckRule::kLuhn:
+      return luhnValid(number);
+    case CheckRule::kIso7064Mod11_2: {
+      const auto check = mod11_2CheckChar(number.substr(0, number.size() - 1));
+      return check && *check == number.back();
+    }
+  }
+  return false;
+}
+
+const CardFormat* matchFormat(const std::vector<CardFormat>& formats, std::string_view number,
+                              const std::vector<std::size_t>& groups) {
+  for (const auto& format : formats) {
+    if (number.size() < format.min_length || number.size() > format.max_length) {
+      continue;
+    }
+    bool chars_ok = true;
+    for (std::size_t i = 0; i < number.size(); ++i) {
+      const bool last_x = i + 1 == number.size() && format.last_may_be_x && number[i] == 'X';
+      chars_ok = chars_ok && (isDigit(number[i]) || last_x);
+    }
+    if (!chars_ok) {
+      continue;
+    }
+    bool prefix_ok = format.prefixes.empty();
+    for (const auto& prefix : format.prefixes) {
+      prefix_ok = prefix_ok || number.substr(0, prefix.size()) == prefix;
+    }
+    if (!prefix_ok || !groupingFits(format, number.size(), groups) ||
+        !passesCheck(format.check, number)) {
+      continue;
+    }
+    return &format;
+  }
+  return nullptr;
+}
+
+}  // namespace lostcard::cloud

@@ -1,0 +1,36 @@
+#pragma once
+// Pieces shared by the easy and hard card renderers (internal to lostcard_cardgen).
+#include <cstdint>
+#include <opencv2/core.hpp>
+
+#include "lostcard/cardgen/card_renderer.hpp"
+
+namespace lostcard::cardgen::detail {
+
+// The card is drawn flat at 10 px/mm (ISO/IEC 7810 ID-1, 85.60 x 53.98 mm, corner radius
+// 3.18 mm), then laid into the photo.
+inline constexpr int kCardW = 856;
+inline constexpr int kCardH = 540;
+inline constexpr int kCornerRadiusPx = 32;
+
+// 255 inside the card's rounded outline, 0 outside.
+cv::Mat roundedMask();
+
+std::uint64_t splitmix64(std::uint64_t x);
+
+// The hard preset, drawn by card_renderer_hard.cpp.
+class HardCardRenderer {
+ public:
+  HardCardRenderer();  // throws std::runtime_error naming a missing font package
+  ~HardCardRenderer();
+  HardCardRenderer(const HardCardRenderer&) = delete;
+  HardCardRenderer& operator=(const HardCardRenderer&) = delete;
+
+  CardPhotos render(const CardSpec& spec, std::uint64_t seed);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lostcard::cardgen::detail
