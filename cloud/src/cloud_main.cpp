@@ -1,7 +1,7 @@
 // lostcard-cloud: the cloud service. Accepts kiosks over mutual TLS, recognizes dropped cards,
 // decides where they go, records deposits in PostgreSQL and delivers the holders' notices.
 //
-//   lostcard-cloud --db "host=... dbname=..." --listen 0.0.0.0:7443 \
+//   lostcard-cloud --db "host=... dbname=..." --listen 0.0.0.0:7443
 //       --ca fleet-ca.crt --cert cloud.crt --key cloud.key --card-key-file card.key
 //
 // Options may also come from a file (--config FILE, lines "name = value").
@@ -10,8 +10,11 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/program_options.hpp>
 
+#include <chrono>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <pqxx/except>
 #include <thread>
 
 #include <unistd.h>
@@ -61,7 +64,7 @@ int main(int argc, char** argv) {
   int workers = 0, db_pool = 0, pickup_ttl_hours = 0;
   std::size_t max_frame_bytes = 0;
   double min_confidence = 0;
-  unsigned hello_timeout_ms = 0, idle_timeout_ms = 0;
+  unsigned hello_timeout_ms = 0, idle_timeout_ms = 0, db_wait_ms = 0;
   desc.add_options()
     ("help,h", "show this help")
     ("config", po::value(&config_file), "read options from this file (name = value lines)")
@@ -69,6 +72,7 @@ int main(int argc, char** argv) {
     ("port-file", po::value(&port_file), "write the bound gateway port to this file once listening")
     ("db", po::value(&db)->required(), "PostgreSQL conninfo")
     ("db-pool", po::value(&db_pool)->default_value(4), "database connections")
+    ("db-wait-ms", po::value(&db_wait_ms)->default_value(60'000), "at start-up, how long to wait for an unreachable database")
     ("ca", po::value(&ca)->required(), "fleet CA certificate (PEM): kiosks must present a certificate it issued")
     ("cert", po::value(&cert)->required(), "this server's certificate chain (PEM)")
     ("key", po::value(&key)->required(), "this server's private key (PEM)")
@@ -112,8 +116,27 @@ int main(int argc, char** argv) {
     store_options.conninfo = db;
     store_options.pool_size = db_pool;
     store_options.pickup_code_ttl = std::chrono::hours(pickup_ttl_hours);
-    cloud::Store store(store_options);
-    store.migrate();
+    // PostgreSQL may be restarting just when the cloud (re)starts, after a crash say: wait for
+    // it up to --db-wait-ms rather than exit. Found by tools/chaos (a kill -9 of the cloud
+    // followed by a PostgreSQL restart left no cloud running).
+    std::optional<cloud::Store> store_holder;
+    const auto db_deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(db_wait_ms);
+    while (true) {
+      try {
+        store_holder.emplace(store_options);
+        store_holder->migrate();
+        break;
+      } catch (const pqxx::broken_connection& e) {
+        store_holder.reset();
+        if (std::chrono::steady_clock::now() >= db_deadline) {
+          throw;
+        }
+        log->warn("database not reachable ({}); retrying", e.what());
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      }
+    }
+    cloud::Store& store = *store_holder;
 
     cloud::RecognizerOptions recognizer;
     recognizer.tessdata_dir = tessdata;

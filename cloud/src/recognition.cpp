@@ -175,7 +175,7 @@ class Recognizer::Impl {
 
   // Tesseract's line through the confidence gates (decodeCardNumber's thresholds), then the
   // format-aware decoder.
-  DecodedReading decodeLine(const OcrLine& ocr) const {
+  DecodedReading decodeLine(const OcrLine& ocr, bool relax_word_gate = false) const {
     const DecodeThresholds gates;
     DecodedReading out;
     if (ocr.reading.positions.empty()) {
@@ -186,13 +186,40 @@ class Recognizer::Impl {
     } else if (ocr.min_symbol_confidence < gates.min_symbol_confidence) {
       out.why = fmt::format("a digit read with confidence {:.0f}, below {:.0f}",
                             ocr.min_symbol_confidence, gates.min_symbol_confidence);
-    } else if (ocr.min_word_confidence < gates.min_word_confidence) {
+    } else if (ocr.min_word_confidence < gates.min_word_confidence && !relax_word_gate) {
       out.why = fmt::format("a digit group read with confidence {:.0f}, below {:.0f}",
                             ocr.min_word_confidence, gates.min_word_confidence);
     } else {
       out = decodeReading(ocr.reading, formats_);
     }
     return out;
+  }
+
+  // One line read and decoded: first thresholded (the original path), then, when that gives no
+  // checked number, from its grey levels, which keep thin strokes on busy backgrounds. Each
+  // reading must pass all the gates on its own; or else both must give the same checked number
+  // with every gate passed but the word one (the LSTM's word confidences run low on good card
+  // lines; the gate is there to catch an inserted digit, which two different preparations of
+  // the line rarely insert alike). The first reading's reason is kept for the operator.
+  DecodedReading readAndDecode(const cv::Mat& card, const cv::Rect& line) {
+    const OcrLine binary = reader_.readLine(card, line, LinePrep::kBinary);
+    DecodedReading first = decodeLine(binary);
+    if (first.number) {
+      return first;
+    }
+    const OcrLine gray = reader_.readLine(card, line, LinePrep::kGray);
+    DecodedReading second = decodeLine(gray);
+    if (second.number) {
+      return second;
+    }
+    DecodedReading relaxed_binary = decodeLine(binary, true);
+    const DecodedReading relaxed_gray = decodeLine(gray, true);
+    if (relaxed_binary.number && relaxed_gray.number &&
+        *relaxed_binary.number == *relaxed_gray.number) {
+      relaxed_binary.confidence = std::min(relaxed_binary.confidence, relaxed_gray.confidence);
+      return relaxed_binary;
+    }
+    return first;
   }
 
   // One photo: find and straighten the card, then read it both ways up.
@@ -241,8 +268,7 @@ class Recognizer::Impl {
       }
       std::string first_why;
       for (const cv::Rect& line : lines) {
-        const OcrLine ocr = reader_.readLine(oriented, line);
-        const DecodedReading decoded = decodeLine(ocr);
+        const DecodedReading decoded = readAndDecode(oriented, line);
         if (decoded.number) {
           numbers.insert(*decoded.number);
           confidence = std::max(confidence, decoded.confidence);
@@ -281,8 +307,8 @@ class Recognizer::Impl {
       } else {
         oriented = image;
       }
-      const OcrLine ocr = reader_.readLine(oriented, cv::Rect(0, 0, image.cols, image.rows));
-      const DecodedReading decoded = decodeLine(ocr);
+      const DecodedReading decoded =
+          readAndDecode(oriented, cv::Rect(0, 0, image.cols, image.rows));
       if (decoded.number) {
         numbers.insert(*decoded.number);
         frame.confidence = std::max(frame.confidence, decoded.confidence);

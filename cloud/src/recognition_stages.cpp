@@ -283,6 +283,35 @@ std::optional<Quad> cardByTrayContrast(const cv::Mat& small_bgr) {
 // The text rows of locateNumberLine, found in one grey image.
 std::vector<cv::Rect> locateRows(const cv::Mat& gray);
 
+// The band of a straightened card where embossed numbers lie (the card generator and ISO 7811
+// put the baseline about 19 mm above the bottom edge): centres of the number line fall in
+// [top, bottom], and its text is about kEmbossTextPx tall.
+constexpr int kEmbossBandTopPx = 280;
+constexpr int kEmbossBandBottomPx = 360;
+constexpr int kEmbossTextPx = 56;
+
+// The line of the emboss band with the most vertical-stroke energy (digit edges), for cards
+// whose relief shows too faintly to be found as a text row.
+cv::Rect embossBandLine(const cv::Mat& gray) {
+  cv::Mat dx;
+  cv::Sobel(gray, dx, CV_32F, 1, 0, 3);
+  dx = cv::abs(dx);
+  cv::Mat row_energy;
+  cv::reduce(dx.colRange(kCardMarginPx, gray.cols - kCardMarginPx), row_energy, 1,
+             cv::REDUCE_SUM, CV_32F);
+  int best_top = kEmbossBandTopPx - kEmbossTextPx / 2;
+  double best = -1.0;
+  for (int top = kEmbossBandTopPx - kEmbossTextPx / 2;
+       top <= kEmbossBandBottomPx - kEmbossTextPx / 2; top += 2) {
+    const double energy = cv::sum(row_energy.rowRange(top, top + kEmbossTextPx))[0];
+    if (energy > best) {
+      best = energy;
+      best_top = top;
+    }
+  }
+  return cv::Rect(3 * kCardMarginPx, best_top, gray.cols - 6 * kCardMarginPx, kEmbossTextPx);
+}
+
 }  // namespace
 
 std::optional<Quad> findCard(const cv::Mat& frame_bgr) {
@@ -358,6 +387,15 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
     cv::Mat enhanced;
     cv::createCLAHE(4.0, cv::Size(8, 8))->apply(gray, enhanced);
     rows = locateRows(enhanced);
+  }
+  // Embossed numbers sit in a fixed band of the card (ISO/IEC 7811-1); when no text row was
+  // found there, the band itself is the last candidate.
+  const bool band_covered = std::any_of(rows.begin(), rows.end(), [](const cv::Rect& r) {
+    const int centre = r.y + r.height / 2;
+    return centre >= kEmbossBandTopPx && centre <= kEmbossBandBottomPx;
+  });
+  if (!band_covered && gray.rows == kCardHeightPx && gray.cols == kCardWidthPx) {
+    rows.push_back(embossBandLine(gray));
   }
   return rows;
 }
@@ -441,8 +479,8 @@ class LineReader::Impl {
 
   ~Impl() { api_.End(); }
 
-  OcrLine readLine(const cv::Mat& card_bgr, const cv::Rect& line_box) {
-    const cv::Mat binary = prepare(card_bgr, line_box);
+  OcrLine readLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep) {
+    const cv::Mat binary = prepare(card_bgr, line_box, prep);
     api_.SetImage(binary.data, binary.cols, binary.rows, 1, static_cast<int>(binary.step));
     OcrLine line;
     if (api_.Recognize(nullptr) != 0) {
@@ -497,7 +535,7 @@ class LineReader::Impl {
  private:
   // The line cut out with some margin, scaled to the height Tesseract reads best, and turned
   // into dark text on a white background whatever the card's colours.
-  static cv::Mat prepare(const cv::Mat& card_bgr, const cv::Rect& line_box) {
+  static cv::Mat prepare(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep) {
     const int pad_x = std::max(8, line_box.height / 3);
     const int pad_y = std::max(6, line_box.height / 4);
     cv::Rect crop(line_box.x - pad_x, line_box.y - pad_y, line_box.width + 2 * pad_x,
@@ -524,6 +562,12 @@ class LineReader::Impl {
     if (border_mean < split) {
       cv::bitwise_not(gray, gray);
     }
+    if (prep == LinePrep::kGray) {
+      // The grey line as is, framed by its own edge pixels so the frame adds no stroke.
+      cv::copyMakeBorder(gray, gray, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx,
+                         cv::BORDER_REPLICATE);
+      return gray;
+    }
     // A local threshold copes with the gradients printed behind the number.
     cv::Mat binary;
     const int block = (static_cast<int>(kOcrTextHeightPx * 1.5) / 2) * 2 + 1;
@@ -540,8 +584,8 @@ class LineReader::Impl {
 LineReader::LineReader(const LineReaderOptions& options) : impl_(std::make_unique<Impl>(options)) {}
 LineReader::~LineReader() = default;
 
-OcrLine LineReader::readLine(const cv::Mat& card_bgr, const cv::Rect& line_box) {
-  return impl_->readLine(card_bgr, line_box);
+OcrLine LineReader::readLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep) {
+  return impl_->readLine(card_bgr, line_box, prep);
 }
 
 }  // namespace lostcard::cloud

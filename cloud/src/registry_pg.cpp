@@ -41,6 +41,15 @@ std::unique_ptr<pqxx::connection> ConnectionPool::acquire() {
   }
 }
 
+void ConnectionPool::dropIdle() {
+  std::vector<std::unique_ptr<pqxx::connection>> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    dropped.swap(idle_);
+  }
+  // Closed outside the lock: closing a dead connection may wait on the network.
+}
+
 void ConnectionPool::release(std::unique_ptr<pqxx::connection> connection) {
   std::lock_guard lock(mutex_);
   --leased_;

@@ -1,7 +1,8 @@
 #pragma once
 // PostgreSQL plumbing shared by Store and NoticeDelivery. Internal: not a public header.
 //
-// ConnectionPool hands out connections one call at a time and replaces one that broke:
+// ConnectionPool hands out connections one call at a time and replaces those that broke (after
+// a broken one it drops every idle connection too, as a server restart breaks them all):
 //
 //   ConnectionPool pool(conninfo, 4);
 //   auto n = pool.run([&](pqxx::connection& c) { pqxx::work tx(c); ...; tx.commit(); return n; });
@@ -31,6 +32,9 @@ class ConnectionPool {
         return f(lease.connection());
       } catch (const pqxx::broken_connection& e) {
         lease.discard();
+        // A broken connection usually means the server restarted: every idle connection is
+        // as dead as this one, and the retry must not pick one of them.
+        dropIdle();
         logBrokenConnection(e, attempt == 1);
         if (attempt == 2) {
           throw;
@@ -58,6 +62,7 @@ class ConnectionPool {
   static void logBrokenConnection(const std::exception& e, bool retrying);
   std::unique_ptr<pqxx::connection> acquire();
   void release(std::unique_ptr<pqxx::connection> connection);
+  void dropIdle();
 
   const std::string conninfo_;
   const int size_;

@@ -116,6 +116,55 @@ TEST_CASE("straighten and locateNumberLine find the number line of an upright ca
   FAIL("no upright card in 20 tries");
 }
 
+TEST_CASE("LineReader reads an upright card's number line both thresholded and in grey") {
+  lostcard::cloud::LineReader reader(
+      {"", lostcard::test::sourceDir() + "/models/tessdata/configs/lostcard-card-digits"});
+  for (int i = 0; i < 20; ++i) {
+    const CardPhotos p = photos({"upright-" + std::to_string(i), "4024007103939509"});
+    if (p.front_corners[0].x > p.front_corners[1].x) {
+      continue;
+    }
+    const auto quad = lostcard::cloud::findCard(p.front);
+    REQUIRE(quad);
+    const cv::Mat card = lostcard::cloud::straighten(p.front, *quad);
+    const auto lines = lostcard::cloud::locateNumberLine(card);
+    REQUIRE_FALSE(lines.empty());
+    for (const auto prep : {lostcard::cloud::LinePrep::kBinary, lostcard::cloud::LinePrep::kGray}) {
+      const auto line = reader.readLine(card, lines.front(), prep);
+      std::string digits;
+      for (const char c : line.text) {
+        if (c != ' ') {
+          digits += c;
+        }
+      }
+      INFO("prep " << static_cast<int>(prep));
+      CHECK(digits == "4024007103939509");
+    }
+    return;
+  }
+  FAIL("no upright card in 20 tries");
+}
+
+TEST_CASE("locateNumberLine offers the emboss band when the card shows no text row there") {
+  using lostcard::cloud::kCardHeightPx;
+  using lostcard::cloud::kCardWidthPx;
+  // A plain card (no visible print at all) and one with only a wide line of print near the top:
+  // the last candidate is the band where embossed numbers lie (centre 280..360 px of 540).
+  cv::Mat plain(kCardHeightPx, kCardWidthPx, CV_8UC3, cv::Scalar(200, 190, 180));
+  cv::Mat top_text = plain.clone();
+  cv::putText(top_text, "CITYLINE BANK OF THE NORTH", {60, 110}, cv::FONT_HERSHEY_SIMPLEX, 1.6,
+              cv::Scalar(40, 40, 40), 4);
+  for (const cv::Mat& card : {plain, top_text}) {
+    const auto lines = lostcard::cloud::locateNumberLine(card);
+    REQUIRE_FALSE(lines.empty());
+    const cv::Rect& band = lines.back();
+    const int centre = band.y + band.height / 2;
+    CHECK(centre >= 280);
+    CHECK(centre <= 360);
+    CHECK(band.width > kCardWidthPx / 2);
+  }
+}
+
 TEST_CASE("findCard finds nothing on an empty tray") {
   const cv::Mat tray(960, 1280, CV_8UC3, cv::Scalar::all(60));
   CHECK_FALSE(lostcard::cloud::findCard(tray));

@@ -12,3 +12,7 @@ lostcard_add_test(NAME store_pgtest TIER pg SOURCES store_pgtest.cpp
   DEPS lostcard_registry lostcard_test_support FIXTURES pg)
 lostcard_add_test(NAME delivery_pgtest TIER pg SOURCES delivery_pgtest.cpp
   DEPS lostcard_registry lostcard_test_support FIXTURES pg)
+# The connection pool is internal to lostcard_registry: its test reads the private header.
+lostcard_add_test(NAME connection_pool_pgtest TIER pg SOURCES connection_pool_pgtest.cpp
+  DEPS lostcard_registry lostcard_test_support FIXTURES pg)
+target_include_directories(connection_pool_pgtest PRIVATE ${CMAKE_SOURCE_DIR}/cloud/src)

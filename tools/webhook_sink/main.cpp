@@ -3,7 +3,11 @@
 // appends it to a JSON-lines file. See webhook_sink.hpp for what it accepts.
 //
 //   lostcard-webhook-sink --listen 127.0.0.1:PORT --secrets FILE --out FILE.jsonl
+//       [--raw-log FILE.tsv]
 //
+// --raw-log records every request as received, before any deduplication, one
+// "<Idempotency-Key>\t<status>" line each, so a fault-injection run (tools/chaos) can count how
+// often the same notice was sent.
 // PORT 0 picks a free port; the address it listens on is printed as "listening on HOST:PORT".
 // SIGINT/SIGTERM end it with status 0.
 // Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
@@ -45,7 +49,8 @@ std::int64_t unixNow() {
       .count();
 }
 
-asio::awaitable<void> serve(tcp::socket socket, lostcard::tools::WebhookSink& sink) {
+asio::awaitable<void> serve(tcp::socket socket, lostcard::tools::WebhookSink& sink,
+                            std::ofstream* raw_log) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   while (true) {
@@ -66,6 +71,9 @@ asio::awaitable<void> serve(tcp::socket socket, lostcard::tools::WebhookSink& si
     in.idempotency_key = std::string(request["Idempotency-Key"]);
     in.body = request.body();
     const auto reply = sink.handle(in, unixNow());
+    if (raw_log != nullptr) {
+      *raw_log << in.idempotency_key << '\t' << reply.status << std::endl;
+    }
 
     http::response<http::string_body> response{static_cast<http::status>(reply.status),
                                                request.version()};
@@ -82,10 +90,12 @@ asio::awaitable<void> serve(tcp::socket socket, lostcard::tools::WebhookSink& si
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
 
-asio::awaitable<void> acceptLoop(tcp::acceptor& acceptor, lostcard::tools::WebhookSink& sink) {
+asio::awaitable<void> acceptLoop(tcp::acceptor& acceptor, lostcard::tools::WebhookSink& sink,
+                                 std::ofstream* raw_log) {
   while (true) {
     auto socket = co_await acceptor.async_accept(asio::use_awaitable);
-    asio::co_spawn(acceptor.get_executor(), serve(std::move(socket), sink), asio::detached);
+    asio::co_spawn(acceptor.get_executor(), serve(std::move(socket), sink, raw_log),
+                   asio::detached);
   }
 }
 
@@ -95,13 +105,15 @@ int main(int argc, char** argv) {
   std::string listen;
   std::string secrets_file;
   std::string out_file;
+  std::string raw_log_file;
   po::options_description options("lostcard-webhook-sink options");
   // clang-format off
   options.add_options()
       ("help,h", "show this help")
       ("listen", po::value(&listen)->required(), "HOST:PORT to listen on (PORT 0: any free)")
       ("secrets", po::value(&secrets_file)->required(), "holder_id<TAB>secret lines")
-      ("out", po::value(&out_file)->required(), "JSON-lines file the notices are appended to");
+      ("out", po::value(&out_file)->required(), "JSON-lines file the notices are appended to")
+      ("raw-log", po::value(&raw_log_file), "append '<Idempotency-Key>\\t<status>' per request");
   // clang-format on
   try {
     po::variables_map vm;
@@ -136,11 +148,20 @@ int main(int argc, char** argv) {
     lostcard::tools::WebhookSink sink(lostcard::tools::loadSecrets(secrets_file), out, std::cout);
     sink.remember(already_written);
 
+    std::ofstream raw_log;
+    if (!raw_log_file.empty()) {
+      raw_log.open(raw_log_file, std::ios::app);
+      if (!raw_log) {
+        throw std::runtime_error("cannot open " + raw_log_file);
+      }
+    }
+
     asio::io_context ioc;
     tcp::acceptor acceptor(ioc, {asio::ip::make_address(host), port});
     asio::signal_set signals(ioc, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code&, int) { ioc.stop(); });
-    asio::co_spawn(ioc, acceptLoop(acceptor, sink), asio::detached);
+    asio::co_spawn(ioc, acceptLoop(acceptor, sink, raw_log_file.empty() ? nullptr : &raw_log),
+                   asio::detached);
     const auto endpoint = acceptor.local_endpoint();
     std::cout << "listening on " << endpoint.address().to_string() << ":" << endpoint.port()
               << std::endl;

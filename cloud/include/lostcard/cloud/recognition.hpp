@@ -12,6 +12,9 @@
 // confidence, and every frame that read a checked number read the same one.
 // Each frame is read upright and upside down, then mirrored (embossed digits seen from the back)
 // when nothing was read yet; a frame that is only the number line (a crop) is read as one line.
+// Each line is read thresholded, then (if that gives no checked number) in grey levels; a
+// reading must pass every confidence gate, except that the word gate is waived when both
+// readings give the same checked number.
 // The stages (findCard, straighten, locateNumberLine, readLine, decode) are in
 // recognition_stages.hpp, card_number_decoder.hpp and card_formats.hpp.
 #include <cstddef>

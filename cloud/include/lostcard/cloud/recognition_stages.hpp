@@ -34,12 +34,21 @@ std::optional<Quad> findCard(const cv::Mat& frame_bgr);
 cv::Mat straighten(const cv::Mat& frame_bgr, const Quad& corners);
 
 // Boxes (in card pixels) of wide horizontal text lines that may hold the number, most likely
-// first. Works for light-on-dark and dark-on-light print.
+// first. Works for light-on-dark and dark-on-light print. When no row lies in the band where
+// embossed numbers sit (centre 280..360 px, for relief too faint to show as a text row), the
+// band's most textured 56 px line is added last, so a full-size card always gets a candidate.
 std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr);
 
 struct LineReaderOptions {
   std::string tessdata_dir;  // "" = Tesseract's default
   std::string config_path;   // a Tesseract config file; "" = built-in settings only
+};
+
+// How readLine prepares the line crop for Tesseract. Both scale the line to Tesseract's best
+// text height and turn it into dark print on a light background.
+enum class LinePrep {
+  kBinary,  // locally thresholded: robust to gradients behind the print, loses thin strokes
+  kGray,    // grey levels kept (Tesseract's LSTM reads grey): keeps strokes on busy backgrounds
 };
 
 // Tesseract set up to read one line of card digits (LSTM, single-line page mode, digit
@@ -51,7 +60,8 @@ class LineReader {
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
 
-  OcrLine readLine(const cv::Mat& card_bgr, const cv::Rect& line_box);
+  OcrLine readLine(const cv::Mat& card_bgr, const cv::Rect& line_box,
+                   LinePrep prep = LinePrep::kBinary);
 
  private:
   class Impl;
