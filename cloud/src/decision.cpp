@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "lostcard/wire/log.hpp"
+
 namespace lostcard::cloud {
 
 namespace {
@@ -15,10 +17,6 @@ DepositDecision difficult(const std::string& deposit_id, const std::string& kios
   d.reason = reason;
   d.detail = std::move(detail);
   return d;
-}
-
-std::string lastFour(const std::string& number) {
-  return number.size() >= 4 ? number.substr(number.size() - 4) : std::string();
 }
 
 }  // namespace
@@ -47,7 +45,7 @@ DepositDecision decideDeposit(const std::string& deposit_id, const std::string& 
                   reading.confidence, policy.min_confidence);
     return difficult(deposit_id, kiosk_id, v1::DIFFICULT_REASON_UNREADABLE, detail);
   }
-  const std::string last4 = lastFour(reading.number);
+  const std::string last4 = wire::lastFourDigits(reading.number);
   if (owners.empty()) {
     auto d = difficult(deposit_id, kiosk_id, v1::DIFFICULT_REASON_NO_HOLDER,
                        "no enrolled card has this number");

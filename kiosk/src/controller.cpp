@@ -29,17 +29,6 @@ void addFrames(google::protobuf::RepeatedPtrField<v1::Frame>* out,
   }
 }
 
-// At most the last four digits of whatever the cloud sent: the journal never holds more.
-std::string lastFour(std::string_view text) {
-  std::string digits;
-  for (char c : text) {
-    if (c >= '0' && c <= '9') {
-      digits.push_back(c);
-    }
-  }
-  return digits.size() <= 4 ? digits : digits.substr(digits.size() - 4);
-}
-
 v1::Location toProto(const Location& at) {
   v1::Location out;
   if (at.kind == Location::Kind::kSlot) {
@@ -237,7 +226,8 @@ void Controller::onMessage(const v1::Envelope& env) {
     return;
   }
   if (d.has_store()) {
-    decide(d.deposit_id(), Decision::store(lastFour(d.store().last4())));
+    // At most the last four digits of whatever the cloud sent: the journal never holds more.
+    decide(d.deposit_id(), Decision::store(wire::lastFourDigits(d.store().last4())));
   } else if (d.has_difficult()) {
     decide(d.deposit_id(), Decision::difficult(difficultReasonText(d.difficult())));
   } else {
@@ -282,16 +272,16 @@ void Controller::shutdown() {
 }
 
 void Controller::run(std::vector<Action> actions) {
-  std::deque<Action> todo(std::make_move_iterator(actions.begin()),
-                          std::make_move_iterator(actions.end()));
-  while (!todo.empty()) {
-    Action next = std::move(todo.front());
-    todo.pop_front();
+  std::deque<Action> pending_actions(std::make_move_iterator(actions.begin()),
+                                     std::make_move_iterator(actions.end()));
+  while (!pending_actions.empty()) {
+    Action next = std::move(pending_actions.front());
+    pending_actions.pop_front();
     log_->debug("action {}", describe(next));
     if (auto follow_up = execute(next)) {
       auto more = intake_->handle(std::move(*follow_up), now());
-      todo.insert(todo.begin(), std::make_move_iterator(more.begin()),
-                  std::make_move_iterator(more.end()));
+      pending_actions.insert(pending_actions.begin(), std::make_move_iterator(more.begin()),
+                             std::make_move_iterator(more.end()));
     }
   }
 }

@@ -2,6 +2,7 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
+#include <algorithm>
 #include <mutex>
 
 namespace lostcard::wire {
@@ -30,17 +31,21 @@ void setLogLevel(std::string_view level) {
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->set_level(g_level); });
 }
 
-std::string maskedNumber(std::string_view number) {
+std::string lastFourDigits(std::string_view text) {
   std::string digits;
-  for (char c : number) {
+  for (char c : text) {
     if (c >= '0' && c <= '9') {
       digits.push_back(c);
     }
   }
-  if (digits.size() <= 4) {
-    return "****";
-  }
-  return "**** " + digits.substr(digits.size() - 4);
+  return digits.size() <= 4 ? digits : digits.substr(digits.size() - 4);
+}
+
+std::string maskedNumber(std::string_view number) {
+  // Four digits or fewer are all of the number: show none of them.
+  const auto digits = std::count_if(number.begin(), number.end(),
+                                    [](char c) { return c >= '0' && c <= '9'; });
+  return digits <= 4 ? std::string("****") : "**** " + lastFourDigits(number);
 }
 
 }  // namespace lostcard::wire

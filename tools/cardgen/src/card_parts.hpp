@@ -18,6 +18,12 @@ cv::Mat roundedMask();
 
 std::uint64_t splitmix64(std::uint64_t x);
 
+// Lays the card, already warped into the photo (`alpha`: how much of each pixel it covers), on
+// the tray photo `tray_f` (CV_32FC3): the card's shadow (`shadow`, its outline shifted and
+// blurred) darkens the tray by up to `shadow_strength`, then the card covers it.
+cv::Mat layOnTray(const cv::Mat& tray_f, const cv::Mat& warped, const cv::Mat& alpha,
+                  const cv::Mat& shadow, double shadow_strength);
+
 // The hard preset, drawn by card_renderer_hard.cpp.
 class HardCardRenderer {
  public:

@@ -16,6 +16,22 @@
 namespace lostcard::cardgen {
 namespace detail {
 
+cv::Mat layOnTray(const cv::Mat& tray_f, const cv::Mat& warped, const cv::Mat& alpha,
+                  const cv::Mat& shadow, double shadow_strength) {
+  cv::Mat warped_f;
+  warped.convertTo(warped_f, CV_32FC3);
+  cv::Mat a;
+  cv::Mat s;
+  alpha.convertTo(a, CV_32F, 1.0 / 255);
+  shadow.convertTo(s, CV_32F, shadow_strength / 255);
+  cv::Mat a3;
+  cv::Mat s3;
+  cv::merge(std::vector<cv::Mat>{a, a, a}, a3);
+  cv::merge(std::vector<cv::Mat>{s, s, s}, s3);
+  const cv::Mat shaded = tray_f.mul(cv::Scalar::all(1.0) - s3);
+  return warped_f.mul(a3) + shaded.mul(cv::Scalar::all(1.0) - a3);
+}
+
 std::uint64_t splitmix64(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -383,20 +399,9 @@ class CardRenderer::Impl {
     cv::warpAffine(alpha, shadow, shift, size);
     cv::GaussianBlur(shadow, shadow, cv::Size(0, 0), 9);
 
-    cv::Mat photo_f;
-    photo.convertTo(photo_f, CV_32FC3);
-    cv::Mat warped_f;
-    warped.convertTo(warped_f, CV_32FC3);
-    cv::Mat a;
-    cv::Mat s;
-    alpha.convertTo(a, CV_32F, 1.0 / 255);
-    shadow.convertTo(s, CV_32F, 0.35 / 255);
-    cv::Mat a3;
-    cv::Mat s3;
-    cv::merge(std::vector<cv::Mat>{a, a, a}, a3);
-    cv::merge(std::vector<cv::Mat>{s, s, s}, s3);
-    photo_f = photo_f.mul(cv::Scalar::all(1.0) - s3);
-    photo_f = warped_f.mul(a3) + photo_f.mul(cv::Scalar::all(1.0) - a3);
+    cv::Mat tray_f;
+    photo.convertTo(tray_f, CV_32FC3);
+    cv::Mat photo_f = detail::layOnTray(tray_f, warped, alpha, shadow, 0.35);
 
     // Uneven light: brighter towards a random side of the tray.
     const double light_angle = rng.uniform(0, 2 * M_PI);

@@ -655,18 +655,9 @@ cv::Mat photograph(const cv::Mat& face, const cv::Mat& card_mask, const Corners&
       (cv::Mat_<double>(2, 3) << 1, 0, rng.uniform(-9, 9), 0, 1, rng.uniform(-9, 9));
   cv::warpAffine(alpha, shadow, shift, size);
   cv::GaussianBlur(shadow, shadow, cv::Size(0, 0), 9);
-  cv::Mat a;
-  cv::Mat s;
+  photo_f = layOnTray(photo_f, warped, alpha, shadow, 0.4);
+  cv::Mat a;  // the card's coverage, 0..1: glare lies on the card only
   alpha.convertTo(a, CV_32F, 1.0 / 255);
-  shadow.convertTo(s, CV_32F, 0.4 / 255);
-  cv::Mat a3;
-  cv::Mat s3;
-  cv::merge(std::vector<cv::Mat>{a, a, a}, a3);
-  cv::merge(std::vector<cv::Mat>{s, s, s}, s3);
-  cv::Mat warped_f;
-  warped.convertTo(warped_f, CV_32FC3);
-  photo_f = photo_f.mul(cv::Scalar::all(1.0) - s3);
-  photo_f = warped_f.mul(a3) + photo_f.mul(cv::Scalar::all(1.0) - a3);
 
   // Uneven light: a slope, a vignette and the light's colour.
   const double light_angle = rng.uniform(0, 2 * M_PI);

@@ -19,6 +19,10 @@ std::shared_ptr<spdlog::logger> componentLogger(const std::string& component);
 // Sets the level of every component logger ("trace" ... "off").
 void setLogLevel(std::string_view level);
 
+// At most the last four digits of `text`, other characters ignored: the most of a card number
+// that may be shown, logged or stored.
+std::string lastFourDigits(std::string_view text);
+
 // "**** 1234" for any digit string: only the last four digits survive.
 std::string maskedNumber(std::string_view number);
 
