@@ -8,6 +8,7 @@ lostcard_add_library(NAME lostcard_registry
     src/migrations.cpp
     src/notice.cpp
     src/pickup_code.cpp
+    src/reconcile.cpp
     src/registry_hex.cpp
     src/registry_http_client.cpp
     src/registry_pg.cpp

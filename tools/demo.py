@@ -124,7 +124,7 @@ def physical_places(sim_root):
     """Where the simulator physically holds each card: {card name: place}."""
     places = {}
     for place, folder in [("tray", sim_root / "intake"), ("bin", sim_root / "bin"),
-                          ("jam", sim_root / "jam")]:
+                          ("jam", sim_root / "jam"), ("transit", sim_root / "transit")]:
         if folder.is_dir():
             for card in folder.iterdir():
                 places[card.name] = place
@@ -311,7 +311,7 @@ def account(run, work, cards, sims, deposits, notices):
         journal_at_place = [j for j in journals[kiosk_id] if j["location"] == place]
         # A slot holds one card, so the journal names its deposit; the bin holds several, so
         # the counts must agree.
-        known = bool(journal_at_place) and place not in ("nowhere", "jam") and all(
+        known = bool(journal_at_place) and place not in ("nowhere", "jam", "transit") and all(
             cloud_by_deposit.get(j["deposit"], {}).get("location") == place
             and cloud_by_deposit[j["deposit"]]["kiosk"] == kiosk_id for j in journal_at_place)
         if not known:

@@ -8,13 +8,18 @@
 //     add-cards            TSV lines "issuer_id<TAB>holder_id<TAB>number" on stdin
 //     deposits [--kiosk ID]
 //     notices
+//     reconcile [--kiosk ID]   each kiosk's latest inventory against the cloud's records; exits 3
+//                              when they disagree
 //
 // --db defaults to $LOSTCARD_DB; the card key comes from --card-key-file or $LOSTCARD_CARD_KEY.
 // Card numbers are read from stdin only, never from the command line (where `ps` and shell
 // history would keep them), and never printed.
 #include <boost/program_options.hpp>
 #include <cctype>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
 #include <optional>
 #include <pqxx/pqxx>
@@ -34,6 +39,7 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitDisagreement = 3;
 
 constexpr const char* kUsage =
     "usage: lostcard-admin --db CONNINFO [--card-key-file FILE] COMMAND ...\n"
@@ -44,7 +50,10 @@ constexpr const char* kUsage =
     "  add-kiosk ID --name N --address A --lat X --lon Y --hours H --slots S\n"
     "  add-cards              reads issuer_id<TAB>holder_id<TAB>number lines from stdin\n"
     "  deposits [--kiosk ID]  deposit_id kiosk_id status decision location last4 reason\n"
-    "  notices                notice_id deposit_id holder_id attempts delivered\n";
+    "  notices                notice_id deposit_id holder_id attempts delivered\n"
+    "  reconcile [--kiosk ID] per kiosk: place deposit_id kiosk=VIEW cloud=VIEW last4 status\n"
+    "                         verdict, then 'reconcile: kiosk=ID slots_used=N bin=N\n"
+    "                         disagreements=N'; exits 3 when any kiosk disagrees\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -131,6 +140,64 @@ int addCards(Store& store, const CardHasher& hasher) {
   return kExitOk;
 }
 
+// "2024-05-01T12:00:00.123Z" (UTC).
+std::string isoTime(std::chrono::system_clock::time_point t) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm parts{};
+  gmtime_r(&seconds, &parts);
+  char date[32];
+  std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &parts);
+  char out[48];
+  std::snprintf(out, sizeof(out), "%s.%03dZ", date, static_cast<int>(ms % 1000));
+  return out;
+}
+
+// Prints one kiosk's reconciliation: a header, one line per deposit, the summary line.
+void printReconciliation(const lostcard::cloud::Reconciliation& r) {
+  using lostcard::cloud::isDisagreement;
+  using lostcard::cloud::verdictName;
+  std::cout << "kiosk " << r.kiosk_id << ": ";
+  if (!r.has_inventory) {
+    std::cout << "no inventory received yet; the cloud's records only\n";
+  } else {
+    std::cout << "inventory journal_seq=" << r.journal_seq
+              << " received_at=" << isoTime(r.received_at) << " slots_total=" << r.slots_total
+              << " bin_capacity=" << r.bin_capacity;
+    if (r.stale) {
+      std::cout << " STALE: the cloud recorded deposits of this kiosk after it arrived"
+                << (r.latest_record_at ? " (at " + isoTime(*r.latest_record_at) + ")" : "")
+                << "; differences are not counted until the next inventory\n";
+    } else {
+      std::cout << " fresh\n";
+    }
+  }
+  for (const auto& row : r.rows) {
+    std::string kiosk_view = row.kiosk_view;
+    if (row.pending || row.flagged) {
+      kiosk_view += row.pending && row.flagged ? " (pending, flagged)"
+                    : row.pending              ? " (pending)"
+                                               : " (flagged)";
+    }
+    std::cout << "  " << row.place << '\t' << row.deposit_id << "\tkiosk=" << kiosk_view
+              << "\tcloud=" << row.cloud_view << "\tlast4=" << (row.last4.empty() ? "-" : row.last4)
+              << '\t' << row.status << '\t';
+    if (isDisagreement(row.verdict)) {
+      std::cout << (r.stale ? "differs (stale) " : "DISAGREE ") << verdictName(row.verdict) << ": "
+                << row.note;
+    } else {
+      std::cout << verdictName(row.verdict);
+      if (row.verdict != lostcard::cloud::Verdict::kAgree && !row.note.empty()) {
+        std::cout << ": " << row.note;
+      }
+    }
+    std::cout << '\n';
+  }
+  std::cout << "reconcile: kiosk=" << r.kiosk_id << " slots_used=" << r.slots_used
+            << " bin=" << r.bin_count << " disagreements=" << r.disagreements << '\n';
+}
+
 int runCommand(const std::string& db, const std::string& key_file, const std::string& command,
                const std::vector<std::string>& args) {
   po::options_description none;
@@ -200,6 +267,29 @@ int runCommand(const std::string& db, const std::string& key_file, const std::st
                 << (n.delivered ? "yes" : "no") << '\n';
     }
     return kExitOk;
+  }
+  if (command == "reconcile") {
+    std::string kiosk;
+    po::options_description options("reconcile options");
+    options.add_options()("kiosk", po::value(&kiosk), "only this kiosk");
+    parseCommand(command, args, options, {});
+    Store store({.conninfo = db});
+    std::vector<std::string> kiosks;
+    if (kiosk.empty()) {
+      kiosks = store.listKioskIds();
+    } else if (store.findKiosk(kiosk)) {
+      kiosks.push_back(kiosk);
+    } else {
+      std::cerr << "lostcard-admin: reconcile: unknown kiosk '" << kiosk << "'\n";
+      return kExitFailed;
+    }
+    bool disagreement = false;
+    for (const auto& id : kiosks) {
+      const auto r = store.reconcile(id);
+      printReconciliation(r);
+      disagreement = disagreement || r.disagreements > 0;
+    }
+    return disagreement ? kExitDisagreement : kExitOk;
   }
   throw UsageError("unknown command '" + command + "'");
 }

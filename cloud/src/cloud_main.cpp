@@ -5,12 +5,18 @@
 //       --ca fleet-ca.crt --cert cloud.crt --key cloud.key --card-key-file card.key
 //
 // Options may also come from a file (--config FILE, lines "name = value").
+//
+// SIGTERM/SIGINT: stop accepting, let each kiosk session finish the message in hand (decision
+// committed, answer sent), close the sessions and exit 0, within --drain-timeout-ms (after that
+// the sessions are closed anyway: kiosks resend what was not answered). A second signal closes
+// them at once. The notice delivery worker stops after the notice it is sending.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/program_options.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -32,6 +38,10 @@ namespace asio = boost::asio;
 using namespace lostcard;
 
 namespace {
+
+// After the drain deadline, how long worker calls in hand and the notice being sent may take
+// before the process exits regardless.
+constexpr std::chrono::milliseconds kStopGrace{15'000};
 
 asio::ip::tcp::endpoint parseEndpoint(const std::string& text) {
   const auto colon = text.rfind(':');
@@ -64,7 +74,9 @@ int main(int argc, char** argv) {
   int workers = 0, db_pool = 0, pickup_ttl_hours = 0;
   std::size_t max_frame_bytes = 0;
   double min_confidence = 0;
-  unsigned hello_timeout_ms = 0, idle_timeout_ms = 0, db_wait_ms = 0;
+  unsigned hello_timeout_ms = 0, idle_timeout_ms = 0, db_wait_ms = 0, drain_timeout_ms = 0;
+  unsigned busy_keepalive_ms = 0;
+  std::size_t max_queued_recognitions = 0;
   desc.add_options()
     ("help,h", "show this help")
     ("config", po::value(&config_file), "read options from this file (name = value lines)")
@@ -81,6 +93,9 @@ int main(int argc, char** argv) {
     ("max-frame-bytes", po::value(&max_frame_bytes)->default_value(wire::kDefaultMaxFrameBytes), "largest frame a kiosk may send")
     ("hello-timeout-ms", po::value(&hello_timeout_ms)->default_value(10'000), "time a new connection has to say Hello")
     ("idle-timeout-ms", po::value(&idle_timeout_ms)->default_value(60'000), "silence after which a kiosk is considered gone")
+    ("busy-keepalive-ms", po::value(&busy_keepalive_ms)->default_value(2'000), "while working for a kiosk, tell it the cloud is alive this often (0: never); keep it below the kiosks' --peer-timeout-ms")
+    ("max-queued-recognitions", po::value(&max_queued_recognitions)->default_value(0), "recognitions waiting or running at most; more kiosks wait (0: twice --workers)")
+    ("drain-timeout-ms", po::value(&drain_timeout_ms)->default_value(20'000), "on SIGTERM, how long sessions may take to answer the message in hand")
     ("min-confidence", po::value(&min_confidence)->default_value(0.5), "readings below this confidence (0..1) are difficult cards")
     ("pickup-code-ttl-hours", po::value(&pickup_ttl_hours)->default_value(24 * 14), "how long a pickup code works")
     ("tessdata-dir", po::value(&tessdata)->default_value(""), "Tesseract data folder (default: the system's)")
@@ -160,6 +175,10 @@ int main(int argc, char** argv) {
     options.session.max_frame_bytes = max_frame_bytes;
     options.session.hello_timeout = std::chrono::milliseconds(hello_timeout_ms);
     options.session.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
+    options.session.busy_keepalive = std::chrono::milliseconds(busy_keepalive_ms);
+    options.max_queued_recognitions = max_queued_recognitions > 0
+                                          ? max_queued_recognitions
+                                          : 2 * static_cast<std::size_t>(threads);
     cloud::Gateway gateway(io, tls, service, work.get_executor(), options);
     gateway.start();
     if (!port_file.empty()) {
@@ -168,18 +187,39 @@ int main(int argc, char** argv) {
 
     cloud::DeliveryOptions delivery_options;
     delivery_options.conninfo = db;
+    // One notice per round: the worker checks for stop() between rounds, so a stopping cloud
+    // waits for the notice being sent, not for a whole batch.
+    delivery_options.batch_size = 1;
     cloud::NoticeDelivery delivery(delivery_options);
     delivery.start();
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code& ec, int signo) {
-      if (!ec) {
-        log->info("signal {}: stopping", signo);
-        gateway.stop();
+      if (ec) {
+        return;
       }
+      const auto drain_timeout = std::chrono::milliseconds(drain_timeout_ms);
+      log->info("signal {}: draining sessions (at most {} ms)", signo, drain_timeout.count());
+      // A second signal: close the sessions now. (Armed first: with no session, drain() is done
+      // at once, and its callback cancels this wait.)
+      signals.async_wait([&](const boost::system::error_code& again_ec, int again) {
+        if (!again_ec) {
+          log->warn("signal {}: closing every session now", again);
+          gateway.stop();
+        }
+      });
+      gateway.drain(drain_timeout, [&signals] { signals.cancel(); });
+      // The last resort: a worker call that never returns (a hung database call, say) must not
+      // keep a stopping cloud alive. Nothing is lost: kiosks resend, the outbox keeps notices.
+      std::thread([drain_timeout, log] {
+        std::this_thread::sleep_for(drain_timeout + kStopGrace);
+        log->critical("still stopping {} ms after the drain deadline; exiting now",
+                      kStopGrace.count());
+        std::_Exit(1);
+      }).detach();
     });
-    log->info("lostcard-cloud ready: {} workers, gateway on port {}", threads,
-              gateway.localEndpoint().port());
+    log->info("lostcard-cloud ready: {} workers, {} recognition places, gateway on port {}",
+              threads, options.max_queued_recognitions, gateway.localEndpoint().port());
     io.run();
     delivery.stop();
     work.join();

@@ -145,6 +145,41 @@ void DepositService::handleHeartbeat(const std::string& kiosk_id, const v1::Hear
   }
 }
 
+std::optional<Refusal> DepositService::handleInventory(const std::string& kiosk_id,
+                                                       const v1::Inventory& inventory,
+                                                       std::chrono::system_clock::time_point now) {
+  Reconciliation r;
+  try {
+    if (!store_.recordInventory(kiosk_id, inventory, now)) {
+      log()->info("kiosk {}: inventory (journal seq {}) older than the one kept; ignored", kiosk_id,
+                  inventory.journal_seq());
+      return std::nullopt;
+    }
+    r = store_.reconcile(kiosk_id);
+  } catch (const std::invalid_argument& e) {
+    return Refusal{e.what()};
+  } catch (const std::exception& e) {
+    // Not durable: the kiosk sends a fresh one after its next change or reconnect.
+    log()->warn("kiosk {}: inventory not recorded: {}", kiosk_id, e.what());
+    return Refusal{std::string("inventory not recorded: ") + e.what()};
+  }
+  if (r.stale) {
+    log()->info("kiosk {}: inventory (journal seq {}) predates the cloud's records; not compared",
+                kiosk_id, r.journal_seq);
+    return std::nullopt;
+  }
+  for (const auto& row : r.rows) {
+    if (isDisagreement(row.verdict)) {
+      log()->warn("kiosk {} disagrees about deposit {} ({}): kiosk {}, cloud {}; {}", kiosk_id,
+                  row.deposit_id, verdictName(row.verdict), row.kiosk_view, row.cloud_view,
+                  row.note);
+    }
+  }
+  log()->debug("kiosk {}: inventory (journal seq {}): {} slots used, {} in bin, {} disagreements",
+               kiosk_id, r.journal_seq, r.slots_used, r.bin_count, r.disagreements);
+  return std::nullopt;
+}
+
 std::unique_ptr<Recognizer> DepositService::borrowRecognizer() {
   {
     std::lock_guard lock(recognizers_mutex_);

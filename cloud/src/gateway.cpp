@@ -4,6 +4,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ssl/stream.hpp>
 
+#include <utility>
+
 #include "lostcard/wire/log.hpp"
 #include "lostcard/wire/tls.hpp"
 
@@ -20,7 +22,9 @@ Gateway::Gateway(asio::io_context& io, asio::ssl::context& tls, DepositService& 
       service_(service),
       work_(std::move(work)),
       options_(std::move(options)),
-      acceptor_(io) {}
+      acceptor_(io),
+      recognition_places_(io.get_executor(), options_.max_queued_recognitions),
+      drain_deadline_(io) {}
 
 Gateway::~Gateway() = default;
 
@@ -34,17 +38,64 @@ void Gateway::start() {
 
 tcp::endpoint Gateway::localEndpoint() const { return acceptor_.local_endpoint(); }
 
-void Gateway::stop() {
+void Gateway::stopAccepting() {
   if (stopped_) {
     return;
   }
   stopped_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+}
+
+void Gateway::stop() {
+  stopAccepting();
+  drain_deadline_.cancel();
+  recognition_places_.stop();
   // Each stop callback removes nothing itself; the sessions unregister as they end.
   auto sessions = sessions_;
-  for (auto& [serial, stop] : sessions) {
-    stop("cloud shutting down");
+  for (auto& [serial, ending] : sessions) {
+    ending.stop("cloud shutting down");
+  }
+}
+
+void Gateway::drain(std::chrono::milliseconds timeout, std::function<void()> done) {
+  auto log = wire::componentLogger("cloud.gateway");
+  stopAccepting();
+  draining_ = true;
+  drained_ = std::move(done);
+  // Sessions waiting for a recognition place give up: their kiosks resend to the next cloud.
+  recognition_places_.stop();
+  if (sessions_.empty()) {
+    finishDrainIfIdle();
+    return;
+  }
+  log->info("draining {} session(s) (at most {} ms)", sessions_.size(), timeout.count());
+  drain_deadline_.expires_after(timeout);
+  drain_deadline_.async_wait([this](boost::system::error_code ec) {
+    if (!ec && !sessions_.empty()) {
+      wire::componentLogger("cloud.gateway")
+          ->warn("drain deadline passed: closing {} session(s) still busy", sessions_.size());
+      stop();
+    }
+  });
+  auto sessions = sessions_;
+  for (auto& [serial, ending] : sessions) {
+    ending.drain();
+  }
+}
+
+void Gateway::connectionEnded(std::uint64_t serial) {
+  sessions_.erase(serial);
+  finishDrainIfIdle();
+}
+
+void Gateway::finishDrainIfIdle() {
+  if (draining_ && sessions_.empty()) {
+    drain_deadline_.cancel();
+    if (auto done = std::exchange(drained_, {})) {
+      wire::componentLogger("cloud.gateway")->info("every session closed");
+      done();
+    }
   }
 }
 
@@ -76,6 +127,12 @@ asio::awaitable<void> Gateway::serveConnection(tcp::socket socket, std::uint64_t
   socket.set_option(tcp::no_delay(true), ec);
 
   TlsStream stream(std::move(socket), tls_);
+  // Until it has a session, ending this connection (now or gracefully) means closing it.
+  auto close_socket = [&stream] {
+    boost::system::error_code close_ec;
+    stream.next_layer().close(close_ec);
+  };
+  sessions_[serial] = Ending{[close_socket](const std::string&) { close_socket(); }, close_socket};
   {
     // The TLS handshake gets its own deadline: a peer that connects and says nothing must not
     // hold a connection open.
@@ -90,8 +147,11 @@ asio::awaitable<void> Gateway::serveConnection(tcp::socket socket, std::uint64_t
                                     asio::redirect_error(asio::use_awaitable, ec));
     deadline.cancel();
   }
-  if (ec) {
-    log->warn("TLS handshake with {} failed: {}", remote, ec.message());
+  if (ec || stopped_) {
+    if (ec && !stopped_) {
+      log->warn("TLS handshake with {} failed: {}", remote, ec.message());
+    }
+    connectionEnded(serial);
     co_return;
   }
   const std::string cn = wire::peerCommonName(stream.native_handle());
@@ -102,28 +162,31 @@ asio::awaitable<void> Gateway::serveConnection(tcp::socket socket, std::uint64_t
     if (previous != kiosk_sessions_.end() && previous->second != serial) {
       auto it = sessions_.find(previous->second);
       if (it != sessions_.end()) {
-        it->second("replaced by a newer connection of the same kiosk");
+        it->second.stop("replaced by a newer connection of the same kiosk");
       }
     }
     kiosk_sessions_[kiosk_id] = serial;
   };
+  hooks.recognition_places = &recognition_places_;
   auto session = std::make_shared<KioskSession<TlsStream>>(
       std::move(stream), cn, remote, service_, work_, options_.session, std::move(hooks));
   std::weak_ptr<KioskSession<TlsStream>> weak = session;
-  sessions_[serial] = [weak](const std::string& reason) {
-    if (auto s = weak.lock()) {
-      s->stop(reason);
-    }
-  };
-  if (stopped_) {
-    session->stop("cloud shutting down");
-  }
+  sessions_[serial] = Ending{[weak](const std::string& reason) {
+                               if (auto s = weak.lock()) {
+                                 s->stop(reason);
+                               }
+                             },
+                             [weak] {
+                               if (auto s = weak.lock()) {
+                                 s->drain();
+                               }
+                             }};
   co_await session->run();
-  sessions_.erase(serial);
   auto it = kiosk_sessions_.find(session->kioskId());
   if (it != kiosk_sessions_.end() && it->second == serial) {
     kiosk_sessions_.erase(it);
   }
+  connectionEnded(serial);
 }
 
 }  // namespace lostcard::cloud

@@ -110,8 +110,24 @@ CREATE INDEX notice_outbox_due_idx ON notice_outbox (next_attempt_at)
   WHERE delivered_at IS NULL AND gave_up_at IS NULL;
 )sql";
 
+// Version 2: the latest Inventory each kiosk sent (what its journal says each place holds), for
+// reconciliation with the deposits table (reconcile.hpp). One row per kiosk, replaced by each
+// newer snapshot. received_at is the cloud's clock, comparable with the deposits' times.
+constexpr std::string_view kKioskInventories = R"sql(
+CREATE TABLE kiosk_inventories (
+  kiosk_id     text        PRIMARY KEY REFERENCES kiosks (id),
+  journal_seq  bigint      NOT NULL CHECK (journal_seq >= 0),
+  taken_at_ms  bigint      NOT NULL,
+  received_at  timestamptz NOT NULL,
+  slots_total  integer     NOT NULL CHECK (slots_total >= 0),
+  bin_capacity integer     NOT NULL CHECK (bin_capacity >= 0),
+  inventory    jsonb       NOT NULL  -- the Inventory message in protobuf's JSON mapping
+);
+)sql";
+
 const std::vector<Migration> kMigrations = {
     {1, "registry", kInitialSchema},
+    {2, "kiosk inventories", kKioskInventories},
 };
 
 void lockMigrations(pqxx::work& tx) {

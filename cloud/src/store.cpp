@@ -1,5 +1,9 @@
 #include "lostcard/cloud/store.hpp"
 
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <limits>
 #include <pqxx/pqxx>
 #include <stdexcept>
 
@@ -72,6 +76,14 @@ std::string describeLocation(const v1::Location& location) {
       return "bin";
     default:
       return "nowhere";
+  }
+}
+
+void requireUuids(const google::protobuf::RepeatedPtrField<v1::InventoryCard>& cards) {
+  for (const auto& card : cards) {
+    if (!wire::isUuid(card.deposit_id())) {
+      throw std::invalid_argument("inventory names a deposit id that is not a UUID");
+    }
   }
 }
 
@@ -465,6 +477,113 @@ std::vector<NoticeSummary> Store::listNotices() {
       out.push_back(std::move(s));
     }
     return out;
+  });
+}
+
+bool Store::recordInventory(const std::string& kiosk_id, const v1::Inventory& inventory,
+                            std::chrono::system_clock::time_point now) {
+  requireUuids(inventory.slots());
+  requireUuids(inventory.bin());
+  requireUuids(inventory.tray());
+  for (const auto& u : inventory.uncertain()) {
+    if (!wire::isUuid(u.deposit_id())) {
+      throw std::invalid_argument("inventory names a deposit id that is not a UUID");
+    }
+  }
+  std::string json;
+  google::protobuf::util::JsonPrintOptions print;
+  print.preserve_proto_field_names = true;  // deposit_id, as in the .proto, for psql readers
+  if (!google::protobuf::util::MessageToJsonString(inventory, &json, print).ok()) {
+    throw std::runtime_error("cannot encode an inventory as JSON");
+  }
+  const auto journal_seq = static_cast<std::int64_t>(
+      std::min<std::uint64_t>(inventory.journal_seq(), std::numeric_limits<std::int64_t>::max()));
+  return impl_->pool.run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    // An older snapshot (taken earlier by the kiosk's clock and with no more journal moves) is an
+    // old message that arrived late: it does not replace a newer one.
+    const auto r = tx.exec_params(
+        "INSERT INTO kiosk_inventories (kiosk_id, journal_seq, taken_at_ms, received_at, "
+        "                               slots_total, bin_capacity, inventory) "
+        "VALUES ($1, $2, $3, $4::timestamptz, $5, $6, $7::jsonb) "
+        "ON CONFLICT (kiosk_id) DO UPDATE SET journal_seq = EXCLUDED.journal_seq, "
+        "  taken_at_ms = EXCLUDED.taken_at_ms, received_at = EXCLUDED.received_at, "
+        "  slots_total = EXCLUDED.slots_total, bin_capacity = EXCLUDED.bin_capacity, "
+        "  inventory = EXCLUDED.inventory "
+        "WHERE EXCLUDED.taken_at_ms >= kiosk_inventories.taken_at_ms "
+        "   OR EXCLUDED.journal_seq > kiosk_inventories.journal_seq",
+        kiosk_id, journal_seq, inventory.taken_at_ms(), detail::pgTimestamp(now),
+        static_cast<std::int64_t>(inventory.slots_total()),
+        static_cast<std::int64_t>(inventory.bin_capacity()), json);
+    tx.commit();
+    return r.affected_rows() > 0;
+  });
+}
+
+Reconciliation Store::reconcile(const std::string& kiosk_id) {
+  struct Inputs {
+    std::optional<InventorySnapshot> snapshot;
+    std::vector<CloudDeposit> deposits;
+    std::optional<std::chrono::system_clock::time_point> latest_record_at;
+    int slot_count = 0;
+  };
+  const auto in = impl_->pool.run([&](pqxx::connection& c) {
+    // One snapshot of the database for the three reads, so they describe the same moment.
+    pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c);
+    Inputs out;
+    const auto kiosk = tx.exec_params("SELECT slot_count FROM kiosks WHERE id = $1", kiosk_id);
+    if (!kiosk.empty()) {
+      out.slot_count = kiosk[0][0].as<int>();
+    }
+    const auto inventory =
+        tx.exec_params("SELECT inventory::text, " + detail::epochMicrosSql("received_at") +
+                           " FROM kiosk_inventories WHERE kiosk_id = $1",
+                       kiosk_id);
+    if (!inventory.empty()) {
+      InventorySnapshot snap;
+      google::protobuf::util::JsonParseOptions parse;
+      parse.ignore_unknown_fields = true;  // written by a newer node
+      if (!google::protobuf::util::JsonStringToMessage(inventory[0][0].as<std::string>(),
+                                                       &snap.inventory, parse)
+               .ok()) {
+        throw std::runtime_error("unreadable inventory of kiosk " + kiosk_id);
+      }
+      snap.received_at = detail::fromEpochMicros(inventory[0][1].as<std::int64_t>());
+      out.snapshot = std::move(snap);
+    }
+    const auto rows = tx.exec_params(
+        "SELECT id::text, status, location_kind, location_slot, last4 FROM deposits "
+        "WHERE kiosk_id = $1 ORDER BY id",
+        kiosk_id);
+    for (const auto& r : rows) {
+      CloudDeposit d;
+      d.deposit_id = r[0].as<std::string>();
+      d.status = r[1].as<std::string>();
+      const std::string kind = text(r[2]);
+      d.place = kind == "slot" ? "slot:" + r[3].as<std::string>() : kind;
+      d.last4 = text(r[4]);
+      out.deposits.push_back(std::move(d));
+    }
+    const auto latest = tx.exec_params1(
+        "SELECT " + detail::epochMicrosSql("max(greatest(decided_at, stored_at, collected_at))") +
+            " FROM deposits WHERE kiosk_id = $1",
+        kiosk_id);
+    if (!latest[0].is_null()) {
+      out.latest_record_at = detail::fromEpochMicros(latest[0].as<std::int64_t>());
+    }
+    return out;
+  });
+  return reconcileInventory(kiosk_id, in.snapshot, in.deposits, in.latest_record_at, in.slot_count);
+}
+
+std::vector<std::string> Store::listKioskIds() {
+  return impl_->pool.run([&](pqxx::connection& c) {
+    pqxx::read_transaction tx(c);
+    std::vector<std::string> ids;
+    for (const auto& r : tx.exec("SELECT id FROM kiosks ORDER BY id")) {
+      ids.push_back(r[0].as<std::string>());
+    }
+    return ids;
   });
 }
 

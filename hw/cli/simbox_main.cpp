@@ -5,11 +5,13 @@
 //   lostcard-simbox --root /tmp/box status
 //   lostcard-simbox --root /tmp/box drop cards/visa-0001 cards/transit-0002
 //   lostcard-simbox --root /tmp/box fault sorter-jam on
+//   lostcard-simbox --root /tmp/box hold 2        (the 2nd move from now stops mid-move)
 //   lostcard-simbox --root /tmp/box collect 3 | empty-bin | clear-jams
 //
 // `status` prints one fact per line, tab-separated, for scripts:
-//   intake <card> | slot <NN> <card> | bin <card> | jam <card> | collected <card>
-//   shutter <open|closed> | display <text, newlines as \n> | fault <name>
+//   intake <card> | slot <NN> <card> | bin <card> | jam <card> | transit <card> |
+//   collected <card> | shutter <open|closed> | display <text, newlines as \n> | fault <name> |
+//   held (a sorter is holding a card mid-move)
 #include <fmt/format.h>
 
 #include <boost/program_options.hpp>
@@ -52,6 +54,9 @@ void printStatus(const SimBox& box) {
   for (const auto& card : box.cardsJammed()) {
     std::cout << "jam\t" << card << "\n";
   }
+  for (const auto& card : box.cardsInTransit()) {
+    std::cout << "transit\t" << card << "\n";
+  }
   for (const auto& card : box.cardsCollected()) {
     std::cout << "collected\t" << card << "\n";
   }
@@ -66,14 +71,17 @@ void printStatus(const SimBox& box) {
       std::cout << "fault\t" << lostcard::hw::simFaultName(fault) << "\n";
     }
   }
+  if (box.moveHeld()) {
+    std::cout << "held\n";
+  }
 }
 
 int usage(const po::options_description& options) {
   std::cerr << "usage: lostcard-simbox --root DIR [--slots N] COMMAND [ARGS]\n"
-               "commands: status | drop CARD_FOLDER... | fault NAME on|off |\n"
+               "commands: status | drop CARD_FOLDER... | fault NAME on|off | hold NTH_MOVE |\n"
                "          collect SLOT | empty-bin | clear-jams\n"
                "faults: camera-failure sensor-stuck-on sensor-stuck-off sorter-jam "
-               "slot-sensor-failure\n\n"
+               "slot-sensor-failure hold-mid-move\n\n"
             << options;
   return 2;
 }
@@ -139,6 +147,14 @@ int main(int argc, char** argv) {
         return usage(options);
       }
       box.setFault(*fault, command[2] == "on");
+    } else if (verb == "hold" && command.size() == 2) {
+      const std::string& arg = command[1];
+      if (arg.empty() || arg.size() > 6 ||
+          arg.find_first_not_of("0123456789") != std::string::npos || std::stoi(arg) < 1) {
+        std::cerr << "lostcard-simbox: '" << arg << "' is not a move count (1 = the next)\n";
+        return usage(options);
+      }
+      box.holdMidMove(std::stoi(arg));
     } else if (verb == "collect" && command.size() == 2) {
       const std::string& arg = command[1];
       if (arg.empty() || arg.size() > 4 ||

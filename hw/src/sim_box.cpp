@@ -20,6 +20,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 #include <tuple>
 #include <utility>
 
@@ -39,13 +40,19 @@ struct FaultEntry {
   SimFault fault;
   std::string_view name;
 };
-constexpr std::array<FaultEntry, 5> kFaultNames = {{
+constexpr std::array<FaultEntry, 6> kFaultNames = {{
     {SimFault::kCameraFailure, "camera-failure"},
     {SimFault::kSensorStuckOn, "sensor-stuck-on"},
     {SimFault::kSensorStuckOff, "sensor-stuck-off"},
     {SimFault::kSorterJam, "sorter-jam"},
     {SimFault::kSlotSensorFailure, "slot-sensor-failure"},
+    {SimFault::kHoldMidMove, "hold-mid-move"},
 }};
+
+// Written by a sorter holding a card mid-move (not a switch: nobody turns it on).
+constexpr const char* kHeldMarker = "held";
+// How often a held sorter looks whether its switch is gone.
+constexpr auto kHoldPoll = std::chrono::milliseconds(10);
 
 // Card folder names come from the card generator; should one ever carry a card number, the log
 // gets only its last four digits.
@@ -160,6 +167,7 @@ class Layout {
   fs::path slot(int index) const { return root_ / "slots" / slotFolderName(index); }
   fs::path bin() const { return root_ / "bin"; }
   fs::path jam() const { return root_ / "jam"; }
+  fs::path transit() const { return root_ / "transit"; }
   fs::path collected() const { return root_ / "collected"; }
   fs::path faults() const { return root_ / "faults"; }
   fs::path state() const { return root_ / "state"; }
@@ -169,7 +177,8 @@ class Layout {
   spdlog::logger& log() const { return *log_; }
 
   void createFolders() const {
-    for (const auto& dir : {intake(), bin(), jam(), collected(), faults(), state(), staging()}) {
+    for (const auto& dir :
+         {intake(), bin(), jam(), transit(), collected(), faults(), state(), staging()}) {
       fs::create_directories(dir);
     }
     for (int i = 0; i < slot_count_; ++i) {
@@ -180,6 +189,56 @@ class Layout {
   bool faultOn(SimFault fault) const {
     std::error_code ec;
     return fs::exists(faults() / std::string(simFaultName(fault)), ec);
+  }
+
+  fs::path faultFile(SimFault fault) const { return faults() / std::string(simFaultName(fault)); }
+  fs::path heldMarker() const { return faults() / kHeldMarker; }
+
+  // hold-mid-move is on: whether this move is the one to hold. The switch file may hold a count
+  // N > 1: then this move goes through and the file says N-1 (rewritten atomically).
+  bool holdThisMove() const {
+    std::string text;
+    if (!readFile(faultFile(SimFault::kHoldMidMove), text)) {
+      return false;  // switched off a moment ago
+    }
+    long count = 1;
+    try {
+      if (text.find_first_not_of(" \t\r\n") != std::string::npos) {
+        count = std::stol(text);
+      }
+    } catch (const std::exception&) {
+      log().warn("fault switch hold-mid-move: '{}' is not a count; holding this move", text);
+    }
+    if (count <= 1) {
+      return true;
+    }
+    if (!writeFileAtomically(faultFile(SimFault::kHoldMidMove), fmt::format("{}\n", count - 1))) {
+      log().warn("fault switch hold-mid-move: cannot count it down; holding this move");
+      return true;
+    }
+    return false;
+  }
+
+  // Writes `target` with `text` via a hidden temporary file renamed over it.
+  bool writeFileAtomically(const fs::path& target, const std::string& text) const {
+    const fs::path temp = target.parent_path() / ("." + target.filename().string() + tempSuffix());
+    {
+      std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+      out << text;
+      out.flush();
+      if (!out) {
+        std::error_code ec;
+        fs::remove(temp, ec);
+        return false;
+      }
+    }
+    std::error_code ec;
+    fs::rename(temp, target, ec);
+    if (ec) {
+      fs::remove(temp, ec);
+      return false;
+    }
+    return true;
   }
 
   // The cards (non-hidden folders) in `dir`, sorted by name. Entries that vanish while we look
@@ -417,7 +476,17 @@ class SimSorter final : public Sorter {
     }
 
     const fs::path dest_dir = to_slot ? layout_.slot(to.slot) : layout_.bin();
-    auto moved = layout_.moveCard(layout_.intake(), card, dest_dir);
+    fs::path from_dir = layout_.intake();
+    std::string from_name = card;
+    if (layout_.faultOn(SimFault::kHoldMidMove) && layout_.holdThisMove()) {
+      auto in_transit = holdMidMove(card, to);
+      if (!in_transit) {
+        return Status::failure(in_transit.error());
+      }
+      from_dir = layout_.transit();
+      from_name = *in_transit;
+    }
+    auto moved = layout_.moveCard(from_dir, from_name, dest_dir);
     if (!moved) {
       return Status::failure(fmt::format("sorter: {} ({})", moved.error(), logName(card)));
     }
@@ -432,7 +501,22 @@ class SimSorter final : public Sorter {
   }
 
   Status home() override {
-    // Nothing physical changes: a jammed card stays in ROOT/jam/ until an operator clears it.
+    // The carriage goes back to the tray with any card it was carrying (a move cut short). A
+    // jammed card stays in ROOT/jam/ until an operator clears it.
+    auto carried = layout_.listCards(layout_.transit());
+    if (!carried) {
+      return Status::failure("sorter: " + carried.error());
+    }
+    for (const auto& card : *carried) {
+      auto back = layout_.moveCard(layout_.transit(), card, layout_.intake());
+      if (!back) {
+        return Status::failure(
+            fmt::format("sorter: cannot bring card {} back: {}", logName(card), back.error()));
+      }
+      layout_.log().warn("sorter: homing brought card {} back to the tray", logName(*back));
+    }
+    std::error_code ec;
+    fs::remove(layout_.heldMarker(), ec);  // left by a sorter killed while held
     layout_.log().info("sorter: homed");
     return Status::success();
   }
@@ -456,6 +540,32 @@ class SimSorter final : public Sorter {
   int slotCount() const override { return layout_.slotCount(); }
 
  private:
+  // The card leaves the tray and stops in ROOT/transit/; ROOT/faults/held says so, and the
+  // sorter waits until the hold-mid-move switch is off. Returns the card's name in transit/.
+  Result<std::string> holdMidMove(const std::string& card, const Destination& to) {
+    auto moved = layout_.moveCard(layout_.intake(), card, layout_.transit());
+    if (!moved) {
+      return Result<std::string>::failure(
+          fmt::format("sorter: {} ({})", moved.error(), logName(card)));
+    }
+    const std::string where =
+        to.kind == Destination::Kind::kSlot ? fmt::format("slot:{}", to.slot) : "bin";
+    if (!layout_.writeFileAtomically(
+            layout_.heldMarker(),
+            fmt::format("card={} to={} pid={}\n", logName(*moved), where, ::getpid()))) {
+      layout_.log().error("sorter: cannot write {}", layout_.heldMarker().string());
+    }
+    layout_.log().warn("sorter: held mid-move with card {} on its way to {} (fault switch {})",
+                       logName(*moved), where, simFaultName(SimFault::kHoldMidMove));
+    while (layout_.faultOn(SimFault::kHoldMidMove)) {
+      std::this_thread::sleep_for(kHoldPoll);
+    }
+    std::error_code ec;
+    fs::remove(layout_.heldMarker(), ec);
+    layout_.log().info("sorter: released, card {} goes on to {}", logName(*moved), where);
+    return *moved;
+  }
+
   const Layout& layout_;
 };
 
@@ -582,6 +692,23 @@ void SimBox::setFault(SimFault fault, bool on) {
 
 bool SimBox::faultOn(SimFault fault) const { return parts_->layout.faultOn(fault); }
 
+void SimBox::holdMidMove(int nth_move) {
+  if (nth_move < 1) {
+    throw std::invalid_argument("SimBox::holdMidMove: nth_move must be at least 1");
+  }
+  const fs::path file = parts_->layout.faultFile(SimFault::kHoldMidMove);
+  if (!parts_->layout.writeFileAtomically(file, fmt::format("{}\n", nth_move))) {
+    throw std::runtime_error("SimBox: cannot write " + file.string());
+  }
+  parts_->layout.log().info("fault {} on (move {} from now)", simFaultName(SimFault::kHoldMidMove),
+                            nth_move);
+}
+
+bool SimBox::moveHeld() const {
+  std::error_code ec;
+  return fs::exists(parts_->layout.heldMarker(), ec);
+}
+
 std::vector<std::string> SimBox::cardsInIntake() const {
   return parts_->layout.cardsOrEmpty(parts_->layout.intake());
 }
@@ -603,6 +730,10 @@ std::vector<std::string> SimBox::cardsInBin() const {
 
 std::vector<std::string> SimBox::cardsJammed() const {
   return parts_->layout.cardsOrEmpty(parts_->layout.jam());
+}
+
+std::vector<std::string> SimBox::cardsInTransit() const {
+  return parts_->layout.cardsOrEmpty(parts_->layout.transit());
 }
 
 std::vector<std::string> SimBox::cardsCollected() const {

@@ -84,18 +84,37 @@ Controller::Controller(hw::Devices devices, Journal& journal, IntakeConfig confi
 Controller::~Controller() = default;
 
 void Controller::start() {
-  recover();
-  auto snap = snapshot();
-  log_->info("journal: {} of {} slots used, {} of {} cards in the bin, {} pending{}",
-             snap.occupied_slots.size(), config_.slot_count, snap.bin_count, config_.bin_capacity,
-             snap.pending.size(),
-             snap.tray ? ", deposit " + snap.tray->deposit_id + " on the tray" : "");
-  intake_.emplace(config_, std::move(snap));
+  try {
+    recover();
+    auto snap = snapshot();
+    log_->info("journal: {} of {} slots used, {} of {} cards in the bin, {} pending{}",
+               snap.occupied_slots.size(), config_.slot_count, snap.bin_count, config_.bin_capacity,
+               snap.pending.size(),
+               snap.tray ? ", deposit " + snap.tray->deposit_id + " on the tray" : "");
+    intake_.emplace(config_, std::move(snap));
+  } catch (const JournalFull& e) {
+    // Recovery is done again from the start when there is room: each of its steps looks at the
+    // sensors and the journal afresh.
+    outOfService(e.what());
+    return;
+  }
+  started_ = true;
+  if (journal_.lowOnSpace()) {
+    outOfService("no room on the disk for the journal's reserve");
+  }
   run(intake_->start(now()));
 }
 
 void Controller::recover() {
   const auto moves = journal_.openMoves();
+  if (!moves.empty()) {
+    // Home first, then ask the sensors: a card the sorter was carrying when the power went comes
+    // back to the tray with the carriage, so it is not taken for one that reached the bin.
+    if (auto homed = devices_.sorter->home(); !homed) {
+      log_->error("sorter cannot find its home position: {}; out of order", homed.error());
+      sorter_failed_ = true;
+    }
+  }
   for (const auto& m : moves) {
     if (m.to.kind == Location::Kind::kSlot) {
       auto occupied = devices_.sorter->slotOccupied(m.to.slot);
@@ -122,12 +141,6 @@ void Controller::recover() {
     journal_.failMove(m.deposit_id, Location::unknown(), "interrupted, card not found", now());
     log_->error("recovery: deposit {} not found after an interrupted move to {}", m.deposit_id,
                 m.to.text());
-  }
-  if (!moves.empty()) {
-    if (auto homed = devices_.sorter->home(); !homed) {
-      log_->error("sorter cannot find its home position: {}; out of order", homed.error());
-      sorter_failed_ = true;
-    }
   }
   // A card that reached its place must be reported even if the box stopped right after.
   for (const auto& d : journal_.deposits(DepositState::kStored)) {
@@ -173,10 +186,16 @@ IntakeSnapshot Controller::snapshot() {
 }
 
 void Controller::poll() {
-  if (!intake_ || stopped_) {
+  if (stopped_) {
     return;
   }
-  if (intake_->phase() == Intake::Phase::kIdle && cardOnTray(false)) {
+  if (out_of_service_) {
+    retryJournal();
+  }
+  if (!intake_) {
+    return;
+  }
+  if (!out_of_service_ && intake_->phase() == Intake::Phase::kIdle && cardOnTray(false)) {
     run(intake_->handle(event::CardDetected{wire::newUuid()}, now()));
   }
   run(intake_->handle(event::Tick{}, now()));
@@ -202,7 +221,14 @@ bool Controller::cardOnTray(bool assume_if_unknown) {
 void Controller::onMessage(const v1::Envelope& env) {
   if (env.has_ack()) {
     const auto& ack = env.ack();
-    const bool answered = journal_.markAcked(ack.message_id(), ack.error());
+    bool answered = false;
+    try {
+      answered = journal_.markAcked(ack.message_id(), ack.error());
+    } catch (const JournalFull& e) {
+      deferWrite(e.what(), [this, id = ack.message_id(), error = ack.error()] {
+        journal_.markAcked(id, error);
+      });
+    }
     if (ack.error().empty()) {
       if (answered) {
         log_->debug("cloud acknowledged message {}", ack.message_id());
@@ -240,9 +266,17 @@ void Controller::decide(const std::string& deposit_id, const Decision& decision)
     run(intake_->handle(event::DispositionReceived{deposit_id, decision}, now()));
   }
   // Deposits the machine no longer tracks (e.g. faulted) keep the decision too; the first one
-  // holds, so a repeat changes nothing.
-  journal_.recordDisposition(deposit_id, decision, now());
-  journal_.captureAnswered(deposit_id);
+  // holds, so a repeat changes nothing. The CardCaptured counts as answered only once the
+  // decision is written: until then it is resent, and the cloud answers again.
+  auto record = [this, deposit_id, decision] {
+    journal_.recordDisposition(deposit_id, decision, now());
+    journal_.captureAnswered(deposit_id);
+  };
+  try {
+    record();
+  } catch (const JournalFull& e) {
+    deferWrite(e.what(), std::move(record));
+  }
 }
 
 v1::Envelope Controller::heartbeat() const {
@@ -259,6 +293,12 @@ v1::Envelope Controller::heartbeat() const {
 
 std::vector<v1::Envelope> Controller::backlog() const { return journal_.unackedOutbox(); }
 
+v1::Envelope Controller::inventory() const {
+  auto env = wire::makeEnvelope(now());
+  *env.mutable_inventory() = journal_.inventory(config_.slot_count, config_.bin_capacity, now());
+  return env;
+}
+
 void Controller::shutdown() {
   if (stopped_) {
     return;
@@ -274,15 +314,103 @@ void Controller::shutdown() {
 void Controller::run(std::vector<Action> actions) {
   std::deque<Action> pending_actions(std::make_move_iterator(actions.begin()),
                                      std::make_move_iterator(actions.end()));
+  if (!stalled_.empty()) {
+    // Behind a journal write waiting for disk space: in order, after it.
+    stalled_.insert(stalled_.end(), std::make_move_iterator(pending_actions.begin()),
+                    std::make_move_iterator(pending_actions.end()));
+    return;
+  }
   while (!pending_actions.empty()) {
     Action next = std::move(pending_actions.front());
     pending_actions.pop_front();
     log_->debug("action {}", describe(next));
-    if (auto follow_up = execute(next)) {
+    std::optional<Event> follow_up;
+    try {
+      follow_up = execute(next);
+    } catch (const JournalFull& e) {
+      // Nothing after a write that did not happen may happen before it: a move waits for its
+      // record. The card in hand stays where it physically is.
+      stalled_.push_back(std::move(next));
+      stalled_.insert(stalled_.end(), std::make_move_iterator(pending_actions.begin()),
+                      std::make_move_iterator(pending_actions.end()));
+      pending_actions.clear();
+      outOfService(e.what());
+    }
+    if (follow_up) {
       auto more = intake_->handle(std::move(*follow_up), now());
       pending_actions.insert(pending_actions.begin(), std::make_move_iterator(more.begin()),
                              std::make_move_iterator(more.end()));
     }
+  }
+  if (inventory_due_) {
+    inventory_due_ = false;
+    send_(inventory());
+  }
+  if (journal_.lowOnSpace()) {
+    outOfService("the journal spent its reserve: the disk is full");
+  }
+}
+
+void Controller::outOfService(std::string_view why) {
+  retry_journal_at_ms_ = now() + kJournalRetryMs;
+  if (out_of_service_) {
+    return;
+  }
+  out_of_service_ = true;
+  log_->error("{}; out of service until the journal has room again", why);
+  if (auto s = devices_.shutter->close(); !s) {
+    log_->error("cannot close the shutter: {}", s.error());
+  }
+  devices_.display->show(std::string(kTextOutOfService));
+}
+
+void Controller::deferWrite(std::string_view why, std::function<void()> write) {
+  deferred_writes_.push_back(std::move(write));
+  outOfService(why);
+}
+
+void Controller::retryJournal() {
+  if (now() < retry_journal_at_ms_) {
+    return;
+  }
+  retry_journal_at_ms_ = now() + kJournalRetryMs;
+  // The oldest first, and each only once it is written.
+  while (!deferred_writes_.empty()) {
+    try {
+      deferred_writes_.front()();
+    } catch (const JournalFull&) {
+      return;
+    }
+    deferred_writes_.erase(deferred_writes_.begin());
+  }
+  if (!started_) {
+    start();
+    if (!started_) {
+      return;
+    }
+  }
+  if (!stalled_.empty()) {
+    std::vector<Action> again(std::make_move_iterator(stalled_.begin()),
+                              std::make_move_iterator(stalled_.end()));
+    stalled_.clear();
+    run(std::move(again));
+    if (!stalled_.empty()) {
+      return;
+    }
+  }
+  // The records in hand come first; then room for the next card's.
+  if (journal_.lowOnSpace() && !journal_.restoreReserve()) {
+    return;
+  }
+  out_of_service_ = false;
+  log_->info("journal: room on the disk again; taking cards");
+  if (intake_shutter_open_) {
+    if (auto s = devices_.shutter->open(); !s) {
+      log_->error("cannot open the shutter: {}", s.error());
+    }
+  }
+  if (!intake_text_.empty()) {
+    devices_.display->show(intake_text_);
   }
 }
 
@@ -290,18 +418,27 @@ std::optional<Event> Controller::execute(Action& action) {
   return std::visit(
       Overloaded{
           [&](action::CloseShutter&) -> std::optional<Event> {
+            intake_shutter_open_ = false;
             if (auto s = devices_.shutter->close(); !s) {
               log_->error("cannot close the shutter: {}", s.error());
             }
             return std::nullopt;
           },
           [&](action::OpenShutter&) -> std::optional<Event> {
+            intake_shutter_open_ = true;
+            if (out_of_service_) {
+              return std::nullopt;  // opened when service resumes
+            }
             if (auto s = devices_.shutter->open(); !s) {
               log_->error("cannot open the shutter: {}", s.error());
             }
             return std::nullopt;
           },
           [&](action::Show& a) -> std::optional<Event> {
+            intake_text_ = a.text;
+            if (out_of_service_) {
+              return std::nullopt;  // shown when service resumes
+            }
             devices_.display->show(a.text);
             return std::nullopt;
           },
@@ -349,11 +486,13 @@ std::optional<Event> Controller::execute(Action& action) {
           [&](action::MoveTo& a) -> std::optional<Event> { return move(a); },
           [&](action::JournalMoveDone& a) -> std::optional<Event> {
             journal_.finishMove(a.deposit_id, a.at, now());
+            inventory_due_ = true;
             log_->info("deposit {} is in {}", a.deposit_id, a.at.text());
             return std::nullopt;
           },
           [&](action::JournalMoveFailed& a) -> std::optional<Event> {
             journal_.failMove(a.deposit_id, a.at, a.error, now());
+            inventory_due_ = true;
             log_->error("deposit {}: move failed ({}), card at {}; out of order", a.deposit_id,
                         a.error, a.at.text());
             return std::nullopt;
@@ -408,6 +547,7 @@ void Controller::enqueueStored(const std::string& deposit_id, const Location& at
   stored->set_deposit_id(deposit_id);
   *stored->mutable_location() = toProto(at);
   send_(journal_.enqueue(deposit_id, env, now()));
+  inventory_due_ = true;
 }
 
 }  // namespace lostcard::kiosk

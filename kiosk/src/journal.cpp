@@ -5,9 +5,12 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "lostcard/wire/envelope.hpp"
+#include "lostcard/wire/log.hpp"
 
 namespace lostcard::kiosk {
 
@@ -70,6 +73,21 @@ std::string typeName(v1::Envelope::BodyCase type) {
   return field != nullptr ? field->name() : "empty";
 }
 
+spdlog::logger& log() {
+  static const auto logger = wire::componentLogger("kiosk.journal");
+  return *logger;
+}
+
+// SQLITE_FULL, and I/O errors (a write the disk refused), are JournalFull: the journal is intact
+// and the write may succeed later. Anything else is a JournalError.
+[[noreturn]] void throwFor(int rc, const std::string& text) {
+  const int primary = rc & 0xff;
+  if (primary == SQLITE_FULL || primary == SQLITE_IOERR) {
+    throw JournalFull(text);
+  }
+  throw JournalError(text);
+}
+
 std::string joinNotes(std::string_view a, std::string_view b) {
   if (a.empty()) {
     return std::string(b);
@@ -86,8 +104,8 @@ std::string joinNotes(std::string_view a, std::string_view b) {
 class Journal::Statement {
  public:
   Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
-      throw JournalError(std::string("journal: cannot prepare: ") + sqlite3_errmsg(db));
+    if (const int rc = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); rc != SQLITE_OK) {
+      throwFor(rc, std::string("journal: cannot prepare: ") + sqlite3_errmsg(db));
     }
   }
   ~Statement() { sqlite3_finalize(stmt_); }
@@ -124,7 +142,7 @@ class Journal::Statement {
     if (rc == SQLITE_DONE) {
       return false;
     }
-    throw JournalError(std::string("journal: ") + sqlite3_errmsg(db_));
+    throwFor(rc, std::string("journal: ") + sqlite3_errmsg(db_));
   }
   void run() {
     while (step()) {
@@ -207,7 +225,16 @@ std::optional<DepositState> parseState(std::string_view name) {
   return std::nullopt;
 }
 
-Journal::Journal(const std::filesystem::path& file, Mode mode) {
+Journal::Journal(const std::filesystem::path& file, Mode mode)
+    : Journal(file, [mode] {
+        Options options;
+        options.mode = mode;
+        return options;
+      }()) {}
+
+Journal::Journal(const std::filesystem::path& file, Options options)
+    : vfs_(std::move(options.vfs)) {
+  const Mode mode = options.mode;
   if (mode == Mode::kReadWrite && !std::filesystem::exists(file)) {
     // Card photos pass through this file: only the daemon's user may read it. SQLite gives the
     // -wal and -shm files the database file's permissions.
@@ -218,7 +245,8 @@ Journal::Journal(const std::filesystem::path& file, Mode mode) {
   }
   const int flags =
       mode == Mode::kReadOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  if (sqlite3_open_v2(file.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(file.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX,
+                      vfs_.empty() ? nullptr : vfs_.c_str()) != SQLITE_OK) {
     std::string error = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
@@ -239,10 +267,19 @@ Journal::Journal(const std::filesystem::path& file, Mode mode) {
         throw JournalError("journal '" + file.string() + "' has a newer schema (" +
                            std::to_string(found) + ")");
       }
-      Transaction tx(*this);
-      exec(kSchema);
-      exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
-      tx.commit();
+      // Only a new journal is written to here: a kiosk restarted on a full disk still opens.
+      if (found != kSchemaVersion) {
+        Transaction tx(*this);
+        exec(kSchema);
+        exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+        tx.commit();
+      }
+      reserve_path_ = file.string() + "-reserve";
+      reserve_bytes_ = options.reserve_bytes;
+      if (!makeReserve()) {
+        low_on_space_ = true;
+        log().warn("no room for the journal's reserve of {} bytes: low on space", reserve_bytes_);
+      }
     }
   } catch (...) {
     sqlite3_close(db_);
@@ -255,11 +292,103 @@ Journal::~Journal() { sqlite3_close(db_); }
 
 void Journal::exec(const char* sql) const {
   char* error = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
-    std::string text = error != nullptr ? error : "unknown error";
+  if (const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &error); rc != SQLITE_OK) {
+    std::string text = error != nullptr ? error : sqlite3_errstr(rc);
     sqlite3_free(error);
-    throw JournalError("journal: " + text);
+    throwFor(rc, "journal: " + text);
   }
+}
+
+template <class F>
+void Journal::write(F&& body) {
+  for (bool second_try = false;; second_try = true) {
+    try {
+      Transaction tx(*this);
+      body();
+      tx.commit();
+      return;
+    } catch (const JournalFull& e) {
+      low_on_space_ = true;
+      if (second_try || !releaseReserve()) {
+        throw;
+      }
+      log().warn("{}: the reserve goes to the record in hand", e.what());
+    }
+  }
+}
+
+// The reserve is written through the journal's VFS, as its database is, so the disk that fills
+// is the one the reserve stands for (and a test's model of a small disk counts it too).
+bool Journal::makeReserve() {
+  if (reserve_held_) {
+    return true;
+  }
+  if (reserve_bytes_ <= 0) {
+    reserve_held_ = true;
+    return true;
+  }
+  sqlite3_vfs* vfs = sqlite3_vfs_find(vfs_.empty() ? nullptr : vfs_.c_str());
+  if (vfs == nullptr) {
+    throw JournalError("journal: no SQLite VFS named '" + vfs_ + "'");
+  }
+  std::vector<std::max_align_t> storage(
+      (static_cast<std::size_t>(vfs->szOsFile) + sizeof(std::max_align_t) - 1) /
+      sizeof(std::max_align_t));
+  auto* handle = reinterpret_cast<sqlite3_file*>(storage.data());
+  handle->pMethods = nullptr;
+  // A "main journal" file: SQLite gives it the database's permissions and syncs its folder.
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_MAIN_JOURNAL;
+  int rc = vfs->xOpen(vfs, reserve_path_.c_str(), handle, flags, nullptr);
+  if (rc == SQLITE_OK) {
+    const std::vector<char> zeros(64 * 1024, 0);
+    for (std::int64_t at = 0; rc == SQLITE_OK && at < reserve_bytes_;
+         at += static_cast<std::int64_t>(zeros.size())) {
+      const auto n = static_cast<int>(
+          std::min<std::int64_t>(reserve_bytes_ - at, static_cast<std::int64_t>(zeros.size())));
+      rc = handle->pMethods->xWrite(handle, zeros.data(), n, at);
+    }
+    if (rc == SQLITE_OK) {
+      rc = handle->pMethods->xSync(handle, SQLITE_SYNC_FULL);
+    }
+  }
+  if (handle->pMethods != nullptr) {
+    handle->pMethods->xClose(handle);
+  }
+  if (rc != SQLITE_OK) {
+    vfs->xDelete(vfs, reserve_path_.c_str(), 0);
+    log().debug("cannot write the reserve {}: {}", reserve_path_, sqlite3_errstr(rc));
+    return false;
+  }
+  reserve_held_ = true;
+  return true;
+}
+
+bool Journal::releaseReserve() {
+  if (!reserve_held_ || reserve_bytes_ <= 0) {
+    return false;
+  }
+  sqlite3_vfs* vfs = sqlite3_vfs_find(vfs_.empty() ? nullptr : vfs_.c_str());
+  const int rc = vfs->xDelete(vfs, reserve_path_.c_str(), 1);
+  if (rc != SQLITE_OK && rc != SQLITE_IOERR_DELETE_NOENT) {
+    log().error("cannot delete the reserve {}: {}", reserve_path_, sqlite3_errstr(rc));
+    return false;
+  }
+  reserve_held_ = false;
+  low_on_space_ = true;
+  log().warn("the disk is full: reserve of {} bytes released for the record in hand",
+             reserve_bytes_);
+  return true;
+}
+
+bool Journal::restoreReserve() {
+  if (!makeReserve()) {
+    return false;
+  }
+  if (low_on_space_ && reserve_bytes_ > 0) {
+    log().info("room again on the disk: reserve of {} bytes restored", reserve_bytes_);
+  }
+  low_on_space_ = false;
+  return true;
 }
 
 void Journal::recordCapture(const v1::Envelope& card_captured, std::int64_t now_ms,
@@ -269,217 +398,231 @@ void Journal::recordCapture(const v1::Envelope& card_captured, std::int64_t now_
   }
   const auto& captured = card_captured.card_captured();
   const std::string& id = captured.deposit_id();
-  Transaction tx(*this);
-  Statement(db_,
-            "INSERT INTO deposits (deposit_id, created_at_ms, updated_at_ms, state, location, "
-            "notes) VALUES (?1, ?2, ?2, ?3, 'tray', ?4)")
-      .bind(1, id)
-      .bind(2, now_ms)
-      .bind(3, stateName(DepositState::kAwaiting))
-      .bind(4, note)
-      .run();
-  Statement image(db_,
-                  "INSERT INTO images (deposit_id, face, seq, jpeg, width_px, height_px, "
-                  "captured_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-  auto addFrames = [&](const char* face, const auto& frames) {
-    int seq = 0;
-    for (const auto& f : frames) {
-      image.bind(1, id)
-          .bind(2, face)
-          .bind(3, seq++)
-          .bindBlob(4, f.jpeg())
-          .bind(5, static_cast<std::int64_t>(f.width_px()))
-          .bind(6, static_cast<std::int64_t>(f.height_px()))
-          .bind(7, f.captured_at_ms())
-          .run();
-      image.reset();
-    }
-  };
-  addFrames("front", captured.front());
-  addFrames("back", captured.back());
-  v1::Envelope slim = card_captured;
-  slim.mutable_card_captured()->clear_front();
-  slim.mutable_card_captured()->clear_back();
-  Statement(db_,
-            "INSERT INTO outbox (message_id, deposit_id, type, envelope, created_at_ms) "
-            "VALUES (?1, ?2, ?3, ?4, ?5)")
-      .bind(1, slim.message_id())
-      .bind(2, id)
-      .bind(3, wire::bodyName(slim))
-      .bindBlob(4, slim.SerializeAsString())
-      .bind(5, now_ms)
-      .run();
-  tx.commit();
+  write([&] {
+    Statement(db_,
+              "INSERT INTO deposits (deposit_id, created_at_ms, updated_at_ms, state, location, "
+              "notes) VALUES (?1, ?2, ?2, ?3, 'tray', ?4)")
+        .bind(1, id)
+        .bind(2, now_ms)
+        .bind(3, stateName(DepositState::kAwaiting))
+        .bind(4, note)
+        .run();
+    Statement image(db_,
+                    "INSERT INTO images (deposit_id, face, seq, jpeg, width_px, height_px, "
+                    "captured_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    auto addFrames = [&](const char* face, const auto& frames) {
+      int seq = 0;
+      for (const auto& f : frames) {
+        image.bind(1, id)
+            .bind(2, face)
+            .bind(3, seq++)
+            .bindBlob(4, f.jpeg())
+            .bind(5, static_cast<std::int64_t>(f.width_px()))
+            .bind(6, static_cast<std::int64_t>(f.height_px()))
+            .bind(7, f.captured_at_ms())
+            .run();
+        image.reset();
+      }
+    };
+    addFrames("front", captured.front());
+    addFrames("back", captured.back());
+    v1::Envelope slim = card_captured;
+    slim.mutable_card_captured()->clear_front();
+    slim.mutable_card_captured()->clear_back();
+    Statement(db_,
+              "INSERT INTO outbox (message_id, deposit_id, type, envelope, created_at_ms) "
+              "VALUES (?1, ?2, ?3, ?4, ?5)")
+        .bind(1, slim.message_id())
+        .bind(2, id)
+        .bind(3, wire::bodyName(slim))
+        .bindBlob(4, slim.SerializeAsString())
+        .bind(5, now_ms)
+        .run();
+  });
 }
 
 bool Journal::recordDisposition(std::string_view deposit_id, const Decision& decision,
                                 std::int64_t now_ms) {
-  Transaction tx(*this);
-  auto record = deposit(deposit_id);
-  if (!record || record->decision) {
-    return false;
-  }
-  auto state = record->state;
-  if (state == DepositState::kAwaiting) {
-    state = DepositState::kDecided;
-  } else if (state == DepositState::kPending) {
-    state = DepositState::kStored;
-  }
-  Statement(db_,
-            "UPDATE deposits SET disposition = ?2, last4 = ?3, decision_reason = ?4, state = ?5, "
-            "updated_at_ms = ?6 WHERE deposit_id = ?1")
-      .bind(1, deposit_id)
-      .bind(2, decision.isStore() ? "store" : "difficult")
-      .bind(3, decision.last4)
-      .bind(4, decision.reason)
-      .bind(5, stateName(state))
-      .bind(6, now_ms)
-      .run();
-  tx.commit();
-  return true;
+  bool recorded = false;
+  write([&] {
+    auto record = deposit(deposit_id);
+    if (!record || record->decision) {
+      return;
+    }
+    auto state = record->state;
+    if (state == DepositState::kAwaiting) {
+      state = DepositState::kDecided;
+    } else if (state == DepositState::kPending) {
+      state = DepositState::kStored;
+    }
+    Statement(db_,
+              "UPDATE deposits SET disposition = ?2, last4 = ?3, decision_reason = ?4, state = ?5, "
+              "updated_at_ms = ?6 WHERE deposit_id = ?1")
+        .bind(1, deposit_id)
+        .bind(2, decision.isStore() ? "store" : "difficult")
+        .bind(3, decision.last4)
+        .bind(4, decision.reason)
+        .bind(5, stateName(state))
+        .bind(6, now_ms)
+        .run();
+    recorded = true;
+  });
+  return recorded;
 }
 
 void Journal::captureAnswered(std::string_view deposit_id) {
-  Transaction tx(*this);
-  Statement(db_, "UPDATE outbox SET acked = 1 WHERE deposit_id = ?1 AND type = ?2")
-      .bind(1, deposit_id)
-      .bind(2, typeName(v1::Envelope::kCardCaptured))
-      .run();
-  Statement(db_, "DELETE FROM images WHERE deposit_id = ?1").bind(1, deposit_id).run();
-  tx.commit();
+  write([&] {
+    Statement(db_, "UPDATE outbox SET acked = 1 WHERE deposit_id = ?1 AND type = ?2")
+        .bind(1, deposit_id)
+        .bind(2, typeName(v1::Envelope::kCardCaptured))
+        .run();
+    Statement(db_, "DELETE FROM images WHERE deposit_id = ?1").bind(1, deposit_id).run();
+  });
   // The photos also sit in the write-ahead log until it is checkpointed: fold it into the
-  // database (where secure_delete zeroed them) and empty it.
-  exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  // database (where secure_delete zeroed them) and empty it. On a full disk that waits for the
+  // next answer: the photos stay in the journal's files a little longer, never in a record.
+  try {
+    exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  } catch (const JournalFull& e) {
+    log().warn("cannot fold the write-ahead log into the journal yet: {}", e.what());
+  }
 }
 
 void Journal::beginMove(std::string_view deposit_id, const Location& from, const Location& to,
                         std::string_view note, std::int64_t now_ms) {
-  Transaction tx(*this);
-  const auto notes = notesOf(deposit_id);
-  if (!notes) {
-    throw JournalError("journal: move of unknown deposit " + std::string(deposit_id));
-  }
-  Statement(db_,
-            "INSERT INTO moves (deposit_id, from_location, to_location, began_at_ms, state) "
-            "VALUES (?1, ?2, ?3, ?4, 'begun')")
-      .bind(1, deposit_id)
-      .bind(2, from.text())
-      .bind(3, to.text())
-      .bind(4, now_ms)
-      .run();
-  Statement(db_, "UPDATE deposits SET notes = ?2, updated_at_ms = ?3 WHERE deposit_id = ?1")
-      .bind(1, deposit_id)
-      .bind(2, joinNotes(*notes, note))
-      .bind(3, now_ms)
-      .run();
-  tx.commit();
+  write([&] {
+    const auto notes = notesOf(deposit_id);
+    if (!notes) {
+      throw JournalError("journal: move of unknown deposit " + std::string(deposit_id));
+    }
+    Statement(db_,
+              "INSERT INTO moves (deposit_id, from_location, to_location, began_at_ms, state) "
+              "VALUES (?1, ?2, ?3, ?4, 'begun')")
+        .bind(1, deposit_id)
+        .bind(2, from.text())
+        .bind(3, to.text())
+        .bind(4, now_ms)
+        .run();
+    Statement(db_, "UPDATE deposits SET notes = ?2, updated_at_ms = ?3 WHERE deposit_id = ?1")
+        .bind(1, deposit_id)
+        .bind(2, joinNotes(*notes, note))
+        .bind(3, now_ms)
+        .run();
+  });
 }
 
 void Journal::finishMove(std::string_view deposit_id, const Location& at, std::int64_t now_ms) {
-  Transaction tx(*this);
-  Statement(db_,
-            "UPDATE moves SET state = 'done', at_location = ?2, ended_at_ms = ?3 "
-            "WHERE deposit_id = ?1 AND state = 'begun'")
-      .bind(1, deposit_id)
-      .bind(2, at.text())
-      .bind(3, now_ms)
-      .run();
-  Statement(db_,
-            "UPDATE deposits SET location = ?2, updated_at_ms = ?3, "
-            "state = CASE WHEN disposition = '' THEN ?4 ELSE ?5 END WHERE deposit_id = ?1")
-      .bind(1, deposit_id)
-      .bind(2, at.text())
-      .bind(3, now_ms)
-      .bind(4, stateName(DepositState::kPending))
-      .bind(5, stateName(DepositState::kStored))
-      .run();
-  tx.commit();
+  write([&] {
+    Statement(db_,
+              "UPDATE moves SET state = 'done', at_location = ?2, ended_at_ms = ?3 "
+              "WHERE deposit_id = ?1 AND state = 'begun'")
+        .bind(1, deposit_id)
+        .bind(2, at.text())
+        .bind(3, now_ms)
+        .run();
+    Statement(db_,
+              "UPDATE deposits SET location = ?2, updated_at_ms = ?3, "
+              "state = CASE WHEN disposition = '' THEN ?4 ELSE ?5 END WHERE deposit_id = ?1")
+        .bind(1, deposit_id)
+        .bind(2, at.text())
+        .bind(3, now_ms)
+        .bind(4, stateName(DepositState::kPending))
+        .bind(5, stateName(DepositState::kStored))
+        .run();
+  });
 }
 
 void Journal::failMove(std::string_view deposit_id, const Location& at, std::string_view error,
                        std::int64_t now_ms) {
-  Transaction tx(*this);
-  Statement(db_,
-            "UPDATE moves SET state = 'failed', at_location = ?2, error = ?3, ended_at_ms = ?4 "
-            "WHERE deposit_id = ?1 AND state = 'begun'")
-      .bind(1, deposit_id)
-      .bind(2, at.text())
-      .bind(3, error)
-      .bind(4, now_ms)
-      .run();
-  const std::string notes = notesOf(deposit_id).value_or("");
-  Statement(db_,
-            "UPDATE deposits SET location = ?2, state = ?3, notes = ?4, flagged = 1, "
-            "updated_at_ms = ?5 WHERE deposit_id = ?1")
-      .bind(1, deposit_id)
-      .bind(2, at.text())
-      .bind(3, stateName(DepositState::kFault))
-      .bind(4, joinNotes(notes, "move failed: " + std::string(error)))
-      .bind(5, now_ms)
-      .run();
-  tx.commit();
+  write([&] {
+    Statement(db_,
+              "UPDATE moves SET state = 'failed', at_location = ?2, error = ?3, ended_at_ms = ?4 "
+              "WHERE deposit_id = ?1 AND state = 'begun'")
+        .bind(1, deposit_id)
+        .bind(2, at.text())
+        .bind(3, error)
+        .bind(4, now_ms)
+        .run();
+    const std::string notes = notesOf(deposit_id).value_or("");
+    Statement(db_,
+              "UPDATE deposits SET location = ?2, state = ?3, notes = ?4, flagged = 1, "
+              "updated_at_ms = ?5 WHERE deposit_id = ?1")
+        .bind(1, deposit_id)
+        .bind(2, at.text())
+        .bind(3, stateName(DepositState::kFault))
+        .bind(4, joinNotes(notes, "move failed: " + std::string(error)))
+        .bind(5, now_ms)
+        .run();
+  });
 }
 
 void Journal::abandonMove(std::string_view deposit_id, std::int64_t now_ms) {
-  Statement(
-      db_,
-      "UPDATE moves SET state = 'failed', error = 'interrupted', at_location = from_location, "
-      "ended_at_ms = ?2 WHERE deposit_id = ?1 AND state = 'begun'")
-      .bind(1, deposit_id)
-      .bind(2, now_ms)
-      .run();
+  write([&] {
+    Statement(
+        db_,
+        "UPDATE moves SET state = 'failed', error = 'interrupted', at_location = from_location, "
+        "ended_at_ms = ?2 WHERE deposit_id = ?1 AND state = 'begun'")
+        .bind(1, deposit_id)
+        .bind(2, now_ms)
+        .run();
+  });
 }
 
 void Journal::resume(std::string_view deposit_id, std::int64_t now_ms) {
-  Statement(db_,
-            "UPDATE deposits SET location = 'tray', updated_at_ms = ?2, "
-            "state = CASE WHEN disposition = '' THEN ?3 ELSE ?4 END WHERE deposit_id = ?1")
-      .bind(1, deposit_id)
-      .bind(2, now_ms)
-      .bind(3, stateName(DepositState::kAwaiting))
-      .bind(4, stateName(DepositState::kDecided))
-      .run();
+  write([&] {
+    Statement(db_,
+              "UPDATE deposits SET location = 'tray', updated_at_ms = ?2, "
+              "state = CASE WHEN disposition = '' THEN ?3 ELSE ?4 END WHERE deposit_id = ?1")
+        .bind(1, deposit_id)
+        .bind(2, now_ms)
+        .bind(3, stateName(DepositState::kAwaiting))
+        .bind(4, stateName(DepositState::kDecided))
+        .run();
+  });
 }
 
 void Journal::flag(std::string_view deposit_id, std::string_view why) {
-  Transaction tx(*this);
-  const auto notes = notesOf(deposit_id);
-  if (!notes) {
-    return;
-  }
-  Statement(db_, "UPDATE deposits SET flagged = 1, notes = ?2 WHERE deposit_id = ?1")
-      .bind(1, deposit_id)
-      .bind(2, joinNotes(*notes, why))
-      .run();
-  tx.commit();
+  write([&] {
+    const auto notes = notesOf(deposit_id);
+    if (!notes) {
+      return;
+    }
+    Statement(db_, "UPDATE deposits SET flagged = 1, notes = ?2 WHERE deposit_id = ?1")
+        .bind(1, deposit_id)
+        .bind(2, joinNotes(*notes, why))
+        .run();
+  });
 }
 
 v1::Envelope Journal::enqueue(std::string_view deposit_id, const v1::Envelope& env,
                               std::int64_t now_ms) {
-  Transaction tx(*this);
-  const std::string type = wire::bodyName(env);
-  Statement find(db_,
-                 "SELECT envelope FROM outbox WHERE deposit_id = ?1 AND type = ?2 "
-                 "ORDER BY seq LIMIT 1");
-  find.bind(1, deposit_id).bind(2, type);
-  if (find.step()) {
-    v1::Envelope existing;
-    if (!existing.ParseFromString(find.blob(0))) {
-      throw JournalError("journal: unreadable outbox entry for " + std::string(deposit_id));
+  v1::Envelope queued_env;
+  write([&] {
+    const std::string type = wire::bodyName(env);
+    Statement find(db_,
+                   "SELECT envelope FROM outbox WHERE deposit_id = ?1 AND type = ?2 "
+                   "ORDER BY seq LIMIT 1");
+    find.bind(1, deposit_id).bind(2, type);
+    if (find.step()) {
+      v1::Envelope existing;
+      if (!existing.ParseFromString(find.blob(0))) {
+        throw JournalError("journal: unreadable outbox entry for " + std::string(deposit_id));
+      }
+      queued_env = std::move(existing);
+      return;
     }
-    return existing;
-  }
-  Statement(db_,
-            "INSERT INTO outbox (message_id, deposit_id, type, envelope, created_at_ms) "
-            "VALUES (?1, ?2, ?3, ?4, ?5)")
-      .bind(1, env.message_id())
-      .bind(2, deposit_id)
-      .bind(3, type)
-      .bindBlob(4, env.SerializeAsString())
-      .bind(5, now_ms)
-      .run();
-  tx.commit();
-  return env;
+    Statement(db_,
+              "INSERT INTO outbox (message_id, deposit_id, type, envelope, created_at_ms) "
+              "VALUES (?1, ?2, ?3, ?4, ?5)")
+        .bind(1, env.message_id())
+        .bind(2, deposit_id)
+        .bind(3, type)
+        .bindBlob(4, env.SerializeAsString())
+        .bind(5, now_ms)
+        .run();
+    queued_env = env;
+  });
+  return queued_env;
 }
 
 bool Journal::markAcked(std::string_view message_id, std::string_view error) {
@@ -488,8 +631,13 @@ bool Journal::markAcked(std::string_view message_id, std::string_view error) {
   Statement update(db_,
                    "UPDATE outbox SET acked = 1, error = ?2 WHERE message_id = ?1 AND acked = 0 "
                    "AND (type != ?3 OR ?2 != '')");
-  update.bind(1, message_id).bind(2, error).bind(3, typeName(v1::Envelope::kCardCaptured)).run();
-  return sqlite3_changes(db_) > 0;
+  bool acked = false;
+  write([&] {
+    update.reset();
+    update.bind(1, message_id).bind(2, error).bind(3, typeName(v1::Envelope::kCardCaptured)).run();
+    acked = sqlite3_changes(db_) > 0;
+  });
+  return acked;
 }
 
 std::vector<v1::Envelope> Journal::unackedOutbox() const {
@@ -644,6 +792,67 @@ int Journal::imageCount(std::string_view deposit_id) const {
   count.bind(1, deposit_id);
   count.step();
   return static_cast<int>(count.integer(0));
+}
+
+v1::Inventory Journal::inventory(int slots_total, int bin_capacity, std::int64_t now_ms) const {
+  v1::Inventory out;
+  out.set_taken_at_ms(now_ms);
+  out.set_slots_total(static_cast<std::uint32_t>(std::max(slots_total, 0)));
+  out.set_bin_capacity(static_cast<std::uint32_t>(std::max(bin_capacity, 0)));
+  // A deferred (read) transaction: the counters, the open moves and the deposits agree.
+  exec("BEGIN");
+  struct EndRead {
+    sqlite3* db;
+    ~EndRead() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
+  } end_read{db_};
+
+  // Every move adds a row when it begins and changes it when it ends: both count, so the number
+  // grows with every physical change the journal records.
+  Statement counters(db_,
+                     "SELECT (SELECT count(*) FROM moves) + "
+                     "(SELECT count(*) FROM moves WHERE state <> 'begun'), "
+                     "(SELECT coalesce(max(updated_at_ms), 0) FROM deposits)");
+  counters.step();
+  out.set_journal_seq(static_cast<std::uint64_t>(counters.integer(0)));
+  out.set_journal_updated_at_ms(counters.integer(1));
+
+  std::vector<OpenMove> open = openMoves();
+  std::vector<v1::InventoryCard> slots;
+  for (const auto& d : deposits()) {
+    const auto move = std::find_if(open.begin(), open.end(),
+                                   [&](const OpenMove& m) { return m.deposit_id == d.deposit_id; });
+    const bool certain = move == open.end() && (d.location.kind == Location::Kind::kSlot ||
+                                                d.location.kind == Location::Kind::kBin ||
+                                                d.location.kind == Location::Kind::kTray);
+    if (!certain) {
+      auto* u = out.add_uncertain();
+      u->set_deposit_id(d.deposit_id);
+      u->set_last_known(d.location.text());
+      u->set_detail(
+          move != open.end()
+              ? "move from " + move->from.text() + " to " + move->to.text() + " not finished"
+              : std::string(stateName(d.state)) + (d.reason.empty() ? "" : ": " + d.reason));
+      continue;
+    }
+    v1::InventoryCard card;
+    card.set_deposit_id(d.deposit_id);
+    card.set_pending(d.state == DepositState::kPending);
+    card.set_flagged(d.flagged);
+    if (d.location.kind == Location::Kind::kSlot) {
+      card.set_slot(static_cast<std::uint32_t>(d.location.slot));
+      slots.push_back(std::move(card));
+    } else if (d.location.kind == Location::Kind::kBin) {
+      *out.add_bin() = std::move(card);
+    } else {
+      *out.add_tray() = std::move(card);
+    }
+  }
+  std::stable_sort(slots.begin(), slots.end(),
+                   [](const auto& a, const auto& b) { return a.slot() < b.slot(); });
+  for (auto& card : slots) {
+    *out.add_slots() = std::move(card);
+  }
+  return out;
 }
 
 }  // namespace lostcard::kiosk

@@ -58,6 +58,7 @@ struct Options {
   int frames = 2;
   int poll_ms = 50;
   int heartbeat_ms = 5000;
+  std::int64_t peer_timeout_ms = 0;
   std::int64_t offline_timeout_ms = 60'000;
   std::string log_level = "info";
   bool print_journal = false;
@@ -95,6 +96,9 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exit_code) {
       ("frames", po::value(&o.frames)->default_value(2), "frames per face")
       ("poll-ms", po::value(&o.poll_ms)->default_value(50), "card sensor poll interval")
       ("heartbeat-ms", po::value(&o.heartbeat_ms)->default_value(5000), "heartbeat interval")
+      ("peer-timeout-ms", po::value(&o.peer_timeout_ms)->default_value(0),
+       "silence from the cloud after which the kiosk reconnects, while something it sent is "
+       "unanswered (0: 3 x --heartbeat-ms; -1: never)")
       ("offline-timeout-ms", po::value(&o.offline_timeout_ms)->default_value(60'000),
        "a card with no answer from the cloud after this long goes to a slot as pending "
        "(0: it waits on the tray)")
@@ -218,14 +222,24 @@ int runDaemon(const Options& o) {
   auto tls = lostcard::wire::makeClientContext({o.ca, o.cert, o.key});
 
   asio::io_context io;
+  // The cloud acks each heartbeat, so a healthy link is never silent for 3 heartbeat intervals.
+  const std::chrono::milliseconds peer_timeout(
+      o.peer_timeout_ms == 0 ? 3 * std::int64_t{o.heartbeat_ms}
+                             : std::max<std::int64_t>(o.peer_timeout_ms, 0));
   std::optional<kiosk::Controller> controller;
   kiosk::Uplink<kiosk::TlsStream> uplink(
       io.get_executor(), kiosk::makeTlsConnector(io.get_executor(), tls, endpoint),
-      kiosk::UplinkOptions{.kiosk_id = o.id},
+      kiosk::UplinkOptions{.kiosk_id = o.id, .peer_timeout = peer_timeout},
       kiosk::UplinkHandlers{
           .backlog = [&] { return controller->backlog(); },
           .on_message = [&](const lostcard::v1::Envelope& env) { controller->onMessage(env); },
-          .on_link = {},
+          // After the backlog: the cloud compares this snapshot with what it just recorded.
+          .on_link =
+              [&](bool up) {
+                if (up) {
+                  uplink.send(controller->inventory());
+                }
+              },
           .clock_ms = wallClockMs});
   controller.emplace(devices, journal,
                      kiosk::IntakeConfig{.bin_capacity = o.bin_capacity,

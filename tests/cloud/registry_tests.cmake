@@ -7,10 +7,14 @@ lostcard_add_test(NAME notice_test TIER unit SOURCES notice_test.cpp
   DEPS lostcard_registry)
 lostcard_add_test(NAME webhook_signature_test TIER unit SOURCES webhook_signature_test.cpp
   DEPS lostcard_registry)
+lostcard_add_test(NAME reconcile_test TIER unit SOURCES reconcile_test.cpp
+  DEPS lostcard_registry)
 
 lostcard_add_test(NAME store_pgtest TIER pg SOURCES store_pgtest.cpp
   DEPS lostcard_registry lostcard_test_support FIXTURES pg)
 lostcard_add_test(NAME delivery_pgtest TIER pg SOURCES delivery_pgtest.cpp
+  DEPS lostcard_registry lostcard_test_support FIXTURES pg)
+lostcard_add_test(NAME reconcile_pgtest TIER pg SOURCES reconcile_pgtest.cpp
   DEPS lostcard_registry lostcard_test_support FIXTURES pg)
 # The connection pool is internal to lostcard_registry: its test reads the private header.
 lostcard_add_test(NAME connection_pool_pgtest TIER pg SOURCES connection_pool_pgtest.cpp

@@ -26,6 +26,7 @@ using lostcard::hw::Face;
 using lostcard::hw::SimBox;
 using lostcard::hw::SimBoxOptions;
 using lostcard::hw::SimFault;
+using lostcard::hw::Status;
 using namespace std::chrono_literals;
 
 namespace {
@@ -326,6 +327,58 @@ TEST_CASE("fault switches", "[sim]") {
     CHECK(box.cardsInIntake() == std::vector<std::string>{"card-a"});
     REQUIRE(devices.sorter->moveTo(Destination::toBin()));  // the bin has no slot sensor
     CHECK(box.cardsInBin() == std::vector<std::string>{"card-a"});
+  }
+
+  SECTION("hold mid-move: the card stops between the tray and its slot until released") {
+    box.dropCard(makeCard(f.cards, "card-a", 1));
+    box.holdMidMove();
+    Status moved = Status::failure("not run");
+    std::thread sorter([&] { moved = devices.sorter->moveTo(Destination::toSlot(2)); });
+    REQUIRE(lostcard::test::eventually([&] { return box.moveHeld(); }, 30s));
+    CHECK(fs::exists(f.root / "faults" / "held"));
+    CHECK(box.cardsInTransit() == std::vector<std::string>{"card-a"});
+    CHECK(box.cardsInIntake().empty());
+    CHECK_FALSE(box.cardInSlot(2));
+    auto present = devices.sensor->cardPresent();
+    REQUIRE(present);
+    CHECK_FALSE(*present);  // the card has left the tray
+    box.setFault(SimFault::kHoldMidMove, false);
+    sorter.join();
+    CHECK(moved);
+    CHECK(box.cardInSlot(2) == std::optional<std::string>("card-a"));
+    CHECK(box.cardsInTransit().empty());
+    CHECK_FALSE(box.moveHeld());
+  }
+
+  SECTION("hold mid-move on the Nth move: earlier moves count it down") {
+    box.holdMidMove(2);
+    box.dropCard(makeCard(f.cards, "card-a", 1));
+    REQUIRE(devices.sorter->moveTo(Destination::toBin()));  // the 1st goes through
+    CHECK(box.cardsInBin() == std::vector<std::string>{"card-a"});
+    CHECK_FALSE(box.moveHeld());
+    std::ifstream count(f.root / "faults" / "hold-mid-move");
+    int left = 0;
+    count >> left;
+    CHECK(left == 1);
+    box.dropCard(makeCard(f.cards, "card-b", 2));
+    std::thread sorter([&] { (void)devices.sorter->moveTo(Destination::toBin()); });
+    REQUIRE(lostcard::test::eventually([&] { return box.moveHeld(); }, 30s));
+    CHECK(box.cardsInTransit() == std::vector<std::string>{"card-b"});
+    box.setFault(SimFault::kHoldMidMove, false);
+    sorter.join();
+    CHECK(box.cardsInBin() == std::vector<std::string>{"card-a", "card-b"});
+  }
+
+  SECTION("homing brings back a card a cut left in the sorter, and clears the held marker") {
+    // What a kill -9 of a held kiosk leaves behind.
+    box.dropCard(makeCard(f.cards, "card-a", 1));
+    fs::rename(f.root / "intake" / "card-a", f.root / "transit" / "card-a");
+    std::ofstream(f.root / "faults" / "held") << "card=card-a to=slot:0 pid=1\n";
+    REQUIRE(box.moveHeld());
+    REQUIRE(devices.sorter->home());
+    CHECK(box.cardsInIntake() == std::vector<std::string>{"card-a"});
+    CHECK(box.cardsInTransit().empty());
+    CHECK_FALSE(box.moveHeld());
   }
 
   SECTION("another process switches a fault by creating its file") {

@@ -178,7 +178,9 @@ TEST_CASE("lostcard-kiosk takes a card over TLS, prints its journal and stops on
       {lostcard::test::binDir() + "/lostcard-kiosk", "--config", (dir / "kiosk.conf").string(),
        "--cloud", "127.0.0.1:" + std::to_string(cloud.port()), "--server-name", "localhost",
        "--journal", journal.string(), "--sim-root", box_root.string(), "--poll-ms", "10",
-       "--heartbeat-ms", "100", "--log-level", "debug"},
+       "--heartbeat-ms", "100", "--log-level", "debug",
+       // This fake cloud answers only what the test tells it to (no heartbeat acks).
+       "--peer-timeout-ms", "-1"},
       (dir / "kiosk.log").string());
 
   REQUIRE(runUntil(io, [&] { return !cloud.ends.empty() && !cloud.ends[0]->got.empty(); }));

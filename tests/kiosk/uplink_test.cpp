@@ -183,6 +183,89 @@ TEST_CASE("a cloud that never answers Hello is left and tried again", "[uplink]"
   CHECK(h.end(1).got[0].has_hello());
 }
 
+TEST_CASE("a cloud that goes silent with a heartbeat unanswered is left and tried again",
+          "[uplink][peer]") {
+  Harness h(UplinkOptions{.kiosk_id = "kiosk-test",
+                          .peer_timeout = std::chrono::milliseconds(30)});
+  REQUIRE(runUntil(h.io, [&] { return h.hasGot(0, 1); }));
+  h.end(0).helloAck();
+  REQUIRE(runUntil(h.io, [&] { return h.uplink->connected(); }));
+  // The connection stays open, but the cloud answers nothing: a half-open or stalled link.
+  h.uplink->send(heartbeat(1));
+  REQUIRE(runUntil(h.io, [&] { return h.end(0).ended.has_value(); }));
+  REQUIRE(runUntil(h.io, [&] { return h.hasGot(1, 1); }));
+  CHECK(h.end(1).got[0].has_hello());
+  CHECK(h.uplink->sessionsEstablished() == 1);
+}
+
+TEST_CASE("an unanswered CardCaptured is resent after the peer timeout ends a silent link",
+          "[uplink][peer]") {
+  Harness h(UplinkOptions{.kiosk_id = "kiosk-test",
+                          .peer_timeout = std::chrono::milliseconds(30)});
+  h.backlog = {captured("dep-1")};
+  REQUIRE(runUntil(h.io, [&] { return h.hasGot(0, 1); }));
+  h.end(0).helloAck();
+  REQUIRE(runUntil(h.io, [&] { return h.hasGot(0, 2); }));
+  REQUIRE(runUntil(h.io, [&] { return h.hasGot(1, 1); }));
+  h.end(1).helloAck();
+  REQUIRE(runUntil(h.io, [&] { return h.hasGot(1, 2); }));
+  CHECK(h.end(1).got[1].message_id() == h.backlog[0].message_id());
+}
+
+TEST_CASE("an idle link with nothing unanswered is never left for silence", "[uplink][peer]") {
+  Harness h(UplinkOptions{.kiosk_id = "kiosk-test",
+                          .peer_timeout = std::chrono::milliseconds(1)});
+  REQUIRE(runUntil(h.io, [&] { return h.hasGot(0, 1); }));
+  h.end(0).helloAck();
+  REQUIRE(runUntil(h.io, [&] { return h.uplink->connected(); }));
+  // However long this runs, nothing was sent, so nothing is awaited.
+  h.io.run_for(std::chrono::milliseconds(100));
+  CHECK(h.uplink->connected());
+  CHECK(h.uplink->sessionsEstablished() == 1);
+  CHECK_FALSE(h.end(0).ended.has_value());
+}
+
+TEST_CASE("a large message on a slow link is given time to arrive before silence counts",
+          "[uplink][peer]") {
+  // 1 byte/s: the CardCaptured below needs minutes to arrive at that rate.
+  Harness h(UplinkOptions{.kiosk_id = "kiosk-test",
+                          .peer_timeout = std::chrono::milliseconds(1),
+                          .min_upload_bytes_per_s = 1});
+  REQUIRE(runUntil(h.io, [&] { return h.hasGot(0, 1); }));
+  h.end(0).helloAck();
+  REQUIRE(runUntil(h.io, [&] { return h.uplink->connected(); }));
+  auto big = captured("dep-big");
+  big.mutable_card_captured()->mutable_front(0)->set_jpeg(std::string(500, 'f'));
+  h.uplink->send(big);
+  REQUIRE(runUntil(h.io, [&] { return h.hasGot(0, 2); }));
+  h.io.run_for(std::chrono::milliseconds(100));
+  CHECK(h.uplink->connected());
+  CHECK_FALSE(h.end(0).ended.has_value());
+}
+
+TEST_CASE("heartbeat acks and the cloud's heartbeats only prove the link alive",
+          "[uplink][peer]") {
+  Harness h;
+  REQUIRE(runUntil(h.io, [&] { return h.hasGot(0, 1); }));
+  auto& cloud = h.end(0);
+  cloud.helloAck();
+  REQUIRE(runUntil(h.io, [&] { return h.uplink->connected(); }));
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    h.uplink->send(heartbeat(i));
+    REQUIRE(runUntil(h.io, [&] { return cloud.got.size() >= 2 + i; }));
+    cloud.send(lostcard::wire::makeAck(cloud.got.back().message_id(), 0));
+  }
+  auto busy = lostcard::wire::makeEnvelope(0);
+  busy.mutable_heartbeat();
+  cloud.send(busy);
+  cloud.send(lostcard::wire::makeAck("msg-1", 0));  // not a heartbeat's: for the daemon
+  REQUIRE(runUntil(h.io, [&] { return !h.inbound.empty(); }));
+  REQUIRE(h.inbound.size() == 1);
+  CHECK(h.inbound[0].ack().message_id() == "msg-1");
+  CHECK(h.uplink->connected());
+  CHECK(h.uplink->sessionsEstablished() == 1);
+}
+
 TEST_CASE("a CardCaptured too big for the cloud loses frames, never the message", "[uplink]") {
   Harness h;
   auto big = captured("dep-big");

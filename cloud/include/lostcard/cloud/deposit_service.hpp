@@ -50,6 +50,13 @@ class DepositService {
   void handleHeartbeat(const std::string& kiosk_id, const v1::Heartbeat& heartbeat,
                        std::chrono::system_clock::time_point now);
 
+  // Keeps the kiosk's latest Inventory and reconciles it with the deposits, logging a warning
+  // per disagreement (ids and places only). Refused: a deposit id that is not a UUID, or a
+  // database failure (the kiosk sends a fresh inventory after its next change or reconnect).
+  std::optional<Refusal> handleInventory(const std::string& kiosk_id,
+                                         const v1::Inventory& inventory,
+                                         std::chrono::system_clock::time_point now);
+
  private:
   // Looks the read number up, decides and records the decision (first decision wins).
   std::variant<v1::Disposition, Refusal> decideAndRecord(const std::string& kiosk_id,

@@ -7,16 +7,24 @@
 //   auto tls = wire::makeServerContext({ca, cert, key});
 //   Gateway gateway(io, tls, service, work.get_executor(), {endpoint, session_options});
 //   gateway.start();
-//   io.run();   // gateway.stop() from a signal handler ends it
+//   io.run();   // gateway.drain(timeout) (or stop()) from a signal handler ends it
+//
+// Back-pressure: at most options.max_queued_recognitions CardCaptured messages wait or run on
+// the worker pool at once, across all sessions; a session beyond that waits for a place without
+// reading its kiosk's next message (see KioskSession).
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 
+#include "lostcard/cloud/async_semaphore.hpp"
 #include "lostcard/cloud/deposit_service.hpp"
 #include "lostcard/cloud/kiosk_session.hpp"
 
@@ -26,6 +34,8 @@ struct GatewayOptions {
   boost::asio::ip::tcp::endpoint listen;
   SessionOptions session;
   std::chrono::milliseconds handshake_timeout{10'000};
+  // Recognitions waiting or running on the worker pool at most (at least 1).
+  std::size_t max_queued_recognitions = 8;
 };
 
 class Gateway {
@@ -36,12 +46,18 @@ class Gateway {
 
   // Binds and starts accepting; throws when the address cannot be bound.
   void start();
-  // Stops accepting and ends every session. Call on the io_context's thread (or post it).
+  // Stops accepting and ends every session now. Call on the io_context's thread (or post it).
   void stop();
+  // Graceful stop: stops accepting, lets each session finish the message in hand (decision
+  // committed, answer written) and closes it; sessions still busy after `timeout` are closed
+  // anyway (their kiosks resend what was not answered). `done` runs on the io_context's thread
+  // once no session is left. Call on the io_context's thread; stop() may follow to hurry it.
+  void drain(std::chrono::milliseconds timeout, std::function<void()> done = {});
 
   boost::asio::ip::tcp::endpoint localEndpoint() const;
   // Kiosks with a live session.
   std::size_t sessionCount() const { return sessions_.size(); }
+  const AsyncSemaphore& recognitionPlaces() const { return recognition_places_; }
 
  private:
   boost::asio::io_context& io_;
@@ -50,11 +66,25 @@ class Gateway {
   boost::asio::any_io_executor work_;
   GatewayOptions options_;
   boost::asio::ip::tcp::acceptor acceptor_;
-  // Every open connection, by a serial number; `kiosk_sessions_` maps an admitted kiosk to it.
-  std::map<std::uint64_t, std::function<void(const std::string&)>> sessions_;
+  // How the gateway ends one open connection: now (with a reason), or gracefully.
+  struct Ending {
+    std::function<void(const std::string&)> stop;
+    std::function<void()> drain;
+  };
+  AsyncSemaphore recognition_places_;
+  // Every open connection (TLS handshakes included), by a serial number; `kiosk_sessions_`
+  // maps an admitted kiosk to it.
+  std::map<std::uint64_t, Ending> sessions_;
   std::map<std::string, std::uint64_t> kiosk_sessions_;
   std::uint64_t next_serial_ = 0;
   bool stopped_ = false;
+  bool draining_ = false;
+  boost::asio::steady_timer drain_deadline_;
+  std::function<void()> drained_;
+
+  void stopAccepting();
+  void connectionEnded(std::uint64_t serial);
+  void finishDrainIfIdle();
 
   boost::asio::awaitable<void> acceptLoop();
   boost::asio::awaitable<void> serveConnection(boost::asio::ip::tcp::socket socket,

@@ -8,7 +8,12 @@
 //
 // A session ends, with its reason logged, when the peer closes, on an I/O error, a malformed,
 // oversized or unexpected frame, a missed Hello or an idle timeout. Ending one session never
-// touches another.
+// touches another. drain() ends it gracefully: the message in hand is answered first.
+//
+// Back-pressure: a CardCaptured first takes a place in hooks.recognition_places (a semaphore
+// the gateway shares among its sessions); without a free place the session waits, reading
+// nothing, so its kiosk waits too. While busy it sends its kiosk an empty Heartbeat every
+// options.busy_keepalive, so the kiosk can tell a busy cloud from a dead one.
 //
 //   auto session = std::make_shared<KioskSession<Stream>>(std::move(stream), certificate_cn,
 //                                                         remote, service, work, options, hooks);
@@ -24,8 +29,10 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "lostcard/cloud/async_semaphore.hpp"
 #include "lostcard/cloud/deposit_service.hpp"
 #include "lostcard/wire/connection.hpp"
 #include "lostcard/wire/envelope.hpp"
@@ -38,6 +45,10 @@ struct SessionOptions {
   std::chrono::milliseconds hello_timeout{10'000};
   // A kiosk sends a heartbeat every few seconds; silence this long means it is gone.
   std::chrono::milliseconds idle_timeout{60'000};
+  // Once the cloud has worked this long for a kiosk (reading nothing from it), an empty
+  // Heartbeat about this often tells the kiosk the cloud is alive; 0: none. Keep it well below
+  // the kiosks' peer timeout (at most 1.5 times this passes between two).
+  std::chrono::milliseconds busy_keepalive{2'000};
 };
 
 // Called by sessions so the gateway can track which kiosk is online.
@@ -47,6 +58,9 @@ struct SessionHooks {
   std::function<std::chrono::system_clock::time_point()> clock = [] {
     return std::chrono::system_clock::now();
   };
+  // Places for recognitions waiting or running on the workers, shared by every session (on the
+  // sessions' executor); null: no limit.
+  AsyncSemaphore* recognition_places = nullptr;
 };
 
 template <class Stream>
@@ -63,6 +77,7 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
         options_(options),
         hooks_(std::move(hooks)),
         watchdog_(conn_.get_executor()),
+        keepalive_(conn_.get_executor()),
         log_(wire::componentLogger("cloud.session")) {}
 
   // Runs the session to its end; returns the reason it ended.
@@ -73,6 +88,10 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     deadline_ = std::chrono::steady_clock::now() + options_.hello_timeout;
     boost::asio::co_spawn(conn_.get_executor(), [self]() { return self->watchdog(); },
                           boost::asio::detached);
+    if (options_.busy_keepalive.count() > 0) {
+      boost::asio::co_spawn(conn_.get_executor(), [self]() { return self->keepalive(); },
+                            boost::asio::detached);
+    }
     std::string reason;
     try {
       reason = co_await serve();
@@ -87,6 +106,21 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
 
   // Ends the session from outside (a newer session of the same kiosk, or the cloud stopping).
   void stop(const std::string& reason) { shutdown(reason); }
+
+  // Ends the session gracefully (the cloud stopping): at once when no message is in hand;
+  // otherwise once that message is handled and its answer written. A wait for a recognition
+  // place is given up (the kiosk resends that message to the next cloud).
+  void drain() {
+    if (stopped_) {
+      return;
+    }
+    draining_ = true;
+    if (place_ticket_.waiting()) {
+      place_ticket_.cancel();
+    } else if (!busy_) {
+      shutdown("cloud shutting down");
+    }
+  }
 
   const std::string& kioskId() const { return kiosk_id_; }
 
@@ -105,12 +139,16 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     // Worker calls capture only references and trivially destructible values: GCC 12 may
     // destroy the temporaries of a co_await expression twice.
     const v1::Hello& hello = env.hello();
-    BusyScope admitting(*this);
+    std::optional<BusyScope> admitting(std::in_place, *this);
     auto admitted = *co_await onWorker([this, &hello] {
       return service_.admitKiosk(hello, certificate_cn_);
     });
+    admitting.reset();  // idle from here until the kiosk's next message (drain, keepalive)
     if (auto* refusal = std::get_if<Refusal>(&admitted)) {
       co_return "refused: " + refusal->reason;
+    }
+    if (draining_) {
+      co_return "cloud shutting down";
     }
     kiosk_id_ = hello.kiosk_id();
     log_->info("kiosk {} connected from {} (firmware {})", kiosk_id_, remote_,
@@ -136,6 +174,10 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
       if (auto fatal = co_await dispatch(env)) {
         co_return *fatal;
       }
+      if (draining_) {
+        co_await flushWrites();
+        co_return "cloud shutting down (drained: the message in hand was answered)";
+      }
     }
     co_return close_reason_;
   }
@@ -146,6 +188,18 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     BusyScope busy(*this);
     switch (env.body_case()) {
       case v1::Envelope::kCardCaptured: {
+        // A place among the recognitions waiting or running; none free: wait, reading nothing.
+        AsyncSemaphore::Permit place;
+        if (auto* places = hooks_.recognition_places) {
+          if (places->waiting() > 0 || places->holders() >= places->capacity()) {
+            log_->info("kiosk {}: deposit {} waits for a recognition place ({} waiting)",
+                       kiosk_id_, env.card_captured().deposit_id(), places->waiting());
+          }
+          place = co_await places->acquire(&place_ticket_);
+          if (!place) {
+            co_return "cloud shutting down (while waiting for a recognition place)";
+          }
+        }
         auto result = *co_await onWorker([this, &env, now] {
           return service_.handleCaptured(kiosk_id_, env.card_captured(), now);
         });
@@ -176,6 +230,15 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
           service_.handleHeartbeat(kiosk_id_, env.heartbeat(), now);
           return true;
         });
+        // The kiosk's proof that the link is alive (its peer timeout).
+        conn_.send(wire::makeAck(env.message_id(), nowMs()));
+        co_return std::nullopt;
+      }
+      case v1::Envelope::kInventory: {
+        auto refusal = *co_await onWorker([this, &env, now] {
+          return service_.handleInventory(kiosk_id_, env.inventory(), now);
+        });
+        conn_.send(wire::makeAck(env.message_id(), nowMs(), refusal ? refusal->reason : ""));
         co_return std::nullopt;
       }
       case v1::Envelope::kAck:
@@ -200,7 +263,10 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
   // restarts when the work ends. Declare it as a named local around a worker call.
   class BusyScope {
    public:
-    explicit BusyScope(KioskSession& session) : session_(session) { session_.busy_ = true; }
+    explicit BusyScope(KioskSession& session) : session_(session) {
+      session_.busy_ = true;
+      session_.busy_since_ = std::chrono::steady_clock::now();
+    }
     ~BusyScope() {
       session_.busy_ = false;
       session_.deadline_ = std::chrono::steady_clock::now() + session_.options_.idle_timeout;
@@ -259,6 +325,39 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     }
   }
 
+  // An empty Heartbeat to the kiosk about every busy_keepalive while the session has been busy
+  // that long (it reads nothing then, so it acks no heartbeat of the kiosk's); after the
+  // HelloAck only. Short work sends none: answers come first.
+  boost::asio::awaitable<void> keepalive() {
+    auto self = this->shared_from_this();
+    auto last_sent = std::chrono::steady_clock::time_point{};
+    while (!stopped_) {
+      keepalive_.expires_after(options_.busy_keepalive / 2);
+      boost::system::error_code ec;
+      co_await keepalive_.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+      const auto now = std::chrono::steady_clock::now();
+      if (!stopped_ && busy_ && !kiosk_id_.empty() &&
+          now - busy_since_ >= options_.busy_keepalive &&
+          now - last_sent >= options_.busy_keepalive) {
+        auto alive = wire::makeEnvelope(nowMs());
+        alive.mutable_heartbeat();
+        conn_.send(alive);
+        last_sent = now;
+      }
+    }
+  }
+
+  // Waits until every queued envelope is written (or the connection ends). The connection has
+  // no completion signal for its queue, so this looks every few milliseconds; drain only.
+  boost::asio::awaitable<void> flushWrites() {
+    boost::asio::steady_timer pause(conn_.get_executor());
+    while (!stopped_ && !conn_.closed() && conn_.queuedFrames() > 0) {
+      pause.expires_after(std::chrono::milliseconds(5));
+      boost::system::error_code ec;
+      co_await pause.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    }
+  }
+
   void shutdown(const std::string& reason) {
     if (stopped_) {
       return;
@@ -273,6 +372,8 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
               kiosk_id_.empty() ? "-" : kiosk_id_, remote_, reason);
     conn_.close();
     watchdog_.cancel();
+    keepalive_.cancel();
+    place_ticket_.cancel();
     try {
       boost::beast::get_lowest_layer(conn_.stream()).close();
     } catch (const std::exception&) {
@@ -294,11 +395,15 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
   SessionOptions options_;
   SessionHooks hooks_;
   boost::asio::steady_timer watchdog_;
+  boost::asio::steady_timer keepalive_;
   std::shared_ptr<spdlog::logger> log_;
   std::chrono::steady_clock::time_point deadline_;
   std::string kiosk_id_;
   bool stopped_ = false;
   bool busy_ = false;
+  std::chrono::steady_clock::time_point busy_since_;
+  bool draining_ = false;
+  AsyncSemaphore::Ticket place_ticket_;
   std::string close_reason_;
 };
 

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "lostcard/cloud/card_hasher.hpp"
+#include "lostcard/cloud/reconcile.hpp"
 #include "lostcard/v1/kiosk_stream.pb.h"
 
 namespace lostcard::cloud {
@@ -133,6 +134,17 @@ class Store {
   // Inspection (lostcard-admin): newest first.
   std::vector<DepositSummary> listDeposits(const std::optional<std::string>& kiosk_id);
   std::vector<NoticeSummary> listNotices();
+
+  // Keeps `inventory` as the kiosk's latest snapshot, received at `now`, unless the one kept is
+  // newer (taken later by the kiosk's clock and with no fewer journal moves: an old message
+  // that arrived late). Returns whether it was kept. Throws std::invalid_argument when it names
+  // a deposit id that is not a UUID; pqxx::foreign_key_violation for an unknown kiosk.
+  bool recordInventory(const std::string& kiosk_id, const lostcard::v1::Inventory& inventory,
+                       std::chrono::system_clock::time_point now);
+  // The kiosk's latest inventory against its deposits (reconcile.hpp), read in one snapshot.
+  Reconciliation reconcile(const std::string& kiosk_id);
+  // Every enrolled kiosk's id, ascending.
+  std::vector<std::string> listKioskIds();
 
   // The channel NoticeDelivery LISTENs on; its payload is the notice id.
   static constexpr const char* kNoticeChannel = "lostcard_notice";

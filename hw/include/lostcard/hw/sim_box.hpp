@@ -7,8 +7,13 @@
 //   ROOT/slots/NN/<card>/                    storage slot NN (00, 01, ...), one card each
 //   ROOT/bin/<card>/                         the difficult-card bin
 //   ROOT/jam/<card>/                         a card stuck in the sorter (after a jam fault)
+//   ROOT/transit/<card>/                     a card the sorter is carrying: it has left the tray
+//                                            and is not yet in its slot or the bin (a move held
+//                                            by hold-mid-move, or cut short by a kill); home()
+//                                            carries it back to the tray
 //   ROOT/collected/<card>/                   taken out of the box by a cardholder or operator
 //   ROOT/faults/<switch>                     fault switches: the file's existence turns it on
+//   ROOT/faults/held                         written by the sorter while hold-mid-move holds it
 //   ROOT/state/shutter                       "open" or "closed"
 //   ROOT/state/display                       the text on the display
 //   ROOT/state/unlocked-slot-NN, unlocked-bin   the last unlock of each door (time and hold)
@@ -24,6 +29,12 @@
 //   box.dropCard("/tmp/cards/visa-0001");           // the finder's action
 //   box.setFault(lostcard::hw::SimFault::kSorterJam, true);
 //   box.cardInSlot(3);                               // where did it go?
+//
+// A deterministic power cut mid-move (what tests and tools/chaos do to a running kiosk):
+//   box.holdMidMove();            // the next move stops halfway: card in ROOT/transit/
+//   eventually(box.moveHeld());   // ROOT/faults/held appeared: the kiosk is frozen mid-move
+//   kill(kiosk_pid, SIGKILL);
+//   box.setFault(SimFault::kHoldMidMove, false);   // then restart the kiosk: it re-homes
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -51,6 +62,10 @@ enum class SimFault {
   kSensorStuckOff,     // sensor-stuck-off: the card sensor never sees a card
   kSorterJam,          // sorter-jam: the next moves carry the card into ROOT/jam/ and fail
   kSlotSensorFailure,  // slot-sensor-failure: slot sensors fail, so moves to slots are refused
+  // hold-mid-move: a move carries the card off the tray into ROOT/transit/, writes
+  // ROOT/faults/held and waits there until the switch is removed, then finishes. The file may
+  // hold a count N: the next N-1 moves go through (counting it down) and the Nth is held.
+  kHoldMidMove,
 };
 
 std::string_view simFaultName(SimFault fault);
@@ -74,12 +89,18 @@ class SimBox {
   // The same as creating/removing ROOT/faults/<name>.
   void setFault(SimFault fault, bool on);
   bool faultOn(SimFault fault) const;
+  // Turns hold-mid-move on for the `nth_move`-th move from now (1: the next one).
+  void holdMidMove(int nth_move = 1);
+  // Whether a sorter is holding a card mid-move now (ROOT/faults/held exists). After a kill the
+  // file stays until the next home() or until the hold switch is off and a move finishes.
+  bool moveHeld() const;
 
   // Where cards physically are (card folder names, sorted).
   std::vector<std::string> cardsInIntake() const;
   std::optional<std::string> cardInSlot(int index) const;
   std::vector<std::string> cardsInBin() const;
   std::vector<std::string> cardsJammed() const;
+  std::vector<std::string> cardsInTransit() const;
   std::vector<std::string> cardsCollected() const;
 
   // What the box shows: "open"/"closed" ("closed" before the first open), the display text.

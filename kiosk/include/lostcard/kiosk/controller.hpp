@@ -11,17 +11,27 @@
 //   from the uplink:    controller.onMessage(env);        // Disposition, Ack
 //   every heartbeat_ms: uplink.send(controller.heartbeat());
 //   uplink backlog:     controller.backlog();
+//   after each HelloAck: uplink.send(controller.inventory());   // after the backlog
 //   on SIGTERM:         controller.shutdown();
 //
 // Single-threaded: call everything from one thread (the daemon's io_context). Hardware calls
 // block for as long as the device takes. A journal failure throws JournalError: the box cannot
 // go on without knowing where its cards are.
+//
+// A full disk is not such a failure. When the journal is low on space (its reserve went to the
+// record in hand) or a write fails even so (JournalFull), the controller goes out of service:
+// the shutter closes and the display says kTextOutOfService; no new card is taken. A write that
+// failed waits, with every action after it, so no physical move starts before its record is
+// written; the card in hand stays where it physically is. poll() tries again every
+// kJournalRetryMs (the writes in order, then the journal's reserve) and the box takes cards
+// again by itself once they succeed. Messages to and from the cloud go on meanwhile.
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lostcard/hw/devices.hpp"
@@ -35,6 +45,9 @@ class logger;
 
 namespace lostcard::kiosk {
 
+// What the display says while the journal has no room (see above).
+inline constexpr std::string_view kTextOutOfService = "Out of service - please use another box";
+
 // The text the journal keeps for a cloud's difficult reason, e.g. "no holder: <detail>".
 std::string difficultReasonText(const v1::Disposition::Difficult& difficult);
 
@@ -42,6 +55,9 @@ class Controller {
  public:
   using ClockMs = std::function<std::int64_t()>;
   using Sender = std::function<void(const v1::Envelope&)>;
+
+  // How often, out of service for want of disk space, the journal writes are tried again.
+  static constexpr std::int64_t kJournalRetryMs = 1000;
 
   // `config.slot_count` is taken from the sorter.
   Controller(hw::Devices devices, Journal& journal, IntakeConfig config, ClockMs clock_ms,
@@ -53,10 +69,17 @@ class Controller {
   void onMessage(const v1::Envelope& env);
   v1::Envelope heartbeat() const;
   std::vector<v1::Envelope> backlog() const;
+  // An Inventory envelope: what the journal says each place holds (for the cloud's
+  // reconciliation). The controller also sends one by itself at the end of every step that
+  // moved a card or reported one stored, so the cloud's snapshot is fresh exactly when the box
+  // changes (a periodic one would add a database write per heartbeat and say nothing new).
+  v1::Envelope inventory() const;
   void shutdown();
 
   // nullptr before start().
   const Intake* intake() const { return intake_ ? &*intake_ : nullptr; }
+  // Out of service for want of journal space (see above).
+  bool outOfService() const { return out_of_service_; }
 
  private:
   void recover();
@@ -70,6 +93,10 @@ class Controller {
   void enqueueStored(const std::string& deposit_id, const Location& at);
   bool cardOnTray(bool assume_if_unknown);
   std::int64_t now() const { return clock_ms_(); }
+  // Disk full: close, say so, and try again from poll() (see above).
+  void outOfService(std::string_view why);
+  void deferWrite(std::string_view why, std::function<void()> write);
+  void retryJournal();
 
   hw::Devices devices_;
   Journal& journal_;
@@ -81,6 +108,17 @@ class Controller {
   std::optional<v1::Envelope> fresh_captured_;
   std::string last_sensor_error_;
   bool sorter_failed_ = false;  // it could not home after an interrupted move
+  bool inventory_due_ = false;  // a card moved or was reported: send an Inventory after run()
+  // Disk full: the actions from the first journal write that failed on, in order; and writes
+  // outside the intake's actions (acknowledgements, answered captures) to make again.
+  std::deque<Action> stalled_;
+  std::vector<std::function<void()>> deferred_writes_;
+  bool started_ = false;  // start() got through recovery (it may wait for disk space too)
+  bool out_of_service_ = false;
+  std::int64_t retry_journal_at_ms_ = 0;
+  // What the intake last asked of the shutter and the display, applied when service resumes.
+  bool intake_shutter_open_ = false;
+  std::string intake_text_;
   bool stopped_ = false;
   std::shared_ptr<spdlog::logger> log_;
 };

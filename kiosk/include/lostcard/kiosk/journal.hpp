@@ -15,8 +15,19 @@
 //   journal.finishMove(id, Location::inSlot(0), now_ms);
 //   for (const auto& env : journal.unackedOutbox()) { send(env); }
 //
-// Errors of the database itself (disk full, corrupt file) throw JournalError: the daemon cannot
+// Errors of the database itself (corrupt file, bad schema) throw JournalError: the daemon cannot
 // go on without knowing where its cards are.
+//
+// A full disk is expected, and survivable. The journal keeps a reserve: a file of
+// Options::reserve_bytes next to it (FILE-reserve), written in full at start-up. When a write
+// fails for want of space (SQLITE_FULL) or with an I/O error, the journal deletes the reserve and
+// tries the write once more, so the record in hand (a card's photos, its move) is kept. From then
+// on lowOnSpace() is true: the kiosk stops taking cards and calls restoreReserve() now and then,
+// which succeeds once there is room for the reserve again. A write that fails even so throws
+// JournalFull and changes nothing; the caller keeps what it wanted to write and tries again
+// later.
+//
+//   if (journal.lowOnSpace() && journal.restoreReserve()) { /* room again: take cards */ }
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -36,6 +47,13 @@ namespace lostcard::kiosk {
 class JournalError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// A write failed for want of space (or with an I/O error), reserve or not. Nothing was written;
+// the journal is intact and the same write may succeed later.
+class JournalFull : public JournalError {
+ public:
+  using JournalError::JournalError;
 };
 
 enum class DepositState {
@@ -78,8 +96,19 @@ class Journal {
  public:
   enum class Mode { kReadWrite, kReadOnly };
 
-  // Opens (creating when kReadWrite) the journal file. Throws JournalError.
+  struct Options {
+    Mode mode = Mode::kReadWrite;
+    // Room kept free for the record in hand when the disk fills (see above); 0: no reserve.
+    std::int64_t reserve_bytes = 4 * 1024 * 1024;
+    // The SQLite VFS the journal and its reserve use; empty: SQLite's default. Tests name one
+    // that models a small disk.
+    std::string vfs;
+  };
+
+  // Opens (creating when kReadWrite) the journal file. Throws JournalError. A disk too full for
+  // the reserve is not an error: the journal starts low on space.
   explicit Journal(const std::filesystem::path& file, Mode mode = Mode::kReadWrite);
+  Journal(const std::filesystem::path& file, Options options);
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
@@ -137,17 +166,40 @@ class Journal {
   std::vector<DepositRecord> deposits() const;
   std::vector<DepositRecord> deposits(DepositState state) const;
   std::vector<OpenMove> openMoves() const;
+  // What each place holds, for the cloud's reconciliation (an Inventory message, see
+  // kiosk_stream.proto): occupied slots, the bin, the tray, and the cards whose place is uncertain
+  // (a jam, a card not found, an open move). Read in one transaction, so it is consistent.
+  v1::Inventory inventory(int slots_total, int bin_capacity, std::int64_t now_ms) const;
   // Number of image rows kept for a deposit (for tests and diagnostics).
   int imageCount(std::string_view deposit_id) const;
+
+  // --- space ---
+
+  // The reserve is gone (used for a record, or the disk had no room for it at start-up), or a
+  // write failed for want of space: the kiosk must not take new cards.
+  bool lowOnSpace() const { return low_on_space_; }
+  // Writes the reserve again; true (and no longer low on space) when it fits.
+  bool restoreReserve();
 
  private:
   class Statement;
   class Transaction;
   void exec(const char* sql) const;
+  // Runs `body` as one write transaction, spending the reserve on a second try when the disk is
+  // full. Throws JournalFull when there is no room even so.
+  template <class F>
+  void write(F&& body);
+  bool makeReserve();
+  bool releaseReserve();
   std::vector<DepositRecord> queryDeposits(const char* where, std::string_view arg) const;
   std::optional<std::string> notesOf(std::string_view deposit_id) const;
 
   sqlite3* db_ = nullptr;
+  std::string vfs_;
+  std::string reserve_path_;  // SQLite may keep a pointer to the name while the file is open
+  std::int64_t reserve_bytes_ = 0;
+  bool reserve_held_ = false;
+  bool low_on_space_ = false;
 };
 
 }  // namespace lostcard::kiosk

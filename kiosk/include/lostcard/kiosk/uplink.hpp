@@ -8,6 +8,16 @@
 // the link is down are dropped: the durable ones are in the journal and come back through the
 // backlog after the next HelloAck, so nothing is sent twice in one session and nothing is lost.
 //
+// Dead peers: a link can look up while nothing passes (a half-open TCP connection, a stalled
+// network). Once the link is up, when something was sent (a heartbeat included: the cloud acks
+// heartbeats) and nothing at all arrives from the cloud for options.peer_timeout, the uplink
+// closes the connection, logs why and reconnects with its back-off. Two things are not taken
+// for a dead cloud: a busy one (it sends empty Heartbeats while it works for the kiosk), and a
+// slow upload: a message must arrive before it can be answered, so the clock starts when the
+// first unanswered message could have arrived, had everything sent before it passed at
+// options.min_upload_bytes_per_s (a large CardCaptured, or a backlog of them, on a slow link).
+// Acks of heartbeats and the cloud's heartbeats stay in the uplink.
+//
 //   Uplink<TlsStream> uplink(io.get_executor(),
 //                            makeTlsConnector(io.get_executor(), tls, {"cloud", "7443", "cloud"}),
 //                            {.kiosk_id = "kiosk-001"},
@@ -39,6 +49,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -64,6 +75,13 @@ struct UplinkOptions {
   std::chrono::milliseconds backoff_max{5'000};
   // The largest frame accepted from the cloud (its messages are small).
   std::size_t max_inbound_frame_bytes = 1 << 20;
+  // Silence from the cloud this long while something sent is unanswered ends the session;
+  // 0: never. The daemon makes it 3 heartbeat intervals.
+  std::chrono::milliseconds peer_timeout{15'000};
+  // The slowest upload the link is assumed to manage; the peer timeout counts from when
+  // everything sent could have arrived at this rate. Lower: slower links work, stalls are
+  // noticed later after large messages.
+  std::size_t min_upload_bytes_per_s = 8 * 1024;
 };
 
 struct UplinkHandlers {
@@ -128,6 +146,7 @@ class Uplink {
     v1::Envelope copy = env;
     fit(copy);
     session_->conn->send(copy);
+    noteSent(session_, copy);
   }
 
   void stop() {
@@ -149,7 +168,16 @@ class Uplink {
     std::shared_ptr<wire::Connection<Stream>> conn;
     bool ready = false;
     bool hello_timed_out = false;
+    bool peer_timed_out = false;
     std::size_t max_outbound = wire::kDefaultMaxFrameBytes;
+    // When the first message still unanswered could have reached the cloud; cleared by
+    // anything from the cloud.
+    std::optional<std::chrono::steady_clock::time_point> unanswered_since;
+    std::shared_ptr<boost::asio::steady_timer> peer_timer;
+    // When everything sent so far could have reached the cloud at min_upload_bytes_per_s.
+    std::chrono::steady_clock::time_point upload_done_at{};
+    // Ids of recent heartbeats, whose Acks only prove the link alive.
+    std::deque<std::string> heartbeat_ids;
   };
 
   boost::asio::awaitable<std::string> runSession(Stream stream);
@@ -159,6 +187,55 @@ class Uplink {
       log_->warn("deposit {}: dropped {} frames to fit the cloud's {} byte frame limit",
                  env.card_captured().deposit_id(), dropped, session_->max_outbound);
     }
+  }
+
+  // Counts `env` into the upload and, when it is the first message since the cloud last said
+  // anything, starts the peer clock from when it could have arrived.
+  void noteSent(const std::shared_ptr<Session>& session, const v1::Envelope& env) {
+    if (env.has_heartbeat()) {
+      session->heartbeat_ids.push_back(env.message_id());
+      if (session->heartbeat_ids.size() > kHeartbeatIdsKept) {
+        session->heartbeat_ids.pop_front();
+      }
+    }
+    if (options_.peer_timeout.count() <= 0) {
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    const auto rate = std::max<std::size_t>(options_.min_upload_bytes_per_s, 1);
+    session->upload_done_at = std::max(session->upload_done_at, now) +
+                              std::chrono::milliseconds(env.ByteSizeLong() * 1000 / rate);
+    if (env.has_ack() || session->unanswered_since) {
+      return;
+    }
+    session->unanswered_since = session->upload_done_at;
+    watchPeer(session, log_, options_.peer_timeout);
+  }
+
+  static std::chrono::steady_clock::time_point peerDeadline(const Session& session,
+                                                            std::chrono::milliseconds timeout) {
+    return *session.unanswered_since + timeout;
+  }
+
+  // Ends the session when the cloud stays silent for `timeout` after the first unanswered
+  // message could have arrived.
+  static void watchPeer(const std::shared_ptr<Session>& session,
+                        const std::shared_ptr<spdlog::logger>& log,
+                        std::chrono::milliseconds timeout) {
+    session->peer_timer->expires_at(peerDeadline(*session, timeout));
+    session->peer_timer->async_wait([session, log, timeout](boost::system::error_code ec) {
+      if (ec || !session->ready || !session->unanswered_since) {
+        return;  // cancelled: the cloud answered, or the session ended
+      }
+      if (std::chrono::steady_clock::now() < peerDeadline(*session, timeout)) {
+        watchPeer(session, log, timeout);
+        return;
+      }
+      log->warn("nothing from the cloud for {} ms with messages unanswered: closing the link",
+                timeout.count());
+      session->peer_timed_out = true;
+      endSession(*session);
+    });
   }
 
   static void endSession(Session& session) {
@@ -183,6 +260,7 @@ class Uplink {
   std::shared_ptr<Session> session_;
   bool stopped_ = false;
   int sessions_established_ = 0;
+  static constexpr std::size_t kHeartbeatIdsKept = 16;
 };
 
 template <class Stream>
@@ -219,6 +297,7 @@ template <class Stream>
 boost::asio::awaitable<std::string> Uplink<Stream>::runSession(Stream stream) {
   namespace asio = boost::asio;
   auto session = std::make_shared<Session>(std::move(stream), options_.max_inbound_frame_bytes);
+  session->peer_timer = std::make_shared<asio::steady_timer>(executor_);
   session_ = session;
   auto conn = session->conn;
   // The write loop owns a reference to the connection, so it may outlive this coroutine.
@@ -245,9 +324,19 @@ boost::asio::awaitable<std::string> Uplink<Stream>::runSession(Stream stream) {
     v1::Envelope env;
     auto error = co_await conn->read(env);
     if (error) {
-      why = session->hello_timed_out ? "no HelloAck in time" : *error;
+      if (session->hello_timed_out) {
+        why = "no HelloAck in time";
+      } else if (session->peer_timed_out) {
+        why = "nothing from the cloud for " + std::to_string(options_.peer_timeout.count()) +
+              " ms with messages unanswered";
+      } else {
+        why = *error;
+      }
       break;
     }
+    // Anything from the cloud proves it alive and answering.
+    session->unanswered_since.reset();
+    session->peer_timer->cancel();
     if (!session->ready) {
       if (!env.has_hello_ack()) {
         why = "expected HelloAck, got " + wire::bodyName(env);
@@ -267,6 +356,7 @@ boost::asio::awaitable<std::string> Uplink<Stream>::runSession(Stream stream) {
       for (auto& queued : backlog) {
         fit(queued);
         conn->send(queued);
+        noteSent(session, queued);
       }
       if (!backlog.empty()) {
         log_->info("resent {} unanswered messages", backlog.size());
@@ -282,6 +372,7 @@ boost::asio::awaitable<std::string> Uplink<Stream>::runSession(Stream stream) {
     }
   }
   hello_timer->cancel();
+  session->peer_timer->cancel();
   const bool was_ready = session->ready;
   session->ready = false;
   endSession(*session);
@@ -300,8 +391,20 @@ boost::asio::awaitable<std::string> Uplink<Stream>::runSession(Stream stream) {
 template <class Stream>
 std::string Uplink<Stream>::handleInbound(Session& session, const v1::Envelope& env) {
   switch (env.body_case()) {
+    case v1::Envelope::kAck: {
+      auto& ids = session.heartbeat_ids;
+      if (auto it = std::find(ids.begin(), ids.end(), env.ack().message_id()); it != ids.end()) {
+        ids.erase(it);  // a heartbeat's: the link is alive, nothing for the daemon
+        return {};
+      }
+      if (handlers_.on_message) {
+        handlers_.on_message(env);
+      }
+      return {};
+    }
+    case v1::Envelope::kHeartbeat:
+      return {};  // the cloud is alive and busy for us
     case v1::Envelope::kDisposition:
-    case v1::Envelope::kAck:
       if (handlers_.on_message) {
         handlers_.on_message(env);
       }
