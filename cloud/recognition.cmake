@@ -5,9 +5,10 @@ lostcard_add_library(NAME lostcard_recognition
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/src/card_formats.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/card_number_decoder.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/src/digit_classifier.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/jpeg_probe.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/luhn.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/recognition.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/recognition_stages.cpp
   DEPS opencv_core lostcard_wire
-  PRIVATE_DEPS opencv_imgproc opencv_imgcodecs PkgConfig::TESSERACT spdlog::spdlog)
+  PRIVATE_DEPS opencv_imgproc opencv_imgcodecs opencv_ml opencv_objdetect PkgConfig::TESSERACT spdlog::spdlog)

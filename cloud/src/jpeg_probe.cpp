@@ -97,4 +97,20 @@ std::optional<JpegInfo> probeJpeg(std::string_view bytes, std::string* why) {
   }
 }
 
+bool endsWithEndOfImage(std::string_view bytes) {
+  // Entropy-coded data stuffs a 0x00 after every 0xFF, so FF D9 there is the marker itself; an
+  // EXIF thumbnail's own EOI comes before the main frame header, which must come first.
+  const std::size_t eoi = bytes.rfind(std::string_view("\xFF\xD9", 2));
+  if (eoi == std::string_view::npos) {
+    return false;
+  }
+  for (std::size_t i = 2; i + 1 < eoi; ++i) {
+    if (static_cast<std::uint8_t>(bytes[i]) == kMarkerPrefix &&
+        isStartOfFrame(static_cast<std::uint8_t>(bytes[i + 1]))) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace lostcard::cloud

@@ -10,11 +10,13 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <optional>
+#include <map>
 #include <set>
 #include <stdexcept>
 
 #include "lostcard/cloud/card_formats.hpp"
 #include "lostcard/cloud/card_number_decoder.hpp"
+#include "lostcard/cloud/digit_classifier.hpp"
 #include "lostcard/cloud/jpeg_probe.hpp"
 #include "lostcard/cloud/recognition_stages.hpp"
 #include "lostcard/wire/log.hpp"
@@ -26,12 +28,25 @@ namespace {
 constexpr const char* kDigitsConfig = "tessdata/configs/lostcard-card-digits";
 // The accepted number formats (card_formats.hpp), relative to the models folder.
 constexpr const char* kFormatsConfig = "card_formats.conf";
+// The digit classifier (digit_classifier.hpp), relative to the models folder.
+constexpr const char* kDigitModel = "digits/digit_mlp.yml.gz";
 // A frame this many times wider than tall is a crop of the number line alone (a photo of the
 // number, not of the card); it is read as one line.
 constexpr double kMinLineCropAspect = 3.0;
 // A frame whose whole picture has the card's aspect (within this tolerance) may be a tight crop
 // of the card itself, used as is when no outline is found.
 constexpr double kCropAspectTolerance = 0.08;
+
+// The classifier's reading alone decides a frame when its decoded confidence reaches this;
+// below it, its number must agree with Tesseract's.
+constexpr double kMinGlyphConfidence = 0.9;
+// The classifier's readings may be repaired like Tesseract's (one character, clearly likelier).
+constexpr RepairPolicy kGlyphRepairs{};
+// A group of at most this many glyphs at either end of a line may be a stray mark.
+constexpr std::size_t kMaxStrayGroup = 2;
+// ...and a reading without it, or from a cut that left tall ink out (digits may be missing),
+// is kept below kMinGlyphConfidence, to be confirmed by Tesseract.
+constexpr double kTrimmedConfidenceCap = 0.5;
 
 // What one frame gave.
 struct FrameResult {
@@ -65,6 +80,10 @@ std::optional<cv::Mat> decodeWithinLimits(const std::string& jpeg, const ImageLi
   if (info->width_px > limits.max_width_px || info->height_px > limits.max_height_px) {
     *why = fmt::format("{}x{} px exceeds {}x{}", info->width_px, info->height_px,
                        limits.max_width_px, limits.max_height_px);
+    return std::nullopt;
+  }
+  if (!endsWithEndOfImage(jpeg)) {
+    *why = "the JPEG is cut off (no end-of-image marker)";
     return std::nullopt;
   }
   cv::Mat image;
@@ -103,6 +122,7 @@ class Recognizer::Impl {
       : options_(std::move(options)),
         reader_(LineReaderOptions{options_.tessdata_dir, configPath(options_.models_dir)}),
         formats_(loadFormats(options_.models_dir)),
+        classifier_(loadClassifier(options_.models_dir)),
         log_(wire::componentLogger("cloud.recognition")) {}
 
   CardReading read(const CardImages& images) {
@@ -152,6 +172,13 @@ class Recognizer::Impl {
       throw std::runtime_error("recognition config missing: " + path.string());
     }
     return path.string();
+  }
+
+  static std::optional<DigitClassifier> loadClassifier(const std::string& models_dir) {
+    if (models_dir.empty()) {
+      return std::nullopt;
+    }
+    return DigitClassifier::load((std::filesystem::path(models_dir) / kDigitModel).string());
   }
 
   static std::vector<CardFormat> loadFormats(const std::string& models_dir) {
@@ -222,7 +249,86 @@ class Recognizer::Impl {
     return first;
   }
 
-  // One photo: find and straighten the card, then read it both ways up.
+  // The classifier's reading of a line decoded; when it fits no format, decoded again without a
+  // group of one or two glyphs at either end (a mark beside the number: a logo's edge, a
+  // hologram, the date's first digit), which the groups check would otherwise refuse.
+  DecodedReading decodeGlyphs(const LineReading& reading) const {
+    DecodedReading decoded = decodeReading(reading, formats_, kGlyphRepairs);
+    const auto& g = reading.groups;
+    if (decoded.number || g.size() < 3) {
+      return decoded;
+    }
+    const std::size_t head = g.front() <= kMaxStrayGroup ? g.front() : 0;
+    const std::size_t tail = g.back() <= kMaxStrayGroup ? g.back() : 0;
+    for (const auto& [drop_head, drop_tail] :
+         {std::pair{head, std::size_t{0}}, std::pair{std::size_t{0}, tail}, std::pair{head, tail}}) {
+      if (drop_head == 0 && drop_tail == 0) {
+        continue;
+      }
+      LineReading trimmed;
+      trimmed.positions.assign(reading.positions.begin() + static_cast<std::ptrdiff_t>(drop_head),
+                               reading.positions.end() - static_cast<std::ptrdiff_t>(drop_tail));
+      trimmed.groups.assign(g.begin() + (drop_head > 0 ? 1 : 0), g.end() - (drop_tail > 0 ? 1 : 0));
+      DecodedReading again = decodeReading(trimmed, formats_, kGlyphRepairs);
+      if (again.number) {
+        // The dropped glyphs may have been the number's own (a 19-digit number whose last
+        // group was half lost can leave 16 digits that pass the check): such a reading never
+        // decides alone, Tesseract must read the same number.
+        again.confidence = std::min(again.confidence, kTrimmedConfidenceCap);
+        return again;
+      }
+    }
+    return decoded;
+  }
+
+  // A card (or line crop) as one orientation shows it, with the lines that may hold the number.
+  struct View {
+    const cv::Mat* image;
+    std::vector<cv::Rect> lines;
+  };
+
+  // The digit classifier over every view (each view's first line that decodes counts). True
+  // when that settles the frame: one number read with high confidence (set in *frame), or
+  // different numbers in different views (*frame marked self-conflicting). Otherwise a number
+  // read with lower confidence goes to *unsure, for Tesseract's reading to confirm.
+  bool settledByGlyphs(const std::vector<View>& views, FrameResult* frame,
+                       std::optional<std::string>* unsure) const {
+    std::set<std::string> numbers;
+    double confidence = 0.0;
+    for (const View& view : views) {
+      for (const cv::Rect& line : view.lines) {
+        bool complete = true;
+        DecodedReading decoded =
+            decodeGlyphs(readLineGlyphs(*classifier_, *view.image, line, &complete));
+        if (!complete) {
+          // Digits may be missing and the rest still pass the check: Tesseract must agree.
+          decoded.confidence = std::min(decoded.confidence, kTrimmedConfidenceCap);
+        }
+        if (decoded.number) {
+          numbers.insert(*decoded.number);
+          confidence = std::max(confidence, decoded.confidence);
+          break;
+        }
+      }
+    }
+    if (numbers.size() > 1) {
+      frame->self_conflicting = true;
+      frame->note = "the card read as different numbers in different orientations";
+      return true;
+    }
+    if (numbers.size() == 1) {
+      if (confidence >= kMinGlyphConfidence) {
+        frame->number = *numbers.begin();
+        frame->confidence = confidence;
+        return true;
+      }
+      *unsure = *numbers.begin();
+    }
+    return false;
+  }
+
+  // One photo: find and straighten the card, then read it: with the digit classifier in every
+  // orientation, then (when that gave no sure number) with Tesseract both ways up.
   FrameResult readFrame(const cv::Mat& image, bool try_mirrored) {
     FrameResult frame;
     cv::Mat card;
@@ -242,33 +348,67 @@ class Recognizer::Impl {
       cv::resize(image, card, cv::Size(kCardWidthPx, kCardHeightPx), 0, 0, cv::INTER_AREA);
     }
 
+    // The card as it lies and turned: -2 as is, -1 rotated 180 degrees, 1 mirrored left-right,
+    // 0 mirrored top-bottom (embossed digits seen from the back of the card show reversed).
+    // Each orientation's line candidates are found once and shared by both readers.
+    struct Orientation {
+      cv::Mat card;
+      std::vector<cv::Rect> lines;
+    };
+    std::map<int, Orientation> oriented_cards;
+    const auto orientation = [&](int flip) -> const Orientation& {
+      auto it = oriented_cards.find(flip);
+      if (it == oriented_cards.end()) {
+        // A fresh Mat each time: rotating into a header that shares `card` would turn it.
+        Orientation o;
+        if (flip == -2) {
+          o.card = card;
+        } else if (flip == -1) {
+          cv::rotate(card, o.card, cv::ROTATE_180);
+        } else {
+          cv::flip(card, o.card, flip);
+        }
+        o.lines = locateNumberLine(o.card);
+        it = oriented_cards.emplace(flip, std::move(o)).first;
+      }
+      return it->second;
+    };
+
     std::set<std::string> numbers;
     double confidence = 0.0;
     std::vector<std::string> why_not;  // per orientation, the best line's reason
-    // Upright and upside down first; then mirrored both ways, for embossed digits seen from
-    // the back of the card (the relief shows through reversed), only when nothing was read.
-    // -2: as is; -1: rotated 180 degrees; 1: mirrored left-right; 0: mirrored top-bottom.
+    // 1. The digit classifier (cheap; reading both ways up is what shows a line that passes
+    // for a number the wrong way round).
+    // Both ways up first; mirrored only when that read nothing, as a mirrored line (seen through
+    // the wrong side) passes for a number far more easily than a card read the right way.
+    std::optional<std::string> glyph_number;  // a checked number read with low confidence
+    if (classifier_) {
+      for (const auto& flips : {std::vector<int>{-2, -1}, std::vector<int>{1, 0}}) {
+        std::vector<View> views;
+        for (const int flip : flips) {
+          views.push_back({&orientation(flip).card, orientation(flip).lines});
+        }
+        if (settledByGlyphs(views, &frame, &glyph_number)) {
+          return frame;
+        }
+        if (glyph_number || !try_mirrored) {
+          break;
+        }
+      }
+    }
+    // 2. Tesseract: upright and upside down first, then mirrored only when nothing was read.
     for (const int flip : {-2, -1, 1, 0}) {
       if (flip >= 0 && (!numbers.empty() || !try_mirrored)) {
         break;
       }
-      // A fresh Mat each time: rotating into a header that shares `card` would turn it in place.
-      cv::Mat oriented;
-      if (flip == -2) {
-        oriented = card;
-      } else if (flip == -1) {
-        cv::rotate(card, oriented, cv::ROTATE_180);
-      } else {
-        cv::flip(card, oriented, flip);
-      }
-      const std::vector<cv::Rect> lines = locateNumberLine(oriented);
-      if (lines.empty()) {
+      const Orientation& o = orientation(flip);
+      if (o.lines.empty()) {
         why_not.push_back("no number line");
         continue;
       }
       std::string first_why;
-      for (const cv::Rect& line : lines) {
-        const DecodedReading decoded = readAndDecode(oriented, line);
+      for (const cv::Rect& line : o.lines) {
+        const DecodedReading decoded = readAndDecode(o.card, line);
         if (decoded.number) {
           numbers.insert(*decoded.number);
           confidence = std::max(confidence, decoded.confidence);
@@ -283,9 +423,13 @@ class Recognizer::Impl {
         why_not.push_back(first_why);
       }
     }
+    // A number the classifier was unsure of must be the one Tesseract read, if it read one.
+    if (glyph_number && !numbers.empty()) {
+      numbers.insert(*glyph_number);
+    }
     if (numbers.size() > 1) {
       frame.self_conflicting = true;
-      frame.note = "the card read as different numbers in different orientations";
+      frame.note = "the card read as different numbers in different orientations or readers";
     } else if (numbers.size() == 1) {
       frame.number = *numbers.begin();
       frame.confidence = confidence;
@@ -300,15 +444,17 @@ class Recognizer::Impl {
     FrameResult frame;
     std::set<std::string> numbers;
     std::vector<std::string> why_not;
+    cv::Mat turned;
+    cv::rotate(image, turned, cv::ROTATE_180);
+    const cv::Rect whole(0, 0, image.cols, image.rows);
+    std::optional<std::string> glyph_number;
+    if (classifier_ && settledByGlyphs({{&image, {whole}}, {&turned, {whole}}}, &frame,
+                                       &glyph_number)) {
+      return frame;
+    }
     for (const bool upside_down : {false, true}) {
-      cv::Mat oriented;
-      if (upside_down) {
-        cv::rotate(image, oriented, cv::ROTATE_180);
-      } else {
-        oriented = image;
-      }
-      const DecodedReading decoded =
-          readAndDecode(oriented, cv::Rect(0, 0, image.cols, image.rows));
+      const cv::Mat& oriented = upside_down ? turned : image;
+      const DecodedReading decoded = readAndDecode(oriented, whole);
       if (decoded.number) {
         numbers.insert(*decoded.number);
         frame.confidence = std::max(frame.confidence, decoded.confidence);
@@ -316,7 +462,13 @@ class Recognizer::Impl {
       }
       why_not.push_back(decoded.why);
     }
-    if (numbers.size() == 1) {
+    if (glyph_number && !numbers.empty()) {
+      numbers.insert(*glyph_number);
+    }
+    if (numbers.size() > 1) {
+      frame.self_conflicting = true;
+      frame.note = "line crop: the classifier and Tesseract read different numbers";
+    } else if (numbers.size() == 1) {
       frame.number = *numbers.begin();
     } else {
       frame.note = fmt::format("line crop: {}", fmt::join(why_not, " / "));
@@ -395,6 +547,7 @@ class Recognizer::Impl {
   RecognizerOptions options_;
   LineReader reader_;
   std::vector<CardFormat> formats_;
+  std::optional<DigitClassifier> classifier_;  // none without a models folder
   std::shared_ptr<spdlog::logger> log_;
 };
 

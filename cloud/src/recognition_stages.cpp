@@ -30,8 +30,7 @@ constexpr int kMaxLineHeightPx = 90;
 constexpr double kMinLineWidthShare = 0.40;
 constexpr std::size_t kMaxLineCandidates = 3;
 
-// readLine scales the line so its text is about this tall, the size Tesseract's LSTM reads best.
-constexpr double kOcrTextHeightPx = 34.0;
+// The border prepareLine puts around the line (Tesseract reads text touching the edge badly).
 constexpr int kOcrBorderPx = 16;
 
 // Tesseract settings for a line of card digits when no config file is given.
@@ -447,6 +446,49 @@ std::vector<cv::Rect> locateRows(const cv::Mat& gray) {
 
 }  // namespace
 
+cv::Mat prepareLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep) {
+  const int pad_x = std::max(8, line_box.height / 3);
+  const int pad_y = std::max(6, line_box.height / 4);
+  cv::Rect crop(line_box.x - pad_x, line_box.y - pad_y, line_box.width + 2 * pad_x,
+                line_box.height + 2 * pad_y);
+  crop &= cv::Rect(0, 0, card_bgr.cols, card_bgr.rows);
+  cv::Mat gray;
+  if (card_bgr.channels() == 3) {
+    cv::cvtColor(card_bgr(crop), gray, cv::COLOR_BGR2GRAY);
+  } else {
+    gray = card_bgr(crop).clone();
+  }
+  const double scale = std::clamp(kLineTextHeightPx / line_box.height, 0.5, 3.0);
+  cv::resize(gray, gray, cv::Size(), scale, scale,
+             scale < 1.0 ? cv::INTER_AREA : cv::INTER_CUBIC);
+
+  // Polarity: the crop's top and bottom margins are background; if they sit on the dark side
+  // of the Otsu split the print is light, so invert it.
+  cv::Mat otsu;
+  const double split = cv::threshold(gray, otsu, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+  const int band = std::max(2, static_cast<int>(pad_y * scale / 2));
+  const double border_mean = (cv::mean(gray.rowRange(0, band))[0] +
+                              cv::mean(gray.rowRange(gray.rows - band, gray.rows))[0]) /
+                             2;
+  if (border_mean < split) {
+    cv::bitwise_not(gray, gray);
+  }
+  if (prep == LinePrep::kGray) {
+    // The grey line as is, framed by its own edge pixels so the frame adds no stroke.
+    cv::copyMakeBorder(gray, gray, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx,
+                       cv::BORDER_REPLICATE);
+    return gray;
+  }
+  // A local threshold copes with the gradients printed behind the number.
+  cv::Mat binary;
+  const int block = (static_cast<int>(kLineTextHeightPx * 1.5) / 2) * 2 + 1;
+  cv::adaptiveThreshold(gray, binary, 255, cv::ADAPTIVE_THRESH_MEAN_C, cv::THRESH_BINARY, block,
+                        12);
+  cv::copyMakeBorder(binary, binary, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx,
+                     cv::BORDER_CONSTANT, cv::Scalar(255));
+  return binary;
+}
+
 class LineReader::Impl {
  public:
   explicit Impl(const LineReaderOptions& options) {
@@ -480,7 +522,7 @@ class LineReader::Impl {
   ~Impl() { api_.End(); }
 
   OcrLine readLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep) {
-    const cv::Mat binary = prepare(card_bgr, line_box, prep);
+    const cv::Mat binary = prepareLine(card_bgr, line_box, prep);
     api_.SetImage(binary.data, binary.cols, binary.rows, 1, static_cast<int>(binary.step));
     OcrLine line;
     if (api_.Recognize(nullptr) != 0) {
@@ -530,52 +572,6 @@ class LineReader::Impl {
     }
     api_.Clear();
     return line;
-  }
-
- private:
-  // The line cut out with some margin, scaled to the height Tesseract reads best, and turned
-  // into dark text on a white background whatever the card's colours.
-  static cv::Mat prepare(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep) {
-    const int pad_x = std::max(8, line_box.height / 3);
-    const int pad_y = std::max(6, line_box.height / 4);
-    cv::Rect crop(line_box.x - pad_x, line_box.y - pad_y, line_box.width + 2 * pad_x,
-                  line_box.height + 2 * pad_y);
-    crop &= cv::Rect(0, 0, card_bgr.cols, card_bgr.rows);
-    cv::Mat gray;
-    if (card_bgr.channels() == 3) {
-      cv::cvtColor(card_bgr(crop), gray, cv::COLOR_BGR2GRAY);
-    } else {
-      gray = card_bgr(crop).clone();
-    }
-    const double scale = std::clamp(kOcrTextHeightPx / line_box.height, 0.5, 3.0);
-    cv::resize(gray, gray, cv::Size(), scale, scale,
-               scale < 1.0 ? cv::INTER_AREA : cv::INTER_CUBIC);
-
-    // Polarity: the crop's top and bottom margins are background; if they sit on the dark side
-    // of the Otsu split the print is light, so invert it.
-    cv::Mat otsu;
-    const double split = cv::threshold(gray, otsu, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
-    const int band = std::max(2, static_cast<int>(pad_y * scale / 2));
-    const double border_mean = (cv::mean(gray.rowRange(0, band))[0] +
-                                cv::mean(gray.rowRange(gray.rows - band, gray.rows))[0]) /
-                               2;
-    if (border_mean < split) {
-      cv::bitwise_not(gray, gray);
-    }
-    if (prep == LinePrep::kGray) {
-      // The grey line as is, framed by its own edge pixels so the frame adds no stroke.
-      cv::copyMakeBorder(gray, gray, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx,
-                         cv::BORDER_REPLICATE);
-      return gray;
-    }
-    // A local threshold copes with the gradients printed behind the number.
-    cv::Mat binary;
-    const int block = (static_cast<int>(kOcrTextHeightPx * 1.5) / 2) * 2 + 1;
-    cv::adaptiveThreshold(gray, binary, 255, cv::ADAPTIVE_THRESH_MEAN_C, cv::THRESH_BINARY, block,
-                          12);
-    cv::copyMakeBorder(binary, binary, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx,
-                       cv::BORDER_CONSTANT, cv::Scalar(255));
-    return binary;
   }
 
   tesseract::TessBaseAPI api_;

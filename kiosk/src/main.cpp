@@ -247,8 +247,10 @@ int runDaemon(const Options& o) {
                                          .offline_timeout_ms = o.offline_timeout_ms},
                      wallClockMs, [&](const lostcard::v1::Envelope& env) { uplink.send(env); });
   controller->start();
-  log->info("kiosk {} up: {} slots, cloud {} ({}), hardware {}", o.id,
-            controller->intake()->config().slot_count, o.cloud, endpoint.server_name, o.hw_kind);
+  // No intake yet when the disk was too full for recovery: the controller waits for room.
+  log->info("kiosk {} up: {} slots, cloud {} ({}), hardware {}{}", o.id,
+            devices.sorter->slotCount(), o.cloud, endpoint.server_name, o.hw_kind,
+            controller->outOfService() ? "; out of service until the journal has room" : "");
 
   bool stopping = false;
   asio::steady_timer poll_timer(io);

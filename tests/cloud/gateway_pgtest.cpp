@@ -8,8 +8,10 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <pqxx/pqxx>
 #include <thread>
 
 #include "lostcard/cloud/gateway.hpp"
@@ -44,13 +46,15 @@ const std::string& pkiDir() {
 // lostcard's cloud side in this process: store, recognition, gateway on 127.0.0.1:<any>.
 class Cloud {
  public:
-  Cloud()
+  // busy_keepalive 0: no empty Heartbeats while the cloud works, so each test reads the answer to
+  // what it sent as the next message.
+  explicit Cloud(std::chrono::milliseconds busy_keepalive = std::chrono::milliseconds(0))
       : store_(storeOptions(db_.conninfo())),
         hasher_("test-key", std::string(32, 'k')),
         service_(store_, hasher_, {}, {}),
         tls_(wire::makeServerContext({pkiDir() + "/ca.crt", pkiDir() + "/server/localhost.crt",
                                       pkiDir() + "/server/localhost.key"})),
-        gateway_(io_, tls_, service_, work_.get_executor(), gatewayOptions()) {
+        gateway_(io_, tls_, service_, work_.get_executor(), gatewayOptions(busy_keepalive)) {
     store_.migrate();
     for (const char* id : {"kiosk-a", "kiosk-b"}) {
       cloud::KioskRecord k;
@@ -70,6 +74,13 @@ class Cloud {
   }
   unsigned short port() const { return gateway_.localEndpoint().port(); }
   cloud::Store& store() { return store_; }
+  std::string conninfo() const { return db_.conninfo(); }
+  // gateway.drain() on the gateway's thread; `drained` turns true when it reports done.
+  void drain(std::atomic<bool>& drained) {
+    asio::post(io_, [this, &drained] {
+      gateway_.drain(std::chrono::minutes(2), [&drained] { drained = true; });
+    });
+  }
 
  private:
   static cloud::StoreOptions storeOptions(const std::string& conninfo) {
@@ -78,10 +89,11 @@ class Cloud {
     o.pool_size = 2;
     return o;
   }
-  static cloud::GatewayOptions gatewayOptions() {
+  static cloud::GatewayOptions gatewayOptions(std::chrono::milliseconds busy_keepalive) {
     cloud::GatewayOptions o;
     o.listen = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
     o.session.max_frame_bytes = 256 * 1024;
+    o.session.busy_keepalive = busy_keepalive;
     return o;
   }
 
@@ -275,6 +287,82 @@ TEST_CASE("bad frames close only the session that sent them", "[gateway]") {
   CHECK(reply->disposition().deposit_id() == deposit);
   REQUIRE(reply->disposition().has_difficult());
   CHECK(reply->disposition().difficult().reason() == v1::DIFFICULT_REASON_BAD_IMAGE);
+}
+
+TEST_CASE("a message this cloud does not know gets an error Ack and the session goes on",
+          "[gateway]") {
+  Cloud cloud;
+  TestKiosk kiosk(cloud.port(), "kiosk-a");
+  REQUIRE(kiosk.hello("kiosk-a").has_hello_ack());
+  // What a newer kiosk sends: an Envelope body this cloud's schema does not have (field 99).
+  auto newer = wire::makeEnvelope(3);
+  newer.GetReflection()->MutableUnknownFields(&newer)->AddLengthDelimited(99, "\x08\x01");
+  kiosk.send(newer);
+  auto refused = kiosk.receive();
+  REQUIRE(refused);
+  REQUIRE(refused->has_ack());
+  CHECK(refused->ack().message_id() == newer.message_id());
+  CHECK_THAT(refused->ack().error(),
+             Catch::StartsWith("unsupported message") && Catch::Contains("field 99"));
+
+  // The session is still there: a heartbeat is acknowledged as usual.
+  auto heartbeat = wire::makeEnvelope(4);
+  heartbeat.mutable_heartbeat()->set_slots_total(4);
+  kiosk.send(heartbeat);
+  auto ack = kiosk.receive();
+  REQUIRE(ack);
+  REQUIRE(ack->has_ack());
+  CHECK(ack->ack().message_id() == heartbeat.message_id());
+  CHECK(ack->ack().error().empty());
+}
+
+TEST_CASE("a cloud busy for a kiosk tells it so with empty Heartbeats, then answers", "[gateway]") {
+  Cloud cloud(std::chrono::milliseconds(50));
+  TestKiosk kiosk(cloud.port(), "kiosk-a");
+  REQUIRE(kiosk.hello("kiosk-a").has_hello_ack());
+  // The decision is held in hand: nobody may write deposits until the test lets go.
+  pqxx::connection locker(cloud.conninfo());
+  auto hold = std::make_unique<pqxx::work>(locker);
+  hold->exec0("LOCK TABLE deposits IN EXCLUSIVE MODE");
+  const std::string deposit = wire::newUuid();
+  kiosk.send(captured(deposit, "not a JPEG"));
+  for (int i = 0; i < 2; ++i) {
+    auto alive = kiosk.receive();
+    REQUIRE(alive);
+    CHECK(alive->has_heartbeat());
+  }
+  hold->abort();
+  hold.reset();
+  // Then the answer (after any Heartbeat still on its way).
+  std::optional<v1::Envelope> reply;
+  do {
+    reply = kiosk.receive();
+    REQUIRE(reply);
+  } while (reply->has_heartbeat());
+  REQUIRE(reply->has_disposition());
+  CHECK(reply->disposition().deposit_id() == deposit);
+}
+
+TEST_CASE("draining closes an idle session once its answers are written, and lets nobody in",
+          "[gateway]") {
+  Cloud cloud;
+  const unsigned short port = cloud.port();
+  TestKiosk kiosk(port, "kiosk-a");
+  REQUIRE(kiosk.hello("kiosk-a").has_hello_ack());
+  auto heartbeat = wire::makeEnvelope(4);
+  heartbeat.mutable_heartbeat()->set_slots_total(4);
+  kiosk.send(heartbeat);
+  std::atomic<bool> drained = false;
+  cloud.drain(drained);
+  // Whatever was answered before the drain arrives; then the connection ends.
+  std::optional<v1::Envelope> got;
+  while ((got = kiosk.receive())) {
+    CHECK(got->has_ack());
+  }
+  CHECK(test::eventually([&] { return drained.load(); }, 30s));
+  // Nobody is let in any more.
+  TestKiosk late(port, "kiosk-b");
+  CHECK(late.handshakeFailed());
 }
 
 TEST_CASE("a card that is not a JPEG becomes a difficult card stored in the bin", "[gateway]") {

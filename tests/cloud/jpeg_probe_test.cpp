@@ -125,3 +125,17 @@ TEST_CASE("probeJpeg never reads past the end of any prefix of a real JPEG") {
     }
   }
 }
+
+TEST_CASE("endsWithEndOfImage tells a whole JPEG from one cut off") {
+  using lostcard::cloud::endsWithEndOfImage;
+  cv::Mat noise(120, 160, CV_8UC3);
+  cv::randu(noise, 0, 255);
+  const std::string jpeg = encode(noise, ".jpg");
+  CHECK(endsWithEndOfImage(jpeg));
+  CHECK(endsWithEndOfImage(jpeg + std::string(16, '\0')));  // padding after EOI is allowed
+  CHECK_FALSE(endsWithEndOfImage(jpeg.substr(0, jpeg.size() / 2)));
+  CHECK_FALSE(endsWithEndOfImage(jpeg.substr(0, jpeg.size() - 1)));
+  CHECK_FALSE(endsWithEndOfImage(craftedHeader(640, 480)));
+  // An EOI before the frame header (an embedded thumbnail's) does not count.
+  CHECK_FALSE(endsWithEndOfImage(std::string("\xFF\xD8\xFF\xD9", 4) + craftedHeader(64, 48)));
+}

@@ -32,3 +32,8 @@ lostcard_add_test(NAME recognition_regression_test TIER unit
 set_property(TEST recognition_regression_test APPEND PROPERTY ENVIRONMENT "OMP_THREAD_LIMIT=1")
 # recognition_cardgen_test runs the program: build it first.
 add_dependencies(recognition_cardgen_test lostcard-cardgen)
+
+# The digit classifier and glyph segmenter, with the committed model (models/digits/).
+lostcard_add_test(NAME digit_classifier_test TIER unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/digit_classifier_test.cpp
+  DEPS lostcard_recognition lostcard_test_support opencv_imgproc opencv_freetype)

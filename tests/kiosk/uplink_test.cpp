@@ -243,7 +243,7 @@ TEST_CASE("a large message on a slow link is given time to arrive before silence
   CHECK_FALSE(h.end(0).ended.has_value());
 }
 
-TEST_CASE("heartbeat acks and the cloud's heartbeats only prove the link alive",
+TEST_CASE("heartbeat and inventory acks and the cloud's heartbeats only prove the link alive",
           "[uplink][peer]") {
   Harness h;
   REQUIRE(runUntil(h.io, [&] { return h.hasGot(0, 1); }));
@@ -254,6 +254,16 @@ TEST_CASE("heartbeat acks and the cloud's heartbeats only prove the link alive",
     h.uplink->send(heartbeat(i));
     REQUIRE(runUntil(h.io, [&] { return cloud.got.size() >= 2 + i; }));
     cloud.send(lostcard::wire::makeAck(cloud.got.back().message_id(), 0));
+  }
+  // An inventory is not durable either: its Ack, even one saying the cloud could not record it,
+  // is nothing for the journal.
+  for (const char* error : {"", "inventory not recorded: database away"}) {
+    auto inventory = lostcard::wire::makeEnvelope(0);
+    inventory.mutable_inventory()->set_slots_total(4);
+    const auto before = cloud.got.size();
+    h.uplink->send(inventory);
+    REQUIRE(runUntil(h.io, [&] { return cloud.got.size() > before; }));
+    cloud.send(lostcard::wire::makeAck(inventory.message_id(), 0, error));
   }
   auto busy = lostcard::wire::makeEnvelope(0);
   busy.mutable_heartbeat();

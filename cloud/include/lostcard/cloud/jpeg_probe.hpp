@@ -24,4 +24,9 @@ struct JpegInfo {
 // no frame header before the scan, a zero width or height.
 std::optional<JpegInfo> probeJpeg(std::string_view bytes, std::string* why = nullptr);
 
+// Whether the JPEG ends with its end-of-image marker (trailing bytes after it allowed) after
+// its frame header. A photo cut off in transfer or storage lacks it; decoders would still show
+// its first rows and grey out the rest, which must not pass for the card.
+bool endsWithEndOfImage(std::string_view bytes);
+
 }  // namespace lostcard::cloud

@@ -7,7 +7,9 @@
 // waits in TCP's window instead of the cloud buffering its images.
 //
 // A session ends, with its reason logged, when the peer closes, on an I/O error, a malformed,
-// oversized or unexpected frame, a missed Hello or an idle timeout. Ending one session never
+// oversized or unexpected frame (a message only the cloud sends), a missed Hello or an idle
+// timeout. A message type this cloud does not know (from a newer kiosk) is answered with an
+// error Ack, "unsupported message (...)", and the session goes on. Ending one session never
 // touches another. drain() ends it gracefully: the message in hand is answered first.
 //
 // Back-pressure: a CardCaptured first takes a place in hooks.recognition_places (a semaphore
@@ -24,6 +26,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/core/stream_traits.hpp>
+#include <google/protobuf/unknown_field_set.h>
 
 #include <algorithm>
 #include <chrono>
@@ -46,8 +49,8 @@ struct SessionOptions {
   // A kiosk sends a heartbeat every few seconds; silence this long means it is gone.
   std::chrono::milliseconds idle_timeout{60'000};
   // Once the cloud has worked this long for a kiosk (reading nothing from it), an empty
-  // Heartbeat about this often tells the kiosk the cloud is alive; 0: none. Keep it well below
-  // the kiosks' peer timeout (at most 1.5 times this passes between two).
+  // Heartbeat, and another each time this passes while the work lasts, tells the kiosk the cloud
+  // is alive; 0: none. Keep it well below the kiosks' peer timeout.
   std::chrono::milliseconds busy_keepalive{2'000};
 };
 
@@ -107,9 +110,10 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
   // Ends the session from outside (a newer session of the same kiosk, or the cloud stopping).
   void stop(const std::string& reason) { shutdown(reason); }
 
-  // Ends the session gracefully (the cloud stopping): at once when no message is in hand;
-  // otherwise once that message is handled and its answer written. A wait for a recognition
-  // place is given up (the kiosk resends that message to the next cloud).
+  // Ends the session gracefully (the cloud stopping): once the answers already given are
+  // written when no message is in hand; otherwise once that message is handled and its answer
+  // written. A wait for a recognition place is given up (the kiosk resends that message to the
+  // next cloud). A message read after drain() is not handled.
   void drain() {
     if (stopped_) {
       return;
@@ -118,7 +122,9 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     if (place_ticket_.waiting()) {
       place_ticket_.cancel();
     } else if (!busy_) {
-      shutdown("cloud shutting down");
+      auto self = this->shared_from_this();
+      boost::asio::co_spawn(conn_.get_executor(), [self]() { return self->closeWhenWritten(); },
+                            boost::asio::detached);
     }
   }
 
@@ -170,6 +176,11 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
       }
       if (auto bad = checkEnvelope(env)) {
         co_return *bad;
+      }
+      if (draining_) {
+        // Arrived after drain(): not in hand; the kiosk sends it again to the next cloud.
+        co_await flushWrites();
+        co_return "cloud shutting down";
       }
       if (auto fatal = co_await dispatch(env)) {
         co_return *fatal;
@@ -238,14 +249,40 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
         auto refusal = *co_await onWorker([this, &env, now] {
           return service_.handleInventory(kiosk_id_, env.inventory(), now);
         });
+        if (refusal) {
+          log_->warn("kiosk {}: Inventory {} refused: {}", kiosk_id_, env.message_id(),
+                     refusal->reason);
+        }
         conn_.send(wire::makeAck(env.message_id(), nowMs(), refusal ? refusal->reason : ""));
         co_return std::nullopt;
       }
       case v1::Envelope::kAck:
         co_return std::nullopt;
+      case v1::Envelope::BODY_NOT_SET: {
+        // A message this cloud's schema does not have: a newer kiosk's. Refused with an error
+        // Ack (final for the kiosk) and the session goes on, so kiosks can be upgraded first.
+        const std::string what = "unsupported message (" + unknownBody(env) + ")";
+        log_->warn("kiosk {}: message {}: {}; answered with an error Ack", kiosk_id_,
+                   env.message_id(), what);
+        conn_.send(wire::makeAck(env.message_id(), nowMs(), what));
+        co_return std::nullopt;
+      }
       default:
         co_return "unexpected " + wire::bodyName(env) + " from a kiosk";
     }
+  }
+
+  // Names an envelope body this cloud does not know by its field numbers: "Envelope field 18".
+  static std::string unknownBody(const v1::Envelope& env) {
+    const auto& unknown = env.GetReflection()->GetUnknownFields(env);
+    if (unknown.field_count() == 0) {
+      return "no body";
+    }
+    std::string numbers;
+    for (int i = 0; i < unknown.field_count(); ++i) {
+      numbers += (i == 0 ? "" : ",") + std::to_string(unknown.field(i).number());
+    }
+    return "Envelope field " + numbers;
   }
 
   std::optional<std::string> checkEnvelope(const v1::Envelope& env) const {
@@ -266,6 +303,7 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     explicit BusyScope(KioskSession& session) : session_(session) {
       session_.busy_ = true;
       session_.busy_since_ = std::chrono::steady_clock::now();
+      session_.keepalive_.cancel();  // keepalive() schedules its first Heartbeat from now
     }
     ~BusyScope() {
       session_.busy_ = false;
@@ -325,25 +363,31 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
     }
   }
 
-  // An empty Heartbeat to the kiosk about every busy_keepalive while the session has been busy
-  // that long (it reads nothing then, so it acks no heartbeat of the kiosk's); after the
-  // HelloAck only. Short work sends none: answers come first.
+  // An empty Heartbeat to the kiosk once the session has been busy for busy_keepalive, and again
+  // each busy_keepalive while it stays busy (it reads nothing then, so it acks no heartbeat of
+  // the kiosk's); after the HelloAck only. Short work sends none: answers come first. BusyScope
+  // wakes this loop when work starts, so the first one is on time.
   boost::asio::awaitable<void> keepalive() {
     auto self = this->shared_from_this();
+    const auto period = options_.busy_keepalive;
     auto last_sent = std::chrono::steady_clock::time_point{};
     while (!stopped_) {
-      keepalive_.expires_after(options_.busy_keepalive / 2);
+      const auto now = std::chrono::steady_clock::now();
+      auto next = now + period;  // idle: look again then, or when work starts
+      if (busy_ && !kiosk_id_.empty()) {
+        const auto due = std::max(busy_since_, last_sent) + period;
+        if (now >= due) {
+          auto alive = wire::makeEnvelope(nowMs());
+          alive.mutable_heartbeat();
+          conn_.send(alive);
+          last_sent = now;
+        } else {
+          next = due;
+        }
+      }
+      keepalive_.expires_at(next);
       boost::system::error_code ec;
       co_await keepalive_.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
-      const auto now = std::chrono::steady_clock::now();
-      if (!stopped_ && busy_ && !kiosk_id_.empty() &&
-          now - busy_since_ >= options_.busy_keepalive &&
-          now - last_sent >= options_.busy_keepalive) {
-        auto alive = wire::makeEnvelope(nowMs());
-        alive.mutable_heartbeat();
-        conn_.send(alive);
-        last_sent = now;
-      }
     }
   }
 
@@ -356,6 +400,12 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
       boost::system::error_code ec;
       co_await pause.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     }
+  }
+
+  // drain() of an idle session: the answers already queued go out, then the session ends.
+  boost::asio::awaitable<void> closeWhenWritten() {
+    co_await flushWrites();
+    shutdown("cloud shutting down");
   }
 
   void shutdown(const std::string& reason) {

@@ -10,6 +10,8 @@
 // manual review. So a number is returned only when it fits one of the accepted formats (payment
 // cards: 13-19 digits passing Luhn; more in models/card_formats.conf), was read with good
 // confidence, and every frame that read a checked number read the same one.
+// Each line is read first by the digit classifier (digit_classifier.hpp; its model is
+// models/digits/), which decides the frame alone only when sure; then by Tesseract.
 // Each frame is read upright and upside down, then mirrored (embossed digits seen from the back)
 // when nothing was read yet; a frame that is only the number line (a crop) is read as one line.
 // Each line is read thresholded, then (if that gives no checked number) in grey levels; a

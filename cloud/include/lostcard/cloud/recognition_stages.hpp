@@ -51,6 +51,12 @@ enum class LinePrep {
   kGray,    // grey levels kept (Tesseract's LSTM reads grey): keeps strokes on busy backgrounds
 };
 
+// The line cut out of the card with a margin, scaled so its text is about kLineTextHeightPx
+// tall, and turned into dark print on a light background whatever the card's colours (the
+// input of both line readers: Tesseract's and the digit classifier's).
+inline constexpr double kLineTextHeightPx = 34.0;
+cv::Mat prepareLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep);
+
 // Tesseract set up to read one line of card digits (LSTM, single-line page mode, digit
 // whitelist). Not thread-safe.
 class LineReader {

@@ -16,7 +16,8 @@
 // slow upload: a message must arrive before it can be answered, so the clock starts when the
 // first unanswered message could have arrived, had everything sent before it passed at
 // options.min_upload_bytes_per_s (a large CardCaptured, or a backlog of them, on a slow link).
-// Acks of heartbeats and the cloud's heartbeats stay in the uplink.
+// Acks of heartbeats and inventories (neither is durable: the next one replaces it) and the
+// cloud's heartbeats stay in the uplink; an inventory the cloud could not record is logged.
 //
 //   Uplink<TlsStream> uplink(io.get_executor(),
 //                            makeTlsConnector(io.get_executor(), tls, {"cloud", "7443", "cloud"}),
@@ -176,8 +177,8 @@ class Uplink {
     std::shared_ptr<boost::asio::steady_timer> peer_timer;
     // When everything sent so far could have reached the cloud at min_upload_bytes_per_s.
     std::chrono::steady_clock::time_point upload_done_at{};
-    // Ids of recent heartbeats, whose Acks only prove the link alive.
-    std::deque<std::string> heartbeat_ids;
+    // Ids of recent heartbeats and inventories, whose Acks only prove the link alive.
+    std::deque<std::string> link_only_ids;
   };
 
   boost::asio::awaitable<std::string> runSession(Stream stream);
@@ -192,10 +193,10 @@ class Uplink {
   // Counts `env` into the upload and, when it is the first message since the cloud last said
   // anything, starts the peer clock from when it could have arrived.
   void noteSent(const std::shared_ptr<Session>& session, const v1::Envelope& env) {
-    if (env.has_heartbeat()) {
-      session->heartbeat_ids.push_back(env.message_id());
-      if (session->heartbeat_ids.size() > kHeartbeatIdsKept) {
-        session->heartbeat_ids.pop_front();
+    if (env.has_heartbeat() || env.has_inventory()) {
+      session->link_only_ids.push_back(env.message_id());
+      if (session->link_only_ids.size() > kLinkOnlyIdsKept) {
+        session->link_only_ids.pop_front();
       }
     }
     if (options_.peer_timeout.count() <= 0) {
@@ -260,7 +261,7 @@ class Uplink {
   std::shared_ptr<Session> session_;
   bool stopped_ = false;
   int sessions_established_ = 0;
-  static constexpr std::size_t kHeartbeatIdsKept = 16;
+  static constexpr std::size_t kLinkOnlyIdsKept = 16;
 };
 
 template <class Stream>
@@ -392,9 +393,14 @@ template <class Stream>
 std::string Uplink<Stream>::handleInbound(Session& session, const v1::Envelope& env) {
   switch (env.body_case()) {
     case v1::Envelope::kAck: {
-      auto& ids = session.heartbeat_ids;
+      auto& ids = session.link_only_ids;
       if (auto it = std::find(ids.begin(), ids.end(), env.ack().message_id()); it != ids.end()) {
-        ids.erase(it);  // a heartbeat's: the link is alive, nothing for the daemon
+        // A heartbeat's or an inventory's: the link is alive, nothing for the daemon.
+        ids.erase(it);
+        if (!env.ack().error().empty()) {
+          log_->warn("the cloud did not take message {}: {}", env.ack().message_id(),
+                     env.ack().error());
+        }
         return {};
       }
       if (handlers_.on_message) {

@@ -1,0 +1,79 @@
+#pragma once
+// Reads a line of card digits glyph by glyph: the line is cut into glyphs (segmentLine), each
+// glyph is described by its gradient histogram (glyphFeatures) and classified by a small neural
+// network trained on digits rendered in the fonts cards are printed with (models/digits/,
+// trained by tools/train_digits). Each position gets its top choices with probabilities, which
+// is what the check-digit decoder (card_number_decoder.hpp) needs to repair a doubtful digit.
+//
+//   DigitClassifier classifier = DigitClassifier::load("models/digits/digit_mlp.yml.gz");
+//   LineReading reading = readLineGlyphs(classifier, card_bgr, line_box);
+//   DecodedReading d = decodeReading(reading, formats);
+//
+// It is much cheaper than a Tesseract line read (about a millisecond a line) and knows the
+// fixed-pitch digit shapes (OCR-A, OCR-B, embosser fonts) Tesseract's general model misreads.
+// Not thread-safe to share while training; classify() is const and safe to call concurrently.
+#include <memory>
+#include <opencv2/core.hpp>
+#include <string>
+#include <vector>
+
+#include "lostcard/cloud/card_number_decoder.hpp"
+
+namespace lostcard::cloud {
+
+// Glyphs are normalised to this box (aspect kept, centred) before their features are taken.
+inline constexpr int kGlyphWidthPx = 20;
+inline constexpr int kGlyphHeightPx = 32;
+
+// One line cut into glyphs, left to right: each glyph's box in the prepared line image and its
+// normalised picture (kGlyphWidthPx x kGlyphHeightPx, CV_8U, ink bright on black); and the
+// sizes of the groups the gaps between glyphs split the line into.
+struct LineGlyphs {
+  std::vector<cv::Rect> boxes;
+  std::vector<cv::Mat> glyphs;
+  std::vector<std::size_t> groups;
+  // False when tall ink next to the glyphs was left out (too tall or wide to be a glyph: digits
+  // running into the card's edge or a pattern), so digits of the line may be missing.
+  bool complete = true;
+};
+
+// Cuts a prepared line (prepareLine(): CV_8U grey, dark print on a light background, text about
+// kLineTextHeightPx tall) into glyphs. Pieces too small or off the text row are left out; a
+// piece as wide as two or more glyphs is split at the line's glyph pitch.
+LineGlyphs segmentLine(const cv::Mat& line_gray);
+
+// The feature vector of one normalised glyph (1 x N, CV_32F).
+cv::Mat glyphFeatures(const cv::Mat& glyph);
+
+// The classifier's eleventh class: a glyph that is no digit as it stands, such as a digit seen
+// upside down or mirrored (so a line read the wrong way round does not pass for a number).
+// classify() reports it as the symbol '?'.
+inline constexpr int kNotADigit = 10;
+
+class DigitClassifier {
+ public:
+  // Reads a model written by save(). Throws std::runtime_error if it is missing or malformed.
+  static DigitClassifier load(const std::string& path);
+  // Trains a network on glyphs (normalised, as segmentLine gives them) and their labels (0..9,
+  // or kNotADigit). The same samples and seed give the same model.
+  static DigitClassifier train(const std::vector<cv::Mat>& glyphs, const std::vector<int>& digits,
+                               unsigned seed);
+
+  void save(const std::string& path) const;
+
+  // The glyph's likely symbols ('0'..'9', '?' for no digit), best first, with probabilities
+  // (the top three of a distribution summing to 1).
+  std::vector<CharChoice> classify(const cv::Mat& glyph) const;
+
+ private:
+  class Model;
+  explicit DigitClassifier(std::shared_ptr<const Model> model);
+  std::shared_ptr<const Model> model_;
+};
+
+// One line of a straightened card read with the classifier: prepareLine, segmentLine, classify.
+// The groups are the ones segmentLine saw; *complete (when given) says whether the cut was.
+LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& card_bgr,
+                           const cv::Rect& line_box, bool* complete = nullptr);
+
+}  // namespace lostcard::cloud

@@ -1,0 +1,337 @@
+#include "lostcard/cloud/digit_classifier.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/ml.hpp>
+#include <opencv2/objdetect.hpp>
+#include <stdexcept>
+
+#include "lostcard/cloud/recognition_stages.hpp"
+
+namespace lostcard::cloud {
+namespace {
+
+// Pieces of ink smaller than this (in the prepared line, text ~34 px tall) are specks.
+constexpr int kMinPieceArea = 12;
+// A glyph is at least this share of the row's text height tall (a broken digit's pieces are
+// joined first), and at most this share of it.
+constexpr double kMinGlyphHeightShare = 0.6;
+constexpr double kMaxGlyphHeightShare = 1.5;
+// A glyph is at least this share of the row height wide (thinner: a rule or a pattern's line;
+// a digit 1 is wider for its flag or foot), and one glyph at most this share.
+constexpr double kMinGlyphWidthShare = 0.1;
+constexpr double kMaxSingleGlyphWidthShare = 0.8;
+// A glyph wider than this many typical glyph widths is glyphs touching each other.
+constexpr double kTouchingWidthShare = 1.55;
+// Two neighbours whose centres are this many glyph pitches apart sit on either side of a gap.
+constexpr double kGroupGapPitchShare = 1.4;
+// Softmax sharpness for the network's outputs (targets are +1 / -1), so that a clear output
+// reads as a probability near 1 and two close outputs share it.
+constexpr double kSoftmaxGain = 4.0;
+constexpr int kTopChoices = 3;
+constexpr int kClasses = kNotADigit + 1;
+
+double median(std::vector<double> v) {
+  if (v.empty()) {
+    return 0.0;
+  }
+  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  return *mid;
+}
+
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) {
+    return 0.0;
+  }
+  std::sort(v.begin(), v.end());
+  const auto i = static_cast<std::size_t>(std::clamp(q, 0.0, 1.0) * (v.size() - 1) + 0.5);
+  return v[i];
+}
+
+// The glyph cut out of the line (ink bright), contrast stretched, scaled to the glyph height
+// (narrower when it is wide) and centred in the glyph box.
+cv::Mat normaliseGlyph(const cv::Mat& line_gray, const cv::Rect& box) {
+  cv::Mat ink;
+  cv::bitwise_not(line_gray(box), ink);
+  double lo = 0;
+  double hi = 0;
+  cv::minMaxLoc(ink, &lo, &hi);
+  if (hi - lo < 1.0) {
+    hi = lo + 1.0;
+  }
+  ink.convertTo(ink, CV_8U, 255.0 / (hi - lo), -lo * 255.0 / (hi - lo));
+  const double scale = std::min(static_cast<double>(kGlyphHeightPx) / box.height,
+                                static_cast<double>(kGlyphWidthPx) / box.width);
+  const int w = std::clamp(static_cast<int>(std::lround(box.width * scale)), 1, kGlyphWidthPx);
+  const int h = std::clamp(static_cast<int>(std::lround(box.height * scale)), 1, kGlyphHeightPx);
+  cv::Mat scaled;
+  cv::resize(ink, scaled, cv::Size(w, h), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  cv::Mat glyph(kGlyphHeightPx, kGlyphWidthPx, CV_8U, cv::Scalar(0));
+  scaled.copyTo(glyph(cv::Rect((kGlyphWidthPx - w) / 2, (kGlyphHeightPx - h) / 2, w, h)));
+  return glyph;
+}
+
+const cv::HOGDescriptor& glyphHog() {
+  // 3 x 3 blocks of 2 x 2 cells of 10 x 16 px ... 9 orientations: 324 values.
+  static const cv::HOGDescriptor hog(cv::Size(kGlyphWidthPx, kGlyphHeightPx), cv::Size(10, 16),
+                                     cv::Size(5, 8), cv::Size(5, 8), 9);
+  return hog;
+}
+
+}  // namespace
+
+LineGlyphs segmentLine(const cv::Mat& line_gray) {
+  LineGlyphs out;
+  if (line_gray.empty() || line_gray.type() != CV_8UC1) {
+    return out;
+  }
+  cv::Mat ink;
+  const int block = (static_cast<int>(kLineTextHeightPx * 1.5) / 2) * 2 + 1;
+  cv::adaptiveThreshold(line_gray, ink, 255, cv::ADAPTIVE_THRESH_MEAN_C, cv::THRESH_BINARY_INV,
+                        block, 12);
+  cv::Mat labels;
+  cv::Mat stats;
+  cv::Mat centroids;
+  const int n = cv::connectedComponentsWithStats(ink, labels, stats, centroids, 8, CV_32S);
+  std::vector<cv::Rect> pieces;
+  for (int i = 1; i < n; ++i) {
+    if (stats.at<int>(i, cv::CC_STAT_AREA) < kMinPieceArea) {
+      continue;
+    }
+    pieces.emplace_back(stats.at<int>(i, cv::CC_STAT_LEFT), stats.at<int>(i, cv::CC_STAT_TOP),
+                        stats.at<int>(i, cv::CC_STAT_WIDTH), stats.at<int>(i, cv::CC_STAT_HEIGHT));
+  }
+  // The row: the median top and bottom of the pieces about as tall as text.
+  std::vector<double> tops;
+  std::vector<double> bottoms;
+  for (const auto& p : pieces) {
+    if (p.height >= 0.5 * kLineTextHeightPx && p.height <= 1.6 * kLineTextHeightPx &&
+        p.width <= 1.6 * kLineTextHeightPx) {
+      tops.push_back(p.y);
+      bottoms.push_back(p.br().y);
+    }
+  }
+  if (tops.size() < 2) {
+    return out;
+  }
+  const double row_top = median(tops);
+  const double row_bottom = median(bottoms);
+  const double row_height = row_bottom - row_top;
+  if (row_height < 8) {
+    return out;
+  }
+  // Pieces inside the row (with some slack), joined into columns where they overlap in x.
+  std::vector<cv::Rect> inside;
+  const double slack = 0.25 * row_height;
+  for (const auto& p : pieces) {
+    if (p.y >= row_top - slack && p.br().y <= row_bottom + slack &&
+        p.height <= kMaxGlyphHeightShare * row_height) {
+      inside.push_back(p);
+    }
+  }
+  std::sort(inside.begin(), inside.end(),
+            [](const cv::Rect& a, const cv::Rect& b) { return a.x < b.x; });
+  std::vector<cv::Rect> columns;
+  for (const auto& p : inside) {
+    if (!columns.empty()) {
+      cv::Rect& last = columns.back();
+      const int overlap = std::min(last.br().x, p.br().x) - std::max(last.x, p.x);
+      if (overlap > 0.5 * std::min(last.width, p.width)) {
+        last |= p;
+        continue;
+      }
+    }
+    columns.push_back(p);
+  }
+  std::vector<cv::Rect> glyphs;
+  for (const auto& c : columns) {
+    if (c.height >= kMinGlyphHeightShare * row_height && c.width <= 3.5 * row_height &&
+        c.width >= kMinGlyphWidthShare * row_height) {
+      glyphs.push_back(c);
+    }
+  }
+  if (glyphs.size() < 2) {
+    return out;
+  }
+  // Touching glyphs: split a box much wider than the typical glyph evenly. The typical width is
+  // taken from boxes narrow enough to be one glyph, so that many touching pairs in one line
+  // do not pass for the norm.
+  std::vector<double> widths;
+  std::vector<double> single_widths;
+  for (const auto& g : glyphs) {
+    widths.push_back(g.width);
+    if (g.width <= kMaxSingleGlyphWidthShare * row_height) {
+      single_widths.push_back(g.width);
+    }
+  }
+  const double typical_width =
+      single_widths.size() >= 3 ? quantile(single_widths, 0.75) : quantile(widths, 0.75);
+  std::vector<cv::Rect> split;
+  for (const auto& g : glyphs) {
+    const int parts =
+        g.width > kTouchingWidthShare * typical_width
+            ? std::max(2, static_cast<int>(std::lround(g.width / (typical_width * 1.08))))
+            : 1;
+    for (int k = 0; k < parts; ++k) {
+      const int x0 = g.x + g.width * k / parts;
+      const int x1 = g.x + g.width * (k + 1) / parts;
+      split.emplace_back(x0, g.y, x1 - x0, g.height);
+    }
+  }
+  // Groups: the pitch is the typical distance between neighbouring centres; a much longer one
+  // is a gap between groups.
+  std::vector<double> steps;
+  for (std::size_t i = 1; i < split.size(); ++i) {
+    steps.push_back((split[i].x + split[i].width / 2.0) -
+                    (split[i - 1].x + split[i - 1].width / 2.0));
+  }
+  const double pitch = quantile(steps, 0.3);
+  std::size_t group = 1;
+  for (std::size_t i = 1; i < split.size(); ++i) {
+    if (steps[i - 1] > kGroupGapPitchShare * pitch) {
+      out.groups.push_back(group);
+      group = 0;
+    }
+    ++group;
+  }
+  out.groups.push_back(group);
+  // Tall ink left out next to the glyphs (a piece too tall or too wide: digits run into the
+  // card's edge or a pattern) may hide digits of the number: the cut is then incomplete.
+  const int reach = static_cast<int>(2 * pitch);
+  const int left = split.front().x - reach;
+  const int right = split.back().br().x + reach;
+  for (const auto& p : pieces) {
+    const int overlap_y = std::min(p.br().y, static_cast<int>(row_bottom)) -
+                          std::max(p.y, static_cast<int>(row_top));
+    const bool kept = std::any_of(split.begin(), split.end(), [&](const cv::Rect& g) {
+      return (g & p).area() > 0.5 * p.area();
+    });
+    if (!kept && overlap_y >= 0.6 * row_height && p.br().x > left && p.x < right) {
+      out.complete = false;
+    }
+  }
+  for (const auto& box : split) {
+    out.boxes.push_back(box);
+    out.glyphs.push_back(normaliseGlyph(line_gray, box));
+  }
+  return out;
+}
+
+cv::Mat glyphFeatures(const cv::Mat& glyph) {
+  std::vector<float> hog;
+  glyphHog().compute(glyph, hog);
+  // Plus a coarse picture of the ink (4 x 4 px cells), which HOG, being local, lacks.
+  cv::Mat coarse;
+  cv::resize(glyph, coarse, cv::Size(kGlyphWidthPx / 4, kGlyphHeightPx / 4), 0, 0,
+             cv::INTER_AREA);
+  cv::Mat features(1, static_cast<int>(hog.size() + coarse.total()), CV_32F);
+  std::copy(hog.begin(), hog.end(), features.ptr<float>());
+  float* tail = features.ptr<float>() + hog.size();
+  for (int i = 0; i < static_cast<int>(coarse.total()); ++i) {
+    tail[i] = coarse.data[i] / 255.0f;
+  }
+  return features;
+}
+
+class DigitClassifier::Model {
+ public:
+  explicit Model(cv::Ptr<cv::ml::ANN_MLP> net) : net_(std::move(net)) {}
+  const cv::ml::ANN_MLP& net() const { return *net_; }
+
+ private:
+  cv::Ptr<cv::ml::ANN_MLP> net_;
+};
+
+DigitClassifier::DigitClassifier(std::shared_ptr<const Model> model) : model_(std::move(model)) {}
+
+DigitClassifier DigitClassifier::load(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) {
+    throw std::runtime_error("digit model missing: " + path);
+  }
+  cv::Ptr<cv::ml::ANN_MLP> net;
+  try {
+    net = cv::ml::ANN_MLP::load(path);
+  } catch (const cv::Exception& e) {
+    throw std::runtime_error("digit model unreadable: " + path + ": " + e.what());
+  }
+  if (!net || !net->isTrained()) {
+    throw std::runtime_error("digit model unreadable: " + path);
+  }
+  const cv::Mat sizes = net->getLayerSizes();
+  const int inputs = glyphFeatures(cv::Mat(kGlyphHeightPx, kGlyphWidthPx, CV_8U, cv::Scalar(0))).cols;
+  if (sizes.total() < 2 || sizes.at<int>(0) != inputs ||
+      sizes.at<int>(static_cast<int>(sizes.total()) - 1) != kClasses) {
+    throw std::runtime_error("digit model " + path + " does not fit this recognizer's features");
+  }
+  return DigitClassifier(std::make_shared<const Model>(net));
+}
+
+DigitClassifier DigitClassifier::train(const std::vector<cv::Mat>& glyphs,
+                                       const std::vector<int>& digits, unsigned seed) {
+  if (glyphs.empty() || glyphs.size() != digits.size()) {
+    throw std::invalid_argument("train: need as many digits as glyphs, and some");
+  }
+  cv::Mat samples;
+  cv::Mat targets(static_cast<int>(glyphs.size()), kClasses, CV_32F, cv::Scalar(-1.0f));
+  for (std::size_t i = 0; i < glyphs.size(); ++i) {
+    samples.push_back(glyphFeatures(glyphs[i]));
+    targets.at<float>(static_cast<int>(i), digits[i]) = 1.0f;
+  }
+  cv::theRNG().state = seed;
+  auto net = cv::ml::ANN_MLP::create();
+  net->setLayerSizes(std::vector<int>{samples.cols, 128, kClasses});
+  net->setActivationFunction(cv::ml::ANN_MLP::SIGMOID_SYM, 1, 1);
+  net->setTrainMethod(cv::ml::ANN_MLP::RPROP);
+  net->setTermCriteria(cv::TermCriteria(cv::TermCriteria::MAX_ITER + cv::TermCriteria::EPS, 400,
+                                        1e-5));
+  net->train(cv::ml::TrainData::create(samples, cv::ml::ROW_SAMPLE, targets));
+  return DigitClassifier(std::make_shared<const Model>(net));
+}
+
+void DigitClassifier::save(const std::string& path) const { model_->net().save(path); }
+
+std::vector<CharChoice> DigitClassifier::classify(const cv::Mat& glyph) const {
+  cv::Mat outputs;
+  model_->net().predict(glyphFeatures(glyph), outputs);
+  std::vector<double> p(kClasses);
+  double peak = -1e9;
+  for (int d = 0; d < kClasses; ++d) {
+    peak = std::max(peak, static_cast<double>(outputs.at<float>(0, d)));
+  }
+  double sum = 0;
+  for (int d = 0; d < kClasses; ++d) {
+    p[d] = std::exp(kSoftmaxGain * (outputs.at<float>(0, d) - peak));
+    sum += p[d];
+  }
+  std::vector<int> order(kClasses);
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + kTopChoices, order.end(),
+                    [&](int a, int b) { return p[a] > p[b]; });
+  std::vector<CharChoice> choices;
+  for (int k = 0; k < kTopChoices; ++k) {
+    const char symbol = order[k] == kNotADigit ? '?' : static_cast<char>('0' + order[k]);
+    choices.push_back({symbol, p[order[k]] / sum});
+  }
+  return choices;
+}
+
+LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& card_bgr,
+                           const cv::Rect& line_box, bool* complete) {
+  const cv::Mat line = prepareLine(card_bgr, line_box, LinePrep::kGray);
+  const LineGlyphs cut = segmentLine(line);
+  LineReading reading;
+  for (const auto& glyph : cut.glyphs) {
+    reading.positions.push_back(classifier.classify(glyph));
+  }
+  reading.groups = cut.groups;
+  if (complete != nullptr) {
+    *complete = cut.complete;
+  }
+  return reading;
+}
+
+}  // namespace lostcard::cloud

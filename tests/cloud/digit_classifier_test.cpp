@@ -1,0 +1,166 @@
+// The digit classifier and the glyph segmenter (digit_classifier.hpp) on lines rendered here,
+// in fonts of Debian's font packages, with the model committed in models/digits/.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <opencv2/freetype.hpp>
+#include <opencv2/imgproc.hpp>
+#include <string>
+
+#include "lostcard/cloud/card_formats.hpp"
+#include "lostcard/cloud/digit_classifier.hpp"
+#include "lostcard/cloud/recognition_stages.hpp"
+#include "lostcard/test/child_process.hpp"
+
+using namespace lostcard::cloud;
+
+namespace {
+
+const std::string kOcrA = "/usr/share/fonts/truetype/ocr-a/OCRA.ttf";
+const std::string kDejaVuMono = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf";
+const std::string kLiberationSans = "/usr/share/fonts/truetype/liberation2/LiberationSans-Bold.ttf";
+
+const DigitClassifier& model() {
+  static const DigitClassifier classifier =
+      DigitClassifier::load(lostcard::test::sourceDir() + "/models/digits/digit_mlp.yml.gz");
+  return classifier;
+}
+
+// `text` printed dark on a light card colour; `box` receives where the text lies.
+cv::Mat renderLine(const std::string& font_path, const std::string& text, int font_px,
+                   cv::Rect* box) {
+  auto font = cv::freetype::createFreeType2();
+  font->loadFontData(font_path, 0);
+  int baseline = 0;
+  const cv::Size size = font->getTextSize(text, font_px, -1, &baseline);
+  const cv::Size canvas(size.width + 2 * font_px, size.height + baseline + 2 * font_px);
+  cv::Mat ink(canvas, CV_8UC3, cv::Scalar::all(0));
+  font->putText(ink, text, cv::Point(font_px, font_px), font_px, cv::Scalar::all(255), -1,
+                cv::LINE_AA, false);
+  cv::cvtColor(ink, ink, cv::COLOR_BGR2GRAY);
+  *box = cv::boundingRect(ink);
+  cv::Mat image(canvas, CV_8UC3, cv::Scalar(215, 225, 235));
+  image.setTo(cv::Scalar(40, 30, 20), ink > 128);
+  return image;
+}
+
+std::string bestSymbols(const LineReading& reading) {
+  std::string s;
+  for (const auto& position : reading.positions) {
+    s += position.front().symbol;
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("segmentLine cuts a printed card number into one glyph per digit, in its groups") {
+  for (const auto& font : {kOcrA, kDejaVuMono, kLiberationSans}) {
+    CAPTURE(font);
+    cv::Rect box;
+    const cv::Mat card = renderLine(font, "4556 7375 8689 9855", 40, &box);
+    const LineGlyphs cut = segmentLine(prepareLine(card, box, LinePrep::kGray));
+    REQUIRE(cut.glyphs.size() == 16);
+    CHECK(cut.groups == std::vector<std::size_t>{4, 4, 4, 4});
+    for (std::size_t i = 1; i < cut.boxes.size(); ++i) {
+      CHECK(cut.boxes[i].x > cut.boxes[i - 1].x);
+    }
+    for (const auto& glyph : cut.glyphs) {
+      CHECK(glyph.size() == cv::Size(kGlyphWidthPx, kGlyphHeightPx));
+    }
+  }
+}
+
+TEST_CASE("segmentLine finds nothing in an empty line") {
+  const cv::Mat blank(60, 400, CV_8UC1, cv::Scalar(220));
+  CHECK(segmentLine(blank).glyphs.empty());
+}
+
+TEST_CASE("The committed model reads printed card numbers exactly") {
+  const auto formats = defaultCardFormats();
+  for (const auto& font : {kOcrA, kDejaVuMono, kLiberationSans}) {
+    for (const std::string number : {"4556737586899855", "5105105105105100"}) {
+      CAPTURE(font, number);
+      const std::string text = number.substr(0, 4) + " " + number.substr(4, 4) + " " +
+                               number.substr(8, 4) + " " + number.substr(12, 4);
+      cv::Rect box;
+      const cv::Mat card = renderLine(font, text, 36, &box);
+      const LineReading reading = readLineGlyphs(model(), card, box);
+      CHECK(bestSymbols(reading) == number);
+      const DecodedReading decoded = decodeReading(reading, formats);
+      REQUIRE(decoded.number);
+      CHECK(*decoded.number == number);
+    }
+  }
+}
+
+TEST_CASE("A line read upside down does not pass for a number") {
+  const auto formats = defaultCardFormats();
+  for (const auto& font : {kOcrA, kDejaVuMono, kLiberationSans}) {
+    CAPTURE(font);
+    cv::Rect box;
+    const cv::Mat card = renderLine(font, "4556 7375 8689 9855", 36, &box);
+    cv::Mat turned;
+    cv::rotate(card, turned, cv::ROTATE_180);
+    const cv::Rect turned_box(card.cols - box.br().x, card.rows - box.br().y, box.width,
+                              box.height);
+    const LineReading reading = readLineGlyphs(model(), turned, turned_box);
+    CHECK_FALSE(decodeReading(reading, formats).number);
+    // The turned 4s, 5s, 7s and 3s are seen as no digit at all.
+    CHECK(bestSymbols(reading).find('?') != std::string::npos);
+  }
+}
+
+TEST_CASE("classify gives probabilities, best first") {
+  cv::Rect box;
+  const cv::Mat line = renderLine(kDejaVuMono, "7777 7777", 40, &box);
+  const LineGlyphs seven = segmentLine(prepareLine(line, box, LinePrep::kGray));
+  REQUIRE(!seven.glyphs.empty());
+  const auto choices = model().classify(seven.glyphs.front());
+  REQUIRE(choices.size() == 3);
+  CHECK(choices[0].symbol == '7');
+  CHECK(choices[0].score >= choices[1].score);
+  CHECK(choices[1].score >= choices[2].score);
+  CHECK(choices[0].score + choices[1].score + choices[2].score <= 1.0 + 1e-9);
+}
+
+TEST_CASE("Training is deterministic and a saved model loads back") {
+  // A tiny set: the glyphs of two rendered lines.
+  std::vector<cv::Mat> glyphs;
+  std::vector<int> labels;
+  for (const auto& font : {kOcrA, kDejaVuMono}) {
+    cv::Rect box;
+    const cv::Mat card = renderLine(font, "0123 4567 8901 2345", 36, &box);
+    const LineGlyphs cut = segmentLine(prepareLine(card, box, LinePrep::kGray));
+    REQUIRE(cut.glyphs.size() == 16);
+    const std::string digits = "0123456789012345";
+    for (std::size_t i = 0; i < cut.glyphs.size(); ++i) {
+      glyphs.push_back(cut.glyphs[i]);
+      labels.push_back(digits[i] - '0');
+    }
+  }
+  const DigitClassifier a = DigitClassifier::train(glyphs, labels, 7);
+  const DigitClassifier b = DigitClassifier::train(glyphs, labels, 7);
+  const auto dir = lostcard::test::makeTestDir("digit-model");
+  const std::string path = dir + "/model.yml.gz";
+  a.save(path);
+  const DigitClassifier loaded = DigitClassifier::load(path);
+  for (const auto& glyph : glyphs) {
+    const auto ca = a.classify(glyph);
+    const auto cb = b.classify(glyph);
+    const auto cl = loaded.classify(glyph);
+    CHECK(ca.front().symbol == cb.front().symbol);
+    CHECK(ca.front().score == Approx(cb.front().score));
+    CHECK(ca.front().symbol == cl.front().symbol);
+    CHECK(ca.front().score == Approx(cl.front().score).epsilon(1e-4));
+  }
+}
+
+TEST_CASE("load refuses a missing or foreign model") {
+  CHECK_THROWS_WITH(DigitClassifier::load("/nonexistent/digit_mlp.yml.gz"),
+                    Catch::Contains("missing"));
+  const auto dir = lostcard::test::makeTestDir("digit-model-bad");
+  const std::string path = dir + "/bad.yml";
+  std::ofstream(path) << "%YAML:1.0\nnot_a_model: 1\n";
+  CHECK_THROWS(DigitClassifier::load(path));
+}

@@ -1,0 +1,344 @@
+// lostcard-train-digits: trains the recognition's digit classifier (digit_classifier.hpp) and
+// writes the model the recognizer loads from models/digits/.
+//
+//   lostcard-train-digits --out models/digits/digit_mlp.yml.gz [--seed 1] [--lines 2400]
+//
+// It renders lines of random card digits in the fonts cards are printed with (Debian's font
+// packages: fonts-ocr-a, fonts-ocr-b, fonts-dejavu-core, fonts-liberation2, fonts-freefont-ttf),
+// on light and dark backgrounds with patterns, blur, noise, a slight tilt, lost resolution and
+// JPEG compression, sometimes as embossed relief lit from one side; then cuts each line into
+// glyphs with the recognizer's own prepareLine + segmentLine, so the network learns from the
+// very crops it will see. Lines whose cut does not give one glyph per digit are left out.
+// Every tenth line is kept back for validation; the last line printed is
+//   train-digits: lines=.. glyphs=.. validation_glyphs=.. glyph_accuracy=.. line_accuracy=..
+// Deterministic: the same seed and fonts give the same model.
+#include <fmt/format.h>
+
+#include <boost/program_options.hpp>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <opencv2/freetype.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "lostcard/cloud/digit_classifier.hpp"
+#include "lostcard/cloud/recognition_stages.hpp"
+
+namespace po = boost::program_options;
+namespace lc = lostcard::cloud;
+
+namespace {
+
+struct FontFile {
+  std::string path;
+  std::string package;
+};
+
+const std::vector<FontFile>& fontFiles() {
+  static const std::string dejavu = "/usr/share/fonts/truetype/dejavu/";
+  static const std::string liberation = "/usr/share/fonts/truetype/liberation2/";
+  static const std::string freefont = "/usr/share/fonts/truetype/freefont/";
+  static const std::vector<FontFile> fonts = {
+      {"/usr/share/fonts/truetype/ocr-a/OCRA.ttf", "fonts-ocr-a"},
+      {"/usr/share/fonts/opentype/ocr-b/OCRB.otf", "fonts-ocr-b"},
+      {dejavu + "DejaVuSans.ttf", "fonts-dejavu-core"},
+      {dejavu + "DejaVuSans-Bold.ttf", "fonts-dejavu-core"},
+      {dejavu + "DejaVuSansMono.ttf", "fonts-dejavu-core"},
+      {dejavu + "DejaVuSansMono-Bold.ttf", "fonts-dejavu-core"},
+      {dejavu + "DejaVuSerif.ttf", "fonts-dejavu-core"},
+      {dejavu + "DejaVuSerif-Bold.ttf", "fonts-dejavu-core"},
+      {liberation + "LiberationSans-Regular.ttf", "fonts-liberation2"},
+      {liberation + "LiberationSans-Bold.ttf", "fonts-liberation2"},
+      {liberation + "LiberationMono-Regular.ttf", "fonts-liberation2"},
+      {liberation + "LiberationMono-Bold.ttf", "fonts-liberation2"},
+      {liberation + "LiberationSerif-Bold.ttf", "fonts-liberation2"},
+      {freefont + "FreeSans.ttf", "fonts-freefont-ttf"},
+      {freefont + "FreeSansBold.ttf", "fonts-freefont-ttf"},
+      {freefont + "FreeMono.ttf", "fonts-freefont-ttf"},
+      {freefont + "FreeMonoBold.ttf", "fonts-freefont-ttf"},
+      {freefont + "FreeSerifBold.ttf", "fonts-freefont-ttf"},
+  };
+  return fonts;
+}
+
+const std::vector<std::vector<int>> kGroupings = {
+    {4, 4, 4, 4}, {4, 6, 5}, {6, 13}, {4, 4, 4, 4, 3}, {4, 6, 4}, {16}};
+
+using Rng = std::mt19937;
+
+double uniform(Rng& rng, double lo, double hi) {
+  return std::uniform_real_distribution<double>(lo, hi)(rng);
+}
+int uniformInt(Rng& rng, int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+bool chance(Rng& rng, double p) { return uniform(rng, 0, 1) < p; }
+
+struct RenderedLine {
+  cv::Mat image;      // BGR
+  cv::Rect text_box;  // where a line locator would put the box
+  std::string digits;
+};
+
+// A background like a card's: a gradient between two colours, sometimes with waves or stripes.
+cv::Mat background(Rng& rng, cv::Size size, bool dark) {
+  const auto colour = [&] {
+    return dark ? cv::Scalar(uniform(rng, 10, 90), uniform(rng, 10, 90), uniform(rng, 10, 90))
+                : cv::Scalar(uniform(rng, 160, 255), uniform(rng, 160, 255),
+                             uniform(rng, 160, 255));
+  };
+  const cv::Scalar a = colour();
+  const cv::Scalar b = colour();
+  cv::Mat bg(size, CV_8UC3);
+  const double angle = uniform(rng, 0, 2 * M_PI);
+  for (int y = 0; y < size.height; ++y) {
+    auto* row = bg.ptr<cv::Vec3b>(y);
+    for (int x = 0; x < size.width; ++x) {
+      const double t = 0.5 + 0.5 * std::sin(angle) * (x - size.width / 2.0) / size.width +
+                       0.5 * std::cos(angle) * (y - size.height / 2.0) / size.height;
+      for (int c = 0; c < 3; ++c) {
+        row[x][c] = cv::saturate_cast<uchar>(a[c] * (1 - t) + b[c] * t);
+      }
+    }
+  }
+  if (chance(rng, 0.4)) {
+    const cv::Scalar line_colour = colour() * uniform(rng, 0.85, 1.15);
+    const double period = uniform(rng, 8, 30);
+    const double amp = uniform(rng, 2, 12);
+    for (int k = 0; k < size.height / 8 + 2; ++k) {
+      std::vector<cv::Point> pts;
+      for (int x = 0; x < size.width; x += 4) {
+        pts.emplace_back(x, static_cast<int>(k * 9 + amp * std::sin(x / period + k)));
+      }
+      cv::polylines(bg, pts, false, line_colour, 1, cv::LINE_AA);
+    }
+  }
+  return bg;
+}
+
+// Raised digits lit from one side: the glyph mask as a height field, shaded by its slope.
+cv::Mat embossed(Rng& rng, const cv::Mat& bg, const cv::Mat& mask, bool tipped) {
+  cv::Mat height;
+  mask.convertTo(height, CV_32F, 1.0 / 255);
+  cv::GaussianBlur(height, height, cv::Size(), uniform(rng, 0.8, 1.8));
+  cv::Mat gx;
+  cv::Mat gy;
+  cv::Sobel(height, gx, CV_32F, 1, 0, 3);
+  cv::Sobel(height, gy, CV_32F, 0, 1, 3);
+  const double light = uniform(rng, 0, 2 * M_PI);
+  const cv::Mat shade = -(gx * std::cos(light) + gy * std::sin(light)) * uniform(rng, 60, 140);
+  cv::Mat out;
+  bg.convertTo(out, CV_32FC3);
+  std::vector<cv::Mat> channels;
+  cv::split(out, channels);
+  const cv::Scalar tip = chance(rng, 0.5) ? cv::Scalar(200, 200, 205) : cv::Scalar(70, 170, 215);
+  for (int c = 0; c < 3; ++c) {
+    channels[c] += shade;
+    if (tipped) {
+      channels[c] = channels[c].mul(1 - height) + height * tip[c];
+    }
+  }
+  cv::merge(channels, out);
+  out.convertTo(out, CV_8UC3);
+  return out;
+}
+
+RenderedLine renderLine(Rng& rng, cv::freetype::FreeType2& font) {
+  const auto& grouping = kGroupings[uniformInt(rng, 0, static_cast<int>(kGroupings.size()) - 1)];
+  const std::string gap(chance(rng, 0.7) ? 1 : 2, ' ');
+  RenderedLine line;
+  std::string text;
+  for (std::size_t g = 0; g < grouping.size(); ++g) {
+    if (g > 0) {
+      text += gap;
+    }
+    for (int i = 0; i < grouping[g]; ++i) {
+      const char d = static_cast<char>('0' + uniformInt(rng, 0, 9));
+      text += d;
+      line.digits += d;
+    }
+  }
+  const int font_px = uniformInt(rng, 22, 64);
+  int baseline = 0;
+  const cv::Size text_size = font.getTextSize(text, font_px, -1, &baseline);
+  const int margin = font_px;
+  const cv::Size size(text_size.width + 2 * margin, text_size.height + baseline + 2 * margin);
+  const bool dark = chance(rng, 0.25);
+  const int style = uniformInt(rng, 0, 9);  // 0..1: embossed, else flat print
+  cv::Mat bg = background(rng, size, dark && style > 1);
+  const cv::Point org(margin, margin);
+  cv::Mat mask(size, CV_8UC3, cv::Scalar::all(0));  // FreeType draws on colour images only
+  font.putText(mask, text, org, font_px, cv::Scalar::all(255), -1, cv::LINE_AA, false);
+  cv::cvtColor(mask, mask, cv::COLOR_BGR2GRAY);
+  const cv::Rect ink_box = cv::boundingRect(mask);  // where the glyphs really are
+  if (style <= 1) {
+    line.image = embossed(rng, bg, mask, style == 1);
+  } else {
+    const cv::Scalar ink = dark ? cv::Scalar::all(uniform(rng, 190, 255))
+                                : cv::Scalar(uniform(rng, 0, 90), uniform(rng, 0, 90),
+                                             uniform(rng, 0, 90));
+    cv::Mat alpha;
+    mask.convertTo(alpha, CV_32F, 1.0 / 255);
+    cv::cvtColor(alpha, alpha, cv::COLOR_GRAY2BGR);
+    cv::Mat printed;
+    bg.convertTo(printed, CV_32FC3);
+    const cv::Mat ink_layer(size, CV_32FC3, ink);
+    printed = printed.mul(cv::Scalar::all(1.0) - alpha) + ink_layer.mul(alpha);
+    printed.convertTo(line.image, CV_8UC3);
+  }
+  // Tilt, lost resolution, blur, noise, JPEG.
+  const double tilt = uniform(rng, -1.5, 1.5);
+  const cv::Mat rot = cv::getRotationMatrix2D(cv::Point2f(size.width / 2.f, size.height / 2.f),
+                                              tilt, 1.0);
+  cv::warpAffine(line.image, line.image, rot, size, cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+  const double shrink = uniform(rng, 0.55, 1.0);
+  if (shrink < 0.95) {
+    cv::Mat small;
+    cv::resize(line.image, small, cv::Size(), shrink, shrink, cv::INTER_AREA);
+    cv::resize(small, line.image, size, 0, 0, cv::INTER_LINEAR);
+  }
+  const double sigma = uniform(rng, 0, 1.3);
+  if (sigma > 0.3) {
+    cv::GaussianBlur(line.image, line.image, cv::Size(), sigma);
+  }
+  cv::Mat noise(size, CV_16SC3);
+  cv::randn(noise, 0, uniform(rng, 0, 10));
+  cv::Mat noisy;
+  line.image.convertTo(noisy, CV_16SC3);
+  noisy += noise;
+  noisy.convertTo(line.image, CV_8UC3);
+  std::vector<uchar> jpeg;
+  cv::imencode(".jpg", line.image, jpeg, {cv::IMWRITE_JPEG_QUALITY, uniformInt(rng, 40, 95)});
+  line.image = cv::imdecode(jpeg, cv::IMREAD_COLOR);
+  // The locator's box: the text's, give or take a few pixels.
+  const int jitter = std::max(1, font_px / 10);
+  line.text_box = cv::Rect(ink_box.x + uniformInt(rng, -jitter, jitter),
+                           ink_box.y + uniformInt(rng, -jitter, jitter),
+                           ink_box.width + uniformInt(rng, -jitter, jitter),
+                           ink_box.height + uniformInt(rng, -jitter, jitter)) &
+                  cv::Rect(0, 0, size.width, size.height);
+  return line;
+}
+
+// A glyph turned upside down or mirrored: 6 and 9 turned are each other; turned or mirrored,
+// 3, 4 and 7 are no digit at all (almost every line of 16 digits has one, so a line read the
+// wrong way round shows a non-digit). The others look too much like digits when turned (0, 1
+// and 8 like themselves, a turned 2 like some fonts' 2, a mirrored 5 like a 2) to teach
+// anything but confusion.
+void addWrongWayRound(const cv::Mat& glyph, int digit, std::vector<cv::Mat>* glyphs,
+                      std::vector<int>* labels) {
+  const bool never_a_digit = digit == 3 || digit == 4 || digit == 7;
+  if (!never_a_digit && digit != 6 && digit != 9) {
+    return;
+  }
+  cv::Mat turned;
+  cv::rotate(glyph, turned, cv::ROTATE_180);
+  glyphs->push_back(turned);
+  labels->push_back(digit == 6 ? 9 : digit == 9 ? 6 : lc::kNotADigit);
+  if (never_a_digit) {
+    cv::Mat mirrored;
+    cv::flip(glyph, mirrored, 1);
+    glyphs->push_back(mirrored);
+    labels->push_back(lc::kNotADigit);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string out;
+  unsigned seed = 1;
+  int lines = 2400;
+  po::options_description opts("lostcard-train-digits options");
+  opts.add_options()("help,h", "this help")(
+      "out", po::value(&out)->required(), "where to write the model (.yml.gz)")(
+      "seed", po::value(&seed)->default_value(1), "random seed")(
+      "lines", po::value(&lines)->default_value(2400), "lines of digits to render");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, opts), vm);
+    if (vm.count("help")) {
+      std::cout << opts << "\n";
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "lostcard-train-digits: " << e.what() << "\n" << opts << "\n";
+    return 2;
+  }
+  std::vector<cv::Ptr<cv::freetype::FreeType2>> fonts;
+  for (const auto& f : fontFiles()) {
+    if (!std::filesystem::is_regular_file(f.path)) {
+      std::cerr << "lostcard-train-digits: missing " << f.path << " (install " << f.package
+                << ")\n";
+      return 1;
+    }
+    fonts.push_back(cv::freetype::createFreeType2());
+    fonts.back()->loadFontData(f.path, 0);
+  }
+  Rng rng(seed);
+  std::vector<cv::Mat> train_glyphs;
+  std::vector<int> train_digits;  // 0..9 or kNotADigit
+  std::vector<std::vector<cv::Mat>> held_lines;
+  std::vector<std::string> held_digits;
+  int kept = 0;
+  for (int i = 0; i < lines; ++i) {
+    // The OCR fonts (the first two), whose shapes are furthest from the rest, twice as often.
+    const std::size_t pick = static_cast<std::size_t>(i) % (fonts.size() + 2);
+    auto& font = *fonts[pick < fonts.size() ? pick : pick - fonts.size()];
+    const RenderedLine line = renderLine(rng, font);
+    const cv::Mat prepared = lc::prepareLine(line.image, line.text_box, lc::LinePrep::kGray);
+    const lc::LineGlyphs cut = lc::segmentLine(prepared);
+    if (cut.glyphs.size() != line.digits.size()) {
+      continue;
+    }
+    ++kept;
+    if (i % 10 == 9) {
+      held_lines.push_back(cut.glyphs);
+      held_digits.push_back(line.digits);
+      continue;
+    }
+    for (std::size_t k = 0; k < cut.glyphs.size(); ++k) {
+      const int digit = line.digits[k] - '0';
+      train_glyphs.push_back(cut.glyphs[k]);
+      train_digits.push_back(digit);
+      // The same glyph the wrong way round, for the not-a-digit class (or as the digit it then
+      // looks like); every other line, so digits stay most of the set.
+      if (i % 2 == 0) {
+        addWrongWayRound(cut.glyphs[k], digit, &train_glyphs, &train_digits);
+      }
+    }
+  }
+  std::cout << fmt::format("rendered {} lines, {} cut into one glyph per digit; training on {} "
+                           "glyphs\n",
+                           lines, kept, train_glyphs.size())
+            << std::flush;
+  const lc::DigitClassifier classifier = lc::DigitClassifier::train(train_glyphs, train_digits,
+                                                                    seed);
+  std::filesystem::create_directories(std::filesystem::path(out).parent_path().empty()
+                                          ? "."
+                                          : std::filesystem::path(out).parent_path());
+  classifier.save(out);
+  int glyphs_right = 0;
+  int glyphs_total = 0;
+  int lines_right = 0;
+  for (std::size_t i = 0; i < held_lines.size(); ++i) {
+    bool all = true;
+    for (std::size_t k = 0; k < held_lines[i].size(); ++k) {
+      const bool right = classifier.classify(held_lines[i][k]).front().symbol == held_digits[i][k];
+      glyphs_right += right ? 1 : 0;
+      all = all && right;
+      ++glyphs_total;
+    }
+    lines_right += all ? 1 : 0;
+  }
+  std::cout << fmt::format(
+      "train-digits: lines={} glyphs={} validation_glyphs={} glyph_accuracy={:.4f} "
+      "line_accuracy={:.4f}\n",
+      kept, train_glyphs.size(), glyphs_total,
+      glyphs_total ? static_cast<double>(glyphs_right) / glyphs_total : 0.0,
+      held_lines.empty() ? 0.0 : static_cast<double>(lines_right) / held_lines.size());
+  return 0;
+}
