@@ -71,6 +71,21 @@ TEST_CASE("segmentLine cuts a printed card number into one glyph per digit, in i
   }
 }
 
+TEST_CASE("segmentLine says when tall ink beside the glyphs was left out") {
+  cv::Rect box;
+  cv::Mat card = renderLine(kLiberationSans, "4164 8159 7968 2684 386", 36, &box);
+  CHECK(segmentLine(prepareLine(card, box, LinePrep::kGray)).complete);
+  // A dark band (the card's edge, a stripe) running through the last digits and well beyond
+  // the line: the digits it touches are lost, so the cut must say it is incomplete rather
+  // than pass off the first 16 digits as the whole number.
+  const int x = box.br().x - box.height;
+  cv::rectangle(card, cv::Rect(x, 0, 3 * box.height, card.rows), cv::Scalar(30, 30, 30),
+                cv::FILLED);
+  const LineGlyphs cut = segmentLine(prepareLine(card, box, LinePrep::kGray));
+  CHECK(cut.glyphs.size() < 19);
+  CHECK_FALSE(cut.complete);
+}
+
 TEST_CASE("segmentLine finds nothing in an empty line") {
   const cv::Mat blank(60, 400, CV_8UC1, cv::Scalar(220));
   CHECK(segmentLine(blank).glyphs.empty());
