@@ -32,6 +32,7 @@
 #include "lostcard/cloud/registry_http_client.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/cloud/webhook_signature.hpp"
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 #include "lostcard/wire/envelope.hpp"
@@ -43,6 +44,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 namespace {
+
+using lostcard::test::readFile;
 
 constexpr const char* kSecret = "ada-secret-0123456789";
 
@@ -343,13 +346,6 @@ TEST_CASE("two workers share the outbox and send each notice once") {
 }
 
 namespace {
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
 
 // A self-signed certificate for 127.0.0.1 made with the openssl command line.
 void makeCertificate(const std::string& dir) {

@@ -19,6 +19,7 @@
 
 #include <sys/wait.h>
 
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 
@@ -28,62 +29,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<std::string> readLines(const fs::path& path) {
-  std::vector<std::string> lines;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) {
-      lines.push_back(line);
-    }
-  }
-  return lines;
-}
-
-std::vector<std::string> readLinesOf(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) {
-      lines.push_back(line);
-    }
-  }
-  return lines;
-}
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::size_t countOf(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
-    ++n;
-  }
-  return n;
-}
-
-// Moves a card folder into a box's intake in one rename, as a finder's hand drops it.
-void dropCard(const fs::path& card, const fs::path& sim_root) {
-  const fs::path staging = sim_root.parent_path() / ("staging-" + card.filename().string());
-  fs::copy(card, staging, fs::copy_options::recursive);
-  fs::create_directories(sim_root / "intake");
-  fs::rename(staging, sim_root / "intake" / card.filename());
-}
-
-bool inSomeSlot(const fs::path& sim_root, const std::string& card) {
-  if (!fs::exists(sim_root / "slots")) {
-    return false;
-  }
-  for (const auto& slot : fs::directory_iterator(sim_root / "slots")) {
-    if (fs::exists(slot.path() / card)) {
-      return true;
-    }
-  }
-  return false;
-}
+using lostcard::test::countOf;
+using lostcard::test::dropCard;
+using lostcard::test::inSomeSlot;
+using lostcard::test::nonEmptyLines;
+using lostcard::test::readFile;
+using lostcard::test::readLines;
 
 // Backends of this test's database that wait for a lock.
 int lockWaiters(const std::string& conninfo) {
@@ -244,7 +195,7 @@ TEST_CASE("a stopping cloud answers the card in hand, exits 0, and nothing is de
   // One deposit row per card, both stored where the boxes hold them.
   REQUIRE(test::eventually(
       [&] { return countOf(adminRun({"deposits"}), "\tstored\t") == 2; }, 60s));
-  const auto deposits = readLinesOf(adminRun({"deposits"}));
+  const auto deposits = nonEmptyLines(adminRun({"deposits"}));
   REQUIRE(deposits.size() == 2);
   int in_bin = 0;
   for (const auto& row : deposits) {

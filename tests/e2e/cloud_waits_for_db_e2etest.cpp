@@ -9,6 +9,7 @@
 #include <regex>
 #include <sstream>
 
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 
@@ -18,12 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using lostcard::test::readFile;
 
 void writeControl(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 
@@ -19,16 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<std::string> readLines(const fs::path& path) {
-  std::vector<std::string> lines;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) {
-      lines.push_back(line);
-    }
-  }
-  return lines;
-}
+using lostcard::test::dropCard;
+using lostcard::test::readLines;
 
 google::protobuf::Struct parseJson(const std::string& json) {
   google::protobuf::Struct s;
@@ -52,14 +45,6 @@ std::string field(const google::protobuf::Struct& s, const std::string& path) {
     current = &it->second.struct_value();
     rest = rest.substr(dot + 1);
   }
-}
-
-// Moves a card folder into a box's intake in one rename, as a finder's hand drops it.
-void dropCard(const fs::path& card, const fs::path& sim_root) {
-  const fs::path staging = sim_root.parent_path() / ("staging-" + card.filename().string());
-  fs::copy(card, staging, fs::copy_options::recursive);
-  fs::create_directories(sim_root / "intake");
-  fs::rename(staging, sim_root / "intake" / card.filename());
 }
 
 bool holds(const fs::path& folder, const std::string& card) {

@@ -16,6 +16,7 @@
 #include <map>
 #include <sstream>
 
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 
@@ -25,56 +26,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<std::string> readLines(const fs::path& path) {
-  std::vector<std::string> lines;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) {
-      lines.push_back(line);
-    }
-  }
-  return lines;
-}
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::size_t countOf(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
-    ++n;
-  }
-  return n;
-}
+using lostcard::test::countOf;
+using lostcard::test::dropCard;
+using lostcard::test::inSomeSlot;
+using lostcard::test::readFile;
+using lostcard::test::readLines;
 
 void writeControl(const fs::path& path, const std::string& text) {
   const auto tmp = path.string() + ".tmp";
   std::ofstream(tmp) << text;
   fs::rename(tmp, path);
-}
-
-// Moves a card folder into a box's intake in one rename, as a finder's hand drops it.
-void dropCard(const fs::path& card, const fs::path& sim_root) {
-  const fs::path staging = sim_root.parent_path() / ("staging-" + card.filename().string());
-  fs::copy(card, staging, fs::copy_options::recursive);
-  fs::create_directories(sim_root / "intake");
-  fs::rename(staging, sim_root / "intake" / card.filename());
-}
-
-bool inSomeSlot(const fs::path& sim_root, const std::string& card) {
-  if (!fs::exists(sim_root / "slots")) {
-    return false;
-  }
-  for (const auto& slot : fs::directory_iterator(sim_root / "slots")) {
-    if (fs::exists(slot.path() / card)) {
-      return true;
-    }
-  }
-  return false;
 }
 
 // The cloud's record of the kiosk's last heartbeat, seconds since the epoch (0: none yet).

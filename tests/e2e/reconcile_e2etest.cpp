@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "lostcard/kiosk/journal.hpp"
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 
@@ -21,23 +22,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) {
-      out.push_back(line);
-    }
-  }
-  return out;
-}
+using lostcard::test::dropCard;
+using lostcard::test::inSomeSlot;
+using lostcard::test::nonEmptyLines;
+using lostcard::test::readFile;
 
 std::vector<std::string> fields(const std::string& line) {
   std::vector<std::string> out;
@@ -46,26 +34,6 @@ std::vector<std::string> fields(const std::string& line) {
     out.push_back(field);
   }
   return out;
-}
-
-// Moves a card folder into a box's intake in one rename, as a finder's hand drops it.
-void dropCard(const fs::path& card, const fs::path& sim_root) {
-  const fs::path staging = sim_root.parent_path() / ("staging-" + card.filename().string());
-  fs::copy(card, staging, fs::copy_options::recursive);
-  fs::create_directories(sim_root / "intake");
-  fs::rename(staging, sim_root / "intake" / card.filename());
-}
-
-bool inAnySlot(const fs::path& sim_root, const std::string& card) {
-  if (!fs::exists(sim_root / "slots")) {
-    return false;
-  }
-  for (const auto& slot : fs::directory_iterator(sim_root / "slots")) {
-    if (fs::exists(slot.path() / card)) {
-      return true;
-    }
-  }
-  return false;
 }
 
 struct Outcome {
@@ -139,8 +107,9 @@ TEST_CASE("lostcard-admin reconcile reports agreement, then each disagreement", 
        (dir / "pki/server/localhost.key").string(), "--card-key-file", (dir / "card.key").string(),
        "--models-dir", test::sourceDir() + "/models"},
       (dir / "cloud.log").string());
-  REQUIRE(test::eventually([&] { return !lines(readFile(dir / "cloud.port")).empty(); }, 60s));
-  const std::string cloud_port = lines(readFile(dir / "cloud.port")).front();
+  REQUIRE(test::eventually(
+      [&] { return !nonEmptyLines(readFile(dir / "cloud.port")).empty(); }, 60s));
+  const std::string cloud_port = nonEmptyLines(readFile(dir / "cloud.port")).front();
 
   const fs::path journal_path = dir / "kiosk-1.journal";
   const fs::path sim_root = dir / "kiosk-1";
@@ -159,7 +128,7 @@ TEST_CASE("lostcard-admin reconcile reports agreement, then each disagreement", 
   auto kiosk = startKiosk();
 
   dropCard(dir / "cards/card-marie", sim_root);
-  REQUIRE(test::eventually([&] { return inAnySlot(sim_root, "card-marie"); }, 120s));
+  REQUIRE(test::eventually([&] { return inSomeSlot(sim_root, "card-marie"); }, 120s));
   dropCard(dir / "cards/card-unknown", sim_root);
   REQUIRE(test::eventually([&] { return fs::exists(sim_root / "bin/card-unknown"); }, 120s));
 
@@ -180,7 +149,7 @@ TEST_CASE("lostcard-admin reconcile reports agreement, then each disagreement", 
 
   // The deposits as the cloud has them: one in a slot (Marie's), one in the bin.
   std::string slot_deposit, bin_deposit, slot_place;
-  for (const auto& line : lines(adminRun({"deposits", "--kiosk", "kiosk-1"}))) {
+  for (const auto& line : nonEmptyLines(adminRun({"deposits", "--kiosk", "kiosk-1"}))) {
     const auto f = fields(line);
     REQUIRE(f.size() == 7);
     if (f[4] == "bin") {

@@ -24,6 +24,7 @@
 #include "fake_cloud.hpp"
 #include "lostcard/hw/sim_box.hpp"
 #include "lostcard/kiosk/uplink.hpp"
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/wire/envelope.hpp"
 #include "lostcard/wire/tls.hpp"
@@ -37,6 +38,8 @@ using lostcard::kiosk::test::runUntil;
 using lostcard::test::ChildProcess;
 
 namespace {
+
+using lostcard::test::readFile;
 
 // The fleet CA, the cloud's certificate for "localhost" and 127.0.0.1, and one kiosk's.
 struct Pki {
@@ -116,13 +119,6 @@ fs::path makeCard(const fs::path& dir, const std::string& name) {
     REQUIRE(cv::imwrite((card / (std::string(face) + ".jpg")).string(), image));
   }
   return card;
-}
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace

@@ -27,6 +27,7 @@
 
 #include "lostcard/hw/sim_box.hpp"
 #include "lostcard/kiosk/journal.hpp"
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
 
 namespace fs = std::filesystem;
@@ -39,6 +40,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using lostcard::test::readFile;
+
 constexpr int kSlots = 3;
 
 fs::path makeCard(const fs::path& dir, const std::string& name) {
@@ -50,13 +53,6 @@ fs::path makeCard(const fs::path& dir, const std::string& name) {
     REQUIRE(cv::imwrite((card / (std::string(face) + ".jpg")).string(), image));
   }
   return card;
-}
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 struct JournalLine {
