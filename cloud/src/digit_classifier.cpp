@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/ml.hpp>
@@ -26,6 +27,23 @@ constexpr double kMinGlyphWidthShare = 0.1;
 constexpr double kMaxSingleGlyphWidthShare = 0.8;
 // A glyph wider than this many typical glyph widths is glyphs touching each other.
 constexpr double kTouchingWidthShare = 1.55;
+// A piece of relief may be this many text heights wide (a group of up to 6 glyphs run together).
+constexpr double kMaxReliefPieceWidthShare = 5.0;
+// A cut between touching glyphs may move this share of a glyph's width from the even split, to
+// the emptiest column there.
+constexpr double kCutSearchShare = 0.3;
+// A glyph narrower than this share of the typical width, at most kSliverGapPx from a neighbour,
+// is a sliver of that neighbour if the two are at most kJoinedWidthShare of it wide together.
+constexpr double kSliverWidthShare = 0.45;
+constexpr int kSliverGapPx = 2;
+constexpr double kJoinedWidthShare = 1.35;
+// A line of touching glyphs: the glyph pitch is between these shares of the row height, the gap
+// between glyphs about this share of the pitch, and the line holds a card number's digits.
+constexpr double kMinPitchShare = 0.45;
+constexpr double kMaxPitchShare = 1.0;
+constexpr double kGlyphGapPitchShare = 0.12;
+constexpr int kMinNumberLength = 13;
+constexpr int kMaxNumberLength = 19;
 // Two neighbours whose centres are this many glyph pitches apart sit on either side of a gap.
 constexpr double kGroupGapPitchShare = 1.4;
 // Softmax sharpness for the network's outputs (targets are +1 / -1), so that a clear output
@@ -82,17 +100,49 @@ const cv::HOGDescriptor& glyphHog() {
   return hog;
 }
 
+// A line whose glyphs (nearly) all touch: the boxes are its groups, or runs of them. Under a
+// monospaced pitch p a box W wide holds about (W + gap) / p glyphs, the gap between glyphs being
+// about kGlyphGapPitchShare of p. The pitch is the one (within the plausible widths of a digit
+// for the row's height) whose counts fit the widths best and add up to a card number's length;
+// empty when none does.
+std::vector<int> countsAtBestPitch(const std::vector<cv::Rect>& boxes, double row_height) {
+  std::vector<int> best;
+  double best_cost = std::numeric_limits<double>::max();
+  for (double pitch = kMinPitchShare * row_height; pitch <= kMaxPitchShare * row_height;
+       pitch += 0.25) {
+    std::vector<int> counts;
+    int total = 0;
+    double cost = 0;
+    for (const auto& b : boxes) {
+      const double exact = (b.width + kGlyphGapPitchShare * pitch) / pitch;
+      const int n = std::max(1, static_cast<int>(std::lround(exact)));
+      counts.push_back(n);
+      total += n;
+      cost += (exact - n) * (exact - n);
+    }
+    if (total >= kMinNumberLength && total <= kMaxNumberLength && cost < best_cost) {
+      best_cost = cost;
+      best = counts;
+    }
+  }
+  return best;
+}
+
 }  // namespace
 
-LineGlyphs segmentLine(const cv::Mat& line_gray) {
+LineGlyphs segmentLine(const cv::Mat& line_gray, LinePrep prep) {
   LineGlyphs out;
   if (line_gray.empty() || line_gray.type() != CV_8UC1) {
     return out;
   }
   cv::Mat ink;
-  const int block = (static_cast<int>(kLineTextHeightPx * 1.5) / 2) * 2 + 1;
-  cv::adaptiveThreshold(line_gray, ink, 255, cv::ADAPTIVE_THRESH_MEAN_C, cv::THRESH_BINARY_INV,
-                        block, 12);
+  if (prep == LinePrep::kRelief) {
+    cv::threshold(line_gray, ink, 0, 255, cv::THRESH_BINARY_INV | cv::THRESH_OTSU);
+  } else {
+    const int block = (static_cast<int>(kLineTextHeightPx * 1.5) / 2) * 2 + 1;
+    cv::adaptiveThreshold(line_gray, ink, 255, cv::ADAPTIVE_THRESH_MEAN_C, cv::THRESH_BINARY_INV,
+                          block, 12);
+  }
   cv::Mat labels;
   cv::Mat stats;
   cv::Mat centroids;
@@ -105,12 +155,15 @@ LineGlyphs segmentLine(const cv::Mat& line_gray) {
     pieces.emplace_back(stats.at<int>(i, cv::CC_STAT_LEFT), stats.at<int>(i, cv::CC_STAT_TOP),
                         stats.at<int>(i, cv::CC_STAT_WIDTH), stats.at<int>(i, cv::CC_STAT_HEIGHT));
   }
+  // Relief blurs neighbouring glyphs into one piece far more often than print does: such a
+  // piece, up to a whole group wide, still marks the row and is split into glyphs below.
+  const double max_piece_width_share = prep == LinePrep::kRelief ? kMaxReliefPieceWidthShare : 1.6;
   // The row: the median top and bottom of the pieces about as tall as text.
   std::vector<double> tops;
   std::vector<double> bottoms;
   for (const auto& p : pieces) {
     if (p.height >= 0.5 * kLineTextHeightPx && p.height <= 1.6 * kLineTextHeightPx &&
-        p.width <= 1.6 * kLineTextHeightPx) {
+        p.width <= max_piece_width_share * kLineTextHeightPx) {
       tops.push_back(p.y);
       bottoms.push_back(p.br().y);
     }
@@ -149,7 +202,8 @@ LineGlyphs segmentLine(const cv::Mat& line_gray) {
   }
   std::vector<cv::Rect> glyphs;
   for (const auto& c : columns) {
-    if (c.height >= kMinGlyphHeightShare * row_height && c.width <= 3.5 * row_height &&
+    if (c.height >= kMinGlyphHeightShare * row_height &&
+        c.width <= std::max(3.5, max_piece_width_share) * row_height &&
         c.width >= kMinGlyphWidthShare * row_height) {
       glyphs.push_back(c);
     }
@@ -168,19 +222,86 @@ LineGlyphs segmentLine(const cv::Mat& line_gray) {
       single_widths.push_back(g.width);
     }
   }
-  const double typical_width =
-      single_widths.size() >= 3 ? quantile(single_widths, 0.75) : quantile(widths, 0.75);
-  std::vector<cv::Rect> split;
-  for (const auto& g : glyphs) {
-    const int parts =
-        g.width > kTouchingWidthShare * typical_width
-            ? std::max(2, static_cast<int>(std::lround(g.width / (typical_width * 1.08))))
-            : 1;
-    for (int k = 0; k < parts; ++k) {
-      const int x0 = g.x + g.width * k / parts;
-      const int x1 = g.x + g.width * (k + 1) / parts;
-      split.emplace_back(x0, g.y, x1 - x0, g.height);
+  // How many glyphs each box holds.
+  std::vector<int> counts;
+  double typical_width = 0.0;
+  // Print: most glyphs stand alone and show the width. Relief (embossed, monospaced digits
+  // blurred into each other): the pitch that fits every box decides.
+  if (single_widths.size() >= 3 && prep != LinePrep::kRelief) {
+    typical_width = quantile(single_widths, 0.75);
+    for (const auto& g : glyphs) {
+      counts.push_back(g.width > kTouchingWidthShare * typical_width
+                           ? std::max(2, static_cast<int>(std::lround(
+                                             g.width / (typical_width * 1.08))))
+                           : 1);
     }
+  } else {
+    counts = countsAtBestPitch(glyphs, row_height);
+    if (counts.empty()) {
+      return out;
+    }
+    double glyph_total = 0;
+    double width_total = 0;
+    for (std::size_t i = 0; i < glyphs.size(); ++i) {
+      glyph_total += counts[i];
+      width_total += glyphs[i].width;
+    }
+    typical_width = width_total / glyph_total;
+  }
+  std::vector<cv::Rect> split;
+  for (std::size_t b = 0; b < glyphs.size(); ++b) {
+    const cv::Rect& g = glyphs[b];
+    const int parts = counts[b];
+    // Each cut at the emptiest column near where an even split would put it.
+    std::vector<int> cuts = {g.x};
+    if (parts > 1) {
+      cv::Mat column_ink;
+      cv::reduce(ink(g), column_ink, 0, cv::REDUCE_SUM, CV_32S);
+      const int reach = static_cast<int>(kCutSearchShare * g.width / parts);
+      for (int k = 1; k < parts; ++k) {
+        const int even = g.width * k / parts;
+        int best = even;
+        for (int x = std::max(cuts.back() - g.x + 1, even - reach);
+             x <= std::min(g.width - 1, even + reach); ++x) {
+          if (column_ink.at<int>(0, x) < column_ink.at<int>(0, best)) {
+            best = x;
+          }
+        }
+        cuts.push_back(g.x + best);
+      }
+    }
+    cuts.push_back(g.br().x);
+    for (std::size_t k = 0; k + 1 < cuts.size(); ++k) {
+      if (cuts[k + 1] > cuts[k]) {
+        split.emplace_back(cuts[k], g.y, cuts[k + 1] - cuts[k], g.height);
+      }
+    }
+  }
+  // A sliver right against a neighbour (one edge of a glyph that a shadow or a highlight cut
+  // off the rest) joins it, when the two together are no wider than one glyph.
+  for (std::size_t i = 0; i < split.size() && split.size() > 2;) {
+    const cv::Rect g = split[i];
+    std::size_t into = split.size();
+    int joined_width = std::numeric_limits<int>::max();
+    for (const std::size_t n : {i - 1, i + 1}) {
+      if (g.width >= kSliverWidthShare * typical_width || n >= split.size()) {
+        continue;
+      }
+      const int gap = std::max(split[n].x - g.br().x, g.x - split[n].br().x);
+      const int width = (split[n] | g).width;
+      if (gap <= kSliverGapPx && width <= kJoinedWidthShare * typical_width &&
+          width < joined_width) {
+        into = n;
+        joined_width = width;
+      }
+    }
+    if (into < split.size()) {
+      split[into] |= g;
+      split.erase(split.begin() + static_cast<std::ptrdiff_t>(i));
+      i = 0;
+      continue;
+    }
+    ++i;
   }
   // Groups: the pitch is the typical distance between neighbouring centres; a much longer one
   // is a gap between groups.
@@ -320,9 +441,9 @@ std::vector<CharChoice> DigitClassifier::classify(const cv::Mat& glyph) const {
 }
 
 LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& card_bgr,
-                           const cv::Rect& line_box, bool* complete) {
-  const cv::Mat line = prepareLine(card_bgr, line_box, LinePrep::kGray);
-  const LineGlyphs cut = segmentLine(line);
+                           const cv::Rect& line_box, bool* complete, LinePrep prep) {
+  const cv::Mat line = prepareLine(card_bgr, line_box, prep);
+  const LineGlyphs cut = segmentLine(line, prep);
   LineReading reading;
   for (const auto& glyph : cut.glyphs) {
     reading.positions.push_back(classifier.classify(glyph));

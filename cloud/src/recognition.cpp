@@ -291,7 +291,7 @@ class Recognizer::Impl {
   // when that settles the frame: one number read with high confidence (set in *frame), or
   // different numbers in different views (*frame marked self-conflicting). Otherwise a number
   // read with lower confidence goes to *unsure, for Tesseract's reading to confirm.
-  bool settledByGlyphs(const std::vector<View>& views, FrameResult* frame,
+  bool settledByGlyphs(const std::vector<View>& views, LinePrep prep, FrameResult* frame,
                        std::optional<std::string>* unsure) const {
     std::set<std::string> numbers;
     double confidence = 0.0;
@@ -299,7 +299,7 @@ class Recognizer::Impl {
       for (const cv::Rect& line : view.lines) {
         bool complete = true;
         DecodedReading decoded =
-            decodeGlyphs(readLineGlyphs(*classifier_, *view.image, line, &complete));
+            decodeGlyphs(readLineGlyphs(*classifier_, *view.image, line, &complete, prep));
         if (!complete) {
           // Digits may be missing and the rest still pass the check: Tesseract must agree.
           decoded.confidence = std::min(decoded.confidence, kTrimmedConfidenceCap);
@@ -382,14 +382,20 @@ class Recognizer::Impl {
     // Both ways up first; mirrored only when that read nothing, as a mirrored line (seen through
     // the wrong side) passes for a number far more easily than a card read the right way.
     std::optional<std::string> glyph_number;  // a checked number read with low confidence
+    // Each way, the line's grey levels first, then its relief (inkless embossing).
     if (classifier_) {
       for (const auto& flips : {std::vector<int>{-2, -1}, std::vector<int>{1, 0}}) {
         std::vector<View> views;
         for (const int flip : flips) {
           views.push_back({&orientation(flip).card, orientation(flip).lines});
         }
-        if (settledByGlyphs(views, &frame, &glyph_number)) {
-          return frame;
+        for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
+          if (settledByGlyphs(views, prep, &frame, &glyph_number)) {
+            return frame;
+          }
+          if (glyph_number) {
+            break;
+          }
         }
         if (glyph_number || !try_mirrored) {
           break;
@@ -448,8 +454,8 @@ class Recognizer::Impl {
     cv::rotate(image, turned, cv::ROTATE_180);
     const cv::Rect whole(0, 0, image.cols, image.rows);
     std::optional<std::string> glyph_number;
-    if (classifier_ && settledByGlyphs({{&image, {whole}}, {&turned, {whole}}}, &frame,
-                                       &glyph_number)) {
+    if (classifier_ && settledByGlyphs({{&image, {whole}}, {&turned, {whole}}}, LinePrep::kGray,
+                                       &frame, &glyph_number)) {
       return frame;
     }
     for (const bool upside_down : {false, true}) {
@@ -496,6 +502,12 @@ class Recognizer::Impl {
     const auto withBad = [&](std::string text) {
       return bad.empty() ? text : text + "; unusable: " + bad_note;
     };
+    for (const auto& f : frames) {
+      if (f.number && std::find(reading.number_faces.begin(), reading.number_faces.end(),
+                                f.face) == reading.number_faces.end()) {
+        reading.number_faces.push_back(f.face);
+      }
+    }
     if (conflict || numbers.size() > 1) {
       reading.outcome = ReadOutcome::kAmbiguous;
       std::vector<std::string> parts;

@@ -446,6 +446,39 @@ std::vector<cv::Rect> locateRows(const cv::Mat& gray) {
 
 }  // namespace
 
+namespace {
+
+// Inkless embossing shows only where the light catches the relief: a bright edge on one side of
+// each stroke, a dark one on the other, at any angle. Whichever way a pixel departs from its
+// neighbourhood (the median of a window a few strokes wide, which thin strokes do not move and
+// which leaves no halo around them as a blur would), the departure is ink; the two edges then
+// read as the outline of the digit. The scale is set by the line's strongest relief (a high quantile, so
+// that a speck of glare does not decide it).
+cv::Mat reliefLine(const cv::Mat& gray) {
+  constexpr double kEdgeSigma = 1.0;
+  constexpr double kStrongQuantile = 0.995;
+  constexpr int kNeighbourhoodPx = 15;
+  cv::Mat around8;
+  cv::medianBlur(gray, around8, kNeighbourhoodPx);
+  cv::Mat level;
+  gray.convertTo(level, CV_32F);
+  cv::Mat around;
+  around8.convertTo(around, CV_32F);
+  cv::Mat departure = cv::abs(level - around);
+  cv::GaussianBlur(departure, departure, cv::Size(), kEdgeSigma);
+  std::vector<float> values(departure.begin<float>(), departure.end<float>());
+  const auto at = values.begin() + static_cast<std::ptrdiff_t>(kStrongQuantile * (values.size() - 1));
+  std::nth_element(values.begin(), at, values.end());
+  const double strong = std::max(4.0, static_cast<double>(*at));
+  cv::Mat out;
+  departure.convertTo(out, CV_8U, -255.0 / strong, 255.0);  // saturates: strong relief is black
+  cv::copyMakeBorder(out, out, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx,
+                     cv::BORDER_REPLICATE);
+  return out;
+}
+
+}  // namespace
+
 cv::Mat prepareLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep) {
   const int pad_x = std::max(8, line_box.height / 3);
   const int pad_y = std::max(6, line_box.height / 4);
@@ -462,6 +495,9 @@ cv::Mat prepareLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep 
   cv::resize(gray, gray, cv::Size(), scale, scale,
              scale < 1.0 ? cv::INTER_AREA : cv::INTER_CUBIC);
 
+  if (prep == LinePrep::kRelief) {
+    return reliefLine(gray);
+  }
   // Polarity: the crop's top and bottom margins are background; if they sit on the dark side
   // of the Otsu split the print is light, so invert it.
   cv::Mat otsu;

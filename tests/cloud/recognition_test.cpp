@@ -182,6 +182,7 @@ TEST_CASE("Recognizer reads the exact number of easy cards") {
     CHECK(r.number == card.number);
     CHECK(r.confidence > 0.5);
     CHECK(r.confidence <= 1.0);
+    CHECK(r.number_faces == std::vector<std::string>{"front"});
     CHECK_FALSE(hasLongDigitRun(r.detail));
   }
 }
@@ -211,6 +212,7 @@ TEST_CASE("Recognizer reports cards without a visible number as unreadable") {
       INFO(name << " style " << static_cast<int>(style) << ": " << r.detail);
       CHECK(r.outcome == ReadOutcome::kUnreadable);
       CHECK(r.number.empty());
+      CHECK(r.number_faces.empty());
       CHECK_FALSE(hasLongDigitRun(r.detail));
     }
   }

@@ -80,6 +80,7 @@ struct RenderedLine {
   cv::Mat image;      // BGR
   cv::Rect text_box;  // where a line locator would put the box
   std::string digits;
+  bool embossed = false;
 };
 
 // A background like a card's: a gradient between two colours, sometimes with waves or stripes.
@@ -118,27 +119,60 @@ cv::Mat background(Rng& rng, cv::Size size, bool dark) {
   return bg;
 }
 
-// Raised digits lit from one side: the glyph mask as a height field, shaded by its slope.
-cv::Mat embossed(Rng& rng, const cv::Mat& bg, const cv::Mat& mask, bool tipped) {
+// Raised digits lit from one side: the glyph mask (widened as an embosser's die widens the
+// strokes, sometimes) as a height field, shaded by its slope towards a light at any angle, with
+// separate strengths for the lit and the shaded side, sometimes a short cast shadow, and either
+// foil on the tops (tipped) or only a slight whitening of the stretched plastic (untipped).
+cv::Mat embossed(Rng& rng, const cv::Mat& bg, const cv::Mat& mask, int font_px, bool tipped) {
+  cv::Mat solid = mask;
+  if (chance(rng, 0.6)) {
+    const int k = std::max(3, (font_px / 14) | 1);
+    cv::dilate(mask, solid, cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(k, k)));
+  }
   cv::Mat height;
-  mask.convertTo(height, CV_32F, 1.0 / 255);
-  cv::GaussianBlur(height, height, cv::Size(), uniform(rng, 0.8, 1.8));
+  solid.convertTo(height, CV_32F, 1.0 / 255);
+  const double softness = uniform(rng, 0.8, 1.9) * font_px / 34.0;
+  cv::GaussianBlur(height, height, cv::Size(), softness);
   cv::Mat gx;
   cv::Mat gy;
   cv::Sobel(height, gx, CV_32F, 1, 0, 3);
   cv::Sobel(height, gy, CV_32F, 0, 1, 3);
   const double light = uniform(rng, 0, 2 * M_PI);
-  const cv::Mat shade = -(gx * std::cos(light) + gy * std::sin(light)) * uniform(rng, 60, 140);
+  const double lx = std::cos(light);
+  const double ly = std::sin(light);
+  // Slope along the light, scaled so a full step reads about 1.
+  cv::Mat slope = -(gx * lx + gy * ly) * (softness * std::sqrt(2 * M_PI) / 8.0);
+  const double lit = uniform(rng, 45, 110);
+  const double shaded = uniform(rng, 50, 120);
+  cv::Mat shade(slope.size(), CV_32F);
+  for (int y = 0; y < slope.rows; ++y) {
+    const float* s = slope.ptr<float>(y);
+    float* d = shade.ptr<float>(y);
+    for (int x = 0; x < slope.cols; ++x) {
+      const double v = std::clamp(static_cast<double>(s[x]), -1.0, 1.0);
+      d[x] = static_cast<float>(v > 0 ? lit * v : shaded * v);
+    }
+  }
+  if (chance(rng, 0.5)) {
+    const double reach = uniform(rng, 1.0, 3.0) * font_px / 34.0;
+    cv::Mat cast;
+    const cv::Mat shift = (cv::Mat_<double>(2, 3) << 1, 0, -reach * lx, 0, 1, -reach * ly);
+    cv::warpAffine(height, cast, shift, height.size());
+    shade -= 0.25 * shaded * cv::max(cast - height, 0.0);
+  }
   cv::Mat out;
   bg.convertTo(out, CV_32FC3);
   std::vector<cv::Mat> channels;
   cv::split(out, channels);
   const cv::Scalar tip = chance(rng, 0.5) ? cv::Scalar(200, 200, 205) : cv::Scalar(70, 170, 215);
+  const double whitening = tipped ? 0.0 : uniform(rng, 0, 0.08);
   for (int c = 0; c < 3; ++c) {
-    channels[c] += shade;
     if (tipped) {
       channels[c] = channels[c].mul(1 - height) + height * tip[c];
+    } else {
+      channels[c] += height * (255.0 * whitening);
     }
+    channels[c] += shade;
   }
   cv::merge(channels, out);
   out.convertTo(out, CV_8UC3);
@@ -166,15 +200,16 @@ RenderedLine renderLine(Rng& rng, cv::freetype::FreeType2& font) {
   const int margin = font_px;
   const cv::Size size(text_size.width + 2 * margin, text_size.height + baseline + 2 * margin);
   const bool dark = chance(rng, 0.25);
-  const int style = uniformInt(rng, 0, 9);  // 0..1: embossed, else flat print
-  cv::Mat bg = background(rng, size, dark && style > 1);
+  const int style = uniformInt(rng, 0, 9);  // 0..1: untipped embossing, 2: tipped, else flat
+  line.embossed = style <= 2;
+  cv::Mat bg = background(rng, size, dark && !line.embossed);
   const cv::Point org(margin, margin);
   cv::Mat mask(size, CV_8UC3, cv::Scalar::all(0));  // FreeType draws on colour images only
   font.putText(mask, text, org, font_px, cv::Scalar::all(255), -1, cv::LINE_AA, false);
   cv::cvtColor(mask, mask, cv::COLOR_BGR2GRAY);
   const cv::Rect ink_box = cv::boundingRect(mask);  // where the glyphs really are
-  if (style <= 1) {
-    line.image = embossed(rng, bg, mask, style == 1);
+  if (line.embossed) {
+    line.image = embossed(rng, bg, mask, font_px, style == 2);
   } else {
     const cv::Scalar ink = dark ? cv::Scalar::all(uniform(rng, 190, 255))
                                 : cv::Scalar(uniform(rng, 0, 90), uniform(rng, 0, 90),
@@ -251,11 +286,15 @@ int main(int argc, char** argv) {
   std::string out;
   unsigned seed = 1;
   int lines = 2400;
+  std::string dump_dir;
   po::options_description opts("lostcard-train-digits options");
   opts.add_options()("help,h", "this help")(
       "out", po::value(&out)->required(), "where to write the model (.yml.gz)")(
       "seed", po::value(&seed)->default_value(1), "random seed")(
-      "lines", po::value(&lines)->default_value(2400), "lines of digits to render");
+      "lines", po::value(&lines)->default_value(2400), "lines of digits to render")(
+      "dump-dir", po::value(&dump_dir),
+      "also write each prepared line of the first 100 as a PNG here (to see what the network "
+      "learns from)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -281,39 +320,64 @@ int main(int argc, char** argv) {
   Rng rng(seed);
   std::vector<cv::Mat> train_glyphs;
   std::vector<int> train_digits;  // 0..9 or kNotADigit
-  std::vector<std::vector<cv::Mat>> held_lines;
-  std::vector<std::string> held_digits;
-  int kept = 0;
+  struct HeldLine {
+    std::vector<cv::Mat> glyphs;
+    std::string digits;
+    bool relief = false;
+  };
+  std::vector<HeldLine> held_lines;
+  int kept = 0;         // cuts with one glyph per digit
+  int relief_kept = 0;  // of which relief cuts
   for (int i = 0; i < lines; ++i) {
     // The OCR fonts (the first two), whose shapes are furthest from the rest, twice as often.
     const std::size_t pick = static_cast<std::size_t>(i) % (fonts.size() + 2);
     auto& font = *fonts[pick < fonts.size() ? pick : pick - fonts.size()];
     const RenderedLine line = renderLine(rng, font);
-    const cv::Mat prepared = lc::prepareLine(line.image, line.text_box, lc::LinePrep::kGray);
-    const lc::LineGlyphs cut = lc::segmentLine(prepared);
-    if (cut.glyphs.size() != line.digits.size()) {
-      continue;
+    // Cut as the recognizer cuts: grey levels, and (embossed lines, and some flat ones, since
+    // the recognizer tries it when grey gives nothing) relief.
+    std::vector<lc::LinePrep> preps = {lc::LinePrep::kGray};
+    if (line.embossed || i % 4 == 0) {
+      preps.push_back(lc::LinePrep::kRelief);
     }
-    ++kept;
-    if (i % 10 == 9) {
-      held_lines.push_back(cut.glyphs);
-      held_digits.push_back(line.digits);
-      continue;
-    }
-    for (std::size_t k = 0; k < cut.glyphs.size(); ++k) {
-      const int digit = line.digits[k] - '0';
-      train_glyphs.push_back(cut.glyphs[k]);
-      train_digits.push_back(digit);
-      // The same glyph the wrong way round, for the not-a-digit class (or as the digit it then
-      // looks like); every other line, so digits stay most of the set.
-      if (i % 2 == 0) {
-        addWrongWayRound(cut.glyphs[k], digit, &train_glyphs, &train_digits);
+    for (const lc::LinePrep prep : preps) {
+      const cv::Mat prepared = lc::prepareLine(line.image, line.text_box, prep);
+      const lc::LineGlyphs cut = lc::segmentLine(prepared, prep);
+      if (!dump_dir.empty() && i < 100) {
+        std::filesystem::create_directories(dump_dir);
+        cv::Mat shown;
+        cv::cvtColor(prepared, shown, cv::COLOR_GRAY2BGR);
+        for (const cv::Rect& box : cut.boxes) {
+          cv::rectangle(shown, box, cv::Scalar(0, 0, 255), 1);
+        }
+        cv::imwrite(fmt::format("{}/{:03}-{}-{}-of-{}.png", dump_dir, i,
+                                prep == lc::LinePrep::kRelief ? "relief" : "grey",
+                                cut.glyphs.size(), line.digits.size()),
+                    shown);
+      }
+      if (cut.glyphs.size() != line.digits.size()) {
+        continue;
+      }
+      ++kept;
+      relief_kept += prep == lc::LinePrep::kRelief ? 1 : 0;
+      if (i % 10 == 9) {
+        held_lines.push_back({cut.glyphs, line.digits, prep == lc::LinePrep::kRelief});
+        continue;
+      }
+      for (std::size_t k = 0; k < cut.glyphs.size(); ++k) {
+        const int digit = line.digits[k] - '0';
+        train_glyphs.push_back(cut.glyphs[k]);
+        train_digits.push_back(digit);
+        // The same glyph the wrong way round, for the not-a-digit class (or as the digit it
+        // then looks like); every other line, so digits stay most of the set.
+        if (i % 2 == 0) {
+          addWrongWayRound(cut.glyphs[k], digit, &train_glyphs, &train_digits);
+        }
       }
     }
   }
-  std::cout << fmt::format("rendered {} lines, {} cut into one glyph per digit; training on {} "
-                           "glyphs\n",
-                           lines, kept, train_glyphs.size())
+  std::cout << fmt::format("rendered {} lines; {} cuts ({} of relief) gave one glyph per digit; "
+                           "training on {} glyphs\n",
+                           lines, kept, relief_kept, train_glyphs.size())
             << std::flush;
   const lc::DigitClassifier classifier = lc::DigitClassifier::train(train_glyphs, train_digits,
                                                                     seed);
@@ -324,21 +388,28 @@ int main(int argc, char** argv) {
   int glyphs_right = 0;
   int glyphs_total = 0;
   int lines_right = 0;
-  for (std::size_t i = 0; i < held_lines.size(); ++i) {
+  int relief_lines = 0;
+  int relief_lines_right = 0;
+  for (const HeldLine& held : held_lines) {
     bool all = true;
-    for (std::size_t k = 0; k < held_lines[i].size(); ++k) {
-      const bool right = classifier.classify(held_lines[i][k]).front().symbol == held_digits[i][k];
+    for (std::size_t k = 0; k < held.glyphs.size(); ++k) {
+      const bool right = classifier.classify(held.glyphs[k]).front().symbol == held.digits[k];
       glyphs_right += right ? 1 : 0;
       all = all && right;
       ++glyphs_total;
     }
     lines_right += all ? 1 : 0;
+    relief_lines += held.relief ? 1 : 0;
+    relief_lines_right += held.relief && all ? 1 : 0;
   }
+  const auto share = [](int part, int whole) {
+    return whole > 0 ? static_cast<double>(part) / whole : 0.0;
+  };
   std::cout << fmt::format(
       "train-digits: lines={} glyphs={} validation_glyphs={} glyph_accuracy={:.4f} "
-      "line_accuracy={:.4f}\n",
-      kept, train_glyphs.size(), glyphs_total,
-      glyphs_total ? static_cast<double>(glyphs_right) / glyphs_total : 0.0,
-      held_lines.empty() ? 0.0 : static_cast<double>(lines_right) / held_lines.size());
+      "line_accuracy={:.4f} relief_line_accuracy={:.4f}\n",
+      kept, train_glyphs.size(), glyphs_total, share(glyphs_right, glyphs_total),
+      share(lines_right, static_cast<int>(held_lines.size())),
+      share(relief_lines_right, relief_lines));
   return 0;
 }

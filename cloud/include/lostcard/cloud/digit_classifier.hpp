@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "lostcard/cloud/card_number_decoder.hpp"
+#include "lostcard/cloud/recognition_stages.hpp"
 
 namespace lostcard::cloud {
 
@@ -39,8 +40,10 @@ struct LineGlyphs {
 
 // Cuts a prepared line (prepareLine(): CV_8U grey, dark print on a light background, text about
 // kLineTextHeightPx tall) into glyphs. Pieces too small or off the text row are left out; a
-// piece as wide as two or more glyphs is split at the line's glyph pitch.
-LineGlyphs segmentLine(const cv::Mat& line_gray);
+// piece as wide as two or more glyphs is split at the line's glyph pitch. `prep` says how the
+// line was prepared: grey print is thresholded locally, relief (already ink against nothing)
+// by one threshold for the whole line.
+LineGlyphs segmentLine(const cv::Mat& line_gray, LinePrep prep = LinePrep::kGray);
 
 // The feature vector of one normalised glyph (1 x N, CV_32F).
 cv::Mat glyphFeatures(const cv::Mat& glyph);
@@ -71,9 +74,11 @@ class DigitClassifier {
   std::shared_ptr<const Model> model_;
 };
 
-// One line of a straightened card read with the classifier: prepareLine, segmentLine, classify.
-// The groups are the ones segmentLine saw; *complete (when given) says whether the cut was.
+// One line of a straightened card read with the classifier: prepareLine (grey, or relief for
+// inkless embossing), segmentLine, classify. The groups are the ones segmentLine saw; *complete
+// (when given) says whether the cut was.
 LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& card_bgr,
-                           const cv::Rect& line_box, bool* complete = nullptr);
+                           const cv::Rect& line_box, bool* complete = nullptr,
+                           LinePrep prep = LinePrep::kGray);
 
 }  // namespace lostcard::cloud

@@ -60,6 +60,9 @@ struct CardReading {
   std::string number;       // digits only; set only when outcome == kRead
   double confidence = 0.0;  // 0..1
   std::string detail;  // for operators and logs; NEVER contains the number or any long digit run
+  // The faces ("front", "back") on which some frame read a checked number, whatever the
+  // outcome: the face a kept photo must not show whole is the other one.
+  std::vector<std::string> number_faces;
 };
 
 // Not thread-safe (owns a Tesseract engine): one Recognizer per worker thread.

@@ -44,11 +44,13 @@ struct LineReaderOptions {
   std::string config_path;   // a Tesseract config file; "" = built-in settings only
 };
 
-// How readLine prepares the line crop for Tesseract. Both scale the line to Tesseract's best
-// text height and turn it into dark print on a light background.
+// How the line crop is prepared for a line reader. All scale the line to the readers' text
+// height and turn it into dark print on a light background.
 enum class LinePrep {
   kBinary,  // locally thresholded: robust to gradients behind the print, loses thin strokes
   kGray,    // grey levels kept (Tesseract's LSTM reads grey): keeps strokes on busy backgrounds
+  kRelief,  // how far each pixel departs from its neighbourhood, either way: inkless embossed
+            // digits, seen only by their highlights and shadows, come out as dark outlines
 };
 
 // The line cut out of the card with a margin, scaled so its text is about kLineTextHeightPx
