@@ -3,11 +3,13 @@
 # delivery worker — and lostcard-admin, the enrollment and inspection tool.
 lostcard_add_library(NAME lostcard_registry
   SOURCES
+    src/audit.cpp
     src/card_hasher.cpp
     src/delivery.cpp
     src/migrations.cpp
     src/notice.cpp
     src/pickup_code.cpp
+    src/pickup_rules.cpp
     src/reconcile.cpp
     src/registry_hex.cpp
     src/registry_http_client.cpp
@@ -19,4 +21,4 @@ lostcard_add_library(NAME lostcard_registry
 
 lostcard_add_executable(NAME lostcard-admin
   SOURCES src/admin_main.cpp
-  DEPS lostcard_registry Boost::program_options)
+  DEPS lostcard_registry lostcard_image_vault lostcard_auth Boost::program_options)

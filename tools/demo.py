@@ -9,6 +9,19 @@ lostcard-webhook-sink standing for the holders' phones.
 It ends with one line, `demo: dropped=N notified=R difficult=D lost=L`, and exits 0 only when
 no card is lost and every card went where it should: enrolled cards to a slot with a notice to
 their own holder naming the right box, the others to the difficult-card bin.
+
+--keep DIR runs in DIR (empty or new) instead of build/demo-run and leaves there every file the
+run made: the PostgreSQL data directory (checkpointed and cleanly stopped), every process's log,
+the kiosks' journals and simulated boxes, the keys and certificates. DIR/dropped.tsv (deposit id
+TAB card number) is the finder's own list of what was dropped: the only file of the run that
+holds card numbers (the finder's working files live in a private temporary folder, removed at
+the end). tests/e2e/no_number_in_clear_e2etest.cpp searches the rest for numbers.
+
+The cloud also serves the people's HTTPS API (lostcard-cloud --http-listen, docs/openapi.yaml);
+the demo makes one holder, one operator and one issuer staff account (passwords generated, kept
+in accounts.tsv of the run's folder) and checks through the API that the holder sees their card.
+--serve then keeps everything running until SIGINT or SIGTERM and prints, once ready,
+`serving: kiosk=HOST:PORT http=HOST:PORT` and how to log in.
 """
 import argparse
 import json
@@ -18,13 +31,18 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "build" / "bin"
+# The programs: build/bin, or $LOSTCARD_BIN_DIR (a test running the demo from its build tree).
+BIN = Path(os.environ.get("LOSTCARD_BIN_DIR") or ROOT / "build" / "bin")
 TOOLS = ROOT / "tools"
 
 ISSUERS = [("nordbank", "Nordbank"), ("citytransit", "City Transit")]
@@ -105,7 +123,28 @@ class Run:
                 proc.kill()
                 proc.wait()
         if (self.pg_dir / "port").exists():
+            checkpoint(self.pg_dir)
             subprocess.run([TOOLS / "pg-cluster", "stop", self.pg_dir], capture_output=True)
+            keep_pg_data_inside(self.pg_dir)
+
+
+def checkpoint(pg_dir):
+    """Writes every change to the data files, so WAL and heap both hold the run's last state."""
+    psql = sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))
+    conninfo = pg_dir / "conninfo"
+    if psql and conninfo.exists():
+        subprocess.run([psql[-1], conninfo.read_text().strip(), "-qc", "CHECKPOINT"],
+                       capture_output=True)
+
+
+def keep_pg_data_inside(pg_dir):
+    """pg-cluster may keep the server's files in /tmp (linked from pg_dir/pg) when the postgres
+    user cannot enter the run's folder; once stopped, they are moved into the run's folder."""
+    link = pg_dir / "pg"
+    if link.is_symlink():
+        target = link.resolve()
+        link.unlink()
+        shutil.move(str(target), str(link))
 
 
 def wait_for(what, condition, timeout_s, procs=()):
@@ -149,22 +188,47 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=2026, help="card numbers and images")
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for the cards")
+    parser.add_argument("--keep", metavar="DIR", type=Path,
+                        help="run in DIR (empty or new) and leave every file of the run there, "
+                             "with DIR/dropped.tsv the only one holding card numbers")
+    parser.add_argument("--issuer-list", metavar="FILE", type=Path,
+                        help="also write every enrolled number (holder TAB number) to FILE, "
+                             "outside the run's folder (for tests that search for leaks)")
+    parser.add_argument("--serve", action="store_true",
+                        help="after the drops, keep the system running until SIGINT/SIGTERM; "
+                             "prints 'serving: kiosk=HOST:PORT http=HOST:PORT' once ready")
     args = parser.parse_args()
+    caller_dir = Path(os.environ.get("LOSTCARD_CALLER_DIR") or Path.cwd())
+    if args.issuer_list:
+        args.issuer_list = (caller_dir / args.issuer_list).resolve()
 
-    work = ROOT / "build" / "demo-run"
-    if (work / "pg").exists():
-        subprocess.run([TOOLS / "pg-cluster", "destroy", work / "pg"], capture_output=True)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    if args.keep:
+        work = (caller_dir / args.keep).resolve()
+        if work.exists() and any(work.iterdir()):
+            raise RuntimeError(f"--keep {work}: the folder is not empty")
+    else:
+        work = ROOT / "build" / "demo-run"
+        if (work / "pg").exists():
+            subprocess.run([TOOLS / "pg-cluster", "destroy", work / "pg"], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    if args.issuer_list and args.issuer_list.is_relative_to(work):
+        raise RuntimeError("--issuer-list must be outside the run's folder")
+    work.mkdir(parents=True, exist_ok=True)
     run = Run(work)
+    # The finder's own working files (the numbers to print on the cards, the photos as made)
+    # hold card numbers: they stay out of the run's folder.
+    finder_private = Path(tempfile.mkdtemp(prefix="lostcard-finder-"))
     try:
-        ok = demo(run, work, args)
+        ok = demo(run, work, args, finder_private)
     finally:
         run.stop()
+        shutil.rmtree(finder_private, ignore_errors=True)
+    if args.keep:
+        log(f"every file of the run is in {work}")
     return 0 if ok else 1
 
 
-def demo(run, work, args):
+def demo(run, work, args, finder_private):
     rng = random.Random(args.seed)
 
     # The cards the finder will drop: one per holder, one of nobody we know, one unreadable.
@@ -190,12 +254,17 @@ def demo(run, work, args):
     card_key = work / "card.key"
     card_key.write_text(f"demo-1 {secrets.token_hex(32)}\n")
     card_key.chmod(0o600)
+    # Seals the photos the cloud keeps of difficult cards (image_vault.hpp).
+    image_key = work / "image.key"
+    image_key.write_text(f"demo-img-1 {secrets.token_hex(32)}\n")
+    image_key.chmod(0o600)
 
     log("photographing the cards as the boxes' cameras will see them")
-    numbers_file = work / "finder-cards.tsv"
+    numbers_file = finder_private / "finder-cards.tsv"
     numbers_file.write_text("".join(f"{c['name']}\t{c['number'] or '-'}\n" for c in cards))
+    photos = finder_private / "cards"
     run.run([BIN / "lostcard-cardgen", "--seed", args.seed, "--numbers", numbers_file,
-             "--out", work / "cards"])
+             "--out", photos])
 
     sink_port = free_port()
     log("enrolling issuers, holders, cards and kiosks")
@@ -216,25 +285,50 @@ def demo(run, work, args):
         holder_id, _, issuer = HOLDERS[rng.randrange(len(HOLDERS))]
         enrolled += f"{issuer}\t{holder_id}\t{random_card_number(rng, '5')}\n"
     run.run(admin + ["add-cards"], stdin=enrolled)
+    if args.issuer_list:
+        args.issuer_list.write_text("".join(
+            f"{line.split(chr(9))[1]}\t{line.split(chr(9))[2]}\n" for line in enrolled.splitlines()))
     for k in KIOSKS:
         run.run(admin + ["add-kiosk", k["id"], "--name", k["name"], "--address", k["address"],
                          "--lat", k["lat"], "--lon", k["lon"], "--hours", k["hours"],
                          "--slots", k["slots"]])
+
+    # People for the HTTPS API: one per role (passwords made here, kept in the run's folder).
+    people = [  # login, role options, what they see
+        ("ada", ["--role", "holder", "--holder", "holder-ada"], "her own deposits"),
+        ("olga", ["--role", "operator", "--kiosk", KIOSKS[0]["id"]],
+         f"the deposits of {KIOSKS[0]['id']} only"),
+        ("ines", ["--role", "issuer_staff", "--issuer", "nordbank"], "nordbank's cards"),
+    ]
+    accounts = {}
+    for login, options, _ in people:
+        accounts[login] = secrets.token_urlsafe(12)
+        run.run(admin + ["add-account", login] + options, stdin=accounts[login] + "\n")
+    accounts_file = work / "accounts.tsv"
+    accounts_file.write_text("".join(f"{login}\t{password}\n" for login, password in accounts.items()))
+    accounts_file.chmod(0o600)
 
     log("starting the holders' phones (webhook receiver), the cloud and two kiosks")
     notices_file = work / "notices.jsonl"
     sink = run.start("phones", [BIN / "lostcard-webhook-sink", "--listen", f"127.0.0.1:{sink_port}",
                                 "--secrets", secrets_file, "--out", notices_file])
     port_file = work / "cloud.port"
+    http_port_file = work / "cloud.http-port"
     cloud = run.start("cloud", [BIN / "lostcard-cloud", "--db", conninfo, "--listen", "127.0.0.1:0",
                                 "--port-file", port_file, "--ca", pki / "ca.crt",
                                 "--cert", pki / "server" / "localhost.crt",
                                 "--key", pki / "server" / "localhost.key",
-                                "--card-key-file", card_key, "--models-dir", ROOT / "models"])
+                                "--crl", pki / "crl.pem",  # tools/pki init made it (none revoked)
+                                "--card-key-file", card_key, "--models-dir", ROOT / "models",
+                                "--image-key-file", image_key,
+                                "--http-listen", "127.0.0.1:0", "--http-port-file", http_port_file])
     procs = [("phones", sink), ("cloud", cloud)]
     if not wait_for("the cloud", lambda: port_file.exists() and port_file.read_text().strip(), 60, procs):
         raise RuntimeError("the cloud did not start (see build/demo-run/cloud.log)")
     cloud_port = int(port_file.read_text())
+    if not wait_for("the cloud's API", lambda: http_port_file.exists() and http_port_file.read_text().strip(), 60, procs):
+        raise RuntimeError("the cloud's API did not start (see cloud.log)")
+    http_port = int(http_port_file.read_text())
 
     sims = {}
     for k in KIOSKS:
@@ -255,7 +349,7 @@ def demo(run, work, args):
         intake = sims[card["kiosk"]] / "intake"
         wait_for(f"{card['kiosk']}'s intake", lambda: intake.is_dir() and not any(intake.iterdir()),
                  args.timeout, procs)
-        shutil.copytree(work / "cards" / card["name"], staging / card["name"])
+        shutil.copytree(photos / card["name"], staging / card["name"])
         os.rename(staging / card["name"], intake / card["name"])
         log(f"dropped {card['name']} into {card['kiosk']}")
 
@@ -286,7 +380,88 @@ def demo(run, work, args):
             print(line)
     print()
 
-    return account(run, work, cards, sims, cloud_deposits(), notices())
+    kept = len(run.run(admin + ["difficult-images"]).splitlines())
+    log(f"{kept} photos of difficult cards kept, sealed")
+    # The people's API: the holder sees exactly her own card (before the summary line, which
+    # stays the run's last).
+    api_ok = True
+    api = Api(http_port, pki / "ca.crt")
+    ada_card = next(c for c in cards if c["holder"] == "holder-ada")
+    try:
+        token = api.login("ada", accounts["ada"])
+        seen = api.get("/v1/holder/deposits", token)["deposits"]
+        log(f"api: ada sees {len(seen)} deposit(s): "
+            + ", ".join(f"card ending {d['last4']} at {d['kiosk_id']} ({d['status']})" for d in seen))
+        if [d["last4"] for d in seen] != [ada_card["number"][-4:]]:
+            api_ok = False
+            log("WRONG: the API does not show ada exactly her own card")
+    except (OSError, KeyError, ValueError) as e:
+        api_ok = False
+        log(f"WRONG: the API failed: {e}")
+    ok = account(run, work, cards, sims, cloud_deposits(), notices()) and api_ok
+    if args.serve and not serve(procs, cloud_port, http_port, pki, people, accounts):
+        ok = False
+    return ok
+
+
+class Api:
+    """A small client of the cloud's HTTPS API (verifies the server against the fleet CA)."""
+
+    def __init__(self, port, ca_file):
+        self.base = f"https://127.0.0.1:{port}"
+        self.tls = ssl.create_default_context(cafile=str(ca_file))
+
+    def request(self, method, path, token=None, body=None):
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+        with urllib.request.urlopen(req, context=self.tls, timeout=30) as resp:
+            return json.loads(resp.read() or b"{}")
+
+    def login(self, login, password):
+        return self.request("POST", "/v1/auth/login", body={"login": login, "password": password})["token"]
+
+    def get(self, path, token):
+        return self.request("GET", path, token=token)
+
+
+def serve(procs, cloud_port, http_port, pki, people, accounts):
+    """Keeps the system running until SIGINT or SIGTERM; False when a process died before."""
+    stop = []
+    for signo in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signo, lambda s, _f: stop.append(s))
+    print(f"serving: kiosk=127.0.0.1:{cloud_port} http=127.0.0.1:{http_port}", flush=True)
+    print(f"  log in (tokens last 15 minutes), e.g. as {people[0][0]}:", flush=True)
+    print(f"    curl --cacert {pki / 'ca.crt'} -H 'Content-Type: application/json' \\\n"
+          f"      -d '{{\"login\": \"{people[0][0]}\", \"password\": \"{accounts[people[0][0]]}\"}}' "
+          f"https://127.0.0.1:{http_port}/v1/auth/login", flush=True)
+    print(f"    curl --cacert {pki / 'ca.crt'} -H 'Authorization: Bearer TOKEN' "
+          f"https://127.0.0.1:{http_port}/v1/holder/deposits", flush=True)
+    for login, _, sees in people:
+        print(f"  account {login} password {accounts[login]}: sees {sees}", flush=True)
+    print("  (Ctrl-C or SIGTERM stops everything)", flush=True)
+    while not stop:
+        for name, proc in procs:
+            if proc.poll() is not None:
+                log(f"{name} exited with {proc.returncode}; stopping")
+                return False
+        time.sleep(0.2)
+    log(f"signal {stop[0]}: stopping")
+    return True
+
+
+def write_dropped(path, cards, journals):
+    """The finder's list: each dropped card's deposit id and number. A kiosk journals deposits in
+    the order the cards went in, and the finder dropped one card at a time into each box."""
+    lines = []
+    for kiosk_id, rows in journals.items():
+        dropped = [c for c in cards if c["kiosk"] == kiosk_id]
+        for i, card in enumerate(dropped):
+            deposit = rows[i]["deposit"] if len(rows) == len(dropped) else "unknown"
+            lines.append(f"{deposit}\t{card['number'] or '-'}\n")
+    path.write_text("".join(lines))
 
 
 def account(run, work, cards, sims, deposits, notices):
@@ -304,6 +479,7 @@ def account(run, work, cards, sims, deposits, notices):
         out = run.run([BIN / "lostcard-kiosk", "--journal", work / kiosk_id / "journal.sqlite",
                        "--print-journal"])
         journals[kiosk_id] = parse_tsv(out, ["deposit", "state", "location", "last4", "reason"])
+    write_dropped(work / "dropped.tsv", cards, journals)
 
     for card in cards:
         kiosk_id = card["kiosk"]

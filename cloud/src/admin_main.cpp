@@ -10,8 +10,17 @@
 //     notices
 //     reconcile [--kiosk ID]   each kiosk's latest inventory against the cloud's records; exits 3
 //                              when they disagree
+//     difficult-images [--deposit ID]    the sealed photos kept of difficult cards
+//     difficult-image DEPOSIT_ID --out FILE [--face front|back] [--frame N]
+//                              decrypts one kept photo (JPEG, mode 0600) for an operator
+//     purge-images [--retention-days N]  deletes photos kept longer than N days (default 30)
+//     add-account LOGIN --role holder|operator|issuer_staff|admin [--holder ID] [--issuer ID]
+//                 [--kiosk ID]...   a person's account for the API; the password is the first
+//                              line of stdin (never an argument: `ps` would show it)
+//     audit [--limit N] [--action A]   the newest audit log rows
 //
-// --db defaults to $LOSTCARD_DB; the card key comes from --card-key-file or $LOSTCARD_CARD_KEY.
+// --db defaults to $LOSTCARD_DB; the card key comes from --card-key-file or $LOSTCARD_CARD_KEY,
+// the image key (difficult-image) from --image-key-file or $LOSTCARD_IMAGE_KEY.
 // Card numbers are read from stdin only, never from the command line (where `ps` and shell
 // history would keep them), and never printed.
 #include <boost/program_options.hpp>
@@ -26,7 +35,13 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lostcard/cloud/accounts.hpp"
 #include "lostcard/cloud/card_hasher.hpp"
+#include "lostcard/cloud/image_vault.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/wire/log.hpp"
 
@@ -53,7 +68,21 @@ constexpr const char* kUsage =
     "  notices                notice_id deposit_id holder_id attempts delivered\n"
     "  reconcile [--kiosk ID] per kiosk: place deposit_id kiosk=VIEW cloud=VIEW last4 status\n"
     "                         verdict, then 'reconcile: kiosk=ID slots_used=N bin=N\n"
-    "                         disagreements=N'; exits 3 when any kiosk disagrees\n";
+    "                         disagreements=N'; exits 3 when any kiosk disagrees\n"
+    "  difficult-images [--deposit ID]\n"
+    "                         deposit_id face frame key_id bytes created_at straightened\n"
+    "                         blacked_out, of the photos kept of difficult cards\n"
+    "  difficult-image DEPOSIT_ID --out FILE [--face front|back] [--frame N]\n"
+    "                         decrypts one kept photo into FILE (default: the first kept)\n"
+    "  purge-images [--retention-days N]\n"
+    "                         deletes the photos kept longer than N days (default 30)\n"
+    "  add-account LOGIN --role holder|operator|issuer_staff|admin [--holder ID]\n"
+    "              [--issuer ID] [--kiosk ID]...\n"
+    "                         creates or replaces a person's account; password: first line of\n"
+    "                         stdin\n"
+    "  audit [--limit N] [--action A]\n"
+    "                         id at actor_role actor_id action object_kind object_ids result\n"
+    "                         detail, newest first\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -198,7 +227,140 @@ void printReconciliation(const lostcard::cloud::Reconciliation& r) {
             << " bin=" << r.bin_count << " disagreements=" << r.disagreements << '\n';
 }
 
-int runCommand(const std::string& db, const std::string& key_file, const std::string& command,
+// How long difficult cards' photos are kept by default (as lostcard-cloud's
+// --image-retention-days).
+constexpr int kImageRetentionDays = 30;
+
+// difficult-image DEPOSIT_ID --out FILE [--face front|back] [--frame N]: one kept photo,
+// decrypted, into FILE (created with mode 0600; the photo shows the card).
+int decryptDifficultImage(const std::string& db, const std::string& image_key_file,
+                          const std::string& command, const std::vector<std::string>& args) {
+  std::string out, face;
+  int frame = 0;
+  po::options_description options("difficult-image options");
+  // clang-format off
+  options.add_options()
+      ("out", po::value(&out)->required(), "write the JPEG here")
+      ("face", po::value(&face), "front or back (default: the first kept photo)")
+      ("frame", po::value(&frame)->default_value(1), "the frame of that face, from 1");
+  // clang-format on
+  auto vm = parseCommand(command, args, options, {"deposit-id"});
+  const std::string deposit = vm["deposit-id"].as<std::string>();
+  if (!face.empty() && face != "front" && face != "back") {
+    throw UsageError("difficult-image: --face is front or back");
+  }
+  const auto vault = image_key_file.empty() ? lostcard::cloud::ImageVault::fromEnv()
+                                            : lostcard::cloud::ImageVault::fromFile(image_key_file);
+  Store store({.conninfo = db});
+  // Handing out a card's photo is an access to card data: audited with the Unix login.
+  const char* login = std::getenv("SUDO_USER") != nullptr ? std::getenv("SUDO_USER")
+                                                          : std::getenv("USER");
+  lostcard::cloud::AuditEntry access;
+  access.actor_role = "admin";
+  access.actor_id = login != nullptr ? login : "";
+  access.action = "difficult_images.read";
+  access.result = "ok";
+  const auto images = store.difficultImages(deposit, &access, std::chrono::system_clock::now());
+  const lostcard::cloud::DifficultImage* chosen = nullptr;
+  for (const auto& image : images) {
+    if (chosen == nullptr && (face.empty() || (image.face == face && image.frame + 1 == frame))) {
+      chosen = &image;
+    }
+  }
+  if (chosen == nullptr) {
+    std::cerr << "lostcard-admin: difficult-image: no kept photo of deposit " << deposit
+              << (face.empty() ? "" : " " + face + " frame " + std::to_string(frame)) << " ("
+              << images.size() << " kept; see difficult-images)\n";
+    return kExitFailed;
+  }
+  std::string why;
+  const auto jpeg = vault.open({chosen->key_id, chosen->nonce, chosen->ciphertext}, deposit, &why);
+  if (!jpeg) {
+    std::cerr << "lostcard-admin: difficult-image: cannot decrypt: " << why << "\n";
+    return kExitFailed;
+  }
+  const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0 || ::fchmod(fd, 0600) != 0 ||
+      ::write(fd, jpeg->data(), jpeg->size()) != static_cast<ssize_t>(jpeg->size()) ||
+      ::close(fd) != 0) {
+    std::cerr << "lostcard-admin: difficult-image: cannot write " << out << "\n";
+    return kExitFailed;
+  }
+  std::cout << "wrote " << out << ": deposit " << deposit << " " << chosen->face << " frame "
+            << chosen->frame + 1 << ", " << jpeg->size() << " bytes"
+            << (chosen->blacked_out ? ", signature band blacked out" : "") << "\n";
+  return kExitOk;
+}
+
+// add-account LOGIN --role R [--holder ID] [--issuer ID] [--kiosk ID]...: the password is the
+// first line of stdin.
+int addAccount(const std::string& db, const std::string& command,
+               const std::vector<std::string>& args) {
+  std::string role;
+  lostcard::cloud::AccountSpec spec;
+  po::options_description options("add-account options");
+  // clang-format off
+  options.add_options()
+      ("role", po::value(&role)->required(), "holder, operator, issuer_staff or admin")
+      ("holder", po::value(&spec.holder_id), "the holder id (role holder)")
+      ("issuer", po::value(&spec.issuer_id), "the issuer id (role issuer_staff)")
+      ("kiosk", po::value(&spec.kiosk_ids)->composing(), "a kiosk the operator serves (repeat)");
+  // clang-format on
+  auto vm = parseCommand(command, args, options, {"login"});
+  spec.login = vm["login"].as<std::string>();
+  const auto parsed_role = lostcard::cloud::roleFromName(role);
+  if (!parsed_role) {
+    throw UsageError("add-account: --role is holder, operator, issuer_staff or admin");
+  }
+  spec.role = *parsed_role;
+  std::string password;
+  std::getline(std::cin, password);
+  if (!password.empty() && password.back() == '\r') {
+    password.pop_back();
+  }
+  if (password.empty()) {
+    throw UsageError("add-account: give the password as the first line of stdin");
+  }
+  lostcard::cloud::AccountStore accounts({.conninfo = db});
+  try {
+    const auto id = accounts.upsertAccount(spec, password, std::chrono::system_clock::now());
+    std::cout << "account " << id << " " << spec.login << " (" << role << ")\n";
+  } catch (const pqxx::foreign_key_violation&) {
+    std::cerr << "lostcard-admin: add-account: unknown holder, issuer or kiosk\n";
+    return kExitFailed;
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("add-account: ") + e.what());
+  }
+  return kExitOk;
+}
+
+// audit [--limit N] [--action A]: the newest audit rows, tab-separated.
+int printAudit(const std::string& db, const std::string& command,
+               const std::vector<std::string>& args) {
+  int limit = 0;
+  std::string action;
+  po::options_description options("audit options");
+  options.add_options()("limit", po::value(&limit)->default_value(50), "rows at most")(
+      "action", po::value(&action), "only this action (e.g. deposits.read)");
+  parseCommand(command, args, options, {});
+  lostcard::cloud::AccountStore accounts({.conninfo = db});
+  for (const auto& row : accounts.recentAudit(
+           limit, action.empty() ? std::nullopt : std::optional<std::string>(action))) {
+    std::string ids;
+    for (const auto& id : row.entry.object_ids) {
+      ids += (ids.empty() ? "" : ",") + id;
+    }
+    std::cout << row.id << '\t' << isoTime(row.at) << '\t' << row.entry.actor_role << '\t'
+              << (row.entry.actor_id.empty() ? "-" : row.entry.actor_id) << '\t'
+              << row.entry.action << '\t' << (row.entry.object_kind.empty() ? "-" : row.entry.object_kind)
+              << '\t' << (ids.empty() ? "-" : ids) << '\t' << row.entry.result << '\t'
+              << row.entry.detail << '\n';
+  }
+  return kExitOk;
+}
+
+int runCommand(const std::string& db, const std::string& key_file,
+               const std::string& image_key_file, const std::string& command,
                const std::vector<std::string>& args) {
   po::options_description none;
   if (command == "migrate") {
@@ -291,6 +453,48 @@ int runCommand(const std::string& db, const std::string& key_file, const std::st
     }
     return disagreement ? kExitDisagreement : kExitOk;
   }
+  if (command == "difficult-images") {
+    std::string deposit;
+    po::options_description options("difficult-images options");
+    options.add_options()("deposit", po::value(&deposit), "only this deposit's photos");
+    parseCommand(command, args, options, {});
+    Store store({.conninfo = db});
+    for (const auto& image : store.listDifficultImages(
+             deposit.empty() ? std::nullopt : std::optional<std::string>(deposit))) {
+      std::cout << image.deposit_id << '\t' << image.face << '\t' << image.frame + 1 << '\t'
+                << image.key_id << '\t' << image.ciphertext_bytes << '\t'
+                << isoTime(image.created_at) << '\t'
+                << (image.straightened ? "straightened" : "as-received") << '\t'
+                << (image.blacked_out ? "blacked-out" : "whole") << '\n';
+    }
+    return kExitOk;
+  }
+  if (command == "difficult-image") {
+    return decryptDifficultImage(db, image_key_file, command, args);
+  }
+  if (command == "purge-images") {
+    int retention_days = 0;
+    po::options_description options("purge-images options");
+    options.add_options()("retention-days",
+                          po::value(&retention_days)->default_value(kImageRetentionDays),
+                          "keep photos this many days");
+    parseCommand(command, args, options, {});
+    if (retention_days < 0) {
+      throw UsageError("purge-images: --retention-days must not be negative");
+    }
+    Store store({.conninfo = db});
+    const int purged = store.purgeDifficultImages(std::chrono::system_clock::now(),
+                                                  std::chrono::hours(24 * retention_days));
+    std::cout << "purged " << purged << " photo(s) kept longer than " << retention_days
+              << " days\n";
+    return kExitOk;
+  }
+  if (command == "add-account") {
+    return addAccount(db, command, args);
+  }
+  if (command == "audit") {
+    return printAudit(db, command, args);
+  }
   throw UsageError("unknown command '" + command + "'");
 }
 
@@ -299,6 +503,7 @@ int runCommand(const std::string& db, const std::string& key_file, const std::st
 int main(int argc, char** argv) {
   std::string db;
   std::string key_file;
+  std::string image_key_file;
   std::string command;
   po::options_description global("options");
   // clang-format off
@@ -306,6 +511,7 @@ int main(int argc, char** argv) {
       ("help,h", "show this help")
       ("db", po::value(&db), "libpq conninfo of the registry (default: $LOSTCARD_DB)")
       ("card-key-file", po::value(&key_file), "card hash key file (default: $LOSTCARD_CARD_KEY)")
+      ("image-key-file", po::value(&image_key_file), "key file of difficult cards' photos (default: $LOSTCARD_IMAGE_KEY)")
       ("log-level", po::value<std::string>()->default_value("warn"), "trace ... off");
   po::options_description hidden;
   hidden.add_options()
@@ -345,7 +551,7 @@ int main(int argc, char** argv) {
     if (!args.empty() && args.front() == command) {
       args.erase(args.begin());
     }
-    return runCommand(db, key_file, command, args);
+    return runCommand(db, key_file, image_key_file, command, args);
   } catch (const UsageError& e) {
     std::cerr << "lostcard-admin: " << e.what() << " (see lostcard-admin --help)\n";
     return kExitUsage;

@@ -2,14 +2,23 @@
 // decides where they go, records deposits in PostgreSQL and delivers the holders' notices.
 //
 //   lostcard-cloud --db "host=... dbname=..." --listen 0.0.0.0:7443
-//       --ca fleet-ca.crt --cert cloud.crt --key cloud.key --card-key-file card.key
+//       --ca fleet-ca.crt --cert cloud.crt --key cloud.key --crl fleet-crl.pem --card-key-file card.key
 //
 // Options may also come from a file (--config FILE, lines "name = value").
+//
+// --http-listen HOST:PORT also serves the people's HTTPS API (api_v1.hpp, docs/openapi.yaml)
+// with the same server certificate; accounts are made with `lostcard-admin add-account`.
 //
 // SIGTERM/SIGINT: stop accepting, let each kiosk session finish the message in hand (decision
 // committed, answer sent), close the sessions and exit 0, within --drain-timeout-ms (after that
 // the sessions are closed anyway: kiosks resend what was not answered). A second signal closes
 // them at once. The notice delivery worker stops after the notice it is sending.
+//
+// Revocation (--crl, made by tools/pki): the list is looked at before each kiosk's TLS handshake
+// and every --crl-check-ms, and re-read when its file changed, so no signal or restart is needed
+// and a kiosk connected under a certificate just revoked is dropped within --crl-check-ms. A list
+// that cannot be used at start stops the cloud (fail closed); a bad list later is logged and the
+// previous one stays in force.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -23,12 +32,16 @@
 #include <pqxx/except>
 #include <thread>
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
+#include "lostcard/cloud/api_v1.hpp"
 #include "lostcard/cloud/card_hasher.hpp"
 #include "lostcard/cloud/delivery.hpp"
 #include "lostcard/cloud/deposit_service.hpp"
 #include "lostcard/cloud/gateway.hpp"
+#include "lostcard/cloud/image_retention.hpp"
+#include "lostcard/cloud/image_vault.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/wire/log.hpp"
 #include "lostcard/wire/tls.hpp"
@@ -68,10 +81,20 @@ int main(int argc, char** argv) {
     ::execv("/proc/self/exe", argv);
     // Without /proc, run on with OpenMP's default.
   }
+  // The process holds card photos and read numbers in memory: a crash must not write them to a
+  // core file (nor may another process of this user read its memory).
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   po::options_description desc("lostcard-cloud options");
   std::string config_file, listen, db, ca, cert, key, card_key_file, tessdata, models, log_level;
-  std::string port_file;
+  std::string port_file, crl;
+  std::string http_listen, http_port_file;
+  unsigned token_ttl_minutes = 0;
+  std::size_t http_max_body_bytes = 0;
+  unsigned crl_check_ms = 0;
   int workers = 0, db_pool = 0, pickup_ttl_hours = 0;
+  int pickup_code_tries = 0, pickup_kiosk_wrong_tries = 0, pickup_kiosk_window_s = 0;
+  std::string image_key_file;
+  int image_retention_days = 0;
   std::size_t max_frame_bytes = 0;
   double min_confidence = 0;
   unsigned hello_timeout_ms = 0, idle_timeout_ms = 0, db_wait_ms = 0, drain_timeout_ms = 0;
@@ -82,13 +105,21 @@ int main(int argc, char** argv) {
     ("config", po::value(&config_file), "read options from this file (name = value lines)")
     ("listen", po::value(&listen)->default_value("0.0.0.0:7443"), "kiosk gateway HOST:PORT (port 0: any free port)")
     ("port-file", po::value(&port_file), "write the bound gateway port to this file once listening")
+    ("http-listen", po::value(&http_listen), "people's HTTPS API HOST:PORT (port 0: any free port); no API when absent")
+    ("http-port-file", po::value(&http_port_file), "write the bound API port to this file once listening")
+    ("http-max-body-bytes", po::value(&http_max_body_bytes)->default_value(64 * 1024), "largest API request body (larger: 413)")
+    ("token-ttl-minutes", po::value(&token_ttl_minutes)->default_value(15), "how long an API login token works")
     ("db", po::value(&db)->required(), "PostgreSQL conninfo")
     ("db-pool", po::value(&db_pool)->default_value(4), "database connections")
     ("db-wait-ms", po::value(&db_wait_ms)->default_value(60'000), "at start-up, how long to wait for an unreachable database")
     ("ca", po::value(&ca)->required(), "fleet CA certificate (PEM): kiosks must present a certificate it issued")
     ("cert", po::value(&cert)->required(), "this server's certificate chain (PEM)")
     ("key", po::value(&key)->required(), "this server's private key (PEM)")
+    ("crl", po::value(&crl), "kiosk certificate revocation list (PEM, signed by the --ca), re-read when it changes")
+    ("crl-check-ms", po::value(&crl_check_ms)->default_value(5'000), "how often the --crl file is looked at (it is also looked at before each kiosk's handshake)")
     ("card-key-file", po::value(&card_key_file), "card hash key file ('<key id> <hex key>'); default: $LOSTCARD_CARD_KEY")
+    ("image-key-file", po::value(&image_key_file), "key file sealing the photos kept of difficult cards ('<key id> <64 hex>' lines, the first seals); default: $LOSTCARD_IMAGE_KEY; neither: no photo is kept")
+    ("image-retention-days", po::value(&image_retention_days)->default_value(30), "delete difficult cards' photos older than this (checked hourly)")
     ("workers", po::value(&workers)->default_value(0), "recognition and database threads (0: one per core)")
     ("max-frame-bytes", po::value(&max_frame_bytes)->default_value(wire::kDefaultMaxFrameBytes), "largest frame a kiosk may send")
     ("hello-timeout-ms", po::value(&hello_timeout_ms)->default_value(10'000), "time a new connection has to say Hello")
@@ -98,6 +129,9 @@ int main(int argc, char** argv) {
     ("drain-timeout-ms", po::value(&drain_timeout_ms)->default_value(20'000), "on SIGTERM, how long sessions may take to answer the message in hand")
     ("min-confidence", po::value(&min_confidence)->default_value(0.5), "readings below this confidence (0..1) are difficult cards")
     ("pickup-code-ttl-hours", po::value(&pickup_ttl_hours)->default_value(24 * 14), "how long a pickup code works")
+    ("pickup-code-tries", po::value(&pickup_code_tries)->default_value(5), "wrong codes a deposit takes before it locks (until its holder gets a new code)")
+    ("pickup-kiosk-wrong-tries", po::value(&pickup_kiosk_wrong_tries)->default_value(20), "wrong codes, across all its slots, after which a kiosk refuses every pickup for a while")
+    ("pickup-kiosk-window-s", po::value(&pickup_kiosk_window_s)->default_value(15 * 60), "the window --pickup-kiosk-wrong-tries counts in, in seconds")
     ("tessdata-dir", po::value(&tessdata)->default_value(""), "Tesseract data folder (default: the system's)")
     ("models-dir", po::value(&models)->default_value(""), "lostcard models/ folder (recognition configuration)")
     ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
@@ -125,12 +159,29 @@ int main(int argc, char** argv) {
   wire::setLogLevel(log_level);
   auto log = wire::componentLogger("cloud");
   try {
+    // TLS first: a certificate or revocation list that cannot be used stops the cloud before it
+    // waits for its database.
+    auto tls = wire::makeServerContext({ca, cert, key});
+    std::optional<wire::RevocationList> revocations;
+    if (!crl.empty()) {
+      revocations.emplace(tls, ca, crl);
+      log->info("revocation list: {}", revocations->describe());
+    } else {
+      log->warn("no --crl: revoked kiosk certificates are not refused");
+    }
     const auto hasher = card_key_file.empty() ? cloud::CardHasher::fromEnv()
                                               : cloud::CardHasher::fromFile(card_key_file);
     cloud::StoreOptions store_options;
     store_options.conninfo = db;
     store_options.pool_size = db_pool;
     store_options.pickup_code_ttl = std::chrono::hours(pickup_ttl_hours);
+    if (pickup_ttl_hours < 1 || pickup_code_tries < 1 || pickup_kiosk_wrong_tries < 1 ||
+        pickup_kiosk_window_s < 1) {
+      throw std::invalid_argument("the --pickup-* options must be at least 1");
+    }
+    store_options.pickup_code_tries = pickup_code_tries;
+    store_options.pickup_limits.kiosk_wrong_tries = pickup_kiosk_wrong_tries;
+    store_options.pickup_limits.kiosk_window = std::chrono::seconds(pickup_kiosk_window_s);
     // PostgreSQL may be restarting just when the cloud (re)starts, after a crash say: wait for
     // it up to --db-wait-ms rather than exit. Found by tools/chaos (a kill -9 of the cloud
     // followed by a PostgreSQL restart left no cloud running).
@@ -162,16 +213,34 @@ int main(int argc, char** argv) {
     }
     cloud::DecisionPolicy policy;
     policy.min_confidence = min_confidence;
-    cloud::DepositService service(store, hasher, recognizer, policy);
+    // Difficult cards keep their photos only sealed (image_vault.hpp); without a key, none.
+    std::optional<cloud::ImageVault> image_vault;
+    if (!image_key_file.empty()) {
+      image_vault.emplace(cloud::ImageVault::fromFile(image_key_file));
+    } else if (cloud::ImageVault::envIsSet()) {
+      image_vault.emplace(cloud::ImageVault::fromEnv());
+    }
+    if (image_vault) {
+      log->info("difficult cards' photos: sealed with image key {}, kept {} days",
+                image_vault->keyId(), image_retention_days);
+    } else {
+      log->warn("no --image-key-file: difficult cards' photos are not kept");
+    }
+    cloud::ImageRetentionSweep retention(
+        store, {.retention = std::chrono::hours(24 * std::max(0, image_retention_days))});
+    retention.start();
+    cloud::DepositService service(store, hasher, recognizer, policy,
+                                  image_vault ? &*image_vault : nullptr);
 
     const int threads =
         workers > 0 ? workers : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     asio::thread_pool work(threads);
     asio::io_context io(1);
-    auto tls = wire::makeServerContext({ca, cert, key});
 
     cloud::GatewayOptions options;
     options.listen = parseEndpoint(listen);
+    options.revocations = revocations ? &*revocations : nullptr;
+    options.revocation_check = std::chrono::milliseconds(std::max(crl_check_ms, 10u));
     options.session.max_frame_bytes = max_frame_bytes;
     options.session.hello_timeout = std::chrono::milliseconds(hello_timeout_ms);
     options.session.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
@@ -183,6 +252,24 @@ int main(int argc, char** argv) {
     gateway.start();
     if (!port_file.empty()) {
       std::ofstream(port_file) << gateway.localEndpoint().port() << "\n";
+    }
+    // The people's HTTPS API (api_v1.hpp), on the same I/O thread, its requests on threads of
+    // its own; with the cloud's server certificate and no client certificate.
+    std::optional<cloud::PeopleApi> people_api;
+    if (!http_listen.empty()) {
+      cloud::PeopleApiOptions api_options;
+      api_options.conninfo = db;
+      api_options.cert_file = cert;
+      api_options.key_file = key;
+      api_options.token_ttl = std::chrono::minutes(std::max(1u, token_ttl_minutes));
+      api_options.server.listen = parseEndpoint(http_listen);
+      api_options.server.max_body_bytes = http_max_body_bytes;
+      people_api.emplace(io, api_options);
+      people_api->start();
+      if (!http_port_file.empty()) {
+        std::ofstream(http_port_file) << people_api->localEndpoint().port() << "\n";
+      }
+      log->info("people's API on port {}", people_api->localEndpoint().port());
     }
 
     cloud::DeliveryOptions delivery_options;
@@ -199,6 +286,9 @@ int main(int argc, char** argv) {
         return;
       }
       const auto drain_timeout = std::chrono::milliseconds(drain_timeout_ms);
+      if (people_api) {
+        people_api->stop();  // API requests in hand are dropped: people retry, nothing is lost
+      }
       log->info("signal {}: draining sessions (at most {} ms)", signo, drain_timeout.count());
       // A second signal: close the sessions now. (Armed first: with no session, drain() is done
       // at once, and its callback cancels this wait.)
@@ -221,7 +311,9 @@ int main(int argc, char** argv) {
     log->info("lostcard-cloud ready: {} workers, {} recognition places, gateway on port {}",
               threads, options.max_queued_recognitions, gateway.localEndpoint().port());
     io.run();
+    people_api.reset();
     delivery.stop();
+    retention.stop();
     work.join();
     log->info("stopped");
   } catch (const std::exception& e) {

@@ -1,5 +1,8 @@
 #include "lostcard/cloud/deposit_service.hpp"
 
+#include <algorithm>
+
+#include "lostcard/cloud/image_redaction.hpp"
 #include "lostcard/wire/envelope.hpp"
 #include "lostcard/wire/log.hpp"
 
@@ -13,11 +16,13 @@ std::shared_ptr<spdlog::logger> log() {
 }  // namespace
 
 DepositService::DepositService(Store& store, const CardHasher& hasher,
-                               RecognizerOptions recognizer_options, DecisionPolicy policy)
+                               RecognizerOptions recognizer_options, DecisionPolicy policy,
+                               const ImageVault* image_vault)
     : store_(store),
       hasher_(hasher),
       recognizer_options_(std::move(recognizer_options)),
-      policy_(policy) {}
+      policy_(policy),
+      image_vault_(image_vault) {}
 
 std::variant<KioskRecord, Refusal> DepositService::admitKiosk(const v1::Hello& hello,
                                                               const std::string& certificate_cn) {
@@ -107,7 +112,9 @@ std::variant<v1::Disposition, Refusal> DepositService::decideAndRecord(
   }
   const auto decision = decideDeposit(deposit_id, kiosk_id, reading, owners, policy_);
 
-  const auto recorded = store_.recordDecision(decision, now);
+  const auto recorded = store_.recordDecision(
+      decision, now,
+      decision.store ? std::vector<DifficultImage>{} : sealDifficultImages(captured, reading));
   if (recorded.kiosk_id != kiosk_id) {
     return Refusal{"deposit " + deposit_id + " belongs to another kiosk"};
   }
@@ -145,6 +152,31 @@ void DepositService::handleHeartbeat(const std::string& kiosk_id, const v1::Hear
   }
 }
 
+std::variant<v1::PickupAnswer, Refusal> DepositService::handlePickup(
+    const std::string& kiosk_id, const v1::PickupRequest& request,
+    std::chrono::system_clock::time_point now) {
+  if (!wire::isUuid(request.request_id())) {
+    return Refusal{"pickup request id is not a UUID"};
+  }
+  PickupAttempt attempt;
+  attempt.kiosk_id = kiosk_id;
+  attempt.request_id = request.request_id();
+  attempt.slot = request.slot();
+  attempt.typed_code = request.code();
+  const PickupOutcome outcome = store_.redeemPickupCode(attempt, now);
+  v1::PickupAnswer answer;
+  answer.set_request_id(request.request_id());
+  answer.set_result(outcome.verdict.result);
+  if (outcome.verdict.result == v1::PICKUP_RESULT_OPEN) {
+    answer.set_deposit_id(outcome.deposit_id);
+    answer.set_slot(outcome.slot);
+  }
+  answer.set_tries_left(static_cast<std::uint32_t>(std::max(0, outcome.verdict.tries_left)));
+  answer.set_retry_after_ms(outcome.verdict.retry_after.count());
+  answer.set_message(pickupMessage(outcome.verdict));
+  return answer;
+}
+
 std::optional<Refusal> DepositService::handleInventory(const std::string& kiosk_id,
                                                        const v1::Inventory& inventory,
                                                        std::chrono::system_clock::time_point now) {
@@ -178,6 +210,58 @@ std::optional<Refusal> DepositService::handleInventory(const std::string& kiosk_
   log()->debug("kiosk {}: inventory (journal seq {}): {} slots used, {} in bin, {} disagreements",
                kiosk_id, r.journal_seq, r.slots_used, r.bin_count, r.disagreements);
   return std::nullopt;
+}
+
+std::vector<DifficultImage> DepositService::sealDifficultImages(const v1::CardCaptured& captured,
+                                                                const CardReading& reading) {
+  const std::string& deposit_id = captured.deposit_id();
+  if (image_vault_ == nullptr || captured.front_size() > policy_.max_frames_per_face ||
+      captured.back_size() > policy_.max_frames_per_face) {
+    return {};
+  }
+  CardImages images;
+  for (const auto& frame : captured.front()) {
+    images.front_jpegs.push_back(frame.jpeg());
+  }
+  for (const auto& frame : captured.back()) {
+    images.back_jpegs.push_back(frame.jpeg());
+  }
+  std::vector<DifficultImage> sealed;
+  try {
+    const auto number_face = numberFaceOf(reading);
+    const RedactedCard redacted =
+        redactForKeeping(images, number_face, recognizer_options_.limits);
+    for (const auto& frame : redacted.frames) {
+      SealedImage s = image_vault_->seal(frame.jpeg, deposit_id);
+      DifficultImage image;
+      image.deposit_id = deposit_id;
+      image.face = faceName(frame.face);
+      image.frame = frame.index;
+      image.straightened = frame.straightened;
+      image.blacked_out = frame.blacked_out;
+      image.key_id = std::move(s.key_id);
+      image.nonce = std::move(s.nonce);
+      image.ciphertext = std::move(s.ciphertext);
+      image.ciphertext_bytes = image.ciphertext.size();
+      sealed.push_back(std::move(image));
+    }
+    for (const auto& skipped : redacted.not_kept) {
+      log()->info("deposit {}: {} frame {} not kept: {}", deposit_id, faceName(skipped.face),
+                  skipped.index + 1, skipped.why);
+    }
+    log()->info("deposit {}: keeping {} photo(s) sealed with image key {} (signature band blacked "
+                "out on {})",
+                deposit_id, sealed.size(), image_vault_->keyId(),
+                !number_face ? "every face"
+                             : std::string("the ") +
+                                   faceName(*number_face == CardFace::kFront ? CardFace::kBack
+                                                                             : CardFace::kFront));
+  } catch (const std::exception& e) {
+    // The decision matters more than its photos: it is recorded without them.
+    log()->error("deposit {}: photos not kept: {}", deposit_id, e.what());
+    sealed.clear();
+  }
+  return sealed;
 }
 
 std::unique_ptr<Recognizer> DepositService::borrowRecognizer() {

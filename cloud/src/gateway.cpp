@@ -24,7 +24,8 @@ Gateway::Gateway(asio::io_context& io, asio::ssl::context& tls, DepositService& 
       options_(std::move(options)),
       acceptor_(io),
       recognition_places_(io.get_executor(), options_.max_queued_recognitions),
-      drain_deadline_(io) {}
+      drain_deadline_(io),
+      revocation_timer_(io) {}
 
 Gateway::~Gateway() = default;
 
@@ -34,6 +35,9 @@ void Gateway::start() {
   acceptor_.bind(options_.listen);
   acceptor_.listen();
   asio::co_spawn(io_, acceptLoop(), asio::detached);
+  if (options_.revocations != nullptr) {
+    asio::co_spawn(io_, watchRevocations(), asio::detached);
+  }
 }
 
 tcp::endpoint Gateway::localEndpoint() const { return acceptor_.local_endpoint(); }
@@ -45,6 +49,43 @@ void Gateway::stopAccepting() {
   stopped_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  revocation_timer_.cancel();
+}
+
+void Gateway::checkRevocations() {
+  if (options_.revocations == nullptr) {
+    return;
+  }
+  auto log = wire::componentLogger("cloud.gateway");
+  const auto refresh = options_.revocations->refreshIfChanged();
+  if (!refresh.error.empty()) {
+    log->error("revocation list changed but cannot be used (the previous one stays in force): {}",
+               refresh.error);
+    return;
+  }
+  if (!refresh.changed) {
+    return;
+  }
+  log->info("revocation list reloaded: {}", options_.revocations->describe());
+  // A kiosk connected before its certificate was revoked must not go on talking.
+  auto sessions = sessions_;
+  for (auto& [serial, ending] : sessions) {
+    if (ending.certificate && options_.revocations->isRevoked(ending.certificate.get())) {
+      ending.stop("certificate revoked");
+    }
+  }
+}
+
+asio::awaitable<void> Gateway::watchRevocations() {
+  while (!stopped_) {
+    revocation_timer_.expires_after(options_.revocation_check);
+    boost::system::error_code ec;
+    co_await revocation_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (stopped_) {
+      break;
+    }
+    checkRevocations();
+  }
 }
 
 void Gateway::stop() {
@@ -114,6 +155,8 @@ asio::awaitable<void> Gateway::acceptLoop() {
       log->warn("accept failed: {}", ec.message());
       continue;
     }
+    // A list changed since the last look is in force for this kiosk's handshake.
+    checkRevocations();
     asio::co_spawn(io_, serveConnection(std::move(socket), next_serial_++), asio::detached);
   }
 }
@@ -132,7 +175,8 @@ asio::awaitable<void> Gateway::serveConnection(tcp::socket socket, std::uint64_t
     boost::system::error_code close_ec;
     stream.next_layer().close(close_ec);
   };
-  sessions_[serial] = Ending{[close_socket](const std::string&) { close_socket(); }, close_socket};
+  sessions_[serial] =
+      Ending{[close_socket](const std::string&) { close_socket(); }, close_socket, nullptr};
   {
     // The TLS handshake gets its own deadline: a peer that connects and says nothing must not
     // hold a connection open.
@@ -149,12 +193,23 @@ asio::awaitable<void> Gateway::serveConnection(tcp::socket socket, std::uint64_t
   }
   if (ec || stopped_) {
     if (ec && !stopped_) {
-      log->warn("TLS handshake with {} failed: {}", remote, ec.message());
+      // The refused certificate's reason ("certificate revoked (depth 0, CN=..., serial ...)").
+      const std::string refused = wire::peerVerifyFailure(stream.native_handle());
+      log->warn("TLS handshake with {} failed: {}{}", remote, ec.message(),
+                refused.empty() ? "" : "; peer certificate refused: " + refused);
     }
     connectionEnded(serial);
     co_return;
   }
   const std::string cn = wire::peerCommonName(stream.native_handle());
+  auto certificate = wire::peerCertificate(stream.native_handle());
+  if (options_.revocations != nullptr && options_.revocations->isRevoked(certificate.get())) {
+    // Verified under the previous list, revoked by a reload while this handshake finished.
+    log->warn("TLS handshake with {}: certificate of '{}' revoked meanwhile; closing", remote, cn);
+    close_socket();
+    connectionEnded(serial);
+    co_return;
+  }
 
   SessionHooks hooks;
   hooks.on_admitted = [this, serial](const std::string& kiosk_id) {
@@ -180,7 +235,8 @@ asio::awaitable<void> Gateway::serveConnection(tcp::socket socket, std::uint64_t
                                if (auto s = weak.lock()) {
                                  s->drain();
                                }
-                             }};
+                             },
+                             std::move(certificate)};
   co_await session->run();
   auto it = kiosk_sessions_.find(session->kioskId());
   if (it != kiosk_sessions_.end() && it->second == serial) {

@@ -125,9 +125,125 @@ CREATE TABLE kiosk_inventories (
 );
 )sql";
 
+// Version 3: redeeming pickup codes (pickup_rules.hpp, Store::redeemPickupCode). A deposit whose
+// code opened its slot is "releasing" until the kiosk reports the card taken (issue 6). A holder
+// may get a new code: each makes another notice, numbered per deposit (notice_seq). Every
+// attempt is kept, once per (kiosk, request id): the kiosk's resend gets the first answer, and
+// the wrong codes of the last minutes throttle the kiosk. Never the typed code.
+constexpr std::string_view kPickupRedemption = R"sql(
+ALTER TABLE deposits DROP CONSTRAINT deposits_status_check;
+ALTER TABLE deposits ADD CONSTRAINT deposits_status_check
+  CHECK (status IN ('decided', 'stored', 'releasing', 'collected'));
+ALTER TABLE deposits ADD COLUMN released_at timestamptz;
+
+ALTER TABLE notice_outbox ADD COLUMN notice_seq integer NOT NULL DEFAULT 1 CHECK (notice_seq >= 1);
+ALTER TABLE notice_outbox DROP CONSTRAINT notice_outbox_deposit_id_key;
+ALTER TABLE notice_outbox ADD CONSTRAINT notice_outbox_deposit_seq_key
+  UNIQUE (deposit_id, notice_seq);
+
+CREATE TABLE pickup_attempts (
+  id             bigserial   PRIMARY KEY,
+  kiosk_id       text        NOT NULL REFERENCES kiosks (id),
+  request_id     uuid        NOT NULL,
+  slot           integer     NOT NULL CHECK (slot >= 0),
+  deposit_id     uuid        REFERENCES deposits (id),  -- the deposit waiting there, if any
+  result         text        NOT NULL CHECK (result IN ('open', 'wrong_code', 'locked', 'expired',
+                                 'no_such_deposit', 'kiosk_throttled', 'invalid_code')),
+  tries_left     integer     NOT NULL CHECK (tries_left >= 0),
+  retry_after_ms bigint      NOT NULL DEFAULT 0 CHECK (retry_after_ms >= 0),
+  at             timestamptz NOT NULL,
+  UNIQUE (kiosk_id, request_id)
+);
+CREATE INDEX pickup_attempts_wrong_idx ON pickup_attempts (kiosk_id, at)
+  WHERE result = 'wrong_code';
+)sql";
+
+// Version 5: people and the audit log. Accounts of holders, operators, issuer staff and admins
+// (an Argon2id hash of the password, never the password), which kiosks each operator serves, the
+// API's bearer tokens (only a SHA-256 of each: a leaked table opens no session) and the
+// append-only audit log (never a card number or a pickup code: see audit.hpp).
+constexpr std::string_view kPeopleAndAudit = R"sql(
+CREATE TABLE accounts (
+  id            bigserial   PRIMARY KEY,
+  login         text        NOT NULL UNIQUE CHECK (login <> ''),
+  role          text        NOT NULL CHECK (role IN ('holder', 'operator', 'issuer_staff', 'admin')),
+  password_hash text        NOT NULL CHECK (password_hash LIKE '$argon2id$%'),
+  holder_id     text        REFERENCES holders (id),
+  issuer_id     text        REFERENCES issuers (id),
+  created_at    timestamptz NOT NULL,
+  disabled_at   timestamptz,
+  CHECK ((role = 'holder') = (holder_id IS NOT NULL)),
+  CHECK ((role = 'issuer_staff') = (issuer_id IS NOT NULL))
+);
+
+CREATE TABLE operator_kiosks (
+  account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+  kiosk_id   text   NOT NULL REFERENCES kiosks (id),
+  PRIMARY KEY (account_id, kiosk_id)
+);
+
+CREATE TABLE auth_tokens (
+  token_sha256 bytea       PRIMARY KEY CHECK (octet_length(token_sha256) = 32),
+  account_id   bigint      NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+  issued_at    timestamptz NOT NULL,
+  expires_at   timestamptz NOT NULL
+);
+CREATE INDEX auth_tokens_expiry_idx ON auth_tokens (expires_at);
+
+CREATE TABLE audit_log (
+  id          bigserial   PRIMARY KEY,
+  at          timestamptz NOT NULL,
+  actor_role  text        NOT NULL CHECK (actor_role <> ''),
+  actor_id    text        NOT NULL,
+  action      text        NOT NULL CHECK (action <> ''),
+  object_kind text        NOT NULL DEFAULT '',
+  object_ids  text[]      NOT NULL DEFAULT '{}',
+  result      text        NOT NULL CHECK (result <> ''),
+  detail      text        NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_log_at_idx ON audit_log (at);
+-- For the failed-login limit (accounts.hpp): an account's recent login attempts.
+CREATE INDEX audit_log_login_idx ON audit_log (actor_id, at) WHERE action = 'auth.login';
+
+-- Append-only: rows are never changed or removed by the application's role.
+CREATE FUNCTION audit_log_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'audit_log is append-only';
+END
+$$;
+CREATE TRIGGER audit_log_no_update_delete BEFORE UPDATE OR DELETE ON audit_log
+  FOR EACH ROW EXECUTE FUNCTION audit_log_is_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+  FOR EACH STATEMENT EXECUTE FUNCTION audit_log_is_append_only();
+)sql";
+
+// Version 4: the photos kept of difficult cards, each redacted (the back's signature band
+// blacked out) and sealed with AES-256-GCM (image_vault.hpp: the nonce per image, the key's id
+// for rotation, the deposit id as associated data). Deleted after the retention period
+// (Store::purgeDifficultImages). Ciphertext does not compress: stored out of line, uncompressed.
+constexpr std::string_view kDifficultImages = R"sql(
+CREATE TABLE difficult_images (
+  deposit_id   uuid        NOT NULL REFERENCES deposits (id),
+  face         text        NOT NULL CHECK (face IN ('front', 'back')),
+  frame        integer     NOT NULL CHECK (frame >= 0),
+  straightened boolean     NOT NULL,
+  blacked_out  boolean     NOT NULL,
+  key_id       text        NOT NULL CHECK (key_id <> ''),
+  nonce        bytea       NOT NULL CHECK (octet_length(nonce) = 12),
+  ciphertext   bytea       NOT NULL CHECK (octet_length(ciphertext) >= 16),
+  created_at   timestamptz NOT NULL,
+  PRIMARY KEY (deposit_id, face, frame)
+);
+ALTER TABLE difficult_images ALTER COLUMN ciphertext SET STORAGE EXTERNAL;
+CREATE INDEX difficult_images_created_idx ON difficult_images (created_at);
+)sql";
+
 const std::vector<Migration> kMigrations = {
     {1, "registry", kInitialSchema},
     {2, "kiosk inventories", kKioskInventories},
+    {3, "pickup redemption", kPickupRedemption},
+    {4, "difficult card images", kDifficultImages},
+    {5, "people and audit", kPeopleAndAudit},
 };
 
 void lockMigrations(pqxx::work& tx) {

@@ -62,8 +62,10 @@ std::string noticeText(const NoticeInput& in) {
           "\n";
   text += "Pickup code: " + in.pickup_code + " (valid until " +
           humanUtc(in.pickup_code_expires_at) + ")\n";
-  text += "How to collect: type the code on the box's keypad; slot " +
-          std::to_string(in.slot + 1) + " opens. Take your card and close the slot.\n";
+  const std::string slot_number = std::to_string(in.slot + 1);
+  text += "How to collect: enter the slot number " + slot_number +
+          " and then type the code on the box's keypad; slot " + slot_number +
+          " opens. Take your card and close the slot.\n";
   text += "The code works once and only for this card. Nobody from lostcard will ask you for it.";
   return text;
 }
@@ -81,6 +83,7 @@ lostcard::v1::RetrievalNotice buildNotice(const NoticeInput& in) {
   notice.set_message(noticeText(in));
   notice.set_map_url(mapUrl(in.kiosk.latitude(), in.kiosk.longitude()));
   notice.set_stored_at(formatRfc3339Utc(in.stored_at));
+  notice.set_slot_number(in.slot + 1);
   return notice;
 }
 

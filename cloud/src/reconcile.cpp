@@ -211,6 +211,14 @@ Reconciliation reconcileInventory(
       row.deposit_id = d.deposit_id;
       row.kiosk_view = "-";
       setCloudSide(row, &d);
+      if (d.status == "releasing") {
+        // A pickup code was accepted and the slot told to open: the kiosk's report of the card
+        // taken is on its way.
+        row.verdict = Verdict::kInFlight;
+        row.note = "released for pickup; the kiosk's report of it is on its way";
+        r.rows.push_back(std::move(row));
+        continue;
+      }
       row.verdict = Verdict::kMissingAtKiosk;
       if (d.place.empty()) {
         row.note = "the cloud has a decision for it; the kiosk does not list it";

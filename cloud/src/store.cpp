@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 #include <stdexcept>
 
+#include "lostcard/cloud/audit.hpp"
 #include "lostcard/cloud/migrations.hpp"
 #include "lostcard/cloud/notice.hpp"
 #include "lostcard/cloud/pickup_code.hpp"
@@ -84,6 +85,22 @@ void requireUuids(const google::protobuf::RepeatedPtrField<v1::InventoryCard>& c
     if (!wire::isUuid(card.deposit_id())) {
       throw std::invalid_argument("inventory names a deposit id that is not a UUID");
     }
+  }
+}
+
+// A difficult card's sealed photos, in the transaction that records its decision.
+void insertDifficultImages(pqxx::work& tx, const std::string& deposit_id,
+                           const std::vector<DifficultImage>& images,
+                           std::chrono::system_clock::time_point now) {
+  for (const auto& image : images) {
+    tx.exec_params(
+        "INSERT INTO difficult_images (deposit_id, face, frame, straightened, blacked_out, "
+        "                              key_id, nonce, ciphertext, created_at) "
+        "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz) "
+        "ON CONFLICT (deposit_id, face, frame) DO NOTHING",
+        deposit_id, image.face, image.frame, image.straightened, image.blacked_out, image.key_id,
+        pqxx::binarystring(image.nonce), pqxx::binarystring(image.ciphertext),
+        detail::pgTimestamp(now));
   }
 }
 
@@ -168,6 +185,12 @@ std::vector<CardOwner> Store::findCardsByHash(const std::string& key_id,
 
 DepositDecision Store::recordDecision(const DepositDecision& decision,
                                       std::chrono::system_clock::time_point now) {
+  return recordDecision(decision, now, {});
+}
+
+DepositDecision Store::recordDecision(const DepositDecision& decision,
+                                      std::chrono::system_clock::time_point now,
+                                      const std::vector<DifficultImage>& images) {
   if (!wire::isUuid(decision.deposit_id)) {
     throw std::invalid_argument("deposit id is not a UUID");
   }
@@ -179,15 +202,18 @@ DepositDecision Store::recordDecision(const DepositDecision& decision,
   }
   const auto recorded = impl_->pool.run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    tx.exec_params(
+    const auto inserted = tx.exec_params(
         "INSERT INTO deposits (id, kiosk_id, status, decision, card_id, last4, difficult_reason, "
         "                      detail, decided_at) "
         "VALUES ($1::uuid, $2, 'decided', $3, $4, $5, $6, $7, $8::timestamptz) "
-        "ON CONFLICT (id) DO NOTHING",
+        "ON CONFLICT (id) DO NOTHING RETURNING id",
         decision.deposit_id, decision.kiosk_id, decision.store ? "store" : "difficult",
         decision.card_id, nullIfEmpty(decision.last4),
         decision.store ? std::nullopt : nullIfEmpty(difficultReasonName(decision.reason)),
         decision.detail, detail::pgTimestamp(now));
+    if (!inserted.empty() && !decision.store) {
+      insertDifficultImages(tx, decision.deposit_id, images, now);
+    }
     const auto row = tx.exec_params1(
         std::string("SELECT ") + kDecisionColumns + " FROM deposits WHERE id = $1::uuid",
         decision.deposit_id);
@@ -330,7 +356,7 @@ StoredResult Store::recordStored(const std::string& kiosk_id, const std::string&
         "INSERT INTO notice_outbox (id, deposit_id, holder_id, payload, next_attempt_at, "
         "                           created_at) "
         "VALUES ($1::uuid, $2::uuid, $3, $4::jsonb, $5::timestamptz, $5::timestamptz) "
-        "ON CONFLICT (deposit_id) DO NOTHING RETURNING id",
+        "ON CONFLICT (deposit_id, notice_seq) DO NOTHING RETURNING id",
         in.notice_id, deposit_id, holder_id, payload, now_sql);
     if (inserted.empty()) {
       // Cannot happen while the status check above holds; kept so a notice is never doubled.
@@ -585,6 +611,398 @@ std::vector<std::string> Store::listKioskIds() {
     }
     return ids;
   });
+}
+
+// ---- Pickup codes: redemption and new codes (pickup_rules.hpp) ----
+
+namespace {
+
+// The kiosk's pickup lock: pg_advisory_xact_lock(kPickupLockClass, hashtext(kiosk id)). The
+// two-key form, so it never meets the migrations' one-key lock. Serializes the attempts of one
+// kiosk (its throttle count and its deposits); two kiosks whose ids hash alike only wait for
+// each other.
+constexpr int kPickupLockClass = 0x70696b;  // "pik"
+
+void lockKioskPickups(pqxx::transaction_base& tx, const std::string& kiosk_id) {
+  tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kPickupLockClass, kiosk_id);
+}
+
+std::optional<PickupOutcome> findRecordedAttempt(pqxx::transaction_base& tx,
+                                                 const PickupAttempt& a) {
+  const auto rows = tx.exec_params(
+      "SELECT result, coalesce(deposit_id::text, ''), slot, tries_left, retry_after_ms "
+      "FROM pickup_attempts WHERE kiosk_id = $1 AND request_id = $2::uuid",
+      a.kiosk_id, a.request_id);
+  if (rows.empty()) {
+    return std::nullopt;
+  }
+  PickupOutcome o;
+  o.verdict.result = pickupResultFromName(rows[0][0].as<std::string>());
+  o.deposit_id = rows[0][1].as<std::string>();
+  o.slot = rows[0][2].as<std::uint32_t>();
+  o.verdict.tries_left = rows[0][3].as<int>();
+  o.verdict.retry_after = std::chrono::milliseconds(rows[0][4].as<std::int64_t>());
+  o.repeated = true;
+  return o;
+}
+
+// The kiosk's recent wrong codes and the deposit waiting in the slot, its rows locked.
+PickupState readPickupState(pqxx::transaction_base& tx, const PickupAttempt& a,
+                            std::chrono::system_clock::time_point now, const PickupLimits& limits) {
+  PickupState s;
+  const std::string window_start = detail::pgTimestamp(now - limits.kiosk_window);
+  s.kiosk_wrong_tries = tx.exec_params1(
+                              "SELECT count(*) FROM pickup_attempts WHERE kiosk_id = $1 "
+                              "AND result = 'wrong_code' AND at > $2::timestamptz",
+                              a.kiosk_id, window_start)[0]
+                            .as<int>();
+  if (s.kiosk_wrong_tries >= limits.kiosk_wrong_tries && limits.kiosk_wrong_tries > 0) {
+    const auto nth =
+        tx.exec_params("SELECT " + detail::epochMicrosSql("at") +
+                           " FROM pickup_attempts WHERE kiosk_id = $1 AND result = 'wrong_code' "
+                           "AND at > $2::timestamptz ORDER BY at DESC OFFSET $3 LIMIT 1",
+                       a.kiosk_id, window_start, limits.kiosk_wrong_tries - 1);
+    if (!nth.empty()) {
+      s.limit_th_newest_wrong_try = detail::fromEpochMicros(nth[0][0].as<std::int64_t>());
+    }
+  }
+  const auto rows = tx.exec_params(
+      "SELECT d.id::text, p.code_hash, p.tries_left, " + detail::epochMicrosSql("p.expires_at") +
+          " FROM deposits d JOIN pickup_codes p ON p.deposit_id = d.id "
+          "WHERE d.kiosk_id = $1 AND d.status = 'stored' AND d.location_kind = 'slot' "
+          "  AND d.location_slot = $2 AND p.used_at IS NULL "
+          "ORDER BY d.stored_at DESC, d.id LIMIT 1 FOR UPDATE OF d, p",
+      a.kiosk_id, static_cast<std::int64_t>(a.slot));
+  if (!rows.empty()) {
+    s.deposit_waiting = true;
+    s.deposit_id = rows[0][0].as<std::string>();
+    s.code_hash = rows[0][1].as<std::string>();
+    s.tries_left = rows[0][2].as<int>();
+    s.expires_at = detail::fromEpochMicros(rows[0][3].as<std::int64_t>());
+  }
+  return s;
+}
+
+// Records the attempt (pickup_attempts and the audit log) in the caller's transaction.
+void recordAttempt(pqxx::transaction_base& tx, const PickupAttempt& a, const PickupOutcome& o,
+                   std::chrono::system_clock::time_point now) {
+  const std::string result = pickupResultName(o.verdict.result);
+  tx.exec_params(
+      "INSERT INTO pickup_attempts (kiosk_id, request_id, slot, deposit_id, result, tries_left, "
+      "                             retry_after_ms, at) "
+      "VALUES ($1, $2::uuid, $3, $4::uuid, $5, $6, $7, $8::timestamptz)",
+      a.kiosk_id, a.request_id, static_cast<std::int64_t>(a.slot), nullIfEmpty(o.deposit_id),
+      result, std::max(0, o.verdict.tries_left),
+      static_cast<std::int64_t>(o.verdict.retry_after.count()), detail::pgTimestamp(now));
+  AuditEntry entry;
+  entry.actor_role = "kiosk";
+  entry.actor_id = a.kiosk_id;
+  entry.action = "pickup.attempt";
+  entry.object_kind = "deposit";
+  if (!o.deposit_id.empty()) {
+    entry.object_ids.push_back(o.deposit_id);
+  }
+  entry.result = result;
+  // The request id is in pickup_attempts; here it would only meet the digit-run masking.
+  entry.detail = "slot index " + std::to_string(a.slot);
+  appendAudit(tx, entry, now);
+}
+
+// One round of a redemption: either settled (an answer recorded) or the code to check.
+struct PickupRound {
+  std::optional<PickupOutcome> settled;
+  std::string deposit_id;
+  std::string code_hash;
+};
+
+// What the notice about `deposit_id` says besides the code and the times; and its holder.
+std::pair<std::string, NoticeInput> noticeBasis(pqxx::transaction_base& tx,
+                                                const std::string& deposit_id) {
+  const auto info = tx.exec_params1(
+      "SELECT c.holder_id, h.name, i.name, c.last4, k.id, k.name, k.address, k.latitude, "
+      "       k.longitude, k.opening_hours, d.location_slot, " +
+          detail::epochMicrosSql("d.stored_at") +
+          " FROM deposits d "
+          "JOIN cards c ON c.id = d.card_id "
+          "JOIN holders h ON h.id = c.holder_id "
+          "JOIN issuers i ON i.id = c.issuer_id "
+          "JOIN kiosks k ON k.id = d.kiosk_id "
+          "WHERE d.id = $1::uuid",
+      deposit_id);
+  NoticeInput in;
+  in.deposit_id = deposit_id;
+  in.holder_name = info[1].as<std::string>();
+  in.issuer_name = info[2].as<std::string>();
+  in.card_last4 = info[3].as<std::string>();
+  in.kiosk.set_kiosk_id(info[4].as<std::string>());
+  in.kiosk.set_name(info[5].as<std::string>());
+  in.kiosk.set_address(info[6].as<std::string>());
+  in.kiosk.set_latitude(info[7].as<double>());
+  in.kiosk.set_longitude(info[8].as<double>());
+  in.kiosk.set_opening_hours(info[9].as<std::string>());
+  in.slot = info[10].as<std::uint32_t>();
+  in.stored_at = detail::fromEpochMicros(info[11].as<std::int64_t>());
+  return {info[0].as<std::string>(), std::move(in)};
+}
+
+}  // namespace
+
+PickupOutcome Store::redeemPickupCode(const PickupAttempt& a,
+                                      std::chrono::system_clock::time_point now) {
+  if (!wire::isUuid(a.request_id)) {
+    throw std::invalid_argument("pickup request id is not a UUID");
+  }
+  auto& log = impl_->log;
+  const PickupLimits& limits = impl_->options.pickup_limits;
+  const auto finish = [&](const PickupOutcome& o) {
+    const auto level =
+        o.verdict.result == v1::PICKUP_RESULT_OPEN ? spdlog::level::info : spdlog::level::warn;
+    log->log(level, "kiosk {} slot index {}: pickup request {}{}: {} (deposit {}, tries left {})",
+             a.kiosk_id, a.slot, a.request_id, o.repeated ? " (repeated)" : "",
+             pickupResultName(o.verdict.result), o.deposit_id.empty() ? "-" : o.deposit_id,
+             o.verdict.tries_left);
+    return o;
+  };
+  const auto settle = [&](pqxx::work& tx, const PickupState& s, const PickupVerdict& v) {
+    PickupOutcome o;
+    o.verdict = v;
+    o.deposit_id = s.deposit_id;
+    o.slot = a.slot;
+    recordAttempt(tx, a, o, now);
+    tx.commit();
+    return o;
+  };
+
+  // Each round: read (settling at once what needs no code check), check the slow hash with no
+  // transaction open, then apply under the locks if the code is still the one checked. A round
+  // starts over only when a new code was issued for the slot meanwhile.
+  constexpr int kRounds = 3;
+  for (int round = 0; round < kRounds; ++round) {
+    const PickupRound first = impl_->pool.run([&](pqxx::connection& c) -> PickupRound {
+      pqxx::work tx(c);
+      lockKioskPickups(tx, a.kiosk_id);
+      if (auto recorded = findRecordedAttempt(tx, a)) {
+        return {recorded, "", ""};
+      }
+      const PickupState s = readPickupState(tx, a, now, limits);
+      if (auto early = judgeWithoutCode(s, a.typed_code, now, limits)) {
+        return {settle(tx, s, *early), "", ""};
+      }
+      return {std::nullopt, s.deposit_id, s.code_hash};  // rolled back: nothing written
+    });
+    if (first.settled) {
+      return finish(*first.settled);
+    }
+
+    const bool matches = verifyCode(a.typed_code, first.code_hash);
+
+    const PickupRound second = impl_->pool.run([&](pqxx::connection& c) -> PickupRound {
+      pqxx::work tx(c);
+      lockKioskPickups(tx, a.kiosk_id);
+      if (auto recorded = findRecordedAttempt(tx, a)) {
+        return {recorded, "", ""};  // the same request, answered meanwhile (or before a retry)
+      }
+      const PickupState s = readPickupState(tx, a, now, limits);
+      if (auto early = judgeWithoutCode(s, a.typed_code, now, limits)) {
+        // Throttled, locked or used meanwhile: the check just made is not told.
+        return {settle(tx, s, *early), "", ""};
+      }
+      if (s.deposit_id != first.deposit_id || s.code_hash != first.code_hash) {
+        return {std::nullopt, "", ""};  // a new code: check again
+      }
+      const PickupVerdict v = judgeCode(matches, s);
+      if (v.result == v1::PICKUP_RESULT_OPEN) {
+        const std::string now_sql = detail::pgTimestamp(now);
+        tx.exec_params(
+            "UPDATE pickup_codes SET used_at = $2::timestamptz WHERE deposit_id = $1::uuid",
+            s.deposit_id, now_sql);
+        tx.exec_params(
+            "UPDATE deposits SET status = 'releasing', released_at = $2::timestamptz "
+            "WHERE id = $1::uuid",
+            s.deposit_id, now_sql);
+      } else {
+        tx.exec_params("UPDATE pickup_codes SET tries_left = $2 WHERE deposit_id = $1::uuid",
+                       s.deposit_id, v.tries_left);
+      }
+      return {settle(tx, s, v), "", ""};
+    });
+    if (second.settled) {
+      return finish(*second.settled);
+    }
+  }
+  throw std::runtime_error("pickup: the code of slot " + std::to_string(a.slot) + " of kiosk " +
+                           a.kiosk_id + " kept changing while it was checked");
+}
+
+NewPickupCode Store::issueNewPickupCode(const std::string& deposit_id, const std::string& holder_id,
+                                        std::chrono::system_clock::time_point now) {
+  constexpr const char* kNotYours = "no such deposit of this holder";
+  if (!wire::isUuid(deposit_id)) {
+    return {false, kNotYours, ""};
+  }
+  const auto& options = impl_->options;
+  const std::string code = generatePickupCode();
+  const std::string code_hash = hashCode(code);  // slow: before the transaction
+  const auto result = impl_->pool.run([&](pqxx::connection& c) -> NewPickupCode {
+    pqxx::work tx(c);
+    // The same order of locks as a redemption: the kiosk's pickup lock, then the rows.
+    const auto owner = tx.exec_params(
+        "SELECT d.kiosk_id, d.status, d.location_kind, c.holder_id FROM deposits d "
+        "JOIN cards c ON c.id = d.card_id WHERE d.id = $1::uuid",
+        deposit_id);
+    if (owner.empty() || owner[0][3].as<std::string>() != holder_id) {
+      return {false, kNotYours, ""};
+    }
+    lockKioskPickups(tx, owner[0][0].as<std::string>());
+    const auto rows = tx.exec_params(
+        "SELECT d.status, d.location_kind FROM deposits d WHERE d.id = $1::uuid FOR UPDATE",
+        deposit_id);
+    if (rows[0][0].as<std::string>() != "stored" || text(rows[0][1]) != "slot") {
+      return {false, "the card is not waiting in a slot (" + rows[0][0].as<std::string>() + ")",
+              ""};
+    }
+    auto [holder, in] = noticeBasis(tx, deposit_id);
+    const std::string now_sql = detail::pgTimestamp(now);
+    in.notice_id = wire::newUuid();
+    in.pickup_code = code;
+    in.pickup_code_expires_at = now + options.pickup_code_ttl;
+    const std::string payload = noticeToJson(buildNotice(in));
+
+    tx.exec_params(
+        "INSERT INTO pickup_codes (deposit_id, code_hash, expires_at, tries_left, created_at) "
+        "VALUES ($1::uuid, $2, $3::timestamptz, $4, $5::timestamptz) "
+        "ON CONFLICT (deposit_id) DO UPDATE SET code_hash = EXCLUDED.code_hash, "
+        "  expires_at = EXCLUDED.expires_at, tries_left = EXCLUDED.tries_left, "
+        "  created_at = EXCLUDED.created_at, used_at = NULL",
+        deposit_id, code_hash, detail::pgTimestamp(in.pickup_code_expires_at),
+        options.pickup_code_tries, now_sql);
+    // A notice still on its way carries the old code, which no longer works: withdrawn, its
+    // code erased as after a delivery.
+    tx.exec_params(
+        "UPDATE notice_outbox SET gave_up_at = $2::timestamptz, "
+        "  last_error = 'withdrawn: a new pickup code was issued', payload = payload - $3::text "
+        "WHERE deposit_id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL",
+        deposit_id, now_sql, std::string(kPickupCodeJsonField));
+    tx.exec_params(
+        "INSERT INTO notice_outbox (id, deposit_id, holder_id, payload, next_attempt_at, "
+        "                           created_at, notice_seq) "
+        "SELECT $1::uuid, $2::uuid, $3, $4::jsonb, $5::timestamptz, $5::timestamptz, "
+        "       coalesce(max(notice_seq), 0) + 1 "
+        "FROM notice_outbox WHERE deposit_id = $2::uuid",
+        in.notice_id, deposit_id, holder, payload, now_sql);
+    AuditEntry entry;
+    entry.actor_role = "holder";
+    entry.actor_id = holder_id;
+    entry.action = "pickup.new_code";
+    entry.object_kind = "deposit";
+    entry.object_ids = {deposit_id};
+    entry.result = "ok";
+    entry.detail = "notice " + in.notice_id;
+    appendAudit(tx, entry, now);
+    tx.exec_params("SELECT pg_notify($1, $2)", std::string(kNoticeChannel), in.notice_id);
+    tx.commit();
+    return {true, "", in.notice_id};
+  });
+  if (result.ok) {
+    impl_->log->info("deposit {}: new pickup code for holder {}; notice {} queued", deposit_id,
+                     holder_id, result.notice_id);
+  } else {
+    impl_->log->warn("deposit {}: new pickup code for holder {} refused: {}", deposit_id, holder_id,
+                     result.error);
+  }
+  return result;
+}
+
+// ---- Difficult cards' photos (image_vault.hpp, image_redaction.hpp) ----
+
+std::vector<DifficultImage> Store::difficultImages(const std::string& deposit_id,
+                                                   const AuditEntry* access,
+                                                   std::chrono::system_clock::time_point now) {
+  if (!wire::isUuid(deposit_id)) {
+    return {};
+  }
+  return impl_->pool.run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    const auto rows = tx.exec_params(
+        "SELECT deposit_id::text, face, frame, straightened, blacked_out, key_id, nonce, "
+        "       ciphertext, " +
+            detail::epochMicrosSql("created_at") +
+            " FROM difficult_images WHERE deposit_id = $1::uuid "
+            "ORDER BY face = 'back', frame",
+        deposit_id);
+    std::vector<DifficultImage> out;
+    for (const auto& r : rows) {
+      DifficultImage image;
+      image.deposit_id = r[0].as<std::string>();
+      image.face = r[1].as<std::string>();
+      image.frame = r[2].as<int>();
+      image.straightened = r[3].as<bool>();
+      image.blacked_out = r[4].as<bool>();
+      image.key_id = r[5].as<std::string>();
+      image.nonce = pqxx::binarystring(r[6]).str();
+      image.ciphertext = pqxx::binarystring(r[7]).str();
+      image.ciphertext_bytes = image.ciphertext.size();
+      image.created_at = detail::fromEpochMicros(r[8].as<std::int64_t>());
+      out.push_back(std::move(image));
+    }
+    if (access != nullptr) {
+      AuditEntry entry = *access;
+      entry.object_kind = "deposit";
+      entry.object_ids = {deposit_id};
+      entry.detail = std::to_string(out.size()) + " photo(s)";
+      appendAudit(tx, entry, now);
+    }
+    tx.commit();
+    return out;
+  });
+}
+
+std::vector<DifficultImage> Store::listDifficultImages(
+    const std::optional<std::string>& deposit_id) {
+  if (deposit_id && !wire::isUuid(*deposit_id)) {
+    return {};
+  }
+  return impl_->pool.run([&](pqxx::connection& c) {
+    pqxx::read_transaction tx(c);
+    const auto rows = tx.exec_params(
+        "SELECT deposit_id::text, face, frame, straightened, blacked_out, key_id, "
+        "       octet_length(ciphertext), " +
+            detail::epochMicrosSql("created_at") +
+            " FROM difficult_images WHERE $1::uuid IS NULL OR deposit_id = $1::uuid "
+            "ORDER BY created_at DESC, deposit_id, face = 'back', frame",
+        deposit_id);
+    std::vector<DifficultImage> out;
+    for (const auto& r : rows) {
+      DifficultImage image;
+      image.deposit_id = r[0].as<std::string>();
+      image.face = r[1].as<std::string>();
+      image.frame = r[2].as<int>();
+      image.straightened = r[3].as<bool>();
+      image.blacked_out = r[4].as<bool>();
+      image.key_id = r[5].as<std::string>();
+      image.ciphertext_bytes = r[6].as<std::size_t>();
+      image.created_at = detail::fromEpochMicros(r[7].as<std::int64_t>());
+      out.push_back(std::move(image));
+    }
+    return out;
+  });
+}
+
+int Store::purgeDifficultImages(std::chrono::system_clock::time_point now,
+                                std::chrono::hours retention) {
+  const int purged = impl_->pool.run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    const auto r = tx.exec_params(
+        "DELETE FROM difficult_images WHERE created_at < $1::timestamptz",
+        detail::pgTimestamp(now - retention));
+    tx.commit();
+    return static_cast<int>(r.affected_rows());
+  });
+  if (purged > 0) {
+    impl_->log->info("deleted {} photo(s) of difficult cards kept longer than {} days", purged,
+                     retention.count() / 24);
+  }
+  return purged;
 }
 
 }  // namespace lostcard::cloud

@@ -42,6 +42,23 @@ TEST_CASE("a card the cloud has as collected must not be in the box", "[reconcil
   CHECK(r.disagreements == 1);
 }
 
+TEST_CASE("a card released for pickup and gone from its slot is in flight, not missing",
+          "[reconcile]") {
+  auto s = snapshot();
+  addSlot(s, 2, "a");
+  const std::vector<CloudDeposit> cloud = {{"a", "stored", "slot:2", "1234"},
+                                           {"b", "releasing", "slot:3", "9999"},
+                                           {"c", "stored", "slot:4", "5555"}};
+  const auto r = reconcileInventory("k", s, cloud, kReceived - 1s, 24);
+  REQUIRE(r.rows.size() == 3);
+  CHECK(r.rows[0].verdict == Verdict::kAgree);
+  CHECK(r.rows[1].deposit_id == "b");
+  CHECK(r.rows[1].verdict == Verdict::kInFlight);
+  CHECK(r.rows[2].deposit_id == "c");
+  CHECK(r.rows[2].verdict == Verdict::kMissingAtKiosk);
+  CHECK(r.disagreements == 1);
+}
+
 TEST_CASE("rows come by slot index, then bin, tray, uncertain, then placeless", "[reconcile]") {
   auto s = snapshot();
   addSlot(s, 10, "s10");

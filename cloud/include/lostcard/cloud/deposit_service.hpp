@@ -6,6 +6,10 @@
 //   DepositService service(store, hasher, recognizer_options, policy);
 //   auto admitted = service.admitKiosk(hello, certificate_cn);
 //   v1::Disposition d = service.handleCaptured(kiosk_id, captured, now);
+//
+// With an ImageVault, a card decided difficult keeps its photos, redacted and sealed
+// (image_redaction.hpp, image_vault.hpp), in the transaction that records the decision. Without
+// one, no photo is kept. Every other photo is dropped once recognized.
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -16,6 +20,7 @@
 
 #include "lostcard/cloud/card_hasher.hpp"
 #include "lostcard/cloud/decision.hpp"
+#include "lostcard/cloud/image_vault.hpp"
 #include "lostcard/cloud/recognition.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/v1/kiosk_stream.pb.h"
@@ -29,8 +34,9 @@ struct Refusal {
 
 class DepositService {
  public:
+  // `image_vault` (may be null: no photos kept) must outlive the service.
   DepositService(Store& store, const CardHasher& hasher, RecognizerOptions recognizer_options,
-                 DecisionPolicy policy);
+                 DecisionPolicy policy, const ImageVault* image_vault = nullptr);
 
   // The kiosk record for a Hello, or why the kiosk is refused: the claimed id must match the
   // client certificate's common name and be an enrolled kiosk.
@@ -50,6 +56,13 @@ class DepositService {
   void handleHeartbeat(const std::string& kiosk_id, const v1::Heartbeat& heartbeat,
                        std::chrono::system_clock::time_point now);
 
+  // A holder typed a code at the kiosk: checks it under every pickup rule (Store::
+  // redeemPickupCode) and answers; the deposit id and slot only when the slot is to open.
+  // Refused: a request id that is not a UUID.
+  std::variant<v1::PickupAnswer, Refusal> handlePickup(const std::string& kiosk_id,
+                                                       const v1::PickupRequest& request,
+                                                       std::chrono::system_clock::time_point now);
+
   // Keeps the kiosk's latest Inventory and reconciles it with the deposits, logging a warning
   // per disagreement (ids and places only). Refused: a deposit id that is not a UUID, or a
   // database failure (the kiosk sends a fresh inventory after its next change or reconnect).
@@ -64,6 +77,11 @@ class DepositService {
                                                          CardReading& reading,
                                                          std::chrono::system_clock::time_point now);
 
+  // The photos a difficult card keeps (none without a vault, or when its frames were refused
+  // unread), redacted and sealed.
+  std::vector<DifficultImage> sealDifficultImages(const v1::CardCaptured& captured,
+                                                  const CardReading& reading);
+
   // One Recognizer per concurrent caller: a Tesseract engine is not thread-safe.
   std::unique_ptr<Recognizer> borrowRecognizer();
   void returnRecognizer(std::unique_ptr<Recognizer> recognizer);
@@ -72,6 +90,7 @@ class DepositService {
   const CardHasher& hasher_;
   RecognizerOptions recognizer_options_;
   DecisionPolicy policy_;
+  const ImageVault* image_vault_;
   std::mutex recognizers_mutex_;
   std::vector<std::unique_ptr<Recognizer>> idle_recognizers_;
 };

@@ -5,7 +5,8 @@
 //   boost::asio::io_context io;
 //   boost::asio::thread_pool work(4);
 //   auto tls = wire::makeServerContext({ca, cert, key});
-//   Gateway gateway(io, tls, service, work.get_executor(), {endpoint, session_options});
+//   wire::RevocationList crl(tls, ca, crl_file);   // optional: options.revocations = &crl
+//   Gateway gateway(io, tls, service, work.get_executor(), options);
 //   gateway.start();
 //   io.run();   // gateway.drain(timeout) (or stop()) from a signal handler ends it
 //
@@ -27,6 +28,7 @@
 #include "lostcard/cloud/async_semaphore.hpp"
 #include "lostcard/cloud/deposit_service.hpp"
 #include "lostcard/cloud/kiosk_session.hpp"
+#include "lostcard/wire/tls.hpp"
 
 namespace lostcard::cloud {
 
@@ -36,6 +38,12 @@ struct GatewayOptions {
   std::chrono::milliseconds handshake_timeout{10'000};
   // Recognitions waiting or running on the worker pool at most (at least 1).
   std::size_t max_queued_recognitions = 8;
+  // The kiosks' certificate revocation list, loaded into `tls` (null: none). The gateway looks
+  // at its file before each TLS handshake and every revocation_check; when it changed, the new
+  // list is in force for new connections and the gateway closes the sessions of kiosks whose
+  // certificate it now names.
+  wire::RevocationList* revocations = nullptr;
+  std::chrono::milliseconds revocation_check{5'000};
 };
 
 class Gateway {
@@ -55,6 +63,10 @@ class Gateway {
   void drain(std::chrono::milliseconds timeout, std::function<void()> done = {});
 
   boost::asio::ip::tcp::endpoint localEndpoint() const;
+  // Reloads the revocation list when its file changed and closes the sessions it now revokes.
+  // Called before each handshake and by a timer; call on the io_context's thread.
+  void checkRevocations();
+
   // Kiosks with a live session.
   std::size_t sessionCount() const { return sessions_.size(); }
   const AsyncSemaphore& recognitionPlaces() const { return recognition_places_; }
@@ -70,6 +82,7 @@ class Gateway {
   struct Ending {
     std::function<void(const std::string&)> stop;
     std::function<void()> drain;
+    std::shared_ptr<X509> certificate;  // the peer's, once its TLS handshake succeeded
   };
   AsyncSemaphore recognition_places_;
   // Every open connection (TLS handshakes included), by a serial number; `kiosk_sessions_`
@@ -80,6 +93,7 @@ class Gateway {
   bool stopped_ = false;
   bool draining_ = false;
   boost::asio::steady_timer drain_deadline_;
+  boost::asio::steady_timer revocation_timer_;
   std::function<void()> drained_;
 
   void stopAccepting();
@@ -87,6 +101,7 @@ class Gateway {
   void finishDrainIfIdle();
 
   boost::asio::awaitable<void> acceptLoop();
+  boost::asio::awaitable<void> watchRevocations();
   boost::asio::awaitable<void> serveConnection(boost::asio::ip::tcp::socket socket,
                                                std::uint64_t serial);
 };

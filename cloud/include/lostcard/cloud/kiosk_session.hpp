@@ -256,6 +256,22 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
         conn_.send(wire::makeAck(env.message_id(), nowMs(), refusal ? refusal->reason : ""));
         co_return std::nullopt;
       }
+      case v1::Envelope::kPickupRequest: {
+        // Answered with a PickupAnswer, or an error Ack when malformed. The code is never logged.
+        auto result = *co_await onWorker([this, &env, now] {
+          return service_.handlePickup(kiosk_id_, env.pickup_request(), now);
+        });
+        if (auto* refusal = std::get_if<Refusal>(&result)) {
+          log_->warn("kiosk {}: PickupRequest {} refused: {}", kiosk_id_, env.message_id(),
+                     refusal->reason);
+          conn_.send(wire::makeAck(env.message_id(), nowMs(), refusal->reason));
+        } else {
+          auto reply = wire::makeEnvelope(nowMs());
+          *reply.mutable_pickup_answer() = std::get<v1::PickupAnswer>(result);
+          conn_.send(reply);
+        }
+        co_return std::nullopt;
+      }
       case v1::Envelope::kAck:
         co_return std::nullopt;
       case v1::Envelope::BODY_NOT_SET: {

@@ -15,6 +15,7 @@
 // are thrown (pqxx exceptions); expected refusals are values (StoredResult.error).
 // Time is always passed in. Logs name deposit ids, kiosk ids and last four digits only.
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -22,7 +23,9 @@
 #include <string_view>
 #include <vector>
 
+#include "lostcard/cloud/audit.hpp"
 #include "lostcard/cloud/card_hasher.hpp"
+#include "lostcard/cloud/pickup_rules.hpp"
 #include "lostcard/cloud/reconcile.hpp"
 #include "lostcard/v1/kiosk_stream.pb.h"
 
@@ -52,6 +55,21 @@ struct DepositDecision {
   std::string detail;  // never a card number
 };
 
+// One photo kept of a difficult card: redacted (image_redaction.hpp), then sealed with
+// AES-256-GCM (image_vault.hpp, the deposit id as associated data). Table difficult_images.
+struct DifficultImage {
+  std::string deposit_id;
+  std::string face;           // "front" or "back"
+  int frame = 0;              // position within its face, from 0
+  bool straightened = false;  // the card cut out of the photo; else the photo as received
+  bool blacked_out = false;   // the signature band was blacked out before sealing
+  std::string key_id;         // the image key that sealed it
+  std::string nonce;          // raw bytes
+  std::string ciphertext;     // raw bytes, GCM tag last; "" in listings
+  std::size_t ciphertext_bytes = 0;
+  std::chrono::system_clock::time_point created_at{};  // set when read back
+};
+
 struct StoredResult {
   bool ok = false;
   std::string error;  // why not ok, for the kiosk's Ack
@@ -63,6 +81,29 @@ struct StoreOptions {
   int pool_size = 4;
   std::chrono::hours pickup_code_ttl{24 * 14};
   int pickup_code_tries = 5;
+  // The per-kiosk limit on wrong codes (pickup_rules.hpp).
+  PickupLimits pickup_limits;
+};
+
+// One code typed at a kiosk (a PickupRequest from the kiosk on this connection).
+struct PickupAttempt {
+  std::string kiosk_id;
+  std::string request_id;  // the kiosk's UUID for this attempt
+  std::uint32_t slot = 0;  // 0-based
+  std::string typed_code;  // never logged or stored
+};
+
+struct PickupOutcome {
+  PickupVerdict verdict;
+  std::string deposit_id;  // the deposit waiting in the slot, if any ("" for none)
+  std::uint32_t slot = 0;
+  bool repeated = false;  // the kiosk sent this request id before: the first answer again
+};
+
+struct NewPickupCode {
+  bool ok = false;
+  std::string error;      // why not ok
+  std::string notice_id;  // the notice that carries the new code
 };
 
 // One line of `lostcard-admin deposits`.
@@ -103,6 +144,12 @@ class Store {
   // card id, or a difficult one with one; pqxx::foreign_key_violation for an unknown kiosk.
   DepositDecision recordDecision(const DepositDecision& decision,
                                  std::chrono::system_clock::time_point now);
+  // The same, and when this call records a difficult decision, its sealed photos in the same
+  // transaction (created_at = now), so a difficult card is never recorded without them (or they
+  // without it). `images` are ignored when a decision was recorded before or this one is store.
+  DepositDecision recordDecision(const DepositDecision& decision,
+                                 std::chrono::system_clock::time_point now,
+                                 const std::vector<DifficultImage>& images);
   std::optional<DepositDecision> findDecision(const std::string& deposit_id);
 
   // The card of `deposit_id` is physically at `location` in `kiosk_id`. In ONE transaction: the
@@ -115,6 +162,27 @@ class Store {
   StoredResult recordStored(const std::string& kiosk_id, const std::string& deposit_id,
                             const lostcard::v1::Location& location,
                             std::chrono::system_clock::time_point now);
+
+  // A holder typed `attempt.typed_code` for slot `attempt.slot` of kiosk `attempt.kiosk_id`.
+  // Applies every rule of pickup_rules.hpp: only a deposit of that kiosk, stored in that slot,
+  // can open; a code opens once (the deposit becomes "releasing"); a wrong code uses one of the
+  // code's tries, and counts against the kiosk's window. The slow hash is checked with no
+  // transaction open; the verdict is applied in one transaction that holds the kiosk's pickup
+  // lock (an advisory lock) and the deposit's rows, after checking that nothing changed
+  // meanwhile (else it starts over). Every attempt is recorded in pickup_attempts and the audit
+  // log. Idempotent by (kiosk, request id): a repeat gets the recorded answer (repeated = true).
+  // Throws std::invalid_argument when the request id is not a UUID.
+  PickupOutcome redeemPickupCode(const PickupAttempt& attempt,
+                                 std::chrono::system_clock::time_point now);
+
+  // A fresh pickup code for a card waiting in a slot, at the request of its holder: replaces the
+  // stored hash, gives it full tries and a new expiry (pickup_code_ttl from now), withdraws the
+  // holder's notices not yet delivered (their code no longer works) and queues a new notice with
+  // the new code (the next notice_seq of the deposit), in one transaction. Refused (ok = false):
+  // no such deposit of this holder (one answer for both, so ids cannot be probed), or the card
+  // is not waiting in a slot (not stored yet, already released or collected).
+  NewPickupCode issueNewPickupCode(const std::string& deposit_id, const std::string& holder_id,
+                                   std::chrono::system_clock::time_point now);
 
   // Unknown kiosks are ignored with a warning.
   void recordHeartbeat(const std::string& kiosk_id, const lostcard::v1::Heartbeat& hb,
@@ -145,6 +213,21 @@ class Store {
   Reconciliation reconcile(const std::string& kiosk_id);
   // Every enrolled kiosk's id, ascending.
   std::vector<std::string> listKioskIds();
+
+  // Difficult cards' sealed photos. One deposit's, ciphertext included, front then back, by
+  // frame; every deposit's (or one's) without the ciphertext, newest first. Reading ciphertext
+  // does not decrypt it: whoever opens one (lostcard-admin difficult-image) needs the image key.
+  // With `access`, the read is recorded in the audit log (result "ok", detail: how many photos)
+  // in the same transaction, at `now`.
+  std::vector<DifficultImage> difficultImages(const std::string& deposit_id,
+                                              const AuditEntry* access = nullptr,
+                                              std::chrono::system_clock::time_point now = {});
+  std::vector<DifficultImage> listDifficultImages(const std::optional<std::string>& deposit_id);
+  // Deletes the photos kept for longer than `retention` at `now`; returns how many. PostgreSQL
+  // frees their space at its next VACUUM (autovacuum); retiring the image key after the
+  // retention period makes any copy left on disk or in backups unreadable.
+  int purgeDifficultImages(std::chrono::system_clock::time_point now,
+                           std::chrono::hours retention);
 
   // The channel NoticeDelivery LISTENs on; its payload is the notice id.
   static constexpr const char* kNoticeChannel = "lostcard_notice";

@@ -1,0 +1,72 @@
+#pragma once
+// The endpoints of the people's API, version 1 (docs/openapi.yaml describes them):
+//
+//   POST /v1/auth/login                      {login, password} -> {token, expires_at, role}
+//   POST /v1/auth/logout                     ends the token (204)
+//   GET  /v1/me                              who the token belongs to
+//   GET  /v1/holder/deposits                 a holder's own deposits
+//   GET  /v1/operator/kiosks/{id}/deposits   an operator's kiosk's deposits
+//   GET  /v1/issuer/cards                    issuer staff: their issuer's cards
+//
+//   AccountStore accounts({.conninfo = db});
+//   CardDataReader reader({.conninfo = db});
+//   HttpRouter router = makeApiV1Router(accounts, reader);
+//
+// or, all of it on one io_context (what lostcard-cloud --http-listen runs):
+//
+//   PeopleApi api(io, {.conninfo = db, .cert_file = crt, .key_file = key, .server = {...}});
+//   api.start();   // ... api.stop() on SIGTERM
+//
+// Who may see what is decided in authorization.hpp; every read of card data is audited by
+// CardDataReader, every login by AccountStore.
+#include <boost/asio/thread_pool.hpp>
+
+#include "lostcard/cloud/accounts.hpp"
+#include "lostcard/cloud/card_data.hpp"
+#include "lostcard/cloud/http_api.hpp"
+
+namespace lostcard::cloud {
+
+// Adds the v1 endpoints to `router`.
+void addApiV1Routes(HttpRouter& router, AccountStore& accounts, CardDataReader& reader);
+
+// A router that authenticates with `accounts` and serves the v1 endpoints; `clock` is for tests.
+HttpRouter makeApiV1Router(
+    AccountStore& accounts, CardDataReader& reader,
+    HttpRouter::Clock clock = [] { return std::chrono::system_clock::now(); });
+
+struct PeopleApiOptions {
+  std::string conninfo;
+  std::string cert_file, key_file;  // the cloud's server certificate (the kiosks' one will do)
+  std::chrono::minutes token_ttl{15};
+  HttpServerOptions server;
+  // Threads that run requests (database calls, Argon2id at about 64 MiB each): apart from the
+  // recognition workers, so logins cannot starve the kiosks, and bounded, so they bound memory.
+  int threads = 2;
+};
+
+// The whole API service: accounts, audited reads, the v1 router, its TLS context and server,
+// and the threads its requests run on.
+class PeopleApi {
+ public:
+  // Throws when the certificate or key cannot be loaded.
+  PeopleApi(boost::asio::io_context& io, PeopleApiOptions options);
+  ~PeopleApi();  // stops and joins its threads
+  PeopleApi(const PeopleApi&) = delete;
+  PeopleApi& operator=(const PeopleApi&) = delete;
+
+  void start();  // binds; throws when the address cannot be bound
+  void stop();
+  boost::asio::ip::tcp::endpoint localEndpoint() const;
+
+ private:
+  PeopleApiOptions options_;
+  AccountStore accounts_;
+  CardDataReader reader_;
+  HttpRouter router_;
+  boost::asio::ssl::context tls_;
+  boost::asio::thread_pool threads_;
+  HttpServer server_;
+};
+
+}  // namespace lostcard::cloud

@@ -1,0 +1,70 @@
+#pragma once
+// Who may see what: authorization by role and tenant, as pure functions (no database, no I/O),
+// so every rule is tested on its own (tests/cloud/authorization_test.cpp).
+//
+//   holder        only their own deposits (those of cards enrolled to their holder id)
+//   operator      only the kiosks assigned to them (table operator_kiosks)
+//   issuer_staff  only their issuer's cards
+//   admin         everything (every read is audited all the same)
+//
+//   const Access access = mayListKioskDeposits(principal, kiosk_id);
+//   if (!access.allowed) { return errorReply(access.status, "forbidden", access.reason); }
+//
+// 403 or 404? A refusal is 403 with a reason when the request names something whose existence
+// is no secret to the caller, or when the rule is decided from the caller alone before any
+// lookup (a holder asking for another holder id learns nothing about whether it exists; kiosk
+// ids are public, they are printed on the boxes and in notices). It is 404, the same answer as
+// for a thing that does not exist, when the request names an object only its owner should know
+// of, such as a deposit by its id: then a refusal must not confirm it exists.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lostcard::cloud {
+
+enum class Role { kHolder, kOperator, kIssuerStaff, kAdmin };
+
+// "holder", "operator", "issuer_staff", "admin".
+std::string roleName(Role role);
+std::optional<Role> roleFromName(std::string_view name);
+
+// An authenticated person, as their token resolves (accounts.hpp).
+struct Principal {
+  std::int64_t account_id = 0;
+  std::string login;
+  Role role = Role::kHolder;
+  std::string holder_id;               // holders only
+  std::string issuer_id;               // issuer staff only
+  std::vector<std::string> kiosk_ids;  // operators only
+};
+
+struct Access {
+  bool allowed = false;
+  int status = 403;    // HTTP status of a refusal: 403, or 404 where existence must not leak
+  std::string reason;  // for the person refused, and the audit log
+
+  static Access allow() { return {true, 200, ""}; }
+  static Access forbid(std::string why) { return {false, 403, std::move(why)}; }
+  static Access hide() { return {false, 404, "no such object"}; }
+};
+
+// Deposits of cards enrolled to `holder_id`.
+Access mayListHolderDeposits(const Principal& who, const std::string& holder_id);
+// Every deposit of one kiosk (with how it was decided and where it is).
+Access mayListKioskDeposits(const Principal& who, const std::string& kiosk_id);
+// The cards one issuer enrolled (last four digits and holder ids).
+Access mayListIssuerCards(const Principal& who, const std::string& issuer_id);
+
+// Whose one deposit is: its kiosk, and the holder and issuer of its card when it was matched.
+struct DepositOwnership {
+  std::string kiosk_id;
+  std::string holder_id;  // "" for a difficult card
+  std::string issuer_id;  // "" for a difficult card
+};
+// One deposit named by its id: refusals are 404 (a deposit id is known only to its holder, its
+// box's operators and its issuer).
+Access mayReadDeposit(const Principal& who, const DepositOwnership& deposit);
+
+}  // namespace lostcard::cloud

@@ -1,0 +1,693 @@
+#include "lostcard/cloud/http_api.hpp"
+
+#include <google/protobuf/util/json_util.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <mutex>
+#include <pqxx/except>
+#include <set>
+
+#include "lostcard/v1/api.pb.h"
+#include "lostcard/wire/log.hpp"
+
+namespace lostcard::cloud {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+// After a 413, how much of the refused body is read and dropped, and for how long, so that the
+// client is not reset before it reads the answer (closing a socket with unread data sends RST).
+constexpr std::size_t kMaxDrainBytes = 1024 * 1024;
+constexpr std::chrono::milliseconds kDrainTimeout{2'000};
+constexpr std::chrono::milliseconds kShutdownTimeout{5'000};
+
+std::shared_ptr<spdlog::logger> apiLog() { return wire::componentLogger("cloud.http"); }
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+// True when `text` is well-formed UTF-8 (no overlong forms, surrogates or code points beyond
+// U+10FFFF): what PostgreSQL accepts as text, so a parameter that is not gets a 400 here rather
+// than an error from the database.
+bool isValidUtf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto b0 = static_cast<unsigned char>(text[i]);
+    int extra = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+    if (b0 < 0x80) {
+      ++i;
+      continue;
+    } else if (b0 >= 0xC2 && b0 <= 0xDF) {
+      extra = 1;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+      extra = 2;
+      lo = b0 == 0xE0 ? 0xA0 : 0x80;
+      hi = b0 == 0xED ? 0x9F : 0xBF;
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+      extra = 3;
+      lo = b0 == 0xF0 ? 0x90 : 0x80;
+      hi = b0 == 0xF4 ? 0x8F : 0xBF;
+    } else {
+      return false;
+    }
+    if (i + extra >= text.size()) {
+      return false;
+    }
+    for (int k = 1; k <= extra; ++k) {
+      const auto b = static_cast<unsigned char>(text[i + k]);
+      const unsigned char min = k == 1 ? lo : 0x80;
+      const unsigned char max = k == 1 ? hi : 0xBF;
+      if (b < min || b > max) {
+        return false;
+      }
+    }
+    i += 1 + extra;
+  }
+  return true;
+}
+
+// Percent-decoding; nullopt for a broken escape, a decoded NUL or bytes that are not UTF-8.
+// `plus_is_space` for queries.
+std::optional<std::string> percentDecode(std::string_view text, bool plus_is_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '%') {
+      if (i + 2 >= text.size()) {
+        return std::nullopt;
+      }
+      const int hi = hexValue(text[i + 1]);
+      const int lo = hexValue(text[i + 2]);
+      if (hi < 0 || lo < 0) {
+        return std::nullopt;
+      }
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      c = ' ';
+    }
+    if (c == '\0') {
+      return std::nullopt;
+    }
+    out += c;
+  }
+  if (!isValidUtf8(out)) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::vector<std::string_view> splitPath(std::string_view path) {
+  std::vector<std::string_view> segments;
+  std::size_t start = 1;  // paths start with '/'
+  while (start <= path.size()) {
+    const auto slash = path.find('/', start);
+    const auto end = slash == std::string_view::npos ? path.size() : slash;
+    segments.push_back(path.substr(start, end - start));
+    if (slash == std::string_view::npos) {
+      break;
+    }
+    start = slash + 1;
+  }
+  return segments;
+}
+
+std::optional<std::map<std::string, std::string>> parseQuery(std::string_view query) {
+  std::map<std::string, std::string> out;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) {
+      continue;
+    }
+    const auto eq = pair.find('=');
+    auto key = percentDecode(pair.substr(0, eq), true);
+    auto value = percentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
+    if (!key || !value) {
+      return std::nullopt;
+    }
+    out[*key] = *value;
+  }
+  return out;
+}
+
+bool isJsonContentType(std::string_view value) {
+  const auto semicolon = value.find(';');
+  auto type = value.substr(0, semicolon);
+  while (!type.empty() && type.back() == ' ') {
+    type.remove_suffix(1);
+  }
+  std::string lower(type);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower == "application/json";
+}
+
+// "Bearer <token>" -> token; "" when absent or another scheme.
+std::string bearerToken(std::string_view header) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (header.size() <= kScheme.size()) {
+    return {};
+  }
+  for (std::size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) {
+      return {};
+    }
+  }
+  auto token = header.substr(kScheme.size());
+  while (!token.empty() && token.front() == ' ') {
+    token.remove_prefix(1);
+  }
+  while (!token.empty() && token.back() == ' ') {
+    token.remove_suffix(1);
+  }
+  return std::string(token);
+}
+
+const char* errorCodeFor(unsigned status) {
+  switch (status) {
+    case 400:
+      return "bad_request";
+    case 401:
+      return "unauthorized";
+    case 403:
+      return "forbidden";
+    case 404:
+      return "not_found";
+    case 405:
+      return "method_not_allowed";
+    case 413:
+      return "payload_too_large";
+    case 415:
+      return "unsupported_media_type";
+    case 431:
+      return "request_header_fields_too_large";
+    case 503:
+      return "unavailable";
+    default:
+      return status >= 500 ? "internal" : "error";
+  }
+}
+
+HttpResponse toResponse(ApiReply reply, unsigned version, bool keep_alive) {
+  HttpResponse response{static_cast<http::status>(reply.status), version};
+  response.set(http::field::server, "lostcard");
+  response.set(http::field::cache_control, "no-store");
+  if (!reply.body.empty()) {
+    response.set(http::field::content_type, "application/json");
+  }
+  for (auto& [name, value] : reply.headers) {
+    response.set(name, value);
+  }
+  response.body() = std::move(reply.body);
+  response.keep_alive(keep_alive);
+  response.prepare_payload();
+  return response;
+}
+
+}  // namespace
+
+ApiReply jsonReply(const google::protobuf::Message& message, unsigned status) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  ApiReply reply;
+  reply.status = status;
+  if (!google::protobuf::util::MessageToJsonString(message, &reply.body, options).ok()) {
+    throw std::runtime_error("cannot print a " + message.GetTypeName() + " as JSON");
+  }
+  return reply;
+}
+
+ApiReply errorReply(unsigned status, std::string error, std::string reason) {
+  v1::ErrorBody body;
+  body.set_error(std::move(error));
+  body.set_reason(std::move(reason));
+  return jsonReply(body, status);
+}
+
+std::optional<ApiReply> parseJsonBody(const ApiRequest& request, google::protobuf::Message& out) {
+  if (request.body.empty()) {
+    return errorReply(400, "bad_request", "a JSON body is required");
+  }
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  const auto status = google::protobuf::util::JsonStringToMessage(request.body, &out, options);
+  if (!status.ok()) {
+    // protobuf's first line says what is wrong; the lines after it quote the input (which may
+    // hold a password), so they are left out.
+    std::string why(status.message());
+    why = why.substr(0, why.find('\n'));
+    if (why.size() > 200) {
+      why.resize(200);
+    }
+    return errorReply(400, "bad_request", "malformed JSON body: " + why);
+  }
+  return std::nullopt;
+}
+
+HttpRouter::HttpRouter(Authenticator authenticate, Clock clock)
+    : authenticate_(std::move(authenticate)), clock_(std::move(clock)) {}
+
+void HttpRouter::add(http::verb method, std::string pattern, Auth auth, Handler handler) {
+  Route route{method, pattern, {}, auth, std::move(handler)};
+  for (auto segment : splitPath(route.pattern)) {
+    route.segments.emplace_back(segment);
+  }
+  routes_.push_back(std::move(route));
+}
+
+std::vector<std::pair<http::verb, std::string>> HttpRouter::routes() const {
+  std::vector<std::pair<http::verb, std::string>> out;
+  for (const auto& route : routes_) {
+    out.emplace_back(route.method, route.pattern);
+  }
+  return out;
+}
+
+ApiReply HttpRouter::route(const HttpRequest& request, const std::string& remote,
+                           std::string& who) const {
+  const std::string_view target(request.target().data(), request.target().size());
+  if (target.empty() || target.front() != '/') {
+    return errorReply(400, "bad_request", "the request target must be an absolute path");
+  }
+  const auto question = target.find('?');
+  const auto raw_path = target.substr(0, question);
+  ApiRequest api;
+  api.method = request.method();
+  api.path = std::string(raw_path);
+  api.body = request.body();
+  api.remote = remote;
+  if (question != std::string_view::npos) {
+    auto query = parseQuery(target.substr(question + 1));
+    if (!query) {
+      return errorReply(400, "bad_request", "malformed query string");
+    }
+    api.query = std::move(*query);
+  }
+  const auto segments = splitPath(raw_path);
+  for (const auto segment : segments) {
+    if (!percentDecode(segment, false)) {
+      return errorReply(400, "bad_request", "malformed percent-escape in the path");
+    }
+  }
+
+  const Route* found = nullptr;
+  std::string allowed;
+  for (const auto& route : routes_) {
+    if (route.segments.size() != segments.size()) {
+      continue;
+    }
+    std::map<std::string, std::string> params;
+    bool match = true;
+    for (std::size_t i = 0; i < segments.size() && match; ++i) {
+      const auto& want = route.segments[i];
+      if (want.size() > 2 && want.front() == '{' && want.back() == '}') {
+        auto value = percentDecode(segments[i], false);
+        match = value && !value->empty() && value->find('/') == std::string::npos;
+        if (match) {
+          params[want.substr(1, want.size() - 2)] = std::move(*value);
+        }
+      } else {
+        match = want == segments[i];
+      }
+    }
+    if (!match) {
+      continue;
+    }
+    if (route.method != request.method()) {
+      allowed += (allowed.empty() ? "" : ", ") + std::string(http::to_string(route.method));
+      continue;
+    }
+    found = &route;
+    api.params = std::move(params);
+    break;
+  }
+  if (found == nullptr) {
+    if (!allowed.empty()) {
+      auto reply =
+          errorReply(405, "method_not_allowed", "use " + allowed + " on " + std::string(raw_path));
+      reply.headers.emplace_back("Allow", allowed);
+      return reply;
+    }
+    return errorReply(404, "not_found", "no such endpoint");
+  }
+  if (!api.body.empty()) {
+    const auto content_type = request[http::field::content_type];
+    if (!isJsonContentType(std::string_view(content_type.data(), content_type.size()))) {
+      return errorReply(415, "unsupported_media_type", "send the body as application/json");
+    }
+  }
+  api.now = clock_();
+  if (found->auth == Auth::kRequired) {
+    const auto header = request[http::field::authorization];
+    api.token = bearerToken(std::string_view(header.data(), header.size()));
+    if (api.token.empty()) {
+      auto reply =
+          errorReply(401, "unauthorized", "an 'Authorization: Bearer <token>' header is required");
+      reply.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lostcard\"");
+      return reply;
+    }
+    api.session = authenticate_(api.token, api.now);
+    if (!api.session) {
+      auto reply =
+          errorReply(401, "unauthorized", "the token is unknown or has expired; log in again");
+      reply.headers.emplace_back("WWW-Authenticate",
+                                 "Bearer realm=\"lostcard\", error=\"invalid_token\"");
+      return reply;
+    }
+    who = "account " + std::to_string(api.session->principal.account_id);
+  }
+  return found->handler(api);
+}
+
+HttpResponse HttpRouter::handle(const HttpRequest& request, const std::string& remote) const {
+  std::string who = "anonymous";
+  ApiReply reply;
+  try {
+    reply = route(request, remote, who);
+  } catch (const pqxx::broken_connection& e) {
+    apiLog()->error("{} {}: database unreachable: {}", std::string(request.method_string()),
+                    std::string(request.target()), e.what());
+    reply = errorReply(503, "unavailable", "the service is briefly unavailable; try again");
+  } catch (const std::exception& e) {
+    apiLog()->error("{} {}: {}", std::string(request.method_string()),
+                    std::string(request.target()), e.what());
+    reply = errorReply(500, "internal", "internal error");
+  }
+  const std::string_view target(request.target().data(), request.target().size());
+  apiLog()->info("{} {} {} -> {} ({})", remote, std::string(request.method_string()),
+                 std::string(target.substr(0, target.find('?'))), reply.status, who);
+  return toResponse(std::move(reply), request.version(), request.keep_alive());
+}
+
+ssl::context makeHttpsServerContext(const std::string& cert_file, const std::string& key_file) {
+  ssl::context ctx(ssl::context::tls_server);
+  if (SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION) != 1) {
+    throw std::runtime_error("cannot restrict TLS to 1.2 or newer");
+  }
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                  ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                  ssl::context::no_compression);
+  try {
+    ctx.use_certificate_chain_file(cert_file);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot load certificate '" + cert_file + "': " + e.what());
+  }
+  try {
+    ctx.use_private_key_file(key_file, ssl::context::pem);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot load private key '" + key_file + "': " + e.what());
+  }
+  ctx.set_verify_mode(ssl::verify_none);  // people authenticate with tokens, not certificates
+  return ctx;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server: one HttpConnection per accepted socket, callbacks on a strand of its own.
+
+class HttpConnection;
+
+struct HttpServer::State {
+  State(asio::io_context& io_context, ssl::context& tls_context, const HttpRouter& r,
+        asio::any_io_executor w, HttpServerOptions o)
+      : io(io_context),
+        tls(tls_context),
+        router(r),
+        work(std::move(w)),
+        options(std::move(o)),
+        acceptor(io_context) {}
+
+  asio::io_context& io;
+  ssl::context& tls;
+  const HttpRouter& router;
+  asio::any_io_executor work;
+  HttpServerOptions options;
+  tcp::acceptor acceptor;
+  std::mutex mutex;
+  std::set<std::shared_ptr<HttpConnection>> connections;  // guarded by mutex
+  bool stopped = false;                                   // guarded by mutex
+};
+
+class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
+ public:
+  HttpConnection(tcp::socket socket, std::shared_ptr<HttpServer::State> state)
+      : state_(std::move(state)), stream_(std::move(socket), state_->tls) {
+    boost::system::error_code ec;
+    const auto endpoint = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    remote_ = ec ? "?" : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  }
+
+  void start() {
+    beast::get_lowest_layer(stream_).expires_after(state_->options.handshake_timeout);
+    stream_.async_handshake(
+        ssl::stream_base::server,
+        beast::bind_front_handler(&HttpConnection::onHandshake, shared_from_this()));
+  }
+
+  // From any thread.
+  void close() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->closeNow(); });
+  }
+
+ private:
+  void onHandshake(beast::error_code ec) {
+    if (ec) {
+      apiLog()->debug("{}: TLS handshake failed: {}", remote_, ec.message());
+      return closeNow();
+    }
+    readRequest();
+  }
+
+  void readRequest() {
+    parser_.emplace();
+    parser_->body_limit(state_->options.max_body_bytes);
+    parser_->header_limit(static_cast<std::uint32_t>(state_->options.max_header_bytes));
+    beast::get_lowest_layer(stream_).expires_after(state_->options.read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&HttpConnection::onRead, shared_from_this()));
+  }
+
+  void onRead(beast::error_code ec, std::size_t) {
+    if (ec == http::error::end_of_stream || ec == ssl::error::stream_truncated) {
+      return shutdown();
+    }
+    if (ec == beast::error::timeout) {
+      // Beast has closed the socket already: nothing can be answered. An idle keep-alive
+      // connection ends this way too.
+      if (parser_->got_some()) {
+        apiLog()->info("{}: closed: the request did not arrive within {} ms", remote_,
+                       state_->options.read_timeout.count());
+      }
+      return closeNow();
+    }
+    if (ec == http::error::body_limit) {
+      // Drop what is left of the body (at most kMaxDrainBytes) after answering, so the client
+      // reads the 413 instead of a reset.
+      const auto declared = parser_->content_length();
+      std::size_t left = kMaxDrainBytes;
+      if (declared) {
+        const auto buffered = std::min<std::uint64_t>(buffer_.size(), *declared);
+        left =
+            static_cast<std::size_t>(std::min<std::uint64_t>(*declared - buffered, kMaxDrainBytes));
+      }
+      drain_left_ = left;
+      return replyError(
+          413,
+          "the body is larger than " + std::to_string(state_->options.max_body_bytes) + " bytes",
+          true);
+    }
+    if (ec == http::error::header_limit) {
+      return replyError(431,
+                        "the headers are larger than " +
+                            std::to_string(state_->options.max_header_bytes) + " bytes",
+                        false);
+    }
+    if (ec && ec.category() == http::make_error_code(http::error::bad_target).category()) {
+      return replyError(400, "malformed HTTP request (" + ec.message() + ")", false);
+    }
+    if (ec) {
+      apiLog()->debug("{}: read failed: {}", remote_, ec.message());
+      return closeNow();
+    }
+    beast::get_lowest_layer(stream_).expires_never();
+    auto request = std::make_shared<HttpRequest>(parser_->release());
+    // The handler may block on the database: run it on the work executor, answer on ours.
+    asio::post(state_->work, [self = shared_from_this(), request] {
+      auto response =
+          std::make_shared<HttpResponse>(self->state_->router.handle(*request, self->remote_));
+      asio::post(self->stream_.get_executor(), [self, response] { self->write(response, false); });
+    });
+  }
+
+  void replyError(unsigned status, std::string reason, bool drain) {
+    auto reply = errorReply(status, errorCodeFor(status), std::move(reason));
+    apiLog()->info("{} (unparsed request) -> {}", remote_, status);
+    auto response = std::make_shared<HttpResponse>(toResponse(std::move(reply), 11, false));
+    write(response, drain);
+  }
+
+  void write(std::shared_ptr<HttpResponse> response, bool drain_after) {
+    response_ = std::move(response);
+    beast::get_lowest_layer(stream_).expires_after(state_->options.read_timeout);
+    http::async_write(stream_, *response_,
+                      [self = shared_from_this(), drain_after](beast::error_code ec, std::size_t) {
+                        self->onWrite(ec, drain_after);
+                      });
+  }
+
+  void onWrite(beast::error_code ec, bool drain_after) {
+    const bool keep_alive = response_->keep_alive();
+    response_.reset();
+    if (ec) {
+      return closeNow();
+    }
+    if (drain_after && drain_left_ > 0) {
+      beast::get_lowest_layer(stream_).expires_after(kDrainTimeout);
+      return drain();
+    }
+    if (!keep_alive) {
+      return shutdown();
+    }
+    readRequest();
+  }
+
+  void drain() {
+    const auto chunk = std::min(drain_left_, sizeof(scratch_));
+    stream_.async_read_some(asio::buffer(scratch_, chunk),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->drain_left_ -= std::min(n, self->drain_left_);
+                              if (ec || self->drain_left_ == 0) {
+                                return self->shutdown();
+                              }
+                              self->drain();
+                            });
+  }
+
+  void shutdown() {
+    if (closed_) {
+      return;
+    }
+    beast::get_lowest_layer(stream_).expires_after(kShutdownTimeout);
+    stream_.async_shutdown([self = shared_from_this()](beast::error_code) { self->closeNow(); });
+  }
+
+  void closeNow() {
+    if (!closed_) {
+      closed_ = true;
+      beast::error_code ignored;
+      beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      beast::get_lowest_layer(stream_).close();
+    }
+    std::lock_guard lock(state_->mutex);
+    state_->connections.erase(shared_from_this());
+  }
+
+  std::shared_ptr<HttpServer::State> state_;
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  std::string remote_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<HttpResponse> response_;
+  std::size_t drain_left_ = 0;
+  char scratch_[16 * 1024];
+  bool closed_ = false;
+};
+
+namespace {
+
+void acceptNext(const std::shared_ptr<HttpServer::State>& state) {
+  state->acceptor.async_accept(asio::make_strand(state->io), [state](beast::error_code ec,
+                                                                     tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !state->acceptor.is_open()) {
+      return;
+    }
+    if (!ec) {
+      std::shared_ptr<HttpConnection> connection;
+      {
+        std::lock_guard lock(state->mutex);
+        if (!state->stopped && state->connections.size() < state->options.max_connections) {
+          connection = std::make_shared<HttpConnection>(std::move(socket), state);
+          state->connections.insert(connection);
+        }
+      }
+      if (connection) {
+        connection->start();
+      } else {
+        apiLog()->warn("refusing a connection: {} open already", state->options.max_connections);
+        beast::error_code ignored;
+        socket.close(ignored);
+      }
+    } else {
+      apiLog()->warn("accept failed: {}", ec.message());
+    }
+    acceptNext(state);
+  });
+}
+
+}  // namespace
+
+HttpServer::HttpServer(asio::io_context& io, ssl::context& tls, const HttpRouter& router,
+                       asio::any_io_executor work, HttpServerOptions options)
+    : state_(std::make_shared<State>(io, tls, router, std::move(work), std::move(options))) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::start() {
+  auto& acceptor = state_->acceptor;
+  acceptor.open(state_->options.listen.protocol());
+  acceptor.set_option(tcp::acceptor::reuse_address(true));
+  acceptor.bind(state_->options.listen);
+  acceptor.listen();
+  acceptNext(state_);
+}
+
+void HttpServer::stop() {
+  std::set<std::shared_ptr<HttpConnection>> connections;
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->stopped = true;
+    connections = state_->connections;
+  }
+  asio::post(state_->io, [state = state_] {
+    beast::error_code ignored;
+    state->acceptor.close(ignored);
+  });
+  for (const auto& connection : connections) {
+    connection->close();
+  }
+}
+
+tcp::endpoint HttpServer::localEndpoint() const { return state_->acceptor.local_endpoint(); }
+
+std::size_t HttpServer::connectionCount() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->connections.size();
+}
+
+}  // namespace lostcard::cloud

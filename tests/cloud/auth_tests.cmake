@@ -1,0 +1,12 @@
+# Tests of lostcard_auth and lostcard_http_api (people, roles, audit, the HTTPS API).
+lostcard_add_test(NAME authorization_test TIER unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/authorization_test.cpp
+  DEPS lostcard_auth)
+
+lostcard_add_test(NAME http_api_pgtest TIER pg FIXTURES pg
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/http_api_pgtest.cpp
+  DEPS lostcard_http_api lostcard_test_support)
+
+lostcard_add_test(NAME http_router_test TIER unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/http_router_test.cpp
+  DEPS lostcard_http_api lostcard_test_support)
