@@ -16,8 +16,8 @@ lostcard_add_library(NAME lostcard_registry
     src/registry_pg.cpp
     src/store.cpp
     src/webhook_signature.cpp
-  DEPS lostcard_wire lostcard_proto PkgConfig::PQXX OpenSSL::SSL OpenSSL::Crypto Boost::boost
-       Boost::system spdlog::spdlog Threads::Threads)
+  DEPS lostcard_wire lostcard_proto lostcard_image_vault PkgConfig::PQXX OpenSSL::SSL
+       OpenSSL::Crypto Boost::boost Boost::system spdlog::spdlog Threads::Threads)
 
 lostcard_add_executable(NAME lostcard-admin
   SOURCES src/admin_main.cpp

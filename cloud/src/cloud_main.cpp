@@ -6,6 +6,10 @@
 //
 // Options may also come from a file (--config FILE, lines "name = value").
 //
+// The notices waiting in the outbox hold pickup codes: they are sealed with the notice key
+// (--notice-key-file, else $LOSTCARD_NOTICE_KEY, else a key derived from the card key; see
+// delivery.hpp). Every cloud node of one database needs the same.
+//
 // --http-listen HOST:PORT also serves the people's HTTPS API (api_v1.hpp, docs/openapi.yaml)
 // with the same server certificate; accounts are made with `lostcard-admin add-account`.
 //
@@ -93,7 +97,7 @@ int main(int argc, char** argv) {
   unsigned crl_check_ms = 0;
   int workers = 0, db_pool = 0, pickup_ttl_hours = 0;
   int pickup_code_tries = 0, pickup_kiosk_wrong_tries = 0, pickup_kiosk_window_s = 0;
-  std::string image_key_file;
+  std::string image_key_file, notice_key_file;
   int image_retention_days = 0;
   std::size_t max_frame_bytes = 0;
   double min_confidence = 0;
@@ -119,6 +123,7 @@ int main(int argc, char** argv) {
     ("crl-check-ms", po::value(&crl_check_ms)->default_value(5'000), "how often the --crl file is looked at (it is also looked at before each kiosk's handshake)")
     ("card-key-file", po::value(&card_key_file), "card hash key file ('<key id> <hex key>'); default: $LOSTCARD_CARD_KEY")
     ("image-key-file", po::value(&image_key_file), "key file sealing the photos kept of difficult cards ('<key id> <64 hex>' lines, the first seals); default: $LOSTCARD_IMAGE_KEY; neither: no photo is kept")
+    ("notice-key-file", po::value(&notice_key_file), "key file sealing the notices waiting in the outbox ('<key id> <64 hex>' lines, the first seals); default: $LOSTCARD_NOTICE_KEY; neither: a key derived from the card key")
     ("image-retention-days", po::value(&image_retention_days)->default_value(30), "delete difficult cards' photos older than this (checked hourly)")
     ("workers", po::value(&workers)->default_value(0), "recognition and database threads (0: one per core)")
     ("max-frame-bytes", po::value(&max_frame_bytes)->default_value(wire::kDefaultMaxFrameBytes), "largest frame a kiosk may send")
@@ -171,8 +176,13 @@ int main(int argc, char** argv) {
     }
     const auto hasher = card_key_file.empty() ? cloud::CardHasher::fromEnv()
                                               : cloud::CardHasher::fromFile(card_key_file);
+    // The notices in the outbox carry pickup codes: sealed with this key (delivery.hpp).
+    const auto notice_vault = cloud::loadNoticeVault(notice_key_file, hasher);
+    log->info("notices in the outbox: sealed with notice key {} (from the {})",
+              notice_vault.keyId(), cloud::noticeKeySource(notice_key_file));
     cloud::StoreOptions store_options;
     store_options.conninfo = db;
+    store_options.notice_vault = &notice_vault;
     store_options.pool_size = db_pool;
     store_options.pickup_code_ttl = std::chrono::hours(pickup_ttl_hours);
     if (pickup_ttl_hours < 1 || pickup_code_tries < 1 || pickup_kiosk_wrong_tries < 1 ||
@@ -274,6 +284,7 @@ int main(int argc, char** argv) {
 
     cloud::DeliveryOptions delivery_options;
     delivery_options.conninfo = db;
+    delivery_options.notice_vault = &notice_vault;
     // One notice per round: the worker checks for stop() between rounds, so a stopping cloud
     // waits for the notice being sent, not for a whole batch.
     delivery_options.batch_size = 1;

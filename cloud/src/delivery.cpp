@@ -1,14 +1,19 @@
 #include "lostcard/cloud/delivery.hpp"
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <pqxx/pqxx>
+#include <stdexcept>
 
 #include "lostcard/cloud/notice.hpp"
 #include "lostcard/cloud/registry_http_client.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/cloud/webhook_signature.hpp"
+#include "lostcard/wire/envelope.hpp"
 #include "lostcard/wire/log.hpp"
 #include "registry_pg.hpp"
 
@@ -24,10 +29,23 @@ constexpr auto kListenSlice = std::chrono::milliseconds(100);
 constexpr auto kMinWait = std::chrono::milliseconds(10);
 constexpr auto kErrorPause = std::chrono::seconds(1);
 constexpr std::size_t kMaxErrorText = 300;
+constexpr const char* kDoesNotOpen = "the sealed notice does not open: ";
+// Notices to send: neither delivered nor given up, and sealed (a row from before migration 6
+// still holds its payload in clear until Store::migrate seals it).
+constexpr const char* kPending =
+    "delivered_at IS NULL AND gave_up_at IS NULL AND payload_sealed IS NOT NULL";
+
+// The notice key derived from the card key is HKDF-SHA256 of the card key's HMAC of this digit
+// string. 32 digits are never a card number (those have 8 to 19: Store::enrollCard, the
+// recognizer), so this HMAC is neither stored nor looked up anywhere: only the card key's
+// holders can compute it.
+constexpr std::string_view kCardKeyDerivationInput = "00000000000000000000000000000000";
+constexpr std::string_view kNoticeKeyPurpose = "lostcard notice outbox v1";
 
 struct Claimed {
-  std::string id, deposit_id, holder_id, payload, url, secret;
-  int attempts = 0;  // before this one
+  std::string id, deposit_id, holder_id, url, secret;
+  SealedImage sealed;  // the notice, sealed (noticeAssociatedData)
+  int attempts = 0;    // before this one
 };
 
 // Sets a flag when a NOTIFY arrives on the notice channel.
@@ -39,6 +57,18 @@ class Wakeup : public pqxx::notification_receiver {
 
  private:
   std::atomic<bool>& flag_;
+};
+
+// Overwrites a string (an opened notice holds the pickup code) when the scope ends.
+class EraseOnExit {
+ public:
+  explicit EraseOnExit(std::string& s) : s_(s) {}
+  ~EraseOnExit() { OPENSSL_cleanse(s_.data(), s_.size()); }
+  EraseOnExit(const EraseOnExit&) = delete;
+  EraseOnExit& operator=(const EraseOnExit&) = delete;
+
+ private:
+  std::string& s_;
 };
 
 std::string shorten(std::string s) {
@@ -56,6 +86,56 @@ std::string shorten(std::string s) {
 
 }  // namespace
 
+ImageVault loadNoticeVault(const std::string& key_file, const CardHasher& card_hasher) {
+  if (!key_file.empty()) {
+    return ImageVault::fromFile(key_file);
+  }
+  if (ImageVault::envIsSet(kNoticeKeyEnvVar)) {
+    return ImageVault::fromEnv(kNoticeKeyEnvVar);
+  }
+  std::string secret = card_hasher.hash(kCardKeyDerivationInput);
+  auto vault = ImageVault::derived(secret, "card-" + card_hasher.keyId(), kNoticeKeyPurpose);
+  OPENSSL_cleanse(secret.data(), secret.size());
+  return vault;
+}
+
+std::string noticeKeySource(const std::string& key_file) {
+  if (!key_file.empty()) {
+    return "file";
+  }
+  return ImageVault::envIsSet(kNoticeKeyEnvVar) ? "env" : "card key";
+}
+
+std::string noticeAssociatedData(std::string_view notice_id, std::string_view deposit_id,
+                                 std::string_view holder_id) {
+  // Ids are UUIDs but the holder's, which comes last: the fields cannot run into each other.
+  std::string ad = "lostcard.notice_outbox|";
+  ad.append(notice_id).append("|").append(deposit_id).append("|").append(holder_id);
+  return ad;
+}
+
+const ImageVault& processNoticeVault() {
+  static const ImageVault vault = [] {
+    std::string key(ImageVault::kKeyBytes, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()),
+                   static_cast<int>(key.size())) != 1) {
+      throw std::runtime_error("notice key: RAND_bytes failed");
+    }
+    ImageVault v({{"process-" + wire::newUuid().substr(0, 8), key}});
+    OPENSSL_cleanse(key.data(), key.size());
+    wire::componentLogger("cloud.delivery")
+        ->warn("no notice key given: notices are sealed with key {}, made for this process "
+               "alone (they cannot be delivered after a restart or by another process)",
+               v.keyId());
+    return v;
+  }();
+  return vault;
+}
+
+const ImageVault& noticeVaultOr(const ImageVault* configured) {
+  return configured != nullptr ? *configured : processNoticeVault();
+}
+
 std::chrono::milliseconds deliveryBackoff(int attempts, const DeliveryOptions& options) {
   auto wait = options.initial_backoff;
   for (int i = 1; i < attempts && wait < options.max_backoff; ++i) {
@@ -67,6 +147,7 @@ std::chrono::milliseconds deliveryBackoff(int attempts, const DeliveryOptions& o
 struct NoticeDelivery::Impl {
   explicit Impl(DeliveryOptions o)
       : options(std::move(o)),
+        vault(noticeVaultOr(options.notice_vault)),
         pool(options.conninfo, 1),
         log(wire::componentLogger("cloud.delivery")) {}
 
@@ -79,26 +160,43 @@ struct NoticeDelivery::Impl {
       const auto rows = tx.exec_params(
           "WITH due AS ("
           "  SELECT id FROM notice_outbox "
-          "  WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= $1 "
+          "  WHERE " + std::string(kPending) + " AND next_attempt_at <= $1 "
           "  ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
           "UPDATE notice_outbox o SET next_attempt_at = $3 "
           "FROM due, holders h WHERE o.id = due.id AND h.id = o.holder_id "
-          "RETURNING o.id::text, o.deposit_id::text, o.holder_id, o.payload::text, o.attempts, "
-          "          h.webhook_url, h.webhook_secret",
+          "RETURNING o.id::text, o.deposit_id::text, o.holder_id, o.attempts, "
+          "          h.webhook_url, h.webhook_secret, "
+          "          o.payload_key_id, o.payload_nonce, o.payload_sealed",
           detail::pgTimestamp(now), options.batch_size, detail::pgTimestamp(lease_until));
       tx.commit();
       std::vector<Claimed> out;
       for (const auto& r : rows) {
-        out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(),
-                       r[3].as<std::string>(), r[5].as<std::string>(), r[6].as<std::string>(),
-                       r[4].as<int>()});
+        Claimed n;
+        n.id = r[0].as<std::string>();
+        n.deposit_id = r[1].as<std::string>();
+        n.holder_id = r[2].as<std::string>();
+        n.attempts = r[3].as<int>();
+        n.url = r[4].as<std::string>();
+        n.secret = r[5].as<std::string>();
+        n.sealed.key_id = r[6].as<std::string>();
+        n.sealed.nonce = pqxx::binarystring(r[7]).str();
+        n.sealed.ciphertext = pqxx::binarystring(r[8]).str();
+        out.push_back(std::move(n));
       }
       return out;
     });
   }
 
-  // Sends one notice; returns the error text, "" when the receiver took it.
+  // Opens and sends one notice; returns the error text, "" when the receiver took it.
   std::string send(const Claimed& notice) {
+    std::string why;
+    auto payload = vault.open(notice.sealed,
+                              noticeAssociatedData(notice.id, notice.deposit_id, notice.holder_id),
+                              &why);
+    if (!payload) {
+      return kDoesNotOpen + why;
+    }
+    const EraseOnExit erase(*payload);
     const auto url = parseHttpUrl(notice.url);
     if (!url) {
       return "webhook URL is not http(s)";
@@ -108,10 +206,10 @@ struct NoticeDelivery::Impl {
     const HttpHeaders headers = {
         {"Content-Type", "application/json"},
         {"Idempotency-Key", notice.id},
-        {kSignatureHeader, signWebhook(notice.secret, notice.payload, unix_s)},
+        {kSignatureHeader, signWebhook(notice.secret, *payload, unix_s)},
     };
     const auto response =
-        httpPost(*url, headers, notice.payload, options.request_timeout, options.extra_ca_file);
+        httpPost(*url, headers, *payload, options.request_timeout, options.extra_ca_file);
     if (response.status >= 200 && response.status < 300) {
       return "";
     }
@@ -127,18 +225,15 @@ struct NoticeDelivery::Impl {
     pool.run([&](pqxx::connection& c) {
       pqxx::work tx(c);
       if (error.empty()) {
-        tx.exec_params(
-            "UPDATE notice_outbox SET delivered_at = $2::timestamptz, attempts = $3, "
-            "last_error = NULL, payload = payload - $4::text "
-            "WHERE id = $1::uuid AND delivered_at IS NULL",
-            notice.id, detail::pgTimestamp(now), attempts, std::string(kPickupCodeJsonField));
+        tx.exec_params(std::string("UPDATE notice_outbox SET delivered_at = $2::timestamptz, "
+                                   "attempts = $3, last_error = NULL, ") +
+                           kWipeNoticePayloadSql + " WHERE id = $1::uuid AND delivered_at IS NULL",
+                       notice.id, detail::pgTimestamp(now), attempts);
       } else if (attempts >= options.max_attempts) {
-        tx.exec_params(
-            "UPDATE notice_outbox SET gave_up_at = $2::timestamptz, attempts = $3, "
-            "last_error = $4, payload = payload - $5::text "
-            "WHERE id = $1::uuid AND delivered_at IS NULL",
-            notice.id, detail::pgTimestamp(now), attempts, error,
-            std::string(kPickupCodeJsonField));
+        tx.exec_params(std::string("UPDATE notice_outbox SET gave_up_at = $2::timestamptz, "
+                                   "attempts = $3, last_error = $4, ") +
+                           kWipeNoticePayloadSql + " WHERE id = $1::uuid AND delivered_at IS NULL",
+                       notice.id, detail::pgTimestamp(now), attempts, error);
       } else {
         tx.exec_params(
             "UPDATE notice_outbox SET next_attempt_at = $2::timestamptz, attempts = $3, "
@@ -151,6 +246,9 @@ struct NoticeDelivery::Impl {
     if (error.empty()) {
       log->info("notice {} (deposit {}) delivered to holder {} after {} attempt(s)", notice.id,
                 notice.deposit_id, notice.holder_id, attempts);
+    } else if (error.rfind(kDoesNotOpen, 0) == 0) {
+      log->error("notice {} (deposit {}) to holder {}: not sent, attempt {}: {}", notice.id,
+                 notice.deposit_id, notice.holder_id, attempts, error);
     } else if (attempts >= options.max_attempts) {
       log->error("notice {} (deposit {}) to holder {}: giving up after {} attempts: {}", notice.id,
                  notice.deposit_id, notice.holder_id, attempts, error);
@@ -165,8 +263,7 @@ struct NoticeDelivery::Impl {
     const auto next_us = pool.run([&](pqxx::connection& c) -> std::optional<std::int64_t> {
       pqxx::read_transaction tx(c);
       const auto next = tx.exec1("SELECT " + detail::epochMicrosSql("min(next_attempt_at)") +
-                                 " FROM notice_outbox "
-                                 "WHERE delivered_at IS NULL AND gave_up_at IS NULL")[0];
+                                 " FROM notice_outbox WHERE " + kPending)[0];
       if (next.is_null()) {
         return std::nullopt;
       }
@@ -191,6 +288,7 @@ struct NoticeDelivery::Impl {
   }
 
   DeliveryOptions options;
+  const ImageVault& vault;
   detail::ConnectionPool pool;
   std::shared_ptr<spdlog::logger> log;
   std::mutex mutex;

@@ -1,7 +1,10 @@
 #include "lostcard/cloud/image_vault.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <cctype>
@@ -117,14 +120,51 @@ ImageVault ImageVault::fromFile(const std::string& path) {
   return ImageVault(std::move(keys));
 }
 
-bool ImageVault::envIsSet() { return std::getenv(kEnvVar) != nullptr; }
+bool ImageVault::envIsSet() { return envIsSet(kEnvVar); }
 
-ImageVault ImageVault::fromEnv() {
-  const char* value = std::getenv(kEnvVar);
+bool ImageVault::envIsSet(const char* env_var) { return std::getenv(env_var) != nullptr; }
+
+ImageVault ImageVault::fromEnv() { return fromEnv(kEnvVar); }
+
+ImageVault ImageVault::fromEnv(const char* env_var) {
+  const char* value = std::getenv(env_var);
   if (value == nullptr || *value == '\0') {
-    throw std::invalid_argument(std::string("image key: $") + kEnvVar + " is not set");
+    throw std::invalid_argument(std::string("image key: $") + env_var + " is not set");
   }
-  return ImageVault({parseKey(value, ':', std::string("$") + kEnvVar)});
+  return ImageVault({parseKey(value, ':', std::string("$") + env_var)});
+}
+
+ImageVault ImageVault::derived(std::string_view secret, std::string key_id,
+                               std::string_view purpose) {
+  if (secret.size() < kKeyBytes) {
+    throw std::invalid_argument("derived key '" + key_id + "': the secret is shorter than " +
+                                std::to_string(kKeyBytes) + " bytes");
+  }
+  using Kdf = std::unique_ptr<EVP_KDF, decltype(&EVP_KDF_free)>;
+  using KdfCtx = std::unique_ptr<EVP_KDF_CTX, decltype(&EVP_KDF_CTX_free)>;
+  Kdf kdf(EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_HKDF, nullptr), &EVP_KDF_free);
+  KdfCtx ctx(kdf ? EVP_KDF_CTX_new(kdf.get()) : nullptr, &EVP_KDF_CTX_free);
+  if (!ctx) {
+    throw std::runtime_error("derived key: HKDF is not available");
+  }
+  std::string digest = "SHA256";
+  std::string ikm(secret);
+  std::string info(purpose);
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest.data(), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, ikm.data(), ikm.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+      OSSL_PARAM_construct_end(),
+  };
+  std::string key(kKeyBytes, '\0');
+  const bool ok = EVP_KDF_derive(ctx.get(), bytes(key), key.size(), params) == 1;
+  OPENSSL_cleanse(ikm.data(), ikm.size());
+  if (!ok) {
+    throw std::runtime_error("derived key: HKDF-SHA256 failed");
+  }
+  ImageVault vault({{std::move(key_id), key}});
+  OPENSSL_cleanse(key.data(), key.size());
+  return vault;
 }
 
 SealedImage ImageVault::seal(std::string_view plain, std::string_view associated_data) const {
@@ -208,7 +248,8 @@ std::optional<std::string> ImageVault::open(const SealedImage& sealed,
   // The tag is checked here: plain is released only when it matches.
   if (EVP_DecryptFinal_ex(ctx.get(), bytes(plain) + length, &final_length) != 1) {
     OPENSSL_cleanse(plain.data(), plain.size());
-    return fail("the image does not authenticate (changed, or sealed for another deposit)");
+    return fail("the sealed data does not authenticate (changed, another key, or sealed "
+                "for another row)");
   }
   plain.resize(static_cast<std::size_t>(length + final_length));
   return plain;

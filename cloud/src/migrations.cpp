@@ -238,12 +238,33 @@ ALTER TABLE difficult_images ALTER COLUMN ciphertext SET STORAGE EXTERNAL;
 CREATE INDEX difficult_images_created_idx ON difficult_images (created_at);
 )sql";
 
+// Version 6: the outbox's notices sealed (AES-256-GCM, delivery.hpp): they carry the holder's
+// pickup code, which the database otherwise keeps only as a slow hash. The key's id, the nonce
+// and the ciphertext (GCM tag last) are kept until the notice is delivered, given up or
+// withdrawn, then wiped with the rest of the payload; the row's metadata stays. The clear
+// payload column is left for rows queued before this version: done ones are wiped here, waiting
+// ones are sealed by Store::migrate (the key is not in the database), and no new row fills it.
+constexpr std::string_view kSealedNotices = R"sql(
+ALTER TABLE notice_outbox ALTER COLUMN payload DROP NOT NULL;
+ALTER TABLE notice_outbox ADD COLUMN payload_key_id text CHECK (payload_key_id <> '');
+ALTER TABLE notice_outbox ADD COLUMN payload_nonce bytea CHECK (octet_length(payload_nonce) = 12);
+ALTER TABLE notice_outbox ADD COLUMN payload_sealed bytea
+  CHECK (octet_length(payload_sealed) >= 16);
+ALTER TABLE notice_outbox ADD CONSTRAINT notice_outbox_sealed_whole
+  CHECK ((payload_key_id IS NULL) = (payload_sealed IS NULL)
+         AND (payload_nonce IS NULL) = (payload_sealed IS NULL));
+ALTER TABLE notice_outbox ADD CONSTRAINT notice_outbox_never_both
+  CHECK (payload IS NULL OR payload_sealed IS NULL);
+UPDATE notice_outbox SET payload = NULL WHERE delivered_at IS NOT NULL OR gave_up_at IS NOT NULL;
+)sql";
+
 const std::vector<Migration> kMigrations = {
     {1, "registry", kInitialSchema},
     {2, "kiosk inventories", kKioskInventories},
     {3, "pickup redemption", kPickupRedemption},
     {4, "difficult card images", kDifficultImages},
     {5, "people and audit", kPeopleAndAudit},
+    {6, "sealed notices", kSealedNotices},
 };
 
 void lockMigrations(pqxx::work& tx) {

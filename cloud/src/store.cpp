@@ -1,6 +1,7 @@
 #include "lostcard/cloud/store.hpp"
 
 #include <google/protobuf/util/json_util.h>
+#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <limits>
@@ -8,6 +9,8 @@
 #include <stdexcept>
 
 #include "lostcard/cloud/audit.hpp"
+#include "lostcard/cloud/delivery.hpp"
+#include "lostcard/cloud/image_vault.hpp"
 #include "lostcard/cloud/migrations.hpp"
 #include "lostcard/cloud/notice.hpp"
 #include "lostcard/cloud/pickup_code.hpp"
@@ -104,6 +107,15 @@ void insertDifficultImages(pqxx::work& tx, const std::string& deposit_id,
   }
 }
 
+// The notice as JSON, sealed for its outbox row (delivery.hpp); the clear JSON is erased.
+SealedImage sealNotice(const ImageVault& vault, const NoticeInput& in,
+                       const std::string& holder_id) {
+  std::string json = noticeToJson(buildNotice(in));
+  auto sealed = vault.seal(json, noticeAssociatedData(in.notice_id, in.deposit_id, holder_id));
+  OPENSSL_cleanse(json.data(), json.size());
+  return sealed;
+}
+
 }  // namespace
 
 std::string difficultReasonName(v1::DifficultReason reason) {
@@ -130,6 +142,34 @@ struct Store::Impl {
         pool(options.conninfo, options.pool_size),
         log(wire::componentLogger("cloud.registry")) {}
 
+  // Notices waiting in clear, queued before migration 6: sealed in place. Returns how many.
+  int sealClearNotices() {
+    return pool.run([&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      const auto rows = tx.exec(
+          "SELECT id::text, deposit_id::text, holder_id, payload::text FROM notice_outbox "
+          "WHERE payload IS NOT NULL FOR UPDATE");
+      for (const auto& r : rows) {
+        const std::string id = r[0].as<std::string>();
+        std::string json = r[3].as<std::string>();
+        const auto sealed = noticeVault().seal(
+            json, noticeAssociatedData(id, r[1].as<std::string>(), r[2].as<std::string>()));
+        OPENSSL_cleanse(json.data(), json.size());
+        tx.exec_params(
+            "UPDATE notice_outbox SET payload = NULL, payload_key_id = $2, payload_nonce = $3, "
+            "payload_sealed = $4 WHERE id = $1::uuid",
+            id, sealed.key_id, pqxx::binarystring(sealed.nonce),
+            pqxx::binarystring(sealed.ciphertext));
+      }
+      tx.commit();
+      return static_cast<int>(rows.size());
+    });
+  }
+
+  // The key that seals notices (made on first use when none was given: most callers of a
+  // Store, lostcard-admin's, never queue one).
+  const ImageVault& noticeVault() const { return noticeVaultOr(options.notice_vault); }
+
   StoreOptions options;
   detail::ConnectionPool pool;
   std::shared_ptr<spdlog::logger> log;
@@ -141,6 +181,12 @@ Store::~Store() = default;
 
 void Store::migrate() {
   impl_->pool.run([&](pqxx::connection& c) { return applyMigrations(c); });
+  // Only with a key every node holds: one made for this process would seal them for good.
+  if (impl_->options.notice_vault != nullptr) {
+    if (const int sealed = impl_->sealClearNotices(); sealed > 0) {
+      impl_->log->info("sealed {} notice(s) queued in clear before migration 6", sealed);
+    }
+  }
 }
 
 std::optional<KioskRecord> Store::findKiosk(const std::string& kiosk_id) {
@@ -350,14 +396,15 @@ StoredResult Store::recordStored(const std::string& kiosk_id, const std::string&
     in.pickup_code = generatePickupCode();
     in.pickup_code_expires_at = now + options.pickup_code_ttl;
     in.stored_at = now;
-    const std::string payload = noticeToJson(buildNotice(in));
+    const auto sealed = sealNotice(impl_->noticeVault(), in, holder_id);
 
     const auto inserted = tx.exec_params(
-        "INSERT INTO notice_outbox (id, deposit_id, holder_id, payload, next_attempt_at, "
-        "                           created_at) "
-        "VALUES ($1::uuid, $2::uuid, $3, $4::jsonb, $5::timestamptz, $5::timestamptz) "
+        "INSERT INTO notice_outbox (id, deposit_id, holder_id, payload_key_id, payload_nonce, "
+        "                           payload_sealed, next_attempt_at, created_at) "
+        "VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::timestamptz, $7::timestamptz) "
         "ON CONFLICT (deposit_id, notice_seq) DO NOTHING RETURNING id",
-        in.notice_id, deposit_id, holder_id, payload, now_sql);
+        in.notice_id, deposit_id, holder_id, sealed.key_id, pqxx::binarystring(sealed.nonce),
+        pqxx::binarystring(sealed.ciphertext), now_sql);
     if (inserted.empty()) {
       // Cannot happen while the status check above holds; kept so a notice is never doubled.
       tx.commit();
@@ -504,6 +551,42 @@ std::vector<NoticeSummary> Store::listNotices() {
     }
     return out;
   });
+}
+
+std::optional<v1::RetrievalNotice> Store::waitingNotice(const std::string& deposit_id) {
+  if (!wire::isUuid(deposit_id)) {
+    return std::nullopt;
+  }
+  const auto row = impl_->pool.run([&](pqxx::connection& c) -> std::optional<pqxx::row> {
+    pqxx::read_transaction tx(c);
+    const auto rows = tx.exec_params(
+        "SELECT id::text, holder_id, payload_key_id, payload_nonce, payload_sealed "
+        "FROM notice_outbox WHERE deposit_id = $1::uuid AND delivered_at IS NULL "
+        "AND gave_up_at IS NULL AND payload_sealed IS NOT NULL "
+        "ORDER BY notice_seq DESC LIMIT 1",
+        deposit_id);
+    if (rows.empty()) {
+      return std::nullopt;
+    }
+    return rows[0];
+  });
+  if (!row) {
+    return std::nullopt;
+  }
+  const SealedImage sealed{(*row)[2].as<std::string>(), pqxx::binarystring((*row)[3]).str(),
+                           pqxx::binarystring((*row)[4]).str()};
+  std::string why;
+  auto json = impl_->noticeVault().open(
+      sealed,
+      noticeAssociatedData((*row)[0].as<std::string>(), deposit_id, (*row)[1].as<std::string>()),
+      &why);
+  if (!json) {
+    impl_->log->warn("the waiting notice of deposit {} does not open: {}", deposit_id, why);
+    return std::nullopt;
+  }
+  auto notice = noticeFromJson(*json);
+  OPENSSL_cleanse(json->data(), json->size());
+  return notice;
 }
 
 bool Store::recordInventory(const std::string& kiosk_id, const v1::Inventory& inventory,
@@ -866,7 +949,7 @@ NewPickupCode Store::issueNewPickupCode(const std::string& deposit_id, const std
     in.notice_id = wire::newUuid();
     in.pickup_code = code;
     in.pickup_code_expires_at = now + options.pickup_code_ttl;
-    const std::string payload = noticeToJson(buildNotice(in));
+    const auto sealed = sealNotice(impl_->noticeVault(), in, holder);
 
     tx.exec_params(
         "INSERT INTO pickup_codes (deposit_id, code_hash, expires_at, tries_left, created_at) "
@@ -877,19 +960,21 @@ NewPickupCode Store::issueNewPickupCode(const std::string& deposit_id, const std
         deposit_id, code_hash, detail::pgTimestamp(in.pickup_code_expires_at),
         options.pickup_code_tries, now_sql);
     // A notice still on its way carries the old code, which no longer works: withdrawn, its
-    // code erased as after a delivery.
+    // payload wiped as after a delivery.
     tx.exec_params(
-        "UPDATE notice_outbox SET gave_up_at = $2::timestamptz, "
-        "  last_error = 'withdrawn: a new pickup code was issued', payload = payload - $3::text "
-        "WHERE deposit_id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL",
-        deposit_id, now_sql, std::string(kPickupCodeJsonField));
+        std::string("UPDATE notice_outbox SET gave_up_at = $2::timestamptz, "
+                    "  last_error = 'withdrawn: a new pickup code was issued', ") +
+            kWipeNoticePayloadSql +
+            " WHERE deposit_id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL",
+        deposit_id, now_sql);
     tx.exec_params(
-        "INSERT INTO notice_outbox (id, deposit_id, holder_id, payload, next_attempt_at, "
-        "                           created_at, notice_seq) "
-        "SELECT $1::uuid, $2::uuid, $3, $4::jsonb, $5::timestamptz, $5::timestamptz, "
+        "INSERT INTO notice_outbox (id, deposit_id, holder_id, payload_key_id, payload_nonce, "
+        "                           payload_sealed, next_attempt_at, created_at, notice_seq) "
+        "SELECT $1::uuid, $2::uuid, $3, $4, $5, $6, $7::timestamptz, $7::timestamptz, "
         "       coalesce(max(notice_seq), 0) + 1 "
         "FROM notice_outbox WHERE deposit_id = $2::uuid",
-        in.notice_id, deposit_id, holder, payload, now_sql);
+        in.notice_id, deposit_id, holder, sealed.key_id, pqxx::binarystring(sealed.nonce),
+        pqxx::binarystring(sealed.ciphertext), now_sql);
     AuditEntry entry;
     entry.actor_role = "holder";
     entry.actor_id = holder_id;

@@ -80,11 +80,11 @@ class Cloud {
     REQUIRE(store_.recordStored(kiosk, d.deposit_id, location, now).notice_queued);
     return d.deposit_id;
   }
-  // The code in the deposit's newest notice.
+  // The code in the deposit's newest notice (the outbox holds it sealed).
   std::string code(const std::string& deposit_id) {
-    return query1("SELECT payload->>'pickupCode' FROM notice_outbox WHERE deposit_id = '" +
-                  deposit_id + "' ORDER BY notice_seq DESC LIMIT 1")[0]
-        .as<std::string>();
+    const auto notice = store_.waitingNotice(deposit_id);
+    REQUIRE(notice.has_value());
+    return notice->pickup_code();
   }
   pqxx::row query1(const std::string& sql) {
     pqxx::connection c(db_.conninfo());

@@ -235,11 +235,13 @@ TEST_CASE("recordStored queues exactly one notice, even when repeated") {
   CHECK(deposit[0][3].as<bool>());
 
   // The notice carries the code whose hash is stored, for this holder, box and slot.
-  const auto outbox =
-      f.query("SELECT payload::text, holder_id, deposit_id::text FROM notice_outbox");
+  const auto outbox = f.query(
+      "SELECT payload_sealed IS NOT NULL AND payload IS NULL, holder_id, deposit_id::text "
+      "FROM notice_outbox");
+  CHECK(outbox[0][0].as<bool>());  // sealed (outbox_sealing_pgtest), opened by the store's key
   CHECK(outbox[0][1].as<std::string>() == "ada");
   CHECK(outbox[0][2].as<std::string>() == id);
-  const auto notice = noticeFromJson(outbox[0][0].as<std::string>());
+  const auto notice = f.store.waitingNotice(id);
   REQUIRE(notice.has_value());
   CHECK(notice->deposit_id() == id);
   CHECK(notice->card_last4() == "5556");

@@ -11,9 +11,17 @@
 //   Content-Type: application/json
 //   Idempotency-Key: <notice id>            (the same on every attempt)
 //   X-Lostcard-Signature: t=..,v1=..        (webhook_signature.hpp, the holder's secret)
-// A 2xx answer marks it delivered and clears the pickup code from the stored payload. Anything
-// else is retried after an exponential back-off (deliveryBackoff), up to max_attempts; then the
-// notice is given up (gave_up_at) and its code cleared too.
+// A 2xx answer marks it delivered and wipes the stored payload (the row's metadata stays).
+// Anything else is retried after an exponential back-off (deliveryBackoff), up to max_attempts;
+// then the notice is given up (gave_up_at) and its payload wiped too.
+//
+// The outbox holds each notice sealed (AES-256-GCM, image_vault.hpp, with the id of the key that
+// sealed it), never in clear: the notice carries the holder's pickup code, of which the database
+// otherwise keeps only a slow hash. Store seals, the worker opens, both with the notice key
+// (loadNoticeVault). The associated data binds the row (noticeAssociatedData): a payload copied
+// to another row, or a row moved to another holder, does not open. A notice that does not open
+// is not sent: the attempt fails ("does not open: ..." in last_error, an error logged) and is
+// retried like any other, so a node given the key later still delivers it.
 //
 // Several workers (one per cloud node) share the outbox: due rows are claimed with
 // SELECT ... FOR UPDATE SKIP LOCKED and leased (next_attempt_at pushed past the request's
@@ -23,9 +31,45 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 
+#include "lostcard/cloud/card_hasher.hpp"
+#include "lostcard/cloud/image_vault.hpp"
+
 namespace lostcard::cloud {
+
+// ---- The notice key ----
+//
+//   const auto notice_vault = loadNoticeVault(key_file, hasher);   // once, at start-up
+//   Store store({.conninfo = db, .notice_vault = &notice_vault});
+//   NoticeDelivery delivery({.conninfo = db, .notice_vault = &notice_vault});
+//
+// Every cloud node must hold the same notice key(s). They come from, in this order:
+//   1. `key_file`: "<key id> <64 hex>" lines, the first seals, every one opens (rotation: add the
+//      new key first, retire the old one once no notice it sealed is waiting);
+//   2. $LOSTCARD_NOTICE_KEY = "<key id>:<64 hex>";
+//   3. else a key derived from the card hash key (HKDF-SHA256), id "card-<card key id>": every
+//      node holds the card key already, so notices need no key of their own to be sealed.
+// Throws what ImageVault::fromFile / fromEnv throw.
+inline constexpr const char* kNoticeKeyEnvVar = "LOSTCARD_NOTICE_KEY";
+ImageVault loadNoticeVault(const std::string& key_file, const CardHasher& card_hasher);
+// Where loadNoticeVault found the key: "file", "env" or "card key"; for the start-up log.
+std::string noticeKeySource(const std::string& key_file);
+
+// The associated data of a sealed notice: its outbox row's notice id, deposit id and holder id.
+std::string noticeAssociatedData(std::string_view notice_id, std::string_view deposit_id,
+                                 std::string_view holder_id);
+
+// Store and NoticeDelivery given no notice_vault share this one: a random key made for this
+// process alone (a warning is logged). Enough for tests in one process; lostcard-cloud always
+// passes loadNoticeVault's, as notices sealed with it cannot be opened after a restart.
+const ImageVault& processNoticeVault();
+// `configured`, or processNoticeVault() when null.
+const ImageVault& noticeVaultOr(const ImageVault* configured);
+// The SET list that wipes a notice_outbox row's payload, sealed or (before migration 6) clear.
+inline constexpr const char* kWipeNoticePayloadSql =
+    "payload = NULL, payload_key_id = NULL, payload_nonce = NULL, payload_sealed = NULL";
 
 struct DeliveryOptions {
   std::string conninfo;
@@ -39,6 +83,8 @@ struct DeliveryOptions {
   std::string extra_ca_file{};
   // Notices claimed per round.
   int batch_size = 16;
+  // Opens the sealed notices (loadNoticeVault); must outlive the worker. Null: processNoticeVault.
+  const ImageVault* notice_vault = nullptr;
 };
 
 // The wait before the next attempt after `attempts` failed ones (1, 2, ...):

@@ -13,6 +13,7 @@
 // open. Each sealed image names its key, so keys rotate: the key file's first key seals, every
 // key in it opens what it sealed. Retiring a key (removing its line) after the retention period
 // makes whatever it sealed unreadable for good, copies in backups and freed disk pages included.
+// The notice outbox seals its notices with a vault of its own key(s) (delivery.hpp).
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -54,6 +55,12 @@ class ImageVault {
   static ImageVault fromEnv();
   // Whether $LOSTCARD_IMAGE_KEY is set (to anything).
   static bool envIsSet();
+  // The same for another variable (the notice key's $LOSTCARD_NOTICE_KEY, delivery.hpp).
+  static ImageVault fromEnv(const char* env_var);
+  static bool envIsSet(const char* env_var);
+  // One key, `key_id`, derived from `secret` (at least 32 secret bytes) with HKDF-SHA256 for
+  // `purpose` (a label: one purpose, one key). For keys kept in no file of their own.
+  static ImageVault derived(std::string_view secret, std::string key_id, std::string_view purpose);
 
   // Encrypts `plain` under the sealing key with a fresh random nonce; `associated_data` (the
   // deposit id) is authenticated, not stored. Throws std::runtime_error if OpenSSL fails.

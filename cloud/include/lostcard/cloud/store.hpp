@@ -28,8 +28,11 @@
 #include "lostcard/cloud/pickup_rules.hpp"
 #include "lostcard/cloud/reconcile.hpp"
 #include "lostcard/v1/kiosk_stream.pb.h"
+#include "lostcard/v1/notice.pb.h"
 
 namespace lostcard::cloud {
+
+class ImageVault;
 
 struct KioskRecord {
   std::string id, name, address;
@@ -82,7 +85,10 @@ struct StoreOptions {
   std::chrono::hours pickup_code_ttl{24 * 14};
   int pickup_code_tries = 5;
   // The per-kiosk limit on wrong codes (pickup_rules.hpp).
-  PickupLimits pickup_limits;
+  PickupLimits pickup_limits{};
+  // Seals the notices put in the outbox (delivery.hpp: loadNoticeVault; the worker opens them
+  // with the same key). Must outlive the store. Null: processNoticeVault(), for tests.
+  const ImageVault* notice_vault = nullptr;
 };
 
 // One code typed at a kiosk (a PickupRequest from the kiosk on this connection).
@@ -131,6 +137,7 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // Applies pending migrations (migrations.hpp); safe to call from every node at start-up.
+  // With a notice_vault, also seals the notices that migration 6 found waiting in clear.
   void migrate();
 
   std::optional<KioskRecord> findKiosk(const std::string& kiosk_id);
@@ -154,8 +161,8 @@ class Store {
 
   // The card of `deposit_id` is physically at `location` in `kiosk_id`. In ONE transaction: the
   // deposit becomes "stored" at that location; if it was decided "store" and the location is a
-  // slot, a pickup code is made (its hash stored), the notice built and put in the outbox, and
-  // the delivery workers are notified. Idempotent: a repeat is ok with notice_queued = false.
+  // slot, a pickup code is made (its hash stored), the notice built and put in the outbox
+  // (sealed with the notice key: delivery.hpp), and the delivery workers are notified. Idempotent: a repeat is ok with notice_queued = false.
   // Refused (ok = false): a non-UUID id, an unknown deposit, another kiosk's deposit, no
   // location. A "store" card reported in the bin is recorded, sends no notice, and logs a
   // warning (ok = true).
@@ -201,7 +208,11 @@ class Store {
 
   // Inspection (lostcard-admin): newest first.
   std::vector<DepositSummary> listDeposits(const std::optional<std::string>& kiosk_id);
+  // Metadata only: a notice's payload is sealed, and wiped once it is delivered or given up.
   std::vector<NoticeSummary> listNotices();
+  // The deposit's newest notice still waiting to be delivered, opened with the notice key: the
+  // pickup code in it too. For tests and tools; nullopt when none waits (or it does not open).
+  std::optional<lostcard::v1::RetrievalNotice> waitingNotice(const std::string& deposit_id);
 
   // Keeps `inventory` as the kiosk's latest snapshot, received at `now`, unless the one kept is
   // newer (taken later by the kiosk's clock and with no fewer journal moves: an old message
