@@ -321,16 +321,20 @@ LineGlyphs segmentLine(const cv::Mat& line_gray, LinePrep prep) {
   }
   out.groups.push_back(group);
   // Tall ink left out next to the glyphs (a piece too tall or too wide: digits run into the
-  // card's edge or a pattern) may hide digits of the number: the cut is then incomplete.
+  // card's edge or a pattern) may hide digits of the number: the cut is then incomplete. A
+  // piece is kept when the glyphs cover most of it together (touching glyphs cut apart share
+  // one piece).
   const int reach = static_cast<int>(2 * pitch);
   const int left = split.front().x - reach;
   const int right = split.back().br().x + reach;
   for (const auto& p : pieces) {
     const int overlap_y = std::min(p.br().y, static_cast<int>(row_bottom)) -
                           std::max(p.y, static_cast<int>(row_top));
-    const bool kept = std::any_of(split.begin(), split.end(), [&](const cv::Rect& g) {
-      return (g & p).area() > 0.5 * p.area();
-    });
+    int covered = 0;
+    for (const cv::Rect& g : split) {
+      covered += (g & p).area();
+    }
+    const bool kept = covered > 0.5 * p.area();
     if (!kept && overlap_y >= 0.6 * row_height && p.br().x > left && p.x < right) {
       out.complete = false;
     }

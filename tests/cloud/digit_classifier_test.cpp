@@ -86,6 +86,26 @@ TEST_CASE("segmentLine says when tall ink beside the glyphs was left out") {
   CHECK_FALSE(cut.complete);
 }
 
+TEST_CASE("segmentLine keeps a line whole when touching glyphs are cut apart") {
+  cv::Rect box;
+  const cv::Mat card = renderLine(kDejaVuMono, "4556 7375 8689 9855", 40, &box);
+  cv::Mat line = prepareLine(card, box, LinePrep::kGray);
+  const LineGlyphs apart = segmentLine(line);
+  REQUIRE(apart.glyphs.size() == 16);
+  REQUIRE(apart.complete);
+  // Ink joining the first three digits into one piece: the segmenter cuts it in three, and the
+  // piece, covered by the three glyphs together (by none of them alone), must not count as
+  // ink left out.
+  const cv::Rect& a = apart.boxes[0];
+  const cv::Rect& b = apart.boxes[2];
+  const int mid = a.y + a.height / 2;
+  cv::line(line, cv::Point(a.x + a.width / 2, mid), cv::Point(b.x + b.width / 2, mid),
+           cv::Scalar(0), 3);
+  const LineGlyphs touching = segmentLine(line);
+  CHECK(touching.glyphs.size() == 16);
+  CHECK(touching.complete);
+}
+
 TEST_CASE("segmentLine finds nothing in an empty line") {
   const cv::Mat blank(60, 400, CV_8UC1, cv::Scalar(220));
   CHECK(segmentLine(blank).glyphs.empty());
