@@ -82,7 +82,8 @@ constexpr const char* kAccountColumns = "a.id, a.login, a.role, a.holder_id, a.i
 AuditEntry auditBy(const Principal& who) {
   AuditEntry entry;
   entry.actor_role = roleName(who.role);
-  entry.actor_id = std::to_string(who.account_id);
+  entry.actor_id =
+      who.api_key_id.empty() ? std::to_string(who.account_id) : "key:" + who.api_key_id;
   return entry;
 }
 

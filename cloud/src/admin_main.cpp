@@ -18,6 +18,10 @@
 //                 [--kiosk ID]...   a person's account for the API; the password is the first
 //                              line of stdin (never an argument: `ps` would show it)
 //     audit [--limit N] [--action A]   the newest audit log rows
+//     add-issuer-key ISSUER_ID    a new API key for the issuer's systems, printed once (only its
+//                              SHA-256 is stored: issuer_keys.hpp)
+//     revoke-issuer-key KEY_ID    ends a key at once
+//     issuer-keys [--issuer ID]   key_id issuer_id created_at revoked_at (never the key)
 //
 // --db defaults to $LOSTCARD_DB; the card key comes from --card-key-file or $LOSTCARD_CARD_KEY,
 // the image key (difficult-image) from --image-key-file or $LOSTCARD_IMAGE_KEY.
@@ -42,6 +46,7 @@
 #include "lostcard/cloud/accounts.hpp"
 #include "lostcard/cloud/card_hasher.hpp"
 #include "lostcard/cloud/image_vault.hpp"
+#include "lostcard/cloud/issuer_keys.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/wire/log.hpp"
 
@@ -82,7 +87,13 @@ constexpr const char* kUsage =
     "                         stdin\n"
     "  audit [--limit N] [--action A]\n"
     "                         id at actor_role actor_id action object_kind object_ids result\n"
-    "                         detail, newest first\n";
+    "                         detail, newest first\n"
+    "  add-issuer-key ISSUER_ID\n"
+    "                         prints a new API key for the issuer (shown once: keep it)\n"
+    "  revoke-issuer-key KEY_ID\n"
+    "                         revokes a key; exits 1 when no such key is in force\n"
+    "  issuer-keys [--issuer ID]\n"
+    "                         key_id issuer_id created_at revoked_at (- when in force)\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -494,6 +505,44 @@ int runCommand(const std::string& db, const std::string& key_file,
   }
   if (command == "audit") {
     return printAudit(db, command, args);
+  }
+  if (command == "add-issuer-key") {
+    auto vm = parseCommand(command, args, none, {"issuer-id"});
+    lostcard::cloud::IssuerKeyStore keys({.conninfo = db});
+    try {
+      const auto made =
+          keys.createKey(vm["issuer-id"].as<std::string>(), std::chrono::system_clock::now());
+      std::cerr << "key " << made.key_id << " for issuer " << vm["issuer-id"].as<std::string>()
+                << ": shown once, only its hash is kept\n";
+      std::cout << made.key << "\n";
+    } catch (const pqxx::foreign_key_violation&) {
+      std::cerr << "lostcard-admin: add-issuer-key: unknown issuer\n";
+      return kExitFailed;
+    }
+    return kExitOk;
+  }
+  if (command == "revoke-issuer-key") {
+    auto vm = parseCommand(command, args, none, {"key-id"});
+    lostcard::cloud::IssuerKeyStore keys({.conninfo = db});
+    if (!keys.revokeKey(vm["key-id"].as<std::string>(), std::chrono::system_clock::now())) {
+      std::cerr << "lostcard-admin: revoke-issuer-key: no such key in force\n";
+      return kExitFailed;
+    }
+    std::cout << "key " << vm["key-id"].as<std::string>() << " revoked\n";
+    return kExitOk;
+  }
+  if (command == "issuer-keys") {
+    std::string issuer;
+    po::options_description options("issuer-keys options");
+    options.add_options()("issuer", po::value(&issuer), "only this issuer's keys");
+    parseCommand(command, args, options, {});
+    lostcard::cloud::IssuerKeyStore keys({.conninfo = db});
+    for (const auto& k :
+         keys.listKeys(issuer.empty() ? std::nullopt : std::optional<std::string>(issuer))) {
+      std::cout << k.key_id << '\t' << k.issuer_id << '\t' << isoTime(k.created_at) << '\t'
+                << (k.revoked_at ? isoTime(*k.revoked_at) : "-") << '\n';
+    }
+    return kExitOk;
   }
   throw UsageError("unknown command '" + command + "'");
 }

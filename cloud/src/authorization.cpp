@@ -84,6 +84,20 @@ Access mayListIssuerCards(const Principal& who, const std::string& issuer_id) {
   }
 }
 
+Access mayEnrollIssuerCards(const Principal& who, const std::string& issuer_id) {
+  switch (who.role) {
+    case Role::kAdmin:
+      return Access::allow();
+    case Role::kIssuerStaff:
+      if (!who.issuer_id.empty() && who.issuer_id == issuer_id) {
+        return Access::allow();
+      }
+      return Access::forbid("issuer staff enroll cards only for their own issuer");
+    default:
+      return Access::forbid("only issuer staff enroll an issuer's cards");
+  }
+}
+
 Access mayReadDeposit(const Principal& who, const DepositOwnership& deposit) {
   switch (who.role) {
     case Role::kAdmin:

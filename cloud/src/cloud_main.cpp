@@ -41,6 +41,7 @@
 
 #include "lostcard/cloud/api_v1.hpp"
 #include "lostcard/cloud/card_hasher.hpp"
+#include "lostcard/cloud/card_import.hpp"
 #include "lostcard/cloud/delivery.hpp"
 #include "lostcard/cloud/deposit_service.hpp"
 #include "lostcard/cloud/gateway.hpp"
@@ -94,6 +95,7 @@ int main(int argc, char** argv) {
   std::string http_listen, http_port_file;
   unsigned token_ttl_minutes = 0;
   std::size_t http_max_body_bytes = 0;
+  std::uint64_t http_max_import_bytes = 0;
   unsigned crl_check_ms = 0;
   int workers = 0, db_pool = 0, pickup_ttl_hours = 0;
   int pickup_code_tries = 0, pickup_kiosk_wrong_tries = 0, pickup_kiosk_window_s = 0;
@@ -112,6 +114,7 @@ int main(int argc, char** argv) {
     ("http-listen", po::value(&http_listen), "people's HTTPS API HOST:PORT (port 0: any free port); no API when absent")
     ("http-port-file", po::value(&http_port_file), "write the bound API port to this file once listening")
     ("http-max-body-bytes", po::value(&http_max_body_bytes)->default_value(64 * 1024), "largest API request body (larger: 413)")
+    ("http-max-import-bytes", po::value(&http_max_import_bytes)->default_value(std::uint64_t{1} << 30), "largest bulk enrollment body, POST /v1/issuer/enrollments (larger: 413)")
     ("token-ttl-minutes", po::value(&token_ttl_minutes)->default_value(15), "how long an API login token works")
     ("db", po::value(&db)->required(), "PostgreSQL conninfo")
     ("db-pool", po::value(&db_pool)->default_value(4), "database connections")
@@ -258,6 +261,9 @@ int main(int argc, char** argv) {
     options.max_queued_recognitions = max_queued_recognitions > 0
                                           ? max_queued_recognitions
                                           : 2 * static_cast<std::size_t>(threads);
+    // SIGINT/SIGTERM are caught from here on (handled below, once everything runs): a signal
+    // that arrives as soon as the port files exist must stop the cloud cleanly, not kill it.
+    asio::signal_set signals(io, SIGINT, SIGTERM);
     cloud::Gateway gateway(io, tls, service, work.get_executor(), options);
     gateway.start();
     if (!port_file.empty()) {
@@ -274,6 +280,9 @@ int main(int argc, char** argv) {
       api_options.token_ttl = std::chrono::minutes(std::max(1u, token_ttl_minutes));
       api_options.server.listen = parseEndpoint(http_listen);
       api_options.server.max_body_bytes = http_max_body_bytes;
+      api_options.card_hasher = &hasher;
+      api_options.card_formats = cloud::loadCardFormats(models);
+      api_options.max_import_bytes = http_max_import_bytes;
       people_api.emplace(io, api_options);
       people_api->start();
       if (!http_port_file.empty()) {
@@ -291,7 +300,6 @@ int main(int argc, char** argv) {
     cloud::NoticeDelivery delivery(delivery_options);
     delivery.start();
 
-    asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code& ec, int signo) {
       if (ec) {
         return;

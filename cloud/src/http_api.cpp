@@ -10,6 +10,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <future>
+#include <limits>
 #include <mutex>
 #include <pqxx/except>
 #include <set>
@@ -31,6 +33,8 @@ namespace {
 constexpr std::size_t kMaxDrainBytes = 1024 * 1024;
 constexpr std::chrono::milliseconds kDrainTimeout{2'000};
 constexpr std::chrono::milliseconds kShutdownTimeout{5'000};
+// A streamed body (HttpRouter::addStreaming) is handed to its handler in pieces of this size.
+constexpr std::size_t kBodyPieceBytes = 64 * 1024;
 
 std::shared_ptr<spdlog::logger> apiLog() { return wire::componentLogger("cloud.http"); }
 
@@ -214,6 +218,14 @@ const char* errorCodeFor(unsigned status) {
   }
 }
 
+// What message::keep_alive() says, for a header alone (Boost 1.74's header has no such
+// member): HTTP/1.1 keeps the connection unless "Connection: close", HTTP/1.0 only with
+// "Connection: keep-alive".
+bool keepAlive(const http::request_header<>& request) {
+  http::token_list connection{request[http::field::connection]};  // exists() is not const
+  return request.version() >= 11 ? !connection.exists("close") : connection.exists("keep-alive");
+}
+
 HttpResponse toResponse(ApiReply reply, unsigned version, bool keep_alive) {
   HttpResponse response{static_cast<http::status>(reply.status), version};
   response.set(http::field::server, "lostcard");
@@ -275,7 +287,16 @@ HttpRouter::HttpRouter(Authenticator authenticate, Clock clock)
     : authenticate_(std::move(authenticate)), clock_(std::move(clock)) {}
 
 void HttpRouter::add(http::verb method, std::string pattern, Auth auth, Handler handler) {
-  Route route{method, pattern, {}, auth, std::move(handler)};
+  Route route{method, pattern, {}, auth, std::move(handler), nullptr, 0};
+  for (auto segment : splitPath(route.pattern)) {
+    route.segments.emplace_back(segment);
+  }
+  routes_.push_back(std::move(route));
+}
+
+void HttpRouter::addStreaming(http::verb method, std::string pattern, Auth auth,
+                              std::uint64_t max_body_bytes, StreamHandler handler) {
+  Route route{method, pattern, {}, auth, nullptr, std::move(handler), max_body_bytes};
   for (auto segment : splitPath(route.pattern)) {
     route.segments.emplace_back(segment);
   }
@@ -290,7 +311,79 @@ std::vector<std::pair<http::verb, std::string>> HttpRouter::routes() const {
   return out;
 }
 
-ApiReply HttpRouter::route(const HttpRequest& request, const std::string& remote,
+const HttpRouter::Route* HttpRouter::match(http::verb method, std::string_view raw_path,
+                                           std::map<std::string, std::string>& params,
+                                           std::string& allowed) const {
+  const auto segments = splitPath(raw_path);
+  for (const auto& route : routes_) {
+    if (route.segments.size() != segments.size()) {
+      continue;
+    }
+    std::map<std::string, std::string> found_params;
+    bool match = true;
+    for (std::size_t i = 0; i < segments.size() && match; ++i) {
+      const auto& want = route.segments[i];
+      if (want.size() > 2 && want.front() == '{' && want.back() == '}') {
+        auto value = percentDecode(segments[i], false);
+        match = value && !value->empty() && value->find('/') == std::string::npos;
+        if (match) {
+          found_params[want.substr(1, want.size() - 2)] = std::move(*value);
+        }
+      } else {
+        match = want == segments[i];
+      }
+    }
+    if (!match) {
+      continue;
+    }
+    if (route.method != method) {
+      allowed += (allowed.empty() ? "" : ", ") + std::string(http::to_string(route.method));
+      continue;
+    }
+    params = std::move(found_params);
+    return &route;
+  }
+  return nullptr;
+}
+
+std::optional<std::uint64_t> HttpRouter::streamingLimit(http::verb method,
+                                                        std::string_view target) const {
+  if (target.empty() || target.front() != '/') {
+    return std::nullopt;
+  }
+  std::map<std::string, std::string> params;
+  std::string allowed;
+  const Route* route = match(method, target.substr(0, target.find('?')), params, allowed);
+  if (route == nullptr || !route->stream_handler) {
+    return std::nullopt;
+  }
+  return route->max_body_bytes;
+}
+
+namespace {
+
+// A body read whole, handed to a streaming handler as one piece (HttpRouter::handle()).
+class WholeBody : public RequestBodyStream {
+ public:
+  explicit WholeBody(const std::string& body) : body_(body) {}
+  Piece next() override {
+    Piece piece;
+    if (!done_) {
+      piece.data = body_;
+      done_ = true;
+    }
+    return piece;
+  }
+
+ private:
+  const std::string& body_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+ApiReply HttpRouter::route(const http::request_header<>& request, const std::string* body,
+                           RequestBodyStream* stream, const std::string& remote,
                            std::string& who) const {
   const std::string_view target(request.target().data(), request.target().size());
   if (target.empty() || target.front() != '/') {
@@ -301,8 +394,12 @@ ApiReply HttpRouter::route(const HttpRequest& request, const std::string& remote
   ApiRequest api;
   api.method = request.method();
   api.path = std::string(raw_path);
-  api.body = request.body();
+  if (body != nullptr) {
+    api.body = *body;
+  }
   api.remote = remote;
+  const auto content_type = request[http::field::content_type];
+  api.content_type.assign(content_type.data(), content_type.size());
   if (question != std::string_view::npos) {
     auto query = parseQuery(target.substr(question + 1));
     if (!query) {
@@ -310,44 +407,14 @@ ApiReply HttpRouter::route(const HttpRequest& request, const std::string& remote
     }
     api.query = std::move(*query);
   }
-  const auto segments = splitPath(raw_path);
-  for (const auto segment : segments) {
+  for (const auto segment : splitPath(raw_path)) {
     if (!percentDecode(segment, false)) {
       return errorReply(400, "bad_request", "malformed percent-escape in the path");
     }
   }
 
-  const Route* found = nullptr;
   std::string allowed;
-  for (const auto& route : routes_) {
-    if (route.segments.size() != segments.size()) {
-      continue;
-    }
-    std::map<std::string, std::string> params;
-    bool match = true;
-    for (std::size_t i = 0; i < segments.size() && match; ++i) {
-      const auto& want = route.segments[i];
-      if (want.size() > 2 && want.front() == '{' && want.back() == '}') {
-        auto value = percentDecode(segments[i], false);
-        match = value && !value->empty() && value->find('/') == std::string::npos;
-        if (match) {
-          params[want.substr(1, want.size() - 2)] = std::move(*value);
-        }
-      } else {
-        match = want == segments[i];
-      }
-    }
-    if (!match) {
-      continue;
-    }
-    if (route.method != request.method()) {
-      allowed += (allowed.empty() ? "" : ", ") + std::string(http::to_string(route.method));
-      continue;
-    }
-    found = &route;
-    api.params = std::move(params);
-    break;
-  }
+  const Route* found = match(request.method(), raw_path, api.params, allowed);
   if (found == nullptr) {
     if (!allowed.empty()) {
       auto reply =
@@ -357,7 +424,7 @@ ApiReply HttpRouter::route(const HttpRequest& request, const std::string& remote
     }
     return errorReply(404, "not_found", "no such endpoint");
   }
-  if (!api.body.empty()) {
+  if (!found->stream_handler && !api.body.empty()) {
     const auto content_type = request[http::field::content_type];
     if (!isJsonContentType(std::string_view(content_type.data(), content_type.size()))) {
       return errorReply(415, "unsupported_media_type", "send the body as application/json");
@@ -381,16 +448,38 @@ ApiReply HttpRouter::route(const HttpRequest& request, const std::string& remote
                                  "Bearer realm=\"lostcard\", error=\"invalid_token\"");
       return reply;
     }
-    who = "account " + std::to_string(api.session->principal.account_id);
+    who = api.session->principal.account_id != 0
+              ? "account " + std::to_string(api.session->principal.account_id)
+              : api.session->principal.login;
+  }
+  if (found->stream_handler) {
+    if (stream != nullptr) {
+      return found->stream_handler(api, *stream);
+    }
+    // A streaming handler reads its body from the stream only, not from api.body.
+    const std::string whole_body = std::move(api.body);
+    api.body.clear();
+    WholeBody whole(whole_body);
+    return found->stream_handler(api, whole);
   }
   return found->handler(api);
 }
 
 HttpResponse HttpRouter::handle(const HttpRequest& request, const std::string& remote) const {
+  return respond(request, &request.body(), nullptr, remote);
+}
+
+HttpResponse HttpRouter::handleStreaming(const http::request_header<>& header,
+                                         const std::string& remote, RequestBodyStream& body) const {
+  return respond(header, nullptr, &body, remote);
+}
+
+HttpResponse HttpRouter::respond(const http::request_header<>& request, const std::string* body,
+                                 RequestBodyStream* stream, const std::string& remote) const {
   std::string who = "anonymous";
   ApiReply reply;
   try {
-    reply = route(request, remote, who);
+    reply = route(request, body, stream, remote, who);
   } catch (const pqxx::broken_connection& e) {
     apiLog()->error("{} {}: database unreachable: {}", std::string(request.method_string()),
                     std::string(request.target()), e.what());
@@ -403,7 +492,7 @@ HttpResponse HttpRouter::handle(const HttpRequest& request, const std::string& r
   const std::string_view target(request.target().data(), request.target().size());
   apiLog()->info("{} {} {} -> {} ({})", remote, std::string(request.method_string()),
                  std::string(target.substr(0, target.find('?'))), reply.status, who);
-  return toResponse(std::move(reply), request.version(), request.keep_alive());
+  return toResponse(std::move(reply), request.version(), keepAlive(request));
 }
 
 ssl::context makeHttpsServerContext(const std::string& cert_file, const std::string& key_file) {
@@ -484,43 +573,67 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     readRequest();
   }
 
+  // The header first: its route decides how the body is read (whole, up to the server's
+  // max_body_bytes, or in pieces by a streaming route's handler, up to the route's own limit).
   void readRequest() {
-    parser_.emplace();
-    parser_->body_limit(state_->options.max_body_bytes);
-    parser_->header_limit(static_cast<std::uint32_t>(state_->options.max_header_bytes));
+    parser_.reset();
+    stream_parser_.reset();
+    header_parser_.emplace();
+    // The limit is checked in onHeader, once the route is known. Not boost::none: Boost 1.74
+    // compares the Content-Length with the optional limit, and any length is "more" than none.
+    header_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    header_parser_->header_limit(static_cast<std::uint32_t>(state_->options.max_header_bytes));
     beast::get_lowest_layer(stream_).expires_after(state_->options.read_timeout);
+    http::async_read_header(
+        stream_, buffer_, *header_parser_,
+        beast::bind_front_handler(&HttpConnection::onHeader, shared_from_this()));
+  }
+
+  void onHeader(beast::error_code ec, std::size_t) {
+    if (ec) {
+      return onReadError(ec, header_parser_->got_some(), state_->options.max_body_bytes);
+    }
+    const auto& header = header_parser_->get();
+    const auto stream_limit = state_->router.streamingLimit(
+        header.method(), std::string_view(header.target().data(), header.target().size()));
+    const std::uint64_t limit = stream_limit ? *stream_limit : state_->options.max_body_bytes;
+    if (const auto declared = header_parser_->content_length(); declared && *declared > limit) {
+      // Drop what is left of the body (at most kMaxDrainBytes) after answering, so the client
+      // reads the 413 instead of a reset.
+      const auto buffered = std::min<std::uint64_t>(buffer_.size(), *declared);
+      drain_left_ =
+          static_cast<std::size_t>(std::min<std::uint64_t>(*declared - buffered, kMaxDrainBytes));
+      return replyError(413, "the body is larger than " + std::to_string(limit) + " bytes", true);
+    }
+    if (stream_limit) {
+      return startStreaming(*stream_limit);
+    }
+    parser_.emplace(std::move(*header_parser_));
+    header_parser_.reset();
+    parser_->body_limit(limit);  // for chunked bodies
+    if (parser_->is_done()) {
+      return onRead({}, 0);
+    }
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&HttpConnection::onRead, shared_from_this()));
   }
 
-  void onRead(beast::error_code ec, std::size_t) {
+  void onReadError(beast::error_code ec, bool got_some, std::uint64_t limit) {
     if (ec == http::error::end_of_stream || ec == ssl::error::stream_truncated) {
       return shutdown();
     }
     if (ec == beast::error::timeout) {
       // Beast has closed the socket already: nothing can be answered. An idle keep-alive
       // connection ends this way too.
-      if (parser_->got_some()) {
+      if (got_some) {
         apiLog()->info("{}: closed: the request did not arrive within {} ms", remote_,
                        state_->options.read_timeout.count());
       }
       return closeNow();
     }
     if (ec == http::error::body_limit) {
-      // Drop what is left of the body (at most kMaxDrainBytes) after answering, so the client
-      // reads the 413 instead of a reset.
-      const auto declared = parser_->content_length();
-      std::size_t left = kMaxDrainBytes;
-      if (declared) {
-        const auto buffered = std::min<std::uint64_t>(buffer_.size(), *declared);
-        left =
-            static_cast<std::size_t>(std::min<std::uint64_t>(*declared - buffered, kMaxDrainBytes));
-      }
-      drain_left_ = left;
-      return replyError(
-          413,
-          "the body is larger than " + std::to_string(state_->options.max_body_bytes) + " bytes",
-          true);
+      drain_left_ = kMaxDrainBytes;  // a chunked body: its size is not known
+      return replyError(413, "the body is larger than " + std::to_string(limit) + " bytes", true);
     }
     if (ec == http::error::header_limit) {
       return replyError(431,
@@ -531,9 +644,13 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (ec && ec.category() == http::make_error_code(http::error::bad_target).category()) {
       return replyError(400, "malformed HTTP request (" + ec.message() + ")", false);
     }
+    apiLog()->debug("{}: read failed: {}", remote_, ec.message());
+    return closeNow();
+  }
+
+  void onRead(beast::error_code ec, std::size_t) {
     if (ec) {
-      apiLog()->debug("{}: read failed: {}", remote_, ec.message());
-      return closeNow();
+      return onReadError(ec, parser_->got_some(), state_->options.max_body_bytes);
     }
     beast::get_lowest_layer(stream_).expires_never();
     auto request = std::make_shared<HttpRequest>(parser_->release());
@@ -543,6 +660,152 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
           std::make_shared<HttpResponse>(self->state_->router.handle(*request, self->remote_));
       asio::post(self->stream_.get_executor(), [self, response] { self->write(response, false); });
     });
+  }
+
+  // A streaming route's body, read on this connection's strand as the handler (on a work thread)
+  // asks for each piece, into one buffer of kBodyPieceBytes.
+  class StreamedBody : public RequestBodyStream {
+   public:
+    explicit StreamedBody(std::shared_ptr<HttpConnection> connection)
+        : connection_(std::move(connection)) {}
+
+    Piece next() override {
+      if (failed_) {
+        return *failed_;
+      }
+      if (ended_) {
+        return {};
+      }
+      auto promise = std::make_shared<std::promise<Piece>>();
+      auto future = promise->get_future();
+      asio::post(connection_->stream_.get_executor(),
+                 [c = connection_, promise] { c->readBodyPiece(promise); });
+      // Each read has the connection's read timeout; this bound is for a server stopped meanwhile
+      // (its I/O thread gone, the read never run).
+      const auto bound = connection_->state_->options.read_timeout + std::chrono::seconds(5);
+      Piece piece;
+      if (future.wait_for(bound) != std::future_status::ready) {
+        // The read may still be pending: close the connection so that it ends (aborted) before
+        // this body's buffer or parser could be reused for a next request.
+        connection_->close();
+        piece = {false, {}, 408, "the body did not arrive in time"};
+      } else {
+        try {
+          piece = future.get();
+        } catch (const std::future_error&) {
+          piece = {false, {}, 503, "the server is stopping"};
+        }
+      }
+      if (!piece.ok) {
+        failed_ = piece;
+      } else if (piece.data.empty()) {
+        ended_ = true;
+      }
+      return piece;
+    }
+
+    // The whole body was read.
+    bool finished() const { return ended_; }
+
+   private:
+    std::shared_ptr<HttpConnection> connection_;
+    std::optional<Piece> failed_;
+    bool ended_ = false;
+  };
+
+  void startStreaming(std::uint64_t limit) {
+    stream_parser_.emplace(std::move(*header_parser_));
+    header_parser_.reset();
+    stream_parser_->body_limit(limit);
+    stream_limit_ = limit;
+    body_failed_ = false;
+    body_buf_.resize(kBodyPieceBytes);
+    const auto expect = stream_parser_->get()[http::field::expect];
+    expect_continue_ = beast::iequals(expect, "100-continue");
+    beast::get_lowest_layer(stream_).expires_never();
+    auto header = std::make_shared<http::request_header<>>(stream_parser_->get().base());
+    auto body = std::make_shared<StreamedBody>(shared_from_this());
+    asio::post(state_->work, [self = shared_from_this(), header, body] {
+      auto response = std::make_shared<HttpResponse>(
+          self->state_->router.handleStreaming(*header, self->remote_, *body));
+      const bool whole = body->finished();
+      asio::post(self->stream_.get_executor(), [self, response, whole] {
+        if (!whole) {
+          // Answered before the body's end: no next request can follow on this connection. Read
+          // and drop some of the rest (unless it broke), so the client reads the answer.
+          response->keep_alive(false);
+          self->drain_left_ = self->body_failed_ ? 0 : kMaxDrainBytes;
+        }
+        self->write(response, !whole);
+      });
+    });
+  }
+
+  void readBodyPiece(const std::shared_ptr<std::promise<RequestBodyStream::Piece>>& promise) {
+    using Piece = RequestBodyStream::Piece;
+    if (closed_) {
+      promise->set_value({false, {}, 503, "the connection was closed"});
+      return;
+    }
+    if (stream_parser_->is_done()) {
+      promise->set_value({});
+      return;
+    }
+    if (expect_continue_) {
+      // The client waits for this before it sends the body (curl does, for large bodies).
+      expect_continue_ = false;
+      auto interim =
+          std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      beast::get_lowest_layer(stream_).expires_after(state_->options.read_timeout);
+      http::async_write(
+          stream_, *interim,
+          [self = shared_from_this(), interim, promise](beast::error_code ec, std::size_t) {
+            if (ec) {
+              self->body_failed_ = true;
+              promise->set_value({false, {}, 400, "the connection broke"});
+              return;
+            }
+            self->readBodyPiece(promise);
+          });
+      return;
+    }
+    auto& body = stream_parser_->get().body();
+    body.data = body_buf_.data();
+    body.size = body_buf_.size();
+    body.more = true;
+    beast::get_lowest_layer(stream_).expires_after(state_->options.read_timeout);
+    http::async_read(
+        stream_, buffer_, *stream_parser_,
+        [self = shared_from_this(), promise](beast::error_code ec, std::size_t) {
+          if (ec == http::error::need_buffer) {
+            ec = {};
+          }
+          if (ec) {
+            // Over the limit, the connection still works: the rest is drained after the answer.
+            self->body_failed_ = ec != http::error::body_limit;
+            Piece failed{false, {}, 400, ""};
+            if (ec == http::error::body_limit) {
+              failed.status = 413;
+              failed.reason =
+                  "the body is larger than " + std::to_string(self->stream_limit_) + " bytes";
+            } else if (ec == beast::error::timeout) {
+              failed.status = 408;
+              failed.reason = "the body stalled for " +
+                              std::to_string(self->state_->options.read_timeout.count()) + " ms";
+            } else if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
+              failed.reason = "malformed body (" + ec.message() + ")";
+            } else {
+              failed.reason = "the body ended early (" + ec.message() + ")";
+            }
+            promise->set_value(std::move(failed));
+            return;
+          }
+          const std::size_t got = self->body_buf_.size() - self->stream_parser_->get().body().size;
+          if (got == 0 && !self->stream_parser_->is_done()) {
+            return self->readBodyPiece(promise);
+          }
+          promise->set_value({true, std::string_view(self->body_buf_.data(), got), 0, {}});
+        });
   }
 
   void replyError(unsigned status, std::string reason, bool drain) {
@@ -612,7 +875,13 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   beast::ssl_stream<beast::tcp_stream> stream_;
   std::string remote_;
   beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::request_parser<http::buffer_body>> stream_parser_;  // streaming routes
+  std::vector<char> body_buf_;  // a streamed body's current piece
+  std::uint64_t stream_limit_ = 0;
+  bool expect_continue_ = false;
+  bool body_failed_ = false;
   std::shared_ptr<HttpResponse> response_;
   std::size_t drain_left_ = 0;
   char scratch_[16 * 1024];

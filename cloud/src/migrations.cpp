@@ -258,6 +258,20 @@ ALTER TABLE notice_outbox ADD CONSTRAINT notice_outbox_never_both
 UPDATE notice_outbox SET payload = NULL WHERE delivered_at IS NOT NULL OR gave_up_at IS NOT NULL;
 )sql";
 
+// Version 7: issuers' API keys (issuer_keys.hpp). Only a SHA-256 of each key (a random
+// 256-bit secret) is kept, with the key's public id, its issuer and when it was made and
+// revoked; a revoked key stays, so the audit log's key ids keep their meaning.
+constexpr std::string_view kIssuerApiKeys = R"sql(
+CREATE TABLE issuer_api_keys (
+  key_id     text        PRIMARY KEY CHECK (key_id ~ '^[a-z]{16}$'),
+  issuer_id  text        NOT NULL REFERENCES issuers (id),
+  key_sha256 bytea       NOT NULL UNIQUE CHECK (octet_length(key_sha256) = 32),
+  created_at timestamptz NOT NULL,
+  revoked_at timestamptz
+);
+CREATE INDEX issuer_api_keys_issuer_idx ON issuer_api_keys (issuer_id);
+)sql";
+
 const std::vector<Migration> kMigrations = {
     {1, "registry", kInitialSchema},
     {2, "kiosk inventories", kKioskInventories},
@@ -265,6 +279,7 @@ const std::vector<Migration> kMigrations = {
     {4, "difficult card images", kDifficultImages},
     {5, "people and audit", kPeopleAndAudit},
     {6, "sealed notices", kSealedNotices},
+    {7, "issuer api keys", kIssuerApiKeys},
 };
 
 void lockMigrations(pqxx::work& tx) {

@@ -77,6 +77,21 @@ TEST_CASE("issuer staff list only their issuer's cards") {
   CHECK(mayListIssuerCards(admin(), "contoso").allowed);
 }
 
+TEST_CASE("cards are enrolled for an issuer by its staff, its API keys and admins only") {
+  CHECK(mayEnrollIssuerCards(staffOf("northwind"), "northwind").allowed);
+  Principal key = staffOf("northwind");  // what an issuer API key resolves to
+  key.account_id = 0;
+  key.api_key_id = "abcdefghijklmnop";
+  CHECK(mayEnrollIssuerCards(key, "northwind").allowed);
+  const auto other = mayEnrollIssuerCards(key, "contoso");
+  CHECK_FALSE(other.allowed);
+  CHECK(other.status == 403);
+  CHECK_FALSE(mayEnrollIssuerCards(staffOf(""), "").allowed);
+  CHECK_FALSE(mayEnrollIssuerCards(holder("ada"), "northwind").allowed);
+  CHECK_FALSE(mayEnrollIssuerCards(operatorOf({"kiosk-1"}), "northwind").allowed);
+  CHECK(mayEnrollIssuerCards(admin(), "contoso").allowed);
+}
+
 TEST_CASE("one deposit by id: refusals are 404 so its existence does not leak") {
   const DepositOwnership matched{"kiosk-1", "ada", "northwind"};
   const DepositOwnership difficult{"kiosk-1", "", ""};

@@ -75,7 +75,10 @@ class Api {
       : store_(storeOptions(db_.conninfo())),
         accounts_(accountOptions(db_.conninfo())),
         reader_({.conninfo = db_.conninfo()}),
-        router_(cloud::makeApiV1Router(accounts_, reader_, [this] { return now(); })),
+        keys_({.conninfo = db_.conninfo()}),
+        enrollment_({.conninfo = db_.conninfo()}, hasher_),
+        router_(cloud::makeApiV1Router(accounts_, reader_, {keys_, enrollment_},
+                                       [this] { return now(); })),
         tls_(cloud::makeHttpsServerContext(pkiDir() + "/server/localhost.crt",
                                            pkiDir() + "/server/localhost.key")),
         server_(io_, tls_, router_, work_.get_executor(), serverOptions()) {
@@ -288,6 +291,9 @@ class Api {
   cloud::Store store_;
   cloud::AccountStore accounts_;
   cloud::CardDataReader reader_;
+  const cloud::CardHasher hasher_{"test-key", std::string(32, 'k')};
+  cloud::IssuerKeyStore keys_;
+  cloud::CardEnrollment enrollment_;
   std::atomic<std::int64_t> offset_s_{0};
   cloud::HttpRouter router_;
   asio::io_context io_;

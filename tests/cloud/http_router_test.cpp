@@ -168,13 +168,39 @@ TEST_CASE("a handler's exception is a 500 (503 for the database) with nothing of
   CHECK(call(router, http::verb::get, "/v1/db-down").result_int() == 503);
 }
 
+TEST_CASE("a streaming route gets its body from the stream, any content type, and its limit") {
+  HttpRouter router(fakeAuthenticate, [] { return kNow; });
+  router.addStreaming(http::verb::post, "/v1/upload", Auth::kRequired, 1000,
+                      [](const ApiRequest& r, RequestBodyStream& body) {
+                        std::string all;
+                        for (auto piece = body.next(); piece.ok && !piece.data.empty();
+                             piece = body.next()) {
+                          all += piece.data;
+                        }
+                        // error = what the stream gave, reason = the Content-Type
+                        return errorReply(200, all + "|" + r.body, r.content_type);
+                      });
+  CHECK(router.streamingLimit(http::verb::post, "/v1/upload?x=1") == 1000u);
+  CHECK_FALSE(router.streamingLimit(http::verb::get, "/v1/upload"));
+  CHECK_FALSE(router.streamingLimit(http::verb::post, "/v1/other"));
+  // Read whole by handle() (as tests do), the body is handed to the handler as one piece.
+  const auto reply = call(router, http::verb::post, "/v1/upload", "a,b\n1,2\n", "good", "text/csv");
+  CHECK(reply.result_int() == 200);
+  CHECK(errorOf(reply).error() == "a,b\n1,2\n|");
+  CHECK(errorOf(reply).reason() == "text/csv");
+  CHECK(call(router, http::verb::post, "/v1/upload", "x", "bad", "text/csv").result_int() == 401);
+}
+
 TEST_CASE("docs/openapi.yaml describes exactly the v1 routes") {
   // The stores connect lazily: never used here.
   AccountStoreOptions options;
   options.conninfo = "host=/nonexistent";
   AccountStore accounts(options);
   CardDataReader reader({.conninfo = "host=/nonexistent", .pool_size = 1, .max_rows = 10});
-  const auto router = makeApiV1Router(accounts, reader);
+  IssuerKeyStore keys({.conninfo = "host=/nonexistent"});
+  const CardHasher hasher("test-key", std::string(32, 'k'));
+  CardEnrollment enrollment({.conninfo = "host=/nonexistent"}, hasher);
+  const auto router = makeApiV1Router(accounts, reader, {keys, enrollment});
   std::set<std::string> served;
   for (const auto& [method, pattern] : router.routes()) {
     std::string name(http::to_string(method));

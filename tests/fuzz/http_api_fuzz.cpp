@@ -45,6 +45,9 @@ struct World {
   cloud::Store store;
   cloud::AccountStore accounts;
   cloud::CardDataReader reader;
+  const cloud::CardHasher hasher{"fuzz-key", std::string(32, 'k')};
+  cloud::IssuerKeyStore keys;
+  cloud::CardEnrollment enrollment;
   cloud::HttpRouter router;
   std::array<std::string, 3> tokens;  // holder, operator, issuer staff
 
@@ -52,7 +55,9 @@ struct World {
       : store(storeOptions(db.conninfo())),
         accounts(cloud::AccountStoreOptions{.conninfo = db.conninfo(), .pool_size = 1}),
         reader(cloud::CardDataOptions{.conninfo = db.conninfo(), .pool_size = 1}),
-        router(cloud::makeApiV1Router(accounts, reader, [] { return kNow; })) {
+        keys(cloud::IssuerKeyStoreOptions{.conninfo = db.conninfo(), .pool_size = 1}),
+        enrollment(cloud::CardEnrollmentOptions{.conninfo = db.conninfo(), .pool_size = 1}, hasher),
+        router(cloud::makeApiV1Router(accounts, reader, {keys, enrollment}, [] { return kNow; })) {
     store.migrate();
     store.upsertIssuer("bank", "Bank");
     store.upsertHolder("ada", "Ada", "http://127.0.0.1:9/holders/ada", "secret-a");

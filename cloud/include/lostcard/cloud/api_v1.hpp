@@ -7,10 +7,17 @@
 //   GET  /v1/holder/deposits                 a holder's own deposits
 //   GET  /v1/operator/kiosks/{id}/deposits   an operator's kiosk's deposits
 //   GET  /v1/issuer/cards                    issuer staff: their issuer's cards
+//   POST /v1/issuer/enrollments              issuer staff: bulk enrollment, a CSV or NDJSON
+//                                            body read streamed (card_enrollment.hpp) -> report
 //
 //   AccountStore accounts({.conninfo = db});
 //   CardDataReader reader({.conninfo = db});
-//   HttpRouter router = makeApiV1Router(accounts, reader);
+//   IssuerKeyStore keys({.conninfo = db});
+//   CardEnrollment enrollment({.conninfo = db}, hasher);
+//   HttpRouter router = makeApiV1Router(accounts, reader, {keys, enrollment, formats});
+//
+// A bearer credential is either a person's token ("lc_...", accounts.hpp) or an issuer's API
+// key ("lck_...", issuer_keys.hpp), which acts as that issuer's staff.
 //
 // or, all of it on one io_context (what lostcard-cloud --http-listen runs):
 //
@@ -20,19 +27,39 @@
 // Who may see what is decided in authorization.hpp; every read of card data is audited by
 // CardDataReader, every login by AccountStore.
 #include <boost/asio/thread_pool.hpp>
+#include <cstdint>
+#include <optional>
+#include <vector>
 
 #include "lostcard/cloud/accounts.hpp"
 #include "lostcard/cloud/card_data.hpp"
+#include "lostcard/cloud/card_enrollment.hpp"
+#include "lostcard/cloud/card_formats.hpp"
 #include "lostcard/cloud/http_api.hpp"
+#include "lostcard/cloud/issuer_keys.hpp"
 
 namespace lostcard::cloud {
 
-// Adds the v1 endpoints to `router`.
-void addApiV1Routes(HttpRouter& router, AccountStore& accounts, CardDataReader& reader);
+// What the issuer endpoints use. The stores must outlive the router.
+struct IssuerApi {
+  IssuerKeyStore& keys;
+  CardEnrollment& enrollment;
+  std::vector<CardFormat> card_formats = defaultCardFormats();  // models/card_formats.conf
+  // Largest enrollment body (413 beyond it; a million rows of CSV are about 40 MB).
+  std::uint64_t max_import_bytes = std::uint64_t{1} << 30;
+  // Imports running at once, across issuers; one more gets 429 with Retry-After (an import
+  // holds one of the API's threads for as long as its body takes to arrive).
+  int max_concurrent_imports = 1;
+};
 
-// A router that authenticates with `accounts` and serves the v1 endpoints; `clock` is for tests.
+// Adds the v1 endpoints to `router`.
+void addApiV1Routes(HttpRouter& router, AccountStore& accounts, CardDataReader& reader,
+                    const IssuerApi& issuer);
+
+// A router that authenticates people's tokens with `accounts` and issuers' API keys with
+// `issuer.keys`, and serves the v1 endpoints; `clock` is for tests.
 HttpRouter makeApiV1Router(
-    AccountStore& accounts, CardDataReader& reader,
+    AccountStore& accounts, CardDataReader& reader, const IssuerApi& issuer,
     HttpRouter::Clock clock = [] { return std::chrono::system_clock::now(); });
 
 struct PeopleApiOptions {
@@ -43,6 +70,12 @@ struct PeopleApiOptions {
   // Threads that run requests (database calls, Argon2id at about 64 MiB each): apart from the
   // recognition workers, so logins cannot starve the kiosks, and bounded, so they bound memory.
   int threads = 2;
+  // Bulk enrollment: the card key (required; must outlive the PeopleApi), the accepted card
+  // formats and the limits of IssuerApi.
+  const CardHasher* card_hasher = nullptr;
+  std::vector<CardFormat> card_formats = defaultCardFormats();
+  std::uint64_t max_import_bytes = std::uint64_t{1} << 30;
+  int max_concurrent_imports = 1;
 };
 
 // The whole API service: accounts, audited reads, the v1 router, its TLS context and server,
@@ -63,6 +96,8 @@ class PeopleApi {
   PeopleApiOptions options_;
   AccountStore accounts_;
   CardDataReader reader_;
+  IssuerKeyStore issuer_keys_;
+  CardEnrollment enrollment_;
   HttpRouter router_;
   boost::asio::ssl::context tls_;
   boost::asio::thread_pool threads_;

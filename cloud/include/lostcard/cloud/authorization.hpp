@@ -30,9 +30,11 @@ enum class Role { kHolder, kOperator, kIssuerStaff, kAdmin };
 std::string roleName(Role role);
 std::optional<Role> roleFromName(std::string_view name);
 
-// An authenticated person, as their token resolves (accounts.hpp).
+// An authenticated person, as their token resolves (accounts.hpp), or an issuer's system as its
+// API key resolves (issuer_keys.hpp: role issuer_staff, account_id 0, api_key_id set).
 struct Principal {
-  std::int64_t account_id = 0;
+  std::int64_t account_id = 0;  // 0 for an API key
+  std::string api_key_id;       // the issuer API key's id; "" for a person's token
   std::string login;
   Role role = Role::kHolder;
   std::string holder_id;               // holders only
@@ -56,6 +58,8 @@ Access mayListHolderDeposits(const Principal& who, const std::string& holder_id)
 Access mayListKioskDeposits(const Principal& who, const std::string& kiosk_id);
 // The cards one issuer enrolled (last four digits and holder ids).
 Access mayListIssuerCards(const Principal& who, const std::string& issuer_id);
+// Enrolling cards for one issuer (bulk enrollment): its staff and its API keys, and admins.
+Access mayEnrollIssuerCards(const Principal& who, const std::string& issuer_id);
 
 // Whose one deposit is: its kiosk, and the holder and issuer of its card when it was matched.
 struct DepositOwnership {

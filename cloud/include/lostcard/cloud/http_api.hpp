@@ -17,7 +17,8 @@
 // the database is unreachable) with nothing of its text sent. Every error is JSON
 // {"error": "<code>", "reason": "<sentence>"}.
 //
-// What the server guarantees: TLS 1.2 or newer; at most max_body_bytes of body (413, then the
+// What the server guarantees: TLS 1.2 or newer; at most max_body_bytes of body (a streaming
+// route has its own limit, and its body is read in pieces while its handler runs; 413, then the
 // connection closes) and max_header_bytes of headers (431); a malformed request gets 400 and
 // closes only its own connection; a request must arrive within read_timeout, else its
 // connection is closed unanswered (keep-alive connections wait that long for the next one); at
@@ -32,6 +33,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -59,8 +61,9 @@ struct ApiRequest {
   std::string path;                           // without the query
   std::map<std::string, std::string> params;  // the pattern's {name} segments, decoded
   std::map<std::string, std::string> query;   // ?a=b&c=d, decoded
-  std::string body;
-  std::string remote;  // "address:port" of the client
+  std::string body;          // "" on streaming routes (their body is a RequestBodyStream)
+  std::string content_type;  // the Content-Type header, as sent
+  std::string remote;        // "address:port" of the client
   std::chrono::system_clock::time_point now;
   std::optional<AuthenticatedSession> session;  // set on Auth::kRequired routes
   std::string token;                            // the bearer token, on Auth::kRequired routes
@@ -72,6 +75,23 @@ struct ApiReply {
   unsigned status = 200;
   std::string body;  // JSON, or empty (204)
   std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// The body of a streamed request (HttpRouter::addStreaming), read piece by piece as its handler
+// asks: the server holds one piece (up to 64 KiB) of it at a time, never the whole body.
+//
+//   for (auto piece = body.next(); piece.ok && !piece.data.empty(); piece = body.next()) { ... }
+class RequestBodyStream {
+ public:
+  struct Piece {
+    bool ok = true;
+    std::string_view data;  // empty (with ok) at the end of the body; valid until next()
+    unsigned status = 0;    // when !ok: 413 over the route's limit, 400 malformed, 408 too slow
+    std::string reason;
+  };
+  virtual ~RequestBodyStream() = default;
+  // The next piece of the body. After a failure every later call fails the same way.
+  virtual Piece next() = 0;
 };
 
 // 200 (or `status`) with the message in protobuf's JSON mapping (snake_case names, every field
@@ -98,6 +118,23 @@ class HttpRouter {
   // `pattern` is a path of literal segments and {name} segments that match any one segment.
   void add(http::verb method, std::string pattern, Auth auth, Handler handler);
 
+  // A route whose body is not read before its handler runs: the handler reads it from the
+  // RequestBodyStream (up to max_body_bytes, instead of the server's max_body_bytes) and may
+  // answer before reading all of it (the connection is then closed after the answer). The router
+  // checks the path and the caller as for add(), not the Content-Type: the handler does. The
+  // handler runs on a work thread and blocks in next() while the body arrives (each piece within
+  // the server's read_timeout); "Expect: 100-continue" is answered at its first next(), so a
+  // client that waits for it sends nothing to a request refused before (401, 403, 415...).
+  using StreamHandler = std::function<ApiReply(const ApiRequest&, RequestBodyStream&)>;
+  void addStreaming(http::verb method, std::string pattern, Auth auth, std::uint64_t max_body_bytes,
+                    StreamHandler handler);
+  // The body limit of the streaming route that `method` and `target` name; nullopt for every
+  // other request (whose body the server reads whole).
+  std::optional<std::uint64_t> streamingLimit(http::verb method, std::string_view target) const;
+  // handle() for a request whose body is still to be read from `body`.
+  HttpResponse handleStreaming(const http::request_header<>& header, const std::string& remote,
+                               RequestBodyStream& body) const;
+
   // The whole path from one parsed request to its response; no I/O of its own besides what the
   // authenticator and handlers do. Safe to call from several threads once routes are added.
   HttpResponse handle(const HttpRequest& request, const std::string& remote) const;
@@ -113,8 +150,18 @@ class HttpRouter {
     std::vector<std::string> segments;
     Auth auth;
     Handler handler;
+    StreamHandler stream_handler;  // set on streaming routes (handler is then empty)
+    std::uint64_t max_body_bytes = 0;
   };
-  ApiReply route(const HttpRequest& request, const std::string& remote, std::string& who) const;
+  // The route of `method` on `raw_path` with its {name} parameters; nullptr with the methods
+  // allowed on that path (or none) when there is no such route.
+  const Route* match(http::verb method, std::string_view raw_path,
+                     std::map<std::string, std::string>& params, std::string& allowed) const;
+  // `body` for a request read whole, `stream` for one whose body is still to be read.
+  ApiReply route(const http::request_header<>& request, const std::string* body,
+                 RequestBodyStream* stream, const std::string& remote, std::string& who) const;
+  HttpResponse respond(const http::request_header<>& request, const std::string* body,
+                       RequestBodyStream* stream, const std::string& remote) const;
 
   Authenticator authenticate_;
   Clock clock_;
