@@ -1000,6 +1000,23 @@ NewPickupCode Store::issueNewPickupCode(const std::string& deposit_id, const std
 
 // ---- Difficult cards' photos (image_vault.hpp, image_redaction.hpp) ----
 
+namespace {
+
+// The columns every read of difficult_images starts with: deposit_id::text, face, frame,
+// straightened, blacked_out, key_id.
+DifficultImage difficultImageHead(const pqxx::row& r) {
+  DifficultImage image;
+  image.deposit_id = r[0].as<std::string>();
+  image.face = r[1].as<std::string>();
+  image.frame = r[2].as<int>();
+  image.straightened = r[3].as<bool>();
+  image.blacked_out = r[4].as<bool>();
+  image.key_id = r[5].as<std::string>();
+  return image;
+}
+
+}  // namespace
+
 std::vector<DifficultImage> Store::difficultImages(const std::string& deposit_id,
                                                    const AuditEntry* access,
                                                    std::chrono::system_clock::time_point now) {
@@ -1017,13 +1034,7 @@ std::vector<DifficultImage> Store::difficultImages(const std::string& deposit_id
         deposit_id);
     std::vector<DifficultImage> out;
     for (const auto& r : rows) {
-      DifficultImage image;
-      image.deposit_id = r[0].as<std::string>();
-      image.face = r[1].as<std::string>();
-      image.frame = r[2].as<int>();
-      image.straightened = r[3].as<bool>();
-      image.blacked_out = r[4].as<bool>();
-      image.key_id = r[5].as<std::string>();
+      DifficultImage image = difficultImageHead(r);
       image.nonce = pqxx::binarystring(r[6]).str();
       image.ciphertext = pqxx::binarystring(r[7]).str();
       image.ciphertext_bytes = image.ciphertext.size();
@@ -1058,13 +1069,7 @@ std::vector<DifficultImage> Store::listDifficultImages(
         deposit_id);
     std::vector<DifficultImage> out;
     for (const auto& r : rows) {
-      DifficultImage image;
-      image.deposit_id = r[0].as<std::string>();
-      image.face = r[1].as<std::string>();
-      image.frame = r[2].as<int>();
-      image.straightened = r[3].as<bool>();
-      image.blacked_out = r[4].as<bool>();
-      image.key_id = r[5].as<std::string>();
+      DifficultImage image = difficultImageHead(r);
       image.ciphertext_bytes = r[6].as<std::size_t>();
       image.created_at = detail::fromEpochMicros(r[7].as<std::int64_t>());
       out.push_back(std::move(image));
