@@ -14,26 +14,6 @@ namespace {
 constexpr std::size_t kMinDigitRunText = 6;
 constexpr std::size_t kMinDigitRunId = 8;
 
-// A PostgreSQL array literal of `items`: {"a","b"} with quotes and backslashes escaped.
-std::string textArrayLiteral(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) {
-      out += ',';
-    }
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') {
-        out += '\\';
-      }
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-
 std::vector<std::string> parseTextArray(const pqxx::field& field) {
   std::vector<std::string> items;
   auto parser = field.as_array();
@@ -98,8 +78,9 @@ void appendAudit(pqxx::transaction_base& tx, const AuditEntry& entry,
       "                       detail) "
       "VALUES ($1::timestamptz, $2, $3, $4, $5, $6::text[], $7, $8)",
       detail::pgTimestamp(at), entry.actor_role, maskDigitRuns(entry.actor_id, kMinDigitRunId),
-      maskDigitRuns(entry.action, kMinDigitRunText), entry.object_kind, textArrayLiteral(ids),
-      maskDigitRuns(entry.result, kMinDigitRunText), maskDigitRuns(entry.detail, kMinDigitRunText));
+      maskDigitRuns(entry.action, kMinDigitRunText), entry.object_kind,
+      detail::textArrayLiteral(ids), maskDigitRuns(entry.result, kMinDigitRunText),
+      maskDigitRuns(entry.detail, kMinDigitRunText));
 }
 
 std::vector<AuditRecord> readAudit(pqxx::transaction_base& tx, int limit,

@@ -12,31 +12,6 @@
 
 namespace lostcard::cloud {
 
-namespace {
-
-// A PostgreSQL array literal of text elements, each quoted ({"a","b\"c"}): libpqxx 6.4 has no
-// array parameters.
-std::string textArray(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (const auto& item : items) {
-    if (out.size() > 1) {
-      out += ',';
-    }
-    out += '"';
-    for (char c : item) {
-      if (c == '"' || c == '\\') {
-        out += '\\';
-      }
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-
-}  // namespace
-
 CardEnrollment::CardEnrollment(CardEnrollmentOptions options, const CardHasher& hasher)
     : options_(std::move(options)),
       hasher_(hasher),
@@ -131,8 +106,8 @@ void CardEnrollment::Import::writeBatch() {
   const auto outcome = owner_.pool_->run([&](pqxx::connection& c) {
     Outcome out;
     pqxx::work tx(c, "enroll");
-    for (const auto& r :
-         tx.exec_params("SELECT id FROM holders WHERE id = ANY($1::text[])", textArray(holders))) {
+    for (const auto& r : tx.exec_params("SELECT id FROM holders WHERE id = ANY($1::text[])",
+                                        detail::textArrayLiteral(holders))) {
       out.known_holders.insert(r[0].as<std::string>());
     }
     // The first row of each card whose holder exists, in the body's order.
@@ -154,15 +129,15 @@ void CardEnrollment::Import::writeBatch() {
                "ORDER BY t.n "
                "ON CONFLICT (number_key_id, number_hmac) DO NOTHING "
                "RETURNING encode(number_hmac, 'hex')",
-               issuer, key_id, textArray(new_holders), textArray(new_hashes),
-               textArray(new_last4))) {
+               issuer, key_id, detail::textArrayLiteral(new_holders),
+               detail::textArrayLiteral(new_hashes), detail::textArrayLiteral(new_last4))) {
         out.inserted.insert(r[0].as<std::string>());
       }
       for (const auto& r :
            tx.exec_params("SELECT encode(number_hmac, 'hex'), issuer_id, holder_id FROM cards "
                           "WHERE number_key_id = $1 AND number_hmac IN "
                           "  (SELECT decode(m, 'hex') FROM unnest($2::text[]) AS m)",
-                          key_id, textArray(new_hashes))) {
+                          key_id, detail::textArrayLiteral(new_hashes))) {
         out.owner[r[0].as<std::string>()] = {r[1].as<std::string>(), r[2].as<std::string>()};
       }
     }

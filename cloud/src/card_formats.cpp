@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <sstream>
+#include <stdexcept>
 
 #include "lostcard/cloud/luhn.hpp"
 
@@ -244,6 +247,25 @@ const CardFormat* matchFormat(const std::vector<CardFormat>& formats, std::strin
     return &format;
   }
   return nullptr;
+}
+
+std::vector<CardFormat> loadCardFormats(const std::string& models_dir) {
+  if (models_dir.empty()) {
+    return defaultCardFormats();
+  }
+  const auto path = std::filesystem::path(models_dir) / "card_formats.conf";
+  std::ifstream in(path);
+  if (!in) {
+    throw std::runtime_error("cannot read " + path.string());
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::string why;
+  auto formats = parseCardFormats(text.str(), &why);
+  if (!formats) {
+    throw std::runtime_error(path.string() + ": " + why);
+  }
+  return std::move(*formats);
 }
 
 }  // namespace lostcard::cloud

@@ -4,9 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include "lostcard/cloud/card_hasher.hpp"
@@ -118,25 +115,6 @@ std::optional<ImportFormat> importFormatFromContentType(std::string_view content
     return ImportFormat::kNdjson;
   }
   return std::nullopt;
-}
-
-std::vector<CardFormat> loadCardFormats(const std::string& models_dir) {
-  if (models_dir.empty()) {
-    return defaultCardFormats();
-  }
-  const auto path = std::filesystem::path(models_dir) / "card_formats.conf";
-  std::ifstream in(path);
-  if (!in) {
-    throw std::runtime_error("cannot read " + path.string());
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  std::string why;
-  auto formats = parseCardFormats(text.str(), &why);
-  if (!formats) {
-    throw std::runtime_error(path.string() + ": " + why);
-  }
-  return std::move(*formats);
 }
 
 bool checkCardNumber(const std::vector<CardFormat>& formats, std::string_view number,

@@ -27,7 +27,6 @@ namespace {
 // The config that tunes Tesseract for card digits, relative to the models folder.
 constexpr const char* kDigitsConfig = "tessdata/configs/lostcard-card-digits";
 // The accepted number formats (card_formats.hpp), relative to the models folder.
-constexpr const char* kFormatsConfig = "card_formats.conf";
 // The digit classifier (digit_classifier.hpp), relative to the models folder.
 constexpr const char* kDigitModel = "digits/digit_mlp.yml.gz";
 // A frame this many times wider than tall is a crop of the number line alone (a photo of the
@@ -121,7 +120,7 @@ class Recognizer::Impl {
   explicit Impl(RecognizerOptions options)
       : options_(std::move(options)),
         reader_(LineReaderOptions{options_.tessdata_dir, configPath(options_.models_dir)}),
-        formats_(loadFormats(options_.models_dir)),
+        formats_(loadCardFormats(options_.models_dir)),
         classifier_(loadClassifier(options_.models_dir)),
         log_(wire::componentLogger("cloud.recognition")) {}
 
@@ -179,25 +178,6 @@ class Recognizer::Impl {
       return std::nullopt;
     }
     return DigitClassifier::load((std::filesystem::path(models_dir) / kDigitModel).string());
-  }
-
-  static std::vector<CardFormat> loadFormats(const std::string& models_dir) {
-    if (models_dir.empty()) {
-      return defaultCardFormats();
-    }
-    const auto path = std::filesystem::path(models_dir) / kFormatsConfig;
-    std::ifstream in(path);
-    if (!in) {
-      throw std::runtime_error("recognition config missing: " + path.string());
-    }
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string why;
-    auto formats = parseCardFormats(text.str(), &why);
-    if (!formats) {
-      throw std::runtime_error(path.string() + ": " + why);
-    }
-    return std::move(*formats);
   }
 
   // Tesseract's line through the confidence gates (decodeCardNumber's thresholds), then the

@@ -63,6 +63,25 @@ ConnectionPool::Lease::Lease(ConnectionPool& pool) : pool_(pool), connection_(po
 
 ConnectionPool::Lease::~Lease() { pool_.release(std::move(connection_)); }
 
+std::string textArrayLiteral(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) {
+      out += ',';
+    }
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+      }
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
 std::string pgTimestamp(std::chrono::system_clock::time_point t) {
   const auto micros =
       std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();

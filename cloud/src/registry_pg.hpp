@@ -72,6 +72,10 @@ class ConnectionPool {
   int leased_ = 0;
 };
 
+// A PostgreSQL array literal of text elements, each quoted ({"a","b\"c"}), for a $n::text[]
+// parameter: libpqxx 6.4 has no array parameters.
+std::string textArrayLiteral(const std::vector<std::string>& items);
+
 // "2024-05-01 12:00:00.123456+00": a timestamptz literal for a query parameter.
 std::string pgTimestamp(std::chrono::system_clock::time_point t);
 

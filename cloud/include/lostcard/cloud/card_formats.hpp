@@ -50,6 +50,10 @@ std::vector<CardFormat> defaultCardFormats();
 std::optional<std::vector<CardFormat>> parseCardFormats(std::string_view text,
                                                         std::string* why = nullptr);
 
+// The formats in `models_dir`/card_formats.conf, or defaultCardFormats() when `models_dir` is
+// empty. Throws std::runtime_error when the file cannot be read or parsed.
+std::vector<CardFormat> loadCardFormats(const std::string& models_dir);
+
 // True when `number` (digits, and a final 'X' where the rule allows it) passes `rule`.
 bool passesCheck(CheckRule rule, std::string_view number);
 

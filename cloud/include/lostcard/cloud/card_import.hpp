@@ -43,10 +43,6 @@ enum class ImportFormat { kCsv, kNdjson };
 // "; charset=utf-8" ignored; nullopt for anything else.
 std::optional<ImportFormat> importFormatFromContentType(std::string_view content_type);
 
-// The formats in `models_dir`/card_formats.conf, or defaultCardFormats() when `models_dir` is
-// empty. Throws std::runtime_error when the file cannot be read or parsed.
-std::vector<CardFormat> loadCardFormats(const std::string& models_dir);
-
 struct ImportRow {
   std::uint32_t line = 0;
   std::string holder_id;
