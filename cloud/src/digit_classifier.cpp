@@ -135,8 +135,11 @@ LineGlyphs segmentLine(const cv::Mat& line_gray, LinePrep prep) {
   if (line_gray.empty() || line_gray.type() != CV_8UC1) {
     return out;
   }
+  // Embossed digits (relief, or the height recovered from it): monospaced, often run into each
+  // other, on plain ground.
+  const bool embossed = prep == LinePrep::kRelief || prep == LinePrep::kHeight;
   cv::Mat ink;
-  if (prep == LinePrep::kRelief) {
+  if (embossed) {
     cv::threshold(line_gray, ink, 0, 255, cv::THRESH_BINARY_INV | cv::THRESH_OTSU);
   } else {
     const int block = (static_cast<int>(kLineTextHeightPx * 1.5) / 2) * 2 + 1;
@@ -157,7 +160,7 @@ LineGlyphs segmentLine(const cv::Mat& line_gray, LinePrep prep) {
   }
   // Relief blurs neighbouring glyphs into one piece far more often than print does: such a
   // piece, up to a whole group wide, still marks the row and is split into glyphs below.
-  const double max_piece_width_share = prep == LinePrep::kRelief ? kMaxReliefPieceWidthShare : 1.6;
+  const double max_piece_width_share = embossed ? kMaxReliefPieceWidthShare : 1.6;
   // The row: the median top and bottom of the pieces about as tall as text.
   std::vector<double> tops;
   std::vector<double> bottoms;
@@ -227,7 +230,7 @@ LineGlyphs segmentLine(const cv::Mat& line_gray, LinePrep prep) {
   double typical_width = 0.0;
   // Print: most glyphs stand alone and show the width. Relief (embossed, monospaced digits
   // blurred into each other): the pitch that fits every box decides.
-  if (single_widths.size() >= 3 && prep != LinePrep::kRelief) {
+  if (single_widths.size() >= 3 && !embossed) {
     typical_width = quantile(single_widths, 0.75);
     for (const auto& g : glyphs) {
       counts.push_back(g.width > kTouchingWidthShare * typical_width

@@ -362,14 +362,15 @@ class Recognizer::Impl {
     // Both ways up first; mirrored only when that read nothing, as a mirrored line (seen through
     // the wrong side) passes for a number far more easily than a card read the right way.
     std::optional<std::string> glyph_number;  // a checked number read with low confidence
-    // Each way, the line's grey levels first, then its relief (inkless embossing).
+    // Each way, the line's grey levels first, then its relief (inkless embossing) as outlines,
+    // then as the height recovered from its shading.
     if (classifier_) {
       for (const auto& flips : {std::vector<int>{-2, -1}, std::vector<int>{1, 0}}) {
         std::vector<View> views;
         for (const int flip : flips) {
           views.push_back({&orientation(flip).card, orientation(flip).lines});
         }
-        for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
+        for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
           if (settledByGlyphs(views, prep, &frame, &glyph_number)) {
             return frame;
           }

@@ -477,6 +477,104 @@ cv::Mat reliefLine(const cv::Mat& gray) {
   return out;
 }
 
+// Inkless embossing lit from one side: the brightness departs from the plastic's by the slope of
+// the relief along the light (lit where the relief rises towards the light, shaded where it
+// falls). Summing that departure along the light's direction gives the height back: the digits
+// come out as solid raised shapes, like print, which the readers know far better than outlines.
+// The sum leaks (kLeakPx) so that noise and stray edges do not run on across the line. The light's
+// direction is not known: it is the one whose heights look most like raised shapes on flat
+// ground, i.e. whose distribution is most skewed towards high values (the digits cover a
+// minority of the line); summing the other way round gives the same heights negated.
+cv::Mat integrateAlong(const cv::Mat& slope, double angle) {
+  constexpr double kLeakPx = 10.0;
+  const double cx = std::cos(angle);
+  const double cy = std::sin(angle);
+  // The walk goes from row to row of `m` (the line's rows for a mostly vertical direction, its
+  // columns, transposed into rows, for a mostly horizontal one); each step moves `dv` across.
+  const bool along_rows = std::abs(cx) < std::abs(cy);
+  const cv::Mat m = along_rows ? slope : cv::Mat(slope.t());
+  const double main = along_rows ? cy : cx;
+  const double dv = (along_rows ? cx : cy) / std::abs(main);  // |dv| <= 1
+  const float keep = static_cast<float>(std::exp(-std::hypot(1.0, dv) / kLeakPx));
+  const auto run = [&](int du, double step_v) {
+    cv::Mat acc(m.size(), CV_32F);
+    const int first = du > 0 ? 0 : m.rows - 1;
+    m.row(first).copyTo(acc.row(first));
+    // The previous sample of (u, v) is (u - du, v - step_v), interpolated across.
+    const int whole = static_cast<int>(std::floor(-step_v));
+    const float frac = static_cast<float>(-step_v - whole);
+    const int last = m.cols - 1;
+    for (int i = 1; i < m.rows; ++i) {
+      const int u = first + du * i;
+      const float* prev = acc.ptr<float>(u - du);
+      const float* in = m.ptr<float>(u);
+      float* out = acc.ptr<float>(u);
+      for (int v = 0; v <= last; ++v) {
+        const float before = prev[std::clamp(v + whole, 0, last)] * (1 - frac) +
+                             prev[std::clamp(v + whole + 1, 0, last)] * frac;
+        out[v] = keep * before + in[v];
+      }
+    }
+    return acc;
+  };
+  const int du = main > 0 ? 1 : -1;
+  const cv::Mat height = (run(du, dv) - run(-du, -dv)) * 0.5;
+  return along_rows ? height : cv::Mat(height.t());
+}
+
+double skewness(const cv::Mat& values) {
+  cv::Scalar mean;
+  cv::Scalar deviation;
+  cv::meanStdDev(values, mean, deviation);
+  if (deviation[0] <= 0) {
+    return 0.0;
+  }
+  double sum = 0;
+  for (auto it = values.begin<float>(); it != values.end<float>(); ++it) {
+    const double z = (*it - mean[0]) / deviation[0];
+    sum += z * z * z;
+  }
+  return sum / static_cast<double>(values.total());
+}
+
+cv::Mat heightLine(const cv::Mat& gray) {
+  constexpr int kNeighbourhoodPx = 15;  // as reliefLine: steps of the background do not move it
+  constexpr int kDirections = 12;       // over half a turn; the other half is the sign
+  constexpr double kPlainQuantile = 0.5;
+  constexpr double kHighQuantile = 0.995;
+  cv::Mat around8;
+  cv::medianBlur(gray, around8, kNeighbourhoodPx);
+  cv::Mat level;
+  gray.convertTo(level, CV_32F);
+  cv::Mat around;
+  around8.convertTo(around, CV_32F);
+  const cv::Mat slope = level - around;
+  cv::Mat best;
+  double best_skew = 0;
+  for (int k = 0; k < kDirections; ++k) {
+    cv::Mat height = integrateAlong(slope, M_PI * k / kDirections);
+    const double skew = skewness(height);
+    if (best.empty() || std::abs(skew) > std::abs(best_skew)) {
+      best = skew < 0 ? cv::Mat(-height) : height;
+      best_skew = skew;
+    }
+  }
+  // Flat ground (the median) white, the highest relief black.
+  std::vector<float> values(best.begin<float>(), best.end<float>());
+  const auto at = [&](double q) {
+    auto it = values.begin() + static_cast<std::ptrdiff_t>(q * (values.size() - 1));
+    std::nth_element(values.begin(), it, values.end());
+    return static_cast<double>(*it);
+  };
+  const double plain = at(kPlainQuantile);
+  const double high = std::max(plain + 1.0, at(kHighQuantile));
+  cv::Mat out;
+  best.convertTo(out, CV_8U, -255.0 / (high - plain), 255.0 + 255.0 * plain / (high - plain));
+  cv::copyMakeBorder(out, out, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx, kOcrBorderPx,
+                     cv::BORDER_REPLICATE);
+  return out;
+}
+
 }  // namespace
 
 cv::Mat prepareLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep) {
@@ -497,6 +595,9 @@ cv::Mat prepareLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep 
 
   if (prep == LinePrep::kRelief) {
     return reliefLine(gray);
+  }
+  if (prep == LinePrep::kHeight) {
+    return heightLine(gray);
   }
   // Polarity: the crop's top and bottom margins are background; if they sit on the dark side
   // of the Otsu split the print is light, so invert it.

@@ -165,6 +165,48 @@ TEST_CASE("locateNumberLine offers the emboss band when the card shows no text r
   }
 }
 
+TEST_CASE("prepareLine recovers inkless embossed digits from their shading, whatever the light") {
+  using lostcard::cloud::LinePrep;
+  using lostcard::cloud::prepareLine;
+  // Raised digits with no ink: a height field (the digits' mask, softened) seen only through
+  // its slope towards the light, on grey plastic. The height prep must give the digits back as
+  // dark solid shapes on light ground: dark where the digits are, light elsewhere, from any
+  // direction of light. The outline prep (kRelief), for comparison, darkens the edges only.
+  const cv::Size size(520, 90);
+  cv::Mat mask(size, CV_8U, cv::Scalar(0));
+  cv::putText(mask, "4539 1488", {30, 65}, cv::FONT_HERSHEY_SIMPLEX, 1.9, cv::Scalar(255), 7);
+  cv::Mat height;
+  mask.convertTo(height, CV_32F, 1.0 / 255);
+  cv::GaussianBlur(height, height, cv::Size(), 1.5);
+  cv::Mat gx;
+  cv::Mat gy;
+  cv::Sobel(height, gx, CV_32F, 1, 0, 3);
+  cv::Sobel(height, gy, CV_32F, 0, 1, 3);
+  const cv::Rect box(24, 18, 470, 56);  // the digits' row, as locateNumberLine gives it
+  // The same crop of the mask as print, prepared alike (same scale): where the digits are.
+  cv::Mat print;
+  cv::cvtColor(255 - mask, print, cv::COLOR_GRAY2BGR);
+  const cv::Mat mask_line = prepareLine(print, box, LinePrep::kGray);
+  for (int degrees = 0; degrees < 360; degrees += 30) {
+    CAPTURE(degrees);
+    const double light = degrees * M_PI / 180.0;
+    cv::Mat grey = 150.0 - 60.0 * (gx * std::cos(light) + gy * std::sin(light));
+    grey.convertTo(grey, CV_8U);
+    cv::Mat card;
+    cv::cvtColor(grey, card, cv::COLOR_GRAY2BGR);
+    const cv::Mat line = prepareLine(card, box, LinePrep::kHeight);
+    REQUIRE(line.type() == CV_8UC1);
+    REQUIRE(mask_line.size() == line.size());
+    cv::Mat on_digits;
+    cv::threshold(mask_line, on_digits, 128, 255, cv::THRESH_BINARY_INV);
+    const double dark_on_digits = 255.0 - cv::mean(line, on_digits)[0];
+    const double dark_elsewhere = 255.0 - cv::mean(line, 255 - on_digits)[0];
+    // Measured: 98..153 of 255 on the digits (softened edges count), 1..3 elsewhere.
+    CHECK(dark_on_digits > 80);
+    CHECK(dark_elsewhere < 20);
+  }
+}
+
 TEST_CASE("findCard finds nothing on an empty tray") {
   const cv::Mat tray(960, 1280, CV_8UC3, cv::Scalar::all(60));
   CHECK_FALSE(lostcard::cloud::findCard(tray));

@@ -51,6 +51,8 @@ enum class LinePrep {
   kGray,    // grey levels kept (Tesseract's LSTM reads grey): keeps strokes on busy backgrounds
   kRelief,  // how far each pixel departs from its neighbourhood, either way: inkless embossed
             // digits, seen only by their highlights and shadows, come out as dark outlines
+  kHeight,  // the relief's height recovered from its shading (integrated along the light, whose
+            // direction is found per line): inkless embossed digits come out as solid print
 };
 
 // The line cut out of the card with a margin, scaled so its text is about kLineTextHeightPx
