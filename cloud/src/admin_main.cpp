@@ -93,7 +93,10 @@ constexpr const char* kUsage =
     "  revoke-issuer-key KEY_ID\n"
     "                         revokes a key; exits 1 when no such key is in force\n"
     "  issuer-keys [--issuer ID]\n"
-    "                         key_id issuer_id created_at revoked_at (- when in force)\n";
+    "                         key_id issuer_id created_at revoked_at (- when in force)\n"
+    "  set-operator-code LOGIN\n"
+    "                         gives an operator their box code (10 digits, first line of\n"
+    "                         stdin), typed after the operator key to open a box's bin\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -505,6 +508,22 @@ int runCommand(const std::string& db, const std::string& key_file,
   }
   if (command == "audit") {
     return printAudit(db, command, args);
+  }
+  if (command == "set-operator-code") {
+    auto vm = parseCommand(command, args, none, {"login"});
+    std::string code;
+    std::getline(std::cin, code);
+    if (!code.empty() && code.back() == '\r') {
+      code.pop_back();
+    }
+    Store store({.conninfo = db});
+    try {
+      store.setOperatorCode(vm["login"].as<std::string>(), code, std::chrono::system_clock::now());
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("set-operator-code: ") + e.what());
+    }
+    std::cout << "operator code set for " << vm["login"].as<std::string>() << "\n";
+    return kExitOk;
   }
   if (command == "add-issuer-key") {
     auto vm = parseCommand(command, args, none, {"issuer-id"});

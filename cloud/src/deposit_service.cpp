@@ -177,6 +177,62 @@ std::variant<v1::PickupAnswer, Refusal> DepositService::handlePickup(
   return answer;
 }
 
+std::optional<Refusal> DepositService::handlePickupDone(const std::string& kiosk_id,
+                                                        const v1::PickupDone& done,
+                                                        std::chrono::system_clock::time_point now) {
+  if (!wire::isUuid(done.request_id()) || !wire::isUuid(done.deposit_id())) {
+    return Refusal{"pickup report: request or deposit id is not a UUID"};
+  }
+  PickupReport report;
+  report.kiosk_id = kiosk_id;
+  report.request_id = done.request_id();
+  report.deposit_id = done.deposit_id();
+  report.outcome = done.outcome();
+  report.detail = done.detail();
+  const ReportResult result = store_.recordPickupDone(report, now);
+  if (!result.ok) {
+    return Refusal{result.error};
+  }
+  return std::nullopt;
+}
+
+std::variant<v1::OperatorAuthAnswer, Refusal> DepositService::handleOperatorAuth(
+    const std::string& kiosk_id, const v1::OperatorAuthRequest& request,
+    std::chrono::system_clock::time_point now) {
+  if (!wire::isUuid(request.request_id())) {
+    return Refusal{"operator request id is not a UUID"};
+  }
+  const OperatorAuthOutcome outcome =
+      store_.checkOperatorCode(kiosk_id, request.request_id(), request.code(), now);
+  v1::OperatorAuthAnswer answer;
+  answer.set_request_id(request.request_id());
+  answer.set_result(outcome.result);
+  answer.set_retry_after_ms(outcome.retry_after_ms);
+  switch (outcome.result) {
+    case v1::OPERATOR_AUTH_RESULT_OK:
+      answer.set_message("Bin unlocked.");
+      break;
+    case v1::OPERATOR_AUTH_RESULT_THROTTLED:
+      answer.set_message("Too many wrong operator codes at this box. Try again later.");
+      break;
+    default:
+      answer.set_message("Operator code refused.");
+      break;
+  }
+  return answer;
+}
+
+std::optional<Refusal> DepositService::handleBinEmptied(const std::string& kiosk_id,
+                                                        const v1::BinEmptied& emptied,
+                                                        std::chrono::system_clock::time_point now) {
+  const std::vector<std::string> ids(emptied.deposit_ids().begin(), emptied.deposit_ids().end());
+  const ReportResult result = store_.recordBinEmptied(kiosk_id, emptied.request_id(), ids, now);
+  if (!result.ok) {
+    return Refusal{result.error};
+  }
+  return std::nullopt;
+}
+
 std::optional<Refusal> DepositService::handleInventory(const std::string& kiosk_id,
                                                        const v1::Inventory& inventory,
                                                        std::chrono::system_clock::time_point now) {

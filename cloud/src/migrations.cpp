@@ -272,6 +272,53 @@ CREATE TABLE issuer_api_keys (
 CREATE INDEX issuer_api_keys_issuer_idx ON issuer_api_keys (issuer_id);
 )sql";
 
+// Version 8: doors opened at the box (issue 6: pickup at the box, the operator at the box). What
+// the kiosk reported of each OPEN pickup (PickupDone, once per request: the outcome column), who
+// took a collected card out of the box (its holder by pickup, or an operator emptying the bin),
+// alerts for operators (a slot door that did not open), the operators' box codes (a salted
+// PBKDF2 hash like the pickup codes', never the code) and every bin opening asked for at a kiosk
+// (once per kiosk and request id; refused ones throttle the kiosk). No new deposit status: a
+// pickup not taken puts the deposit back to 'stored'.
+constexpr std::string_view kBoxDoors = R"sql(
+ALTER TABLE pickup_attempts ADD COLUMN done_outcome text
+  CHECK (done_outcome IN ('taken', 'not_taken', 'door_failed', 'not_opened'));
+ALTER TABLE pickup_attempts ADD COLUMN done_at timestamptz;
+ALTER TABLE deposits ADD COLUMN collected_by text CHECK (collected_by IN ('pickup', 'operator'));
+ALTER TABLE deposits ADD COLUMN collected_by_account bigint REFERENCES accounts (id);
+
+CREATE TABLE kiosk_alerts (
+  id          bigserial   PRIMARY KEY,
+  kiosk_id    text        NOT NULL REFERENCES kiosks (id),
+  deposit_id  uuid        REFERENCES deposits (id),
+  kind        text        NOT NULL CHECK (kind IN ('slot_door_failed')),
+  detail      text        NOT NULL DEFAULT '',
+  at          timestamptz NOT NULL,
+  resolved_at timestamptz
+);
+CREATE INDEX kiosk_alerts_open_idx ON kiosk_alerts (kiosk_id) WHERE resolved_at IS NULL;
+
+CREATE TABLE operator_box_codes (
+  account_id bigint      PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+  code_hash  text        NOT NULL CHECK (code_hash LIKE 'pbkdf2-sha256$%'),
+  set_at     timestamptz NOT NULL
+);
+
+CREATE TABLE bin_openings (
+  id             bigserial   PRIMARY KEY,
+  kiosk_id       text        NOT NULL REFERENCES kiosks (id),
+  request_id     uuid        NOT NULL,
+  account_id     bigint      REFERENCES accounts (id),  -- the operator, when ok
+  result         text        NOT NULL CHECK (result IN ('ok', 'refused', 'throttled')),
+  retry_after_ms bigint      NOT NULL DEFAULT 0 CHECK (retry_after_ms >= 0),
+  at             timestamptz NOT NULL,
+  emptied_at     timestamptz,
+  emptied_count  integer     CHECK (emptied_count >= 0),
+  UNIQUE (kiosk_id, request_id),
+  CHECK ((result = 'ok') = (account_id IS NOT NULL))
+);
+CREATE INDEX bin_openings_refused_idx ON bin_openings (kiosk_id, at) WHERE result = 'refused';
+)sql";
+
 const std::vector<Migration> kMigrations = {
     {1, "registry", kInitialSchema},
     {2, "kiosk inventories", kKioskInventories},
@@ -280,6 +327,7 @@ const std::vector<Migration> kMigrations = {
     {5, "people and audit", kPeopleAndAudit},
     {6, "sealed notices", kSealedNotices},
     {7, "issuer api keys", kIssuerApiKeys},
+    {8, "doors opened at the box", kBoxDoors},
 };
 
 void lockMigrations(pqxx::work& tx) {

@@ -1095,4 +1095,359 @@ int Store::purgeDifficultImages(std::chrono::system_clock::time_point now,
   return purged;
 }
 
+// ---- Doors opened at the box: pickup reports and the operator's bin (issue 6) ----
+
+namespace {
+
+// Tells the deposit's issuer what became of its card, in the caller's transaction (`kind`:
+// "returned" when the holder took it from its slot). For now a no-op: filled by the issuer
+// webhook work (an issuer event outbox written here, so the event is queued exactly when the
+// deposit's new status commits).
+void queueIssuerEvent(pqxx::work& tx, const std::string& deposit_id, std::string_view kind) {
+  static_cast<void>(tx);
+  static_cast<void>(deposit_id);
+  static_cast<void>(kind);
+}
+
+// The kiosk's operator lock: serializes its operator-code checks (their throttle count), as
+// kPickupLockClass does its pickups.
+constexpr int kOperatorLockClass = 0x62696e;  // "bin"
+
+std::string outcomeName(v1::PickupOutcome outcome) {
+  switch (outcome) {
+    case v1::PICKUP_OUTCOME_TAKEN:
+      return "taken";
+    case v1::PICKUP_OUTCOME_NOT_TAKEN:
+      return "not_taken";
+    case v1::PICKUP_OUTCOME_DOOR_FAILED:
+      return "door_failed";
+    case v1::PICKUP_OUTCOME_NOT_OPENED:
+      return "not_opened";
+    default:
+      return "";
+  }
+}
+
+std::string operatorResultName(v1::OperatorAuthResult result) {
+  switch (result) {
+    case v1::OPERATOR_AUTH_RESULT_OK:
+      return "ok";
+    case v1::OPERATOR_AUTH_RESULT_THROTTLED:
+      return "throttled";
+    default:
+      return "refused";
+  }
+}
+
+v1::OperatorAuthResult operatorResultFromName(const std::string& name) {
+  return name == "ok"          ? v1::OPERATOR_AUTH_RESULT_OK
+         : name == "throttled" ? v1::OPERATOR_AUTH_RESULT_THROTTLED
+                               : v1::OPERATOR_AUTH_RESULT_REFUSED;
+}
+
+}  // namespace
+
+ReportResult Store::recordPickupDone(const PickupReport& r,
+                                     std::chrono::system_clock::time_point now) {
+  if (!wire::isUuid(r.request_id)) {
+    throw std::invalid_argument("pickup report: request id is not a UUID");
+  }
+  const std::string outcome = outcomeName(r.outcome);
+  if (outcome.empty()) {
+    return {false, "pickup report without an outcome", false, 0};
+  }
+  auto result = impl_->pool.run([&](pqxx::connection& c) -> ReportResult {
+    pqxx::work tx(c);
+    lockKioskPickups(tx, r.kiosk_id);
+    const auto attempt = tx.exec_params(
+        "SELECT coalesce(deposit_id::text, ''), coalesce(done_outcome, '') FROM pickup_attempts "
+        "WHERE kiosk_id = $1 AND request_id = $2::uuid AND result = 'open'",
+        r.kiosk_id, r.request_id);
+    if (attempt.empty()) {
+      return {false, "no pickup request " + r.request_id + " of this kiosk opened a slot", false,
+              0};
+    }
+    const std::string deposit_id = attempt[0][0].as<std::string>();
+    if (deposit_id != r.deposit_id) {
+      return {false, "pickup request " + r.request_id + " opened another deposit", false, 0};
+    }
+    if (!attempt[0][1].as<std::string>().empty()) {
+      if (attempt[0][1].as<std::string>() != outcome) {
+        impl_->log->warn("deposit {}: pickup {} reported {} again as {}; the first report holds",
+                         deposit_id, r.request_id, attempt[0][1].as<std::string>(), outcome);
+      }
+      return {true, "", true, 0};
+    }
+    const std::string now_sql = detail::pgTimestamp(now);
+    const auto status =
+        tx.exec_params1("SELECT status FROM deposits WHERE id = $1::uuid FOR UPDATE", deposit_id)[0]
+            .as<std::string>();
+    int collected = 0;
+    if (status != "releasing") {
+      impl_->log->warn("deposit {}: pickup {} reported {} while the deposit is {}; unchanged",
+                       deposit_id, r.request_id, outcome, status);
+    } else if (r.outcome == v1::PICKUP_OUTCOME_TAKEN) {
+      tx.exec_params(
+          "UPDATE deposits SET status = 'collected', collected_at = $2::timestamptz, "
+          "collected_by = 'pickup' WHERE id = $1::uuid",
+          deposit_id, now_sql);
+      queueIssuerEvent(tx, deposit_id, "returned");
+      collected = 1;
+    } else {
+      // Still in its slot; the code was used, so only a new code opens it.
+      tx.exec_params(
+          "UPDATE deposits SET status = 'stored', released_at = NULL WHERE id = $1::uuid",
+          deposit_id);
+    }
+    if (r.outcome == v1::PICKUP_OUTCOME_DOOR_FAILED) {
+      tx.exec_params(
+          "INSERT INTO kiosk_alerts (kiosk_id, deposit_id, kind, detail, at) "
+          "VALUES ($1, $2::uuid, 'slot_door_failed', $3, $4::timestamptz)",
+          r.kiosk_id, deposit_id, maskDigitRuns(r.detail, 6), now_sql);
+    }
+    tx.exec_params(
+        "UPDATE pickup_attempts SET done_outcome = $3, done_at = $4::timestamptz "
+        "WHERE kiosk_id = $1 AND request_id = $2::uuid",
+        r.kiosk_id, r.request_id, outcome, now_sql);
+    AuditEntry entry;
+    entry.actor_role = "kiosk";
+    entry.actor_id = r.kiosk_id;
+    entry.action = "pickup.done";
+    entry.object_kind = "deposit";
+    entry.object_ids = {deposit_id};
+    entry.result = outcome;
+    entry.detail = r.detail;
+    appendAudit(tx, entry, now);
+    tx.commit();
+    return {true, "", false, collected};
+  });
+  if (result.ok && !result.repeated) {
+    const auto level = r.outcome == v1::PICKUP_OUTCOME_TAKEN         ? spdlog::level::info
+                       : r.outcome == v1::PICKUP_OUTCOME_DOOR_FAILED ? spdlog::level::err
+                                                                     : spdlog::level::warn;
+    impl_->log->log(level, "deposit {} at kiosk {}: pickup {}{}", r.deposit_id, r.kiosk_id, outcome,
+                    r.outcome == v1::PICKUP_OUTCOME_TAKEN
+                        ? "; collected by its holder"
+                        : "; back to stored (the holder needs a new code)");
+  }
+  return result;
+}
+
+OperatorAuthOutcome Store::checkOperatorCode(const std::string& kiosk_id,
+                                             const std::string& request_id,
+                                             const std::string& typed_code,
+                                             std::chrono::system_clock::time_point now) {
+  if (!wire::isUuid(request_id)) {
+    throw std::invalid_argument("operator request id is not a UUID");
+  }
+  const auto& options = impl_->options;
+  struct Candidate {
+    std::string account_id;
+    std::string code_hash;
+  };
+  const auto lock = [&](pqxx::work& tx) {
+    tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kOperatorLockClass, kiosk_id);
+  };
+  const auto recorded = [&](pqxx::work& tx) -> std::optional<OperatorAuthOutcome> {
+    const auto rows = tx.exec_params(
+        "SELECT result, retry_after_ms, coalesce(account_id::text, '') FROM bin_openings "
+        "WHERE kiosk_id = $1 AND request_id = $2::uuid",
+        kiosk_id, request_id);
+    if (rows.empty()) {
+      return std::nullopt;
+    }
+    return OperatorAuthOutcome{operatorResultFromName(rows[0][0].as<std::string>()),
+                               rows[0][1].as<std::int64_t>(), rows[0][2].as<std::string>(), true};
+  };
+  // Refused codes in the window, and when the kiosk takes codes again (0: it does now).
+  const auto throttle = [&](pqxx::work& tx) -> std::int64_t {
+    const auto window = options.pickup_limits.kiosk_window;
+    const auto rows =
+        tx.exec_params("SELECT " + detail::epochMicrosSql("at") +
+                           " FROM bin_openings WHERE kiosk_id = $1 AND result = 'refused' "
+                           "AND at > $2::timestamptz ORDER BY at DESC LIMIT $3",
+                       kiosk_id, detail::pgTimestamp(now - window), options.operator_code_tries);
+    if (options.operator_code_tries <= 0 ||
+        static_cast<int>(rows.size()) < options.operator_code_tries) {
+      return 0;
+    }
+    const auto oldest = detail::fromEpochMicros(rows.back()[0].as<std::int64_t>());
+    return std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(oldest + window - now).count());
+  };
+
+  // First: a repeat, the throttle, and the candidates' hashes; nothing written.
+  struct First {
+    std::optional<OperatorAuthOutcome> settled;
+    std::vector<Candidate> candidates;
+  };
+  const First first = impl_->pool.run([&](pqxx::connection& c) -> First {
+    pqxx::work tx(c);
+    lock(tx);
+    if (auto again = recorded(tx)) {
+      return {again, {}};
+    }
+    First out;
+    for (const auto& row :
+         tx.exec_params("SELECT a.id::text, b.code_hash FROM accounts a "
+                        "JOIN operator_kiosks k ON k.account_id = a.id AND k.kiosk_id = $1 "
+                        "JOIN operator_box_codes b ON b.account_id = a.id "
+                        "WHERE a.role = 'operator' AND a.disabled_at IS NULL ORDER BY a.id",
+                        kiosk_id)) {
+      out.candidates.push_back({row[0].as<std::string>(), row[1].as<std::string>()});
+    }
+    return out;
+  });
+  if (first.settled) {
+    return *first.settled;
+  }
+  // The slow hashes, with no transaction open. Every candidate is checked, so the time taken
+  // does not tell which one matched.
+  std::string matched;
+  for (const auto& candidate : first.candidates) {
+    if (verifyCode(typed_code, candidate.code_hash) && matched.empty()) {
+      matched = candidate.account_id;
+    }
+  }
+  auto outcome = impl_->pool.run([&](pqxx::connection& c) -> OperatorAuthOutcome {
+    pqxx::work tx(c);
+    lock(tx);
+    if (auto again = recorded(tx)) {
+      return *again;
+    }
+    OperatorAuthOutcome o;
+    if (const auto wait_ms = throttle(tx); wait_ms > 0) {
+      o.result = v1::OPERATOR_AUTH_RESULT_THROTTLED;
+      o.retry_after_ms = wait_ms;
+    } else if (!matched.empty()) {
+      o.result = v1::OPERATOR_AUTH_RESULT_OK;
+      o.account_id = matched;
+    }
+    const std::string result = operatorResultName(o.result);
+    tx.exec_params(
+        "INSERT INTO bin_openings (kiosk_id, request_id, account_id, result, retry_after_ms, at) "
+        "VALUES ($1, $2::uuid, $3::bigint, $4, $5, $6::timestamptz)",
+        kiosk_id, request_id, nullIfEmpty(o.account_id), result, o.retry_after_ms,
+        detail::pgTimestamp(now));
+    AuditEntry entry;
+    entry.actor_role = o.account_id.empty() ? "kiosk" : "operator";
+    entry.actor_id = o.account_id.empty() ? kiosk_id : o.account_id;
+    entry.action = o.result == v1::OPERATOR_AUTH_RESULT_OK ? "bin.open" : "bin.open_refused";
+    entry.object_kind = "kiosk";
+    entry.object_ids = {kiosk_id};
+    entry.result = result;
+    appendAudit(tx, entry, now);
+    tx.commit();
+    return o;
+  });
+  if (!outcome.repeated) {
+    impl_->log->log(
+        outcome.result == v1::OPERATOR_AUTH_RESULT_OK ? spdlog::level::info : spdlog::level::warn,
+        "kiosk {}: operator code (request {}): {}{}", kiosk_id, request_id,
+        operatorResultName(outcome.result),
+        outcome.account_id.empty() ? "" : "; bin unlocked for account " + outcome.account_id);
+  }
+  return outcome;
+}
+
+ReportResult Store::recordBinEmptied(const std::string& kiosk_id, const std::string& request_id,
+                                     const std::vector<std::string>& deposit_ids,
+                                     std::chrono::system_clock::time_point now) {
+  if (!wire::isUuid(request_id)) {
+    return {false, "bin report: request id is not a UUID", false, 0};
+  }
+  for (const auto& id : deposit_ids) {
+    if (!wire::isUuid(id)) {
+      return {false, "bin report names a deposit id that is not a UUID", false, 0};
+    }
+  }
+  auto result = impl_->pool.run([&](pqxx::connection& c) -> ReportResult {
+    pqxx::work tx(c);
+    const auto opening = tx.exec_params(
+        "SELECT account_id::text, emptied_at IS NOT NULL FROM bin_openings "
+        "WHERE kiosk_id = $1 AND request_id = $2::uuid AND result = 'ok' FOR UPDATE",
+        kiosk_id, request_id);
+    if (opening.empty()) {
+      return {false, "no operator request " + request_id + " of this kiosk opened the bin", false,
+              0};
+    }
+    if (opening[0][1].as<bool>()) {
+      return {true, "", true, 0};
+    }
+    const std::string account_id = opening[0][0].as<std::string>();
+    const std::string now_sql = detail::pgTimestamp(now);
+    std::vector<std::string> collected;
+    for (const auto& id : deposit_ids) {
+      const auto changed = tx.exec_params(
+          "UPDATE deposits SET status = 'collected', collected_at = $3::timestamptz, "
+          "collected_by = 'operator', collected_by_account = $4::bigint "
+          "WHERE id = $1::uuid AND kiosk_id = $2 AND location_kind = 'bin' "
+          "  AND status IN ('decided', 'stored') RETURNING id",
+          id, kiosk_id, now_sql, account_id);
+      if (changed.empty()) {
+        impl_->log->warn(
+            "kiosk {}: deposit {} reported taken from the bin, but the cloud does "
+            "not record it there; unchanged",
+            kiosk_id, id);
+      } else {
+        collected.push_back(id);
+      }
+    }
+    tx.exec_params(
+        "UPDATE bin_openings SET emptied_at = $3::timestamptz, emptied_count = $4 "
+        "WHERE kiosk_id = $1 AND request_id = $2::uuid",
+        kiosk_id, request_id, now_sql, static_cast<int>(collected.size()));
+    AuditEntry entry;
+    entry.actor_role = "operator";
+    entry.actor_id = account_id;
+    entry.action = "bin.emptied";
+    entry.object_kind = "deposit";
+    entry.object_ids = collected;
+    entry.result = "ok";
+    entry.detail = "kiosk " + kiosk_id + ": " + std::to_string(collected.size()) + " of " +
+                   std::to_string(deposit_ids.size()) + " reported deposits collected";
+    appendAudit(tx, entry, now);
+    tx.commit();
+    return {true, "", false, static_cast<int>(collected.size())};
+  });
+  if (result.ok && !result.repeated) {
+    impl_->log->info("kiosk {}: bin emptied by an operator (request {}): {} deposit(s) collected",
+                     kiosk_id, request_id, result.collected);
+  }
+  return result;
+}
+
+void Store::setOperatorCode(const std::string& login, const std::string& code,
+                            std::chrono::system_clock::time_point now) {
+  const std::string digits = normalizePickupCode(code);
+  if (digits.empty()) {
+    throw std::invalid_argument("an operator code has 10 digits");
+  }
+  const std::string code_hash = hashCode(digits);  // slow: before the transaction
+  impl_->pool.run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    const auto account = tx.exec_params(
+        "SELECT id::text FROM accounts WHERE login = $1 AND role = 'operator'", login);
+    if (account.empty()) {
+      throw std::invalid_argument("no operator account '" + login + "'");
+    }
+    const std::string account_id = account[0][0].as<std::string>();
+    tx.exec_params(
+        "INSERT INTO operator_box_codes (account_id, code_hash, set_at) "
+        "VALUES ($1::bigint, $2, $3::timestamptz) ON CONFLICT (account_id) DO UPDATE "
+        "SET code_hash = EXCLUDED.code_hash, set_at = EXCLUDED.set_at",
+        account_id, code_hash, detail::pgTimestamp(now));
+    AuditEntry entry;
+    entry.actor_role = "admin";
+    entry.actor_id = "";
+    entry.action = "account.operator_code";
+    entry.object_kind = "account";
+    entry.object_ids = {account_id};
+    entry.result = "ok";
+    appendAudit(tx, entry, now);
+    tx.commit();
+    return 0;
+  });
+}
+
 }  // namespace lostcard::cloud

@@ -7,6 +7,8 @@
 //   lostcard-simbox --root /tmp/box fault sorter-jam on
 //   lostcard-simbox --root /tmp/box hold 2        (the 2nd move from now stops mid-move)
 //   lostcard-simbox --root /tmp/box collect 3 | empty-bin | clear-jams
+//   lostcard-simbox --root /tmp/box type "07 1234567890"   (a cardholder at the keypad)
+//   lostcard-simbox --root /tmp/box bin-door open|shut      (an operator at the bin door)
 //
 // `status` prints one fact per line, tab-separated, for scripts:
 //   intake <card> | slot <NN> <card> | bin <card> | jam <card> | transit <card> |
@@ -79,9 +81,9 @@ void printStatus(const SimBox& box) {
 int usage(const po::options_description& options) {
   std::cerr << "usage: lostcard-simbox --root DIR [--slots N] COMMAND [ARGS]\n"
                "commands: status | drop CARD_FOLDER... | fault NAME on|off | hold NTH_MOVE |\n"
-               "          collect SLOT | empty-bin | clear-jams\n"
+               "          collect SLOT | empty-bin | clear-jams | type ENTRY | bin-door open|shut\n"
                "faults: camera-failure sensor-stuck-on sensor-stuck-off sorter-jam "
-               "slot-sensor-failure hold-mid-move\n\n"
+               "slot-sensor-failure hold-mid-move slot-door-stuck\n\n"
             << options;
   return 2;
 }
@@ -173,6 +175,16 @@ int main(int argc, char** argv) {
       for (const auto& card : box.emptyBin()) {
         std::cout << card << "\n";
       }
+    } else if (verb == "type" && command.size() >= 2) {
+      // `type 07 1234567890` and `type "07 1234567890"` are the same entry.
+      std::string entry = command[1];
+      for (std::size_t i = 2; i < command.size(); ++i) {
+        entry += " " + command[i];
+      }
+      box.type(entry);
+    } else if (verb == "bin-door" && command.size() == 2 &&
+               (command[1] == "open" || command[1] == "shut")) {
+      box.setBinDoorOpen(command[1] == "open");
     } else if (verb == "clear-jams" && command.size() == 1) {
       for (const auto& card : box.clearJams()) {
         std::cout << card << "\n";

@@ -187,6 +187,10 @@ BoardConfig parse(const pt::ptree& tree, const std::string& file) {
   c.slot_sensors = ini.slotLines("slots", "sensor", slots);
   c.slot_locks = ini.slotLines("slots", "lock", slots);
   c.bin_lock = ini.line("bin", "lock");
+  if (ini.optionalText("bin", "door_switch")) {
+    c.bin_door = ini.line("bin", "door_switch");
+  }
+  c.keypad_device = ini.optionalText("keypad", "device").value_or("");
 
   CameraConfig& cam = c.cameras;
   cam.front_device = ini.text("cameras", "front_device");
@@ -236,6 +240,9 @@ BoardConfig parse(const pt::ptree& tree, const std::string& file) {
     claim(c.slot_locks[i], fmt::format("[slots] lock of slot {}", i));
   }
   claim(c.bin_lock, "[bin] lock");
+  if (!c.bin_door.name.empty()) {
+    claim(c.bin_door, "[bin] door_switch");
+  }
   return c;
 }
 

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "lostcard/hw/board.hpp"
+#include "lostcard/hw/evdev_keypad.hpp"
 #include "lostcard/hw/gpiod_devices.hpp"
 #include "lostcard/hw/log_display.hpp"
 #include "lostcard/hw/opencv_camera.hpp"
@@ -73,7 +74,14 @@ struct BoardDevices::Parts {
                sensor),
         locks(slotLines(lines, config.slot_locks, /*output=*/true, "slot lock"),
               lines.output(config.bin_lock, "bin lock")),
-        camera(config.cameras) {}
+        camera(config.cameras) {
+    if (!config.keypad_device.empty()) {
+      keypad = std::make_unique<EvdevKeypad>(config.keypad_device);
+    }
+    if (!config.bin_door.name.empty()) {
+      bin_door = std::make_unique<GpiodBinDoor>(lines.input(config.bin_door, "bin door switch"));
+    }
+  }
 
   GpiodCardSensor sensor;
   GpiodShutter shutter;
@@ -81,6 +89,8 @@ struct BoardDevices::Parts {
   GpiodLocks locks;
   OpencvCamera camera;
   LogDisplay display;
+  std::unique_ptr<EvdevKeypad> keypad;
+  std::unique_ptr<GpiodBinDoor> bin_door;
 };
 
 BoardDevices::BoardDevices(const BoardConfig& config) {
@@ -98,8 +108,8 @@ BoardDevices::BoardDevices(const BoardConfig& config) {
 BoardDevices::~BoardDevices() = default;
 
 Devices BoardDevices::devices() {
-  return Devices{&parts_->camera,  &parts_->sensor, &parts_->sorter,
-                 &parts_->shutter, &parts_->locks,  &parts_->display};
+  return Devices{&parts_->camera, &parts_->sensor,  &parts_->sorter,      &parts_->shutter,
+                 &parts_->locks,  &parts_->display, parts_->keypad.get(), parts_->bin_door.get()};
 }
 
 }  // namespace lostcard::hw

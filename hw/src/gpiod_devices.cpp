@@ -369,4 +369,15 @@ Status GpiodLocks::pulse(GpioLine& line, const std::string& door, std::chrono::m
   return prefixed(device, line.setActive(false));
 }
 
+GpiodBinDoor::GpiodBinDoor(GpioLine line) : line_(std::move(line)) {}
+
+Result<bool> GpiodBinDoor::closed() {
+  std::lock_guard lock(mutex_);
+  auto value = line_.active();
+  if (!value) {
+    return Result<bool>::failure("bin door switch: " + value.error());
+  }
+  return *value;
+}
+
 }  // namespace lostcard::hw

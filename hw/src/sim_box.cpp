@@ -40,13 +40,14 @@ struct FaultEntry {
   SimFault fault;
   std::string_view name;
 };
-constexpr std::array<FaultEntry, 6> kFaultNames = {{
+constexpr std::array<FaultEntry, 7> kFaultNames = {{
     {SimFault::kCameraFailure, "camera-failure"},
     {SimFault::kSensorStuckOn, "sensor-stuck-on"},
     {SimFault::kSensorStuckOff, "sensor-stuck-off"},
     {SimFault::kSorterJam, "sorter-jam"},
     {SimFault::kSlotSensorFailure, "slot-sensor-failure"},
     {SimFault::kHoldMidMove, "hold-mid-move"},
+    {SimFault::kSlotDoorStuck, "slot-door-stuck"},
 }};
 
 // Written by a sorter holding a card mid-move (not a switch: nobody turns it on).
@@ -172,13 +173,15 @@ class Layout {
   fs::path faults() const { return root_ / "faults"; }
   fs::path state() const { return root_ / "state"; }
   fs::path staging() const { return root_ / ".staging"; }
+  fs::path keypad() const { return root_ / "keypad"; }
+  fs::path binDoorOpen() const { return state() / "bin-door-open"; }
   int slotCount() const { return slot_count_; }
   int binCapacity() const { return bin_capacity_; }
   spdlog::logger& log() const { return *log_; }
 
   void createFolders() const {
     for (const auto& dir :
-         {intake(), bin(), jam(), transit(), collected(), faults(), state(), staging()}) {
+         {intake(), bin(), jam(), transit(), collected(), faults(), state(), staging(), keypad()}) {
       fs::create_directories(dir);
     }
     for (int i = 0; i < slot_count_; ++i) {
@@ -598,6 +601,10 @@ class SimLocks final : public Locks {
       return Status::failure(
           fmt::format("locks: slot {} out of range ({} slots)", index, layout_.slotCount()));
     }
+    if (layout_.faultOn(SimFault::kSlotDoorStuck)) {
+      return Status::failure(fmt::format(
+          "locks: slot {} latch did not release (fault switch slot-door-stuck)", index));
+    }
     return unlock("unlocked-slot-" + slotFolderName(index), fmt::format("slot {}", index), hold);
   }
 
@@ -619,6 +626,59 @@ class SimLocks final : public Locks {
     return Status::success();
   }
 
+  const Layout& layout_;
+};
+
+// Entries are files in ROOT/keypad/, named so that name order is typing order; each is read
+// once and removed. Their text is never logged: it holds codes.
+class SimKeypad final : public Keypad {
+ public:
+  explicit SimKeypad(const Layout& layout) : layout_(layout) {}
+
+  Result<std::vector<std::string>> entries() override {
+    using R = Result<std::vector<std::string>>;
+    std::error_code ec;
+    std::vector<fs::path> files;
+    for (fs::directory_iterator it(layout_.keypad(), ec); !ec && it != fs::directory_iterator();
+         it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (!name.empty() && name.front() != '.') {
+        files.push_back(it->path());
+      }
+    }
+    if (ec) {
+      return R::failure("keypad: " + ec.message());
+    }
+    std::sort(files.begin(), files.end());
+    std::vector<std::string> out;
+    for (const auto& file : files) {
+      std::string text;
+      if (readFile(file, text)) {
+        out.push_back(std::move(text));
+      }
+      fs::remove(file, ec);
+    }
+    return out;
+  }
+
+ private:
+  const Layout& layout_;
+};
+
+class SimBinDoor final : public BinDoor {
+ public:
+  explicit SimBinDoor(const Layout& layout) : layout_(layout) {}
+
+  Result<bool> closed() override {
+    std::error_code ec;
+    const bool open = fs::exists(layout_.binDoorOpen(), ec);
+    if (ec) {
+      return Result<bool>::failure("bin door switch: " + ec.message());
+    }
+    return !open;
+  }
+
+ private:
   const Layout& layout_;
 };
 
@@ -648,7 +708,9 @@ struct SimBox::Parts {
         sorter(layout),
         shutter(layout),
         locks(layout),
-        display(layout) {}
+        display(layout),
+        keypad(layout),
+        bin_door(layout) {}
 
   Layout layout;
   SimCardSensor sensor;
@@ -657,6 +719,8 @@ struct SimBox::Parts {
   SimShutter shutter;
   SimLocks locks;
   SimDisplay display;
+  SimKeypad keypad;
+  SimBinDoor bin_door;
 };
 
 SimBox::SimBox(SimBoxOptions options) : options_(std::move(options)) {
@@ -673,8 +737,8 @@ SimBox::SimBox(SimBoxOptions options) : options_(std::move(options)) {
 SimBox::~SimBox() = default;
 
 Devices SimBox::devices() {
-  return Devices{&parts_->camera,  &parts_->sensor, &parts_->sorter,
-                 &parts_->shutter, &parts_->locks,  &parts_->display};
+  return Devices{&parts_->camera, &parts_->sensor,  &parts_->sorter, &parts_->shutter,
+                 &parts_->locks,  &parts_->display, &parts_->keypad, &parts_->bin_door};
 }
 
 void SimBox::setFault(SimFault fault, bool on) {
@@ -802,6 +866,47 @@ std::vector<std::string> SimBox::clearJams() {
     }
   }
   return taken;
+}
+
+void SimBox::type(const std::string& entry) {
+  if (entry.find_first_not_of("0123456789* ") != std::string::npos) {
+    throw std::invalid_argument("SimBox::type: a keypad has only digits, '*' and ' '");
+  }
+  const Layout& layout = parts_->layout;
+  // Nanoseconds since the epoch, zero-padded, then the process and a counter: name order is
+  // typing order, across processes too.
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  static std::atomic<unsigned long> counter{0};
+  const std::string name = fmt::format("{:020}-{:08}-{:06}", ns, ::getpid(), counter.fetch_add(1));
+  if (!layout.writeFileAtomically(layout.keypad() / name, entry)) {
+    throw std::runtime_error("SimBox::type: cannot write " + (layout.keypad() / name).string());
+  }
+  layout.log().info("keypad: an entry of {} characters typed", entry.size());
+}
+
+int SimBox::keypadEntriesWaiting() const {
+  int count = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(parts_->layout.keypad(), ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    count += !name.empty() && name.front() != '.' ? 1 : 0;
+  }
+  return count;
+}
+
+void SimBox::setBinDoorOpen(bool open) {
+  const Layout& layout = parts_->layout;
+  if (open) {
+    if (!layout.writeFileAtomically(layout.binDoorOpen(), utcTimestamp() + "\n")) {
+      throw std::runtime_error("SimBox: cannot write " + layout.binDoorOpen().string());
+    }
+  } else {
+    fs::remove(layout.binDoorOpen());
+  }
+  layout.log().info("bin door {}", open ? "opened" : "shut");
 }
 
 }  // namespace lostcard::hw

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "lostcard/kiosk/box_entry.hpp"
 #include "lostcard/wire/envelope.hpp"
 #include "lostcard/wire/log.hpp"
 
@@ -73,7 +74,8 @@ Controller::Controller(hw::Devices devices, Journal& journal, IntakeConfig confi
       config_(config),
       clock_ms_(std::move(clock_ms)),
       send_(std::move(send)),
-      log_(wire::componentLogger("kiosk.intake")) {
+      log_(wire::componentLogger("kiosk.intake")),
+      box_log_(wire::componentLogger("kiosk.box")) {
   if (devices_.camera == nullptr || devices_.sensor == nullptr || devices_.sorter == nullptr ||
       devices_.shutter == nullptr || devices_.display == nullptr) {
     throw std::invalid_argument("kiosk controller: a device is missing");
@@ -103,6 +105,11 @@ void Controller::start() {
     outOfService("no room on the disk for the journal's reserve");
   }
   run(intake_->start(now()));
+  try {
+    recoverReleases();
+  } catch (const JournalFull& e) {
+    outOfService(e.what());  // settled by the next polls, once there is room
+  }
 }
 
 void Controller::recover() {
@@ -199,6 +206,12 @@ void Controller::poll() {
     run(intake_->handle(event::CardDetected{wire::newUuid()}, now()));
   }
   run(intake_->handle(event::Tick{}, now()));
+  try {
+    pollBox();
+  } catch (const JournalFull& e) {
+    // The door in hand is settled again by the next polls once the journal has room.
+    outOfService(e.what());
+  }
 }
 
 bool Controller::cardOnTray(bool assume_if_unknown) {
@@ -240,6 +253,22 @@ void Controller::onMessage(const v1::Envelope& env) {
     if (auto ref = journal_.outboxRef(ack.message_id());
         ref && ref->type == v1::Envelope::kCardCaptured) {
       decide(ref->deposit_id, Decision::difficult("refused by the cloud: " + ack.error()));
+    }
+    return;
+  }
+  if (env.has_pickup_answer()) {
+    try {
+      onPickupAnswer(env.pickup_answer());
+    } catch (const JournalFull& e) {
+      outOfService(e.what());  // unanswered in the journal: asked again after a reconnect
+    }
+    return;
+  }
+  if (env.has_operator_auth_answer()) {
+    try {
+      onOperatorAnswer(env.operator_auth_answer());
+    } catch (const JournalFull& e) {
+      outOfService(e.what());
     }
     return;
   }
@@ -291,7 +320,29 @@ v1::Envelope Controller::heartbeat() const {
   return env;
 }
 
-std::vector<v1::Envelope> Controller::backlog() const { return journal_.unackedOutbox(); }
+std::vector<v1::Envelope> Controller::backlog() const {
+  auto out = journal_.unackedOutbox();
+  // Requests still unanswered: the one in hand with its code; older ones (from before a restart,
+  // or given up) with none, so the cloud can only repeat an answer it already gave.
+  for (const auto& r : journal_.unfinishedReleases()) {
+    if (r.state != ReleaseState::kAsked) {
+      continue;
+    }
+    if (asking_ && asking_->request_id == r.request_id) {
+      out.push_back(asking_->request);
+      continue;
+    }
+    auto env = wire::makeEnvelope(now());
+    if (r.kind == ReleaseKind::kPickup) {
+      env.mutable_pickup_request()->set_request_id(r.request_id);
+      env.mutable_pickup_request()->set_slot(static_cast<std::uint32_t>(std::max(r.slot, 0)));
+    } else {
+      env.mutable_operator_auth_request()->set_request_id(r.request_id);
+    }
+    out.push_back(std::move(env));
+  }
+  return out;
+}
 
 v1::Envelope Controller::inventory() const {
   auto env = wire::makeEnvelope(now());
@@ -548,6 +599,349 @@ void Controller::enqueueStored(const std::string& deposit_id, const Location& at
   *stored->mutable_location() = toProto(at);
   send_(journal_.enqueue(deposit_id, env, now()));
   inventory_due_ = true;
+}
+
+// ---- At the box: doors opened for people ----
+
+namespace {
+
+constexpr std::string_view kTextChecking = "Checking your code...";
+constexpr std::string_view kTextBusy = "Please wait: the box is busy.";
+constexpr std::string_view kTextNoAnswer =
+    "The service does not answer. Please try again in a few minutes.";
+constexpr std::string_view kTextTaken = "Thank you. Please close the door.";
+constexpr std::string_view kTextNotTaken =
+    "The door has locked again. Ask for a new code in your app to collect your card.";
+constexpr std::string_view kTextDoorFailed =
+    "Sorry, the door did not open. An operator has been told; ask for a new code in your app.";
+constexpr std::string_view kTextNotOpened = "Sorry, please type your code again.";
+constexpr std::string_view kTextBinDoorOpen = "Bin door open. Shut it when done.";
+constexpr std::string_view kTextNoOperatorMode = "Operator mode is not available on this box.";
+
+}  // namespace
+
+void Controller::showBox(const std::string& text) {
+  if (!out_of_service_) {
+    devices_.display->show(text);
+  }
+}
+
+void Controller::pollBox() {
+  if (!started_ || stopped_) {
+    return;
+  }
+  if (opened_) {
+    checkOpened();
+  }
+  if (asking_ && now() - asking_->asked_at_ms >= box_.answer_timeout_ms) {
+    // Still journaled as asked: sent again, without its code, after the next HelloAck; an OPEN
+    // that comes for it then opens nothing (NOT_OPENED).
+    box_log_->warn("request {}: no answer from the cloud in {} ms; the holder was told",
+                   asking_->request_id, box_.answer_timeout_ms);
+    asking_.reset();
+    showBox(std::string(kTextNoAnswer));
+  }
+  if (devices_.keypad == nullptr || out_of_service_) {
+    return;
+  }
+  auto entries = devices_.keypad->entries();
+  if (!entries) {
+    if (entries.error() != last_keypad_error_) {
+      box_log_->error("{}", entries.error());
+      last_keypad_error_ = entries.error();
+    }
+    return;
+  }
+  last_keypad_error_.clear();
+  for (const auto& typed : *entries) {
+    onEntry(typed);
+  }
+}
+
+void Controller::onEntry(const std::string& typed) {
+  if (asking_ || opened_) {
+    showBox(std::string(kTextBusy));
+    return;
+  }
+  if (devices_.locks == nullptr) {
+    showBox(std::string(kTextNoOperatorMode));
+    return;
+  }
+  const BoxEntry entry = parseBoxEntry(typed, config_.slot_count);
+  if (const auto* bad = std::get_if<BadEntry>(&entry)) {
+    box_log_->info("keypad entry refused: {}", bad->why);
+    showBox(bad->why);
+    return;
+  }
+  auto env = wire::makeEnvelope(now());
+  const std::string request_id = wire::newUuid();
+  if (const auto* pickup = std::get_if<PickupEntry>(&entry)) {
+    auto* request = env.mutable_pickup_request();
+    request->set_request_id(request_id);
+    request->set_slot(static_cast<std::uint32_t>(pickup->slot));
+    request->set_code(pickup->code);
+    ask(ReleaseKind::kPickup, pickup->slot, std::move(env));
+    return;
+  }
+  if (devices_.bin_door == nullptr) {
+    showBox(std::string(kTextNoOperatorMode));
+    return;
+  }
+  auto* request = env.mutable_operator_auth_request();
+  request->set_request_id(request_id);
+  request->set_code(std::get<OperatorEntry>(entry).code);
+  ask(ReleaseKind::kBin, -1, std::move(env));
+}
+
+void Controller::ask(ReleaseKind kind, int slot, v1::Envelope request) {
+  const std::string request_id = kind == ReleaseKind::kPickup
+                                     ? request.pickup_request().request_id()
+                                     : request.operator_auth_request().request_id();
+  journal_.recordReleaseAsked(request_id, kind, slot, now());
+  asking_ = Asking{request_id, kind, slot, request, now()};
+  if (kind == ReleaseKind::kPickup) {
+    box_log_->info("pickup request {} for slot index {}", request_id, slot);
+  } else {
+    box_log_->info("operator request {}", request_id);
+  }
+  showBox(std::string(kTextChecking));
+  send_(request);
+}
+
+void Controller::onPickupAnswer(const v1::PickupAnswer& answer) {
+  const std::string& id = answer.request_id();
+  const auto record = journal_.release(id);
+  if (!record || record->kind != ReleaseKind::kPickup) {
+    box_log_->warn("ignoring a PickupAnswer for unknown request {}", id);
+    return;
+  }
+  if (record->state != ReleaseState::kAsked) {
+    box_log_->debug("request {} already answered", id);
+    return;
+  }
+  const bool in_hand = asking_ && asking_->request_id == id;
+  if (in_hand) {
+    asking_.reset();
+  }
+  if (answer.result() != v1::PICKUP_RESULT_OPEN) {
+    const std::string result = v1::PickupResult_Name(answer.result());
+    journal_.recordReleaseClosed(id, ReleaseState::kRefused, result, now());
+    box_log_->info("pickup request {}: {}", id, result);
+    if (in_hand) {
+      showBox(answer.message().empty() ? "Code refused." : answer.message());
+    }
+    return;
+  }
+  // The journal must hold that very deposit in that slot, and nothing else may be open.
+  std::string here;
+  for (const auto& d : journal_.deposits()) {
+    if (d.location == Location::inSlot(record->slot)) {
+      here = d.deposit_id;
+    }
+  }
+  std::string why;
+  if (!in_hand) {
+    why = "the answer came for a request no longer in hand";
+  } else if (static_cast<int>(answer.slot()) != record->slot || answer.deposit_id() != here) {
+    why = "the journal has " + (here.empty() ? std::string("nothing") : "deposit " + here) +
+          " in slot:" + std::to_string(record->slot) + ", the cloud named deposit " +
+          answer.deposit_id();
+  } else if (opened_) {
+    why = "another door is open";
+  }
+  if (!why.empty()) {
+    box_log_->warn("pickup request {}: OPEN not acted on: {}", id, why);
+    finish(id, ReleaseState::kNotOpened, why,
+           pickupDone(id, record->slot, answer.deposit_id(), v1::PICKUP_OUTCOME_NOT_OPENED, why));
+    if (in_hand) {
+      showBox(std::string(kTextNotOpened));
+    }
+    return;
+  }
+  const std::string& deposit_id = answer.deposit_id();
+  // Journal first: a power cut from here on is settled from the slot's sensor at start-up.
+  journal_.recordReleaseOpening(id, deposit_id, now());
+  box_log_->info("releasing slot:{} for deposit {} (request {})", record->slot, deposit_id, id);
+  if (auto unlocked =
+          devices_.locks->unlockSlot(record->slot, std::chrono::milliseconds(box_.unlock_ms));
+      !unlocked) {
+    const std::string detail = "the slot's latch did not release: " + unlocked.error();
+    box_log_->error("deposit {}: {}", deposit_id, detail);
+    journal_.flag(deposit_id, "pickup: " + detail);
+    finish(id, ReleaseState::kDoorFailed, detail,
+           pickupDone(id, record->slot, deposit_id, v1::PICKUP_OUTCOME_DOOR_FAILED, detail));
+    showBox(std::string(kTextDoorFailed));
+    return;
+  }
+  journal_.recordReleaseOpen(id, now());
+  opened_ = Opened{id, ReleaseKind::kPickup, record->slot, deposit_id, now() + box_.take_ms, false};
+  showBox("Slot " + std::to_string(record->slot + 1) + " is open: please take your card.");
+}
+
+void Controller::onOperatorAnswer(const v1::OperatorAuthAnswer& answer) {
+  const std::string& id = answer.request_id();
+  const auto record = journal_.release(id);
+  if (!record || record->kind != ReleaseKind::kBin) {
+    box_log_->warn("ignoring an OperatorAuthAnswer for unknown request {}", id);
+    return;
+  }
+  if (record->state != ReleaseState::kAsked) {
+    return;
+  }
+  const bool in_hand = asking_ && asking_->request_id == id;
+  if (in_hand) {
+    asking_.reset();
+  }
+  if (answer.result() != v1::OPERATOR_AUTH_RESULT_OK) {
+    const std::string result = v1::OperatorAuthResult_Name(answer.result());
+    journal_.recordReleaseClosed(id, ReleaseState::kRefused, result, now());
+    box_log_->warn("operator request {}: {}", id, result);
+    if (in_hand) {
+      showBox(answer.message().empty() ? "Code refused." : answer.message());
+    }
+    return;
+  }
+  if (!in_hand || opened_) {
+    const std::string why =
+        !in_hand ? "the answer came for a request no longer in hand" : "another door is open";
+    journal_.recordReleaseClosed(id, ReleaseState::kNotOpened, why, now());
+    box_log_->warn("operator request {}: OK not acted on: {}", id, why);
+    return;
+  }
+  journal_.recordReleaseOpening(id, "", now());
+  if (auto unlocked = devices_.locks->unlockBin(std::chrono::milliseconds(box_.unlock_ms));
+      !unlocked) {
+    const std::string detail = "the bin's latch did not release: " + unlocked.error();
+    box_log_->error("{}", detail);
+    finish(id, ReleaseState::kDoorFailed, detail, v1::Envelope{});
+    showBox(std::string(kTextDoorFailed));
+    return;
+  }
+  journal_.recordReleaseOpen(id, now());
+  opened_ = Opened{id, ReleaseKind::kBin, -1, "", now() + box_.bin_open_ms, false};
+  box_log_->info("bin unlocked for an operator (request {})", id);
+  showBox("Bin unlocked. Shut the door when done.");
+}
+
+void Controller::checkOpened() {
+  Opened& o = *opened_;
+  if (o.kind == ReleaseKind::kBin) {
+    auto closed = devices_.bin_door->closed();
+    if (closed && !*closed) {
+      if (!o.door_seen_open) {
+        o.door_seen_open = true;
+        box_log_->info("bin door open (request {})", o.request_id);
+        showBox(std::string(kTextBinDoorOpen));
+      }
+      return;
+    }
+    if (closed && o.door_seen_open) {
+      // opened_ is cleared only once the outcome is journaled: a full disk retries it.
+      const std::string id = o.request_id;
+      auto report = wire::makeEnvelope(now());
+      report.mutable_bin_emptied()->set_request_id(id);
+      finish(id, ReleaseState::kEmptied, "the bin door was opened and shut", std::move(report));
+      opened_.reset();
+      if (intake_) {
+        run(intake_->handle(event::BinEmptied{}, now()));
+      }
+      send_(inventory());
+      showBox("Bin emptied. Thank you.");
+      return;
+    }
+    if (now() >= o.deadline_ms && !o.door_seen_open) {
+      finish(o.request_id, ReleaseState::kUnused,
+             closed ? "the bin door was not opened" : "bin door switch: " + closed.error(),
+             v1::Envelope{});
+      opened_.reset();
+    }
+    return;
+  }
+  auto occupied = devices_.sorter->slotOccupied(o.slot);
+  if (occupied && !*occupied) {
+    const Opened done = o;
+    finish(done.request_id, ReleaseState::kTaken, "the card was taken",
+           pickupDone(done.request_id, done.slot, done.deposit_id, v1::PICKUP_OUTCOME_TAKEN,
+                      "the card was taken"));
+    opened_.reset();
+    box_log_->info("deposit {}: taken from slot:{}", done.deposit_id, done.slot);
+    if (intake_) {
+      run(intake_->handle(event::SlotEmptied{done.slot}, now()));
+    }
+    send_(inventory());
+    showBox(std::string(kTextTaken));
+    return;
+  }
+  if (now() < o.deadline_ms) {
+    return;
+  }
+  const Opened done = o;
+  std::string detail = "the card was still in the slot when the hold time ran out";
+  if (!occupied) {
+    detail = "slot sensor: " + occupied.error() + "; the card is taken to be still in its slot";
+    journal_.flag(done.deposit_id, "pickup: " + detail);
+  }
+  finish(done.request_id, ReleaseState::kNotTaken, detail,
+         pickupDone(done.request_id, done.slot, done.deposit_id, v1::PICKUP_OUTCOME_NOT_TAKEN,
+                    detail));
+  opened_.reset();
+  box_log_->warn("deposit {}: not taken from slot:{} ({})", done.deposit_id, done.slot, detail);
+  send_(inventory());
+  showBox(std::string(kTextNotTaken));
+}
+
+void Controller::recoverReleases() {
+  for (const auto& r : journal_.unfinishedReleases()) {
+    if (r.state == ReleaseState::kAsked) {
+      continue;  // sent again with the backlog, without a code (see backlog())
+    }
+    box_log_->warn("recovery: request {} was {} when the kiosk stopped", r.request_id,
+                   releaseStateName(r.state));
+    if (opened_) {
+      // Only one door is ever open; a second one left open is settled as not opened.
+      finish(r.request_id, ReleaseState::kNotOpened, "recovered: another door was open",
+             r.kind == ReleaseKind::kPickup
+                 ? pickupDone(r.request_id, r.slot, r.deposit_id, v1::PICKUP_OUTCOME_NOT_OPENED,
+                              "recovered: another door was open")
+                 : v1::Envelope{});
+      continue;
+    }
+    // The latch relocked by itself long ago; what is left to learn is whether the card (or the
+    // bin's cards) went: the pickup is settled by its slot's sensor at the next poll; the bin
+    // waits for its door to be opened and shut again, as before the restart.
+    opened_ = Opened{r.request_id,
+                     r.kind,
+                     r.slot,
+                     r.deposit_id,
+                     r.kind == ReleaseKind::kPickup ? now() : now() + box_.bin_open_ms,
+                     false};
+  }
+  if (opened_) {
+    checkOpened();
+  }
+}
+
+void Controller::finish(const std::string& request_id, ReleaseState outcome,
+                        const std::string& detail, v1::Envelope report) {
+  const bool has_report = report.body_case() != v1::Envelope::BODY_NOT_SET;
+  if (!has_report) {
+    journal_.recordReleaseClosed(request_id, outcome, detail, now());
+    return;
+  }
+  send_(journal_.finishRelease(request_id, outcome, detail, std::move(report), now()));
+}
+
+v1::Envelope Controller::pickupDone(const std::string& request_id, int slot,
+                                    const std::string& deposit_id, v1::PickupOutcome outcome,
+                                    const std::string& detail) const {
+  auto env = wire::makeEnvelope(now());
+  auto* done = env.mutable_pickup_done();
+  done->set_request_id(request_id);
+  done->set_deposit_id(deposit_id);
+  done->set_slot(static_cast<std::uint32_t>(std::max(slot, 0)));
+  done->set_outcome(outcome);
+  done->set_detail(detail);
+  return env;
 }
 
 }  // namespace lostcard::kiosk

@@ -16,7 +16,9 @@ namespace lostcard::kiosk {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 2: the releases table (doors opened for people). Every statement of the schema is
+// IF NOT EXISTS, so a version-1 journal is brought up to date by running it again.
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS deposits (
@@ -66,6 +68,18 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_unacked ON outbox(acked, seq);
 CREATE INDEX IF NOT EXISTS outbox_deposit ON outbox(deposit_id, type);
+-- Doors opened for people: a slot for its cardholder, the bin for an operator. Never a code.
+CREATE TABLE IF NOT EXISTS releases (
+  request_id      TEXT PRIMARY KEY,
+  kind            TEXT NOT NULL,          -- pickup | bin
+  slot            INTEGER NOT NULL,       -- pickup: 0-based slot; bin: -1
+  deposit_id      TEXT NOT NULL DEFAULT '',
+  state           TEXT NOT NULL,          -- releaseStateName()
+  created_at_ms   INTEGER NOT NULL,
+  updated_at_ms   INTEGER NOT NULL,
+  detail          TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS releases_state ON releases(state);
 )sql";
 
 std::string typeName(v1::Envelope::BodyCase type) {
@@ -211,13 +225,52 @@ std::string_view stateName(DepositState state) {
       return "stored";
     case DepositState::kFault:
       return "fault";
+    case DepositState::kCollected:
+      return "collected";
   }
   return "fault";
 }
 
+namespace {
+struct ReleaseStateName {
+  ReleaseState state;
+  std::string_view name;
+};
+constexpr ReleaseStateName kReleaseStateNames[] = {
+    {ReleaseState::kAsked, "asked"},
+    {ReleaseState::kRefused, "refused"},
+    {ReleaseState::kOpening, "opening"},
+    {ReleaseState::kOpen, "open"},
+    {ReleaseState::kTaken, "taken"},
+    {ReleaseState::kNotTaken, "not_taken"},
+    {ReleaseState::kDoorFailed, "door_failed"},
+    {ReleaseState::kNotOpened, "not_opened"},
+    {ReleaseState::kEmptied, "emptied"},
+    {ReleaseState::kUnused, "unused"},
+};
+}  // namespace
+
+std::string_view releaseStateName(ReleaseState state) {
+  for (const auto& entry : kReleaseStateNames) {
+    if (entry.state == state) {
+      return entry.name;
+    }
+  }
+  return "asked";
+}
+
+std::optional<ReleaseState> parseReleaseState(std::string_view name) {
+  for (const auto& entry : kReleaseStateNames) {
+    if (entry.name == name) {
+      return entry.state;
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<DepositState> parseState(std::string_view name) {
   for (auto s : {DepositState::kAwaiting, DepositState::kDecided, DepositState::kPending,
-                 DepositState::kStored, DepositState::kFault}) {
+                 DepositState::kStored, DepositState::kFault, DepositState::kCollected}) {
     if (stateName(s) == name) {
       return s;
     }
@@ -640,6 +693,175 @@ bool Journal::markAcked(std::string_view message_id, std::string_view error) {
   return acked;
 }
 
+void Journal::recordReleaseAsked(std::string_view request_id, ReleaseKind kind, int slot,
+                                 std::int64_t now_ms) {
+  write([&] {
+    Statement(db_,
+              "INSERT INTO releases (request_id, kind, slot, state, created_at_ms, updated_at_ms) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (request_id) DO NOTHING")
+        .bind(1, request_id)
+        .bind(2, kind == ReleaseKind::kPickup ? "pickup" : "bin")
+        .bind(3, kind == ReleaseKind::kPickup ? slot : -1)
+        .bind(4, releaseStateName(ReleaseState::kAsked))
+        .bind(5, now_ms)
+        .run();
+  });
+}
+
+void Journal::recordReleaseClosed(std::string_view request_id, ReleaseState state,
+                                  std::string_view detail, std::int64_t now_ms) {
+  write([&] {
+    Statement(db_,
+              "UPDATE releases SET state = ?2, detail = ?3, updated_at_ms = ?4 "
+              "WHERE request_id = ?1")
+        .bind(1, request_id)
+        .bind(2, releaseStateName(state))
+        .bind(3, detail)
+        .bind(4, now_ms)
+        .run();
+  });
+}
+
+void Journal::recordReleaseOpening(std::string_view request_id, std::string_view deposit_id,
+                                   std::int64_t now_ms) {
+  write([&] {
+    Statement(db_,
+              "UPDATE releases SET state = ?2, deposit_id = ?3, updated_at_ms = ?4, "
+              "detail = CASE WHEN kind = 'pickup' THEN 'releasing slot:' || slot || "
+              "' for deposit ' || ?3 ELSE 'releasing the bin' END WHERE request_id = ?1")
+        .bind(1, request_id)
+        .bind(2, releaseStateName(ReleaseState::kOpening))
+        .bind(3, deposit_id)
+        .bind(4, now_ms)
+        .run();
+  });
+}
+
+void Journal::recordReleaseOpen(std::string_view request_id, std::int64_t now_ms) {
+  write([&] {
+    Statement(db_, "UPDATE releases SET state = ?2, updated_at_ms = ?3 WHERE request_id = ?1")
+        .bind(1, request_id)
+        .bind(2, releaseStateName(ReleaseState::kOpen))
+        .bind(3, now_ms)
+        .run();
+  });
+}
+
+v1::Envelope Journal::finishRelease(std::string_view request_id, ReleaseState outcome,
+                                    std::string_view detail, v1::Envelope report,
+                                    std::int64_t now_ms) {
+  v1::Envelope queued_env;
+  write([&] {
+    v1::Envelope env = report;
+    auto record = release(request_id);
+    if (!record) {
+      throw JournalError("journal: outcome of unknown release " + std::string(request_id));
+    }
+    Statement(db_,
+              "UPDATE releases SET state = ?2, detail = ?3, updated_at_ms = ?4 "
+              "WHERE request_id = ?1")
+        .bind(1, request_id)
+        .bind(2, releaseStateName(outcome))
+        .bind(3, detail)
+        .bind(4, now_ms)
+        .run();
+    if (outcome == ReleaseState::kTaken) {
+      Statement(db_,
+                "UPDATE deposits SET location = 'collected', state = ?2, updated_at_ms = ?3 "
+                "WHERE deposit_id = ?1 AND location = ?4")
+          .bind(1, record->deposit_id)
+          .bind(2, stateName(DepositState::kCollected))
+          .bind(3, now_ms)
+          .bind(4, Location::inSlot(record->slot).text())
+          .run();
+    } else if (outcome == ReleaseState::kEmptied) {
+      env.mutable_bin_emptied()->clear_deposit_ids();
+      for (const auto& id : binDeposits()) {
+        env.mutable_bin_emptied()->add_deposit_ids(id);
+      }
+      Statement(db_,
+                "UPDATE deposits SET location = 'collected', state = ?1, updated_at_ms = ?2 "
+                "WHERE location = 'bin'")
+          .bind(1, stateName(DepositState::kCollected))
+          .bind(2, now_ms)
+          .run();
+    }
+    // Keyed by the request id: one report per door opened.
+    Statement find(db_, "SELECT envelope FROM outbox WHERE deposit_id = ?1 ORDER BY seq LIMIT 1");
+    find.bind(1, request_id);
+    if (find.step()) {
+      if (!queued_env.ParseFromString(find.blob(0))) {
+        throw JournalError("journal: unreadable outbox entry for " + std::string(request_id));
+      }
+      return;
+    }
+    Statement(db_,
+              "INSERT INTO outbox (message_id, deposit_id, type, envelope, created_at_ms) "
+              "VALUES (?1, ?2, ?3, ?4, ?5)")
+        .bind(1, env.message_id())
+        .bind(2, request_id)
+        .bind(3, wire::bodyName(env))
+        .bindBlob(4, env.SerializeAsString())
+        .bind(5, now_ms)
+        .run();
+    queued_env = std::move(env);
+  });
+  return queued_env;
+}
+
+std::vector<std::string> Journal::binDeposits() const {
+  std::vector<std::string> out;
+  Statement rows(db_,
+                 "SELECT deposit_id FROM deposits WHERE location = 'bin' "
+                 "ORDER BY created_at_ms, rowid");
+  while (rows.step()) {
+    out.push_back(rows.text(0));
+  }
+  return out;
+}
+
+namespace {
+constexpr const char* kReleaseColumns =
+    "SELECT request_id, kind, slot, deposit_id, state, created_at_ms, updated_at_ms, detail "
+    "FROM releases ";
+}  // namespace
+
+std::optional<ReleaseRecord> Journal::release(std::string_view request_id) const {
+  auto rows = queryReleases("WHERE request_id = ?1", request_id);
+  if (rows.empty()) {
+    return std::nullopt;
+  }
+  return std::move(rows.front());
+}
+
+std::vector<ReleaseRecord> Journal::unfinishedReleases() const {
+  return queryReleases("WHERE state IN ('asked', 'opening', 'open')", {});
+}
+
+std::vector<ReleaseRecord> Journal::queryReleases(const char* where, std::string_view arg) const {
+  std::string sql = kReleaseColumns;
+  sql += where;
+  sql += " ORDER BY created_at_ms, rowid";
+  Statement rows(db_, sql.c_str());
+  if (!arg.empty()) {
+    rows.bind(1, arg);
+  }
+  std::vector<ReleaseRecord> out;
+  while (rows.step()) {
+    ReleaseRecord r;
+    r.request_id = rows.text(0);
+    r.kind = rows.text(1) == "bin" ? ReleaseKind::kBin : ReleaseKind::kPickup;
+    r.slot = static_cast<int>(rows.integer(2));
+    r.deposit_id = rows.text(3);
+    r.state = parseReleaseState(rows.text(4)).value_or(ReleaseState::kAsked);
+    r.created_at_ms = rows.integer(5);
+    r.updated_at_ms = rows.integer(6);
+    r.detail = rows.text(7);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 std::vector<v1::Envelope> Journal::unackedOutbox() const {
   std::vector<v1::Envelope> out;
   Statement rows(db_, "SELECT deposit_id, envelope FROM outbox WHERE acked = 0 ORDER BY seq");
@@ -819,6 +1041,9 @@ v1::Inventory Journal::inventory(int slots_total, int bin_capacity, std::int64_t
   std::vector<OpenMove> open = openMoves();
   std::vector<v1::InventoryCard> slots;
   for (const auto& d : deposits()) {
+    if (d.state == DepositState::kCollected) {
+      continue;  // out of the box
+    }
     const auto move = std::find_if(open.begin(), open.end(),
                                    [&](const OpenMove& m) { return m.deposit_id == d.deposit_id; });
     const bool certain = move == open.end() && (d.location.kind == Location::Kind::kSlot ||

@@ -60,6 +60,10 @@ struct Options {
   int heartbeat_ms = 5000;
   std::int64_t peer_timeout_ms = 0;
   std::int64_t offline_timeout_ms = 60'000;
+  std::int64_t pickup_unlock_ms = 3000;
+  std::int64_t pickup_take_ms = 60'000;
+  std::int64_t answer_timeout_ms = 20'000;
+  std::int64_t bin_open_ms = 300'000;
   std::string log_level = "info";
   bool print_journal = false;
 };
@@ -102,6 +106,14 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exit_code) {
       ("offline-timeout-ms", po::value(&o.offline_timeout_ms)->default_value(60'000),
        "a card with no answer from the cloud after this long goes to a slot as pending "
        "(0: it waits on the tray)")
+      ("pickup-unlock-ms", po::value(&o.pickup_unlock_ms)->default_value(3000),
+       "how long a slot's or the bin's latch is held released")
+      ("pickup-take-ms", po::value(&o.pickup_take_ms)->default_value(60'000),
+       "how long the card may stay in its open slot before the pickup counts as not taken")
+      ("answer-timeout-ms", po::value(&o.answer_timeout_ms)->default_value(20'000),
+       "how long a person at the keypad waits for the cloud's answer")
+      ("bin-open-ms", po::value(&o.bin_open_ms)->default_value(300'000),
+       "how long an operator may take to open the unlocked bin door")
       ("log-level", po::value(&o.log_level)->default_value("info"),
        "trace, debug, info, warn, error, off")
       ("print-journal", po::bool_switch(&o.print_journal),
@@ -159,7 +171,8 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exit_code) {
     return fail("--cloud must be HOST:PORT");
   }
   if (o.slots < 1 || o.bin_capacity < 0 || o.frames < 1 || o.poll_ms < 1 || o.heartbeat_ms < 1 ||
-      o.offline_timeout_ms < 0) {
+      o.offline_timeout_ms < 0 || o.pickup_unlock_ms < 0 || o.pickup_take_ms < 0 ||
+      o.answer_timeout_ms < 1 || o.bin_open_ms < 0) {
     return fail("--slots, --frames, --poll-ms and --heartbeat-ms must be positive");
   }
   return o;
@@ -246,6 +259,10 @@ int runDaemon(const Options& o) {
                                          .frames_per_face = o.frames,
                                          .offline_timeout_ms = o.offline_timeout_ms},
                      wallClockMs, [&](const lostcard::v1::Envelope& env) { uplink.send(env); });
+  controller->setBoxOptions(kiosk::BoxOptions{.unlock_ms = o.pickup_unlock_ms,
+                                              .take_ms = o.pickup_take_ms,
+                                              .answer_timeout_ms = o.answer_timeout_ms,
+                                              .bin_open_ms = o.bin_open_ms});
   controller->start();
   // No intake yet when the disk was too full for recovery: the controller waits for room.
   log->info("kiosk {} up: {} slots, cloud {} ({}), hardware {}{}", o.id,

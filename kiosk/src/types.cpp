@@ -14,6 +14,8 @@ std::string Location::text() const {
       return "bin";
     case Kind::kJam:
       return "jam";
+    case Kind::kCollected:
+      return "collected";
     case Kind::kUnknown:
       break;
   }
@@ -32,6 +34,9 @@ std::optional<Location> Location::parse(std::string_view text) {
   }
   if (text == "unknown") {
     return unknown();
+  }
+  if (text == "collected") {
+    return collected();
   }
   constexpr std::string_view kSlotPrefix = "slot:";
   if (text.substr(0, kSlotPrefix.size()) == kSlotPrefix) {

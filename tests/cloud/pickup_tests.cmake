@@ -9,3 +9,7 @@ lostcard_add_test(NAME pickup_pgtest TIER pg FIXTURES pg
 lostcard_add_test(NAME pickup_gateway_pgtest TIER pg FIXTURES pg
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/pickup_gateway_pgtest.cpp
   DEPS lostcard_gateway lostcard_test_support)
+# Doors opened at the box (issue 6): the kiosk's pickup reports, operators' box codes, the bin.
+lostcard_add_test(NAME box_doors_pgtest TIER pg FIXTURES pg
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/box_doors_pgtest.cpp
+  DEPS lostcard_registry lostcard_test_support)

@@ -207,6 +207,21 @@ void kioskSessionSeeds(const fs::path& dir) {
   write(dir, "pickup", flags(1) + record(withRawBody(18, pickupRequest(
                                                          "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
                                                          1, "123-456-7890"))));
+  auto done = envelope();
+  done.mutable_pickup_done()->set_request_id("5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b");
+  done.mutable_pickup_done()->set_deposit_id(kDeposit);
+  done.mutable_pickup_done()->set_slot(1);
+  done.mutable_pickup_done()->set_outcome(v1::PICKUP_OUTCOME_TAKEN);
+  write(dir, "pickup-done", flags(1) + record(done));
+  auto operator_auth = envelope();
+  operator_auth.mutable_operator_auth_request()->set_request_id(
+      "6f7a8b9c-0d1e-4f2a-8b3c-4d5e6f7a8b9c");
+  operator_auth.mutable_operator_auth_request()->set_code("1357924680");
+  write(dir, "operator-auth", flags(1) + record(operator_auth));
+  auto emptied = envelope();
+  emptied.mutable_bin_emptied()->set_request_id("6f7a8b9c-0d1e-4f2a-8b3c-4d5e6f7a8b9c");
+  emptied.mutable_bin_emptied()->add_deposit_ids(kOtherDeposit);
+  write(dir, "bin-emptied", flags(1) + record(emptied));
   write(dir, "newer-message", flags(1) + record(withRawBody(99, "\x08\x01")));
   auto no_version = heartbeat();
   no_version.set_version(v1::PROTOCOL_VERSION_UNSPECIFIED);
@@ -245,6 +260,16 @@ void uplinkSeeds(const fs::path& dir) {
   write(dir, "refused-capture", flags(5) + record(ack("@captured", "deposit id is not a UUID")));
   write(dir, "acked-capture", flags(5) + record(ack("@captured")));
   write(dir, "heartbeat-repeat-helloack", flags(1) + record(heartbeat()) + record(hello_ack));
+  // Answers to requests the kiosk never made: ignored.
+  auto pickup_answer = envelope();
+  pickup_answer.mutable_pickup_answer()->set_request_id("5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b");
+  pickup_answer.mutable_pickup_answer()->set_result(v1::PICKUP_RESULT_OPEN);
+  pickup_answer.mutable_pickup_answer()->set_deposit_id("@deposit");
+  write(dir, "pickup-answer-unknown", flags(1) + record(pickup_answer));
+  auto operator_answer = envelope();
+  operator_answer.mutable_operator_auth_answer()->set_request_id("@deposit");
+  operator_answer.mutable_operator_auth_answer()->set_result(v1::OPERATOR_AUTH_RESULT_OK);
+  write(dir, "operator-answer-unknown", flags(1) + record(operator_answer));
   write(dir, "newer-message", flags(1) + record(withRawBody(99, "\x08\x01")));
   write(dir, "no-helloack", flags(4) + record(store));
   write(dir, "own-helloack", flags(4) + record(hello_ack) + record(store));

@@ -18,6 +18,7 @@
 
 #include "lostcard/hw/sim_box.hpp"
 #include "lostcard/test/child_process.hpp"
+#include "lostcard/test/files.hpp"
 
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
@@ -506,4 +507,46 @@ TEST_CASE("cards dropped by another process while the sorter works are never los
   const auto in_bin = box.cardsInBin();
   CHECK(std::set<std::string>(in_bin.begin(), in_bin.end()).size() == kCards);
   CHECK(box.cardsInIntake().empty());
+}
+
+TEST_CASE("the keypad hands each typed entry to the kiosk once, in typing order", "[sim]") {
+  const fs::path root = lostcard::test::makeTestDir("sim_box_keypad");
+  SimBox box({.root = root, .slot_count = 4});
+  auto* keypad = box.devices().keypad;
+  REQUIRE(keypad != nullptr);
+  CHECK(keypad->entries()->empty());
+  box.type("03 1234567890");
+  box.type("* 2468013579");
+  CHECK(box.keypadEntriesWaiting() == 2);
+  // Another process typing (another SimBox on the same folder) is seen too.
+  SimBox(SimBoxOptions{.root = root, .slot_count = 4}).type("1 9");
+  const auto read = keypad->entries();
+  REQUIRE(read);
+  CHECK(*read == std::vector<std::string>{"03 1234567890", "* 2468013579", "1 9"});
+  CHECK(keypad->entries()->empty());
+  CHECK(box.keypadEntriesWaiting() == 0);
+  CHECK_THROWS_AS(box.type("12; rm -rf /"), std::invalid_argument);
+}
+
+TEST_CASE("slot-door-stuck keeps slot doors locked; the bin door switch follows the operator",
+          "[sim]") {
+  const fs::path root = lostcard::test::makeTestDir("sim_box_doors");
+  SimBox box({.root = root, .slot_count = 4});
+  auto devices = box.devices();
+  CHECK(devices.locks->unlockSlot(2, 100ms));
+  CHECK(fs::exists(root / "state/unlocked-slot-02"));
+  box.setFault(SimFault::kSlotDoorStuck, true);
+  const Status stuck = devices.locks->unlockSlot(1, 100ms);
+  CHECK_FALSE(stuck);
+  CHECK_THAT(stuck.error(), Contains("slot-door-stuck"));
+  CHECK_FALSE(fs::exists(root / "state/unlocked-slot-01"));
+  CHECK(devices.locks->unlockBin(100ms));  // the bin's latch is not a slot door
+  box.setFault(SimFault::kSlotDoorStuck, false);
+
+  REQUIRE(devices.bin_door != nullptr);
+  CHECK(*devices.bin_door->closed());
+  box.setBinDoorOpen(true);
+  CHECK_FALSE(*devices.bin_door->closed());
+  box.setBinDoorOpen(false);
+  CHECK(*devices.bin_door->closed());
 }

@@ -63,6 +63,22 @@ class DepositService {
                                                        const v1::PickupRequest& request,
                                                        std::chrono::system_clock::time_point now);
 
+  // What became of an OPEN pickup answer (Store::recordPickupDone). Refused: a request id that
+  // is not a UUID, no OPEN answer for it at this kiosk, no outcome.
+  std::optional<Refusal> handlePickupDone(const std::string& kiosk_id, const v1::PickupDone& done,
+                                          std::chrono::system_clock::time_point now);
+
+  // An operator's code typed at the kiosk (Store::checkOperatorCode). Refused: a request id that
+  // is not a UUID.
+  std::variant<v1::OperatorAuthAnswer, Refusal> handleOperatorAuth(
+      const std::string& kiosk_id, const v1::OperatorAuthRequest& request,
+      std::chrono::system_clock::time_point now);
+
+  // The bin's cards left with the operator (Store::recordBinEmptied).
+  std::optional<Refusal> handleBinEmptied(const std::string& kiosk_id,
+                                          const v1::BinEmptied& emptied,
+                                          std::chrono::system_clock::time_point now);
+
   // Keeps the kiosk's latest Inventory and reconciles it with the deposits, logging a warning
   // per disagreement (ids and places only). Refused: a deposit id that is not a UUID, or a
   // database failure (the kiosk sends a fresh inventory after its next change or reconnect).

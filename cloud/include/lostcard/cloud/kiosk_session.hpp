@@ -272,6 +272,37 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
         }
         co_return std::nullopt;
       }
+      case v1::Envelope::kPickupDone:
+      case v1::Envelope::kBinEmptied: {
+        // Durable reports: acked once recorded (an error Ack when refused for good).
+        auto refusal = *co_await onWorker([this, &env, now] {
+          return env.has_pickup_done()
+                     ? service_.handlePickupDone(kiosk_id_, env.pickup_done(), now)
+                     : service_.handleBinEmptied(kiosk_id_, env.bin_emptied(), now);
+        });
+        if (refusal) {
+          log_->warn("kiosk {}: {} {} refused: {}", kiosk_id_, wire::bodyName(env),
+                     env.message_id(), refusal->reason);
+        }
+        conn_.send(wire::makeAck(env.message_id(), nowMs(), refusal ? refusal->reason : ""));
+        co_return std::nullopt;
+      }
+      case v1::Envelope::kOperatorAuthRequest: {
+        // Answered with an OperatorAuthAnswer, or an error Ack when malformed. Never the code.
+        auto result = *co_await onWorker([this, &env, now] {
+          return service_.handleOperatorAuth(kiosk_id_, env.operator_auth_request(), now);
+        });
+        if (auto* refusal = std::get_if<Refusal>(&result)) {
+          log_->warn("kiosk {}: OperatorAuthRequest {} refused: {}", kiosk_id_, env.message_id(),
+                     refusal->reason);
+          conn_.send(wire::makeAck(env.message_id(), nowMs(), refusal->reason));
+        } else {
+          auto reply = wire::makeEnvelope(nowMs());
+          *reply.mutable_operator_auth_answer() = std::get<v1::OperatorAuthAnswer>(result);
+          conn_.send(reply);
+        }
+        co_return std::nullopt;
+      }
       case v1::Envelope::kAck:
         co_return std::nullopt;
       case v1::Envelope::BODY_NOT_SET: {

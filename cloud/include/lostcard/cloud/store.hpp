@@ -89,6 +89,9 @@ struct StoreOptions {
   // Seals the notices put in the outbox (delivery.hpp: loadNoticeVault; the worker opens them
   // with the same key). Must outlive the store. Null: processNoticeVault(), for tests.
   const ImageVault* notice_vault = nullptr;
+  // Refused operator box codes at one kiosk within pickup_limits.kiosk_window; at this many,
+  // every operator code there is refused until the oldest leaves the window.
+  int operator_code_tries = 5;
 };
 
 // One code typed at a kiosk (a PickupRequest from the kiosk on this connection).
@@ -127,6 +130,31 @@ struct NoticeSummary {
   bool delivered = false;
   bool gave_up = false;
   std::string last_error;
+};
+
+// What a kiosk reported of an OPEN pickup answer (a PickupDone).
+struct PickupReport {
+  std::string kiosk_id;
+  std::string request_id;  // the PickupRequest's, whose answer was OPEN
+  std::string deposit_id;
+  lostcard::v1::PickupOutcome outcome = lostcard::v1::PICKUP_OUTCOME_UNSPECIFIED;
+  std::string detail;  // the kiosk's words, for operators; never a code
+};
+
+// The answer to a kiosk's report (PickupDone, BinEmptied): recorded, or why not (for its Ack).
+struct ReportResult {
+  bool ok = false;
+  std::string error;
+  bool repeated = false;  // reported before: nothing changed
+  int collected = 0;      // deposits this report marked collected
+};
+
+// The answer to an operator's code typed at a kiosk.
+struct OperatorAuthOutcome {
+  lostcard::v1::OperatorAuthResult result = lostcard::v1::OPERATOR_AUTH_RESULT_REFUSED;
+  std::int64_t retry_after_ms = 0;
+  std::string account_id;  // the operator's, when OK
+  bool repeated = false;
 };
 
 class Store {
@@ -239,6 +267,42 @@ class Store {
   // retention period makes any copy left on disk or in backups unreadable.
   int purgeDifficultImages(std::chrono::system_clock::time_point now,
                            std::chrono::hours retention);
+
+  // The kiosk's report of what became of the OPEN answer to request `r.request_id` (issue 6).
+  // In one transaction under the kiosk's pickup lock: TAKEN makes the deposit "collected"
+  // (collected_at, collected_by 'pickup') and tells its issuer the card went home
+  // (queueIssuerEvent, kind "returned"); NOT_TAKEN, DOOR_FAILED and NOT_OPENED put it back to
+  // "stored" in its slot (its code was used: the holder asks for a new one), DOOR_FAILED with an
+  // alert row (kiosk_alerts) for operators; the outcome is kept on the pickup attempt and
+  // audited as pickup.done. Idempotent by (kiosk, request id): a repeat is ok with repeated =
+  // true. Refused (ok = false): no OPEN answer to that request at that kiosk, or for another
+  // deposit. Throws std::invalid_argument for a request id that is not a UUID.
+  ReportResult recordPickupDone(const PickupReport& r, std::chrono::system_clock::time_point now);
+
+  // An operator typed `typed_code` at `kiosk_id` (an OperatorAuthRequest). OK only when it is the
+  // box code of an enabled operator account assigned to that kiosk (operator_kiosks); the slow
+  // hashes are checked with no transaction open. After StoreOptions::operator_code_tries refused
+  // codes at the kiosk within the window, THROTTLED. Recorded in bin_openings and audited
+  // (bin.open, or bin.open_refused; never the code). Idempotent by (kiosk, request id). Throws
+  // std::invalid_argument for a request id that is not a UUID.
+  OperatorAuthOutcome checkOperatorCode(const std::string& kiosk_id, const std::string& request_id,
+                                        const std::string& typed_code,
+                                        std::chrono::system_clock::time_point now);
+
+  // After an OK opening (request `request_id`) the kiosk emptied its journal's bin: the listed
+  // deposits of that kiosk recorded in the bin become "collected" (collected_by 'operator', the
+  // operator's account) in one transaction, audited as bin.emptied. Deposits not in the bin by
+  // the cloud's records are left as they are (logged; reconciliation shows them). Idempotent by
+  // (kiosk, request id). Refused (ok = false): no OK opening for that request at that kiosk.
+  ReportResult recordBinEmptied(const std::string& kiosk_id, const std::string& request_id,
+                                const std::vector<std::string>& deposit_ids,
+                                std::chrono::system_clock::time_point now);
+
+  // Gives operator `login` the box code `code` (10 digits, dashes or spaces allowed), kept as a
+  // salted PBKDF2 hash, replacing any previous one; audited as account.operator_code. Throws
+  // std::invalid_argument when the code is not 10 digits or `login` is no operator account.
+  void setOperatorCode(const std::string& login, const std::string& code,
+                       std::chrono::system_clock::time_point now);
 
   // The channel NoticeDelivery LISTENs on; its payload is the notice id.
   static constexpr const char* kNoticeChannel = "lostcard_notice";

@@ -77,6 +77,9 @@ struct BoardConfig {
   std::vector<GpioLineSpec> slot_locks;    // one per slot, active = unlocked
   GpioLineSpec bin_lock;                   // active = unlocked
   CameraConfig cameras;
+  // Optional ([keypad] device, [bin] door_switch): without them the box hands out nothing.
+  std::string keypad_device;  // a Linux input device, e.g. /dev/input/event2 (EvdevKeypad)
+  GpioLineSpec bin_door;      // input, active while the bin door is shut; name "" when absent
 
   int slotCount() const { return static_cast<int>(slot_sensors.size()); }
 
@@ -88,7 +91,8 @@ struct BoardConfig {
 };
 
 // Owns the board's drivers (GpiodCardSensor, GpiodShutter, GpiodSorter, GpiodLocks,
-// OpencvCamera, LogDisplay) for one BoardConfig.
+// OpencvCamera, LogDisplay, and when configured EvdevKeypad and GpiodBinDoor) for one
+// BoardConfig.
 class BoardDevices {
  public:
   explicit BoardDevices(const BoardConfig& config);

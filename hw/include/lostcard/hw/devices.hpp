@@ -91,6 +91,27 @@ class Display {
   virtual void show(const std::string& text) = 0;
 };
 
+// The keypad (or touch screen) on the front of the box. A cardholder types the number on a slot's
+// door, the separator key and their pickup code ("07 1234567890"); an operator the operator key,
+// then their operator code ("* 2468135790"). An entry is what was typed up to Enter: digits, '*'
+// (the operator key) and ' ' (the separator key); Clear empties the entry being typed, so it
+// never reaches the firmware. The firmware polls: each call returns the entries completed since
+// the previous call, oldest first (none: an empty vector). What is typed holds codes: drivers
+// never log an entry's text.
+class Keypad {
+ public:
+  virtual ~Keypad() = default;
+  virtual Result<std::vector<std::string>> entries() = 0;
+};
+
+// The difficult-card bin's door switch: whether the door is shut (after an operator emptied the
+// bin, the kiosk waits for the door to be shut again).
+class BinDoor {
+ public:
+  virtual ~BinDoor() = default;
+  virtual Result<bool> closed() = 0;
+};
+
 // Everything the firmware drives, owned together.
 struct Devices {
   Camera* camera = nullptr;
@@ -99,6 +120,9 @@ struct Devices {
   IntakeShutter* shutter = nullptr;
   Locks* locks = nullptr;
   Display* display = nullptr;
+  // Optional: a box without them takes cards but hands none out at the box.
+  Keypad* keypad = nullptr;
+  BinDoor* bin_door = nullptr;
 };
 
 }  // namespace lostcard::hw

@@ -155,4 +155,15 @@ class GpiodLocks final : public Locks {
   GpioLine bin_lock_;
 };
 
+// The bin door's switch: a GPIO input, active while the door is shut.
+class GpiodBinDoor final : public BinDoor {
+ public:
+  explicit GpiodBinDoor(GpioLine line);
+  Result<bool> closed() override;
+
+ private:
+  std::mutex mutex_;
+  GpioLine line_;
+};
+
 }  // namespace lostcard::hw

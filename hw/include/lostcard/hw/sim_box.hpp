@@ -17,6 +17,9 @@
 //   ROOT/state/shutter                       "open" or "closed"
 //   ROOT/state/display                       the text on the display
 //   ROOT/state/unlocked-slot-NN, unlocked-bin   the last unlock of each door (time and hold)
+//   ROOT/state/bin-door-open                 exists while an operator holds the bin door open
+//   ROOT/keypad/<seq>                        entries typed on the keypad, not yet read by the
+//                                            kiosk (one file each, read and removed in order)
 //
 // Moving a card is one atomic rename() of its folder, so a card is always in exactly one place.
 // Folders whose names start with '.' are ignored everywhere: another process drops a card by
@@ -29,6 +32,14 @@
 //   box.dropCard("/tmp/cards/visa-0001");           // the finder's action
 //   box.setFault(lostcard::hw::SimFault::kSorterJam, true);
 //   box.cardInSlot(3);                               // where did it go?
+//
+// A cardholder at the box: they type the slot's number and their code, then take the card
+// (collectFromSlot) or walk away from it (do nothing); the slot-door-stuck switch makes the
+// door fail to unlock. An operator types the operator key and their code, opens the bin door,
+// empties the bin and shuts the door:
+//   box.type("03 1234567890");  ...  box.collectFromSlot(2);
+//   box.type("* 2468135790");  ...  box.setBinDoorOpen(true); box.emptyBin();
+//   box.setBinDoorOpen(false);
 //
 // A deterministic power cut mid-move (what tests and tools/chaos do to a running kiosk):
 //   box.holdMidMove();            // the next move stops halfway: card in ROOT/transit/
@@ -66,6 +77,7 @@ enum class SimFault {
   // ROOT/faults/held and waits there until the switch is removed, then finishes. The file may
   // hold a count N: the next N-1 moves go through (counting it down) and the Nth is held.
   kHoldMidMove,
+  kSlotDoorStuck,  // slot-door-stuck: slot doors do not unlock (unlockSlot fails)
 };
 
 std::string_view simFaultName(SimFault fault);
@@ -119,6 +131,15 @@ class SimBox {
   std::optional<std::string> collectFromSlot(int index);
   std::vector<std::string> emptyBin();
   std::vector<std::string> clearJams();
+
+  // Someone types `entry` on the keypad and presses Enter (digits, '*' and ' '). Entries are
+  // read by the kiosk in the order typed. Throws std::invalid_argument for other characters.
+  void type(const std::string& entry);
+  // Entries typed and not yet read by the kiosk.
+  int keypadEntriesWaiting() const;
+  // An operator opens (true) or shuts (false) the bin door. Opening does not need the lock:
+  // the simulator trusts its tests.
+  void setBinDoorOpen(bool open);
 
  private:
   struct Parts;

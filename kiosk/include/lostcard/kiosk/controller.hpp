@@ -25,6 +25,22 @@
 // written; the card in hand stays where it physically is. poll() tries again every
 // kJournalRetryMs (the writes in order, then the journal's reserve) and the box takes cards
 // again by itself once they succeed. Messages to and from the cloud go on meanwhile.
+//
+// At the box (devices.keypad; see box_entry.hpp for what is typed). A cardholder's entry becomes
+// a PickupRequest (a new request id; the code only in memory and on the wire, never journaled or
+// logged), journaled as asked; the answer is shown on the display. On OPEN, for the request in
+// hand and the deposit the journal has in that slot: "releasing slot N for deposit D" is
+// journaled, then that slot alone is unlocked (for BoxOptions::unlock_ms), and the slot's sensor
+// is watched for up to take_ms. The outcome (taken: the deposit leaves the journal's slot; not
+// taken; the door did not open: the deposit is flagged) is journaled together with its
+// PickupDone report, which is resent until acked, and an Inventory follows. An OPEN for a request
+// not in hand (the kiosk restarted, or gave up after answer_timeout_ms) opens nothing and is
+// reported NOT_OPENED. At start-up, a door journaled as opening or open is settled from the
+// slot's sensor (empty: taken; else not taken); a request still asked is sent again with the
+// same id and no code, so the cloud can only repeat an answer it gave. An operator's entry
+// becomes an OperatorAuthRequest; on OK the bin is unlocked, and once devices.bin_door was seen
+// open and then shut, the journal's bin deposits are collected and reported in a BinEmptied.
+// One door at a time: entries typed meanwhile are refused with "please wait".
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -51,6 +67,14 @@ inline constexpr std::string_view kTextOutOfService = "Out of service - please u
 // The text the journal keeps for a cloud's difficult reason, e.g. "no holder: <detail>".
 std::string difficultReasonText(const v1::Disposition::Difficult& difficult);
 
+// Timings of doors opened for people, in milliseconds.
+struct BoxOptions {
+  std::int64_t unlock_ms = 3000;            // how long a latch is held released
+  std::int64_t take_ms = 60'000;            // how long the card may stay in the open slot
+  std::int64_t answer_timeout_ms = 20'000;  // how long the holder waits for the cloud
+  std::int64_t bin_open_ms = 300'000;       // how long an operator may take to open the bin door
+};
+
 class Controller {
  public:
   using ClockMs = std::function<std::int64_t()>;
@@ -64,6 +88,8 @@ class Controller {
              Sender send);
   ~Controller();
 
+  // Before start().
+  void setBoxOptions(const BoxOptions& options) { box_ = options; }
   void start();
   void poll();
   void onMessage(const v1::Envelope& env);
@@ -98,6 +124,36 @@ class Controller {
   void deferWrite(std::string_view why, std::function<void()> write);
   void retryJournal();
 
+  // At the box (see above).
+  struct Asking {
+    std::string request_id;
+    ReleaseKind kind = ReleaseKind::kPickup;
+    int slot = -1;
+    v1::Envelope request;  // with the code: only here, never journaled
+    std::int64_t asked_at_ms = 0;
+  };
+  struct Opened {
+    std::string request_id;
+    ReleaseKind kind = ReleaseKind::kPickup;
+    int slot = -1;
+    std::string deposit_id;
+    std::int64_t deadline_ms = 0;
+    bool door_seen_open = false;  // bin
+  };
+  void pollBox();
+  void onEntry(const std::string& typed);
+  void ask(ReleaseKind kind, int slot, v1::Envelope request);
+  void onPickupAnswer(const v1::PickupAnswer& answer);
+  void onOperatorAnswer(const v1::OperatorAuthAnswer& answer);
+  void checkOpened();
+  void recoverReleases();
+  // Journals the outcome with its report (none when `report` has no body) and sends it.
+  void finish(const std::string& request_id, ReleaseState outcome, const std::string& detail,
+              v1::Envelope report);
+  v1::Envelope pickupDone(const std::string& request_id, int slot, const std::string& deposit_id,
+                          v1::PickupOutcome outcome, const std::string& detail) const;
+  void showBox(const std::string& text);
+
   hw::Devices devices_;
   Journal& journal_;
   IntakeConfig config_;
@@ -120,7 +176,12 @@ class Controller {
   bool intake_shutter_open_ = false;
   std::string intake_text_;
   bool stopped_ = false;
+  BoxOptions box_;
+  std::optional<Asking> asking_;
+  std::optional<Opened> opened_;
+  std::string last_keypad_error_;
   std::shared_ptr<spdlog::logger> log_;
+  std::shared_ptr<spdlog::logger> box_log_;
 };
 
 }  // namespace lostcard::kiosk

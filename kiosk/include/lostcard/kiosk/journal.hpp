@@ -57,11 +57,43 @@ class JournalFull : public JournalError {
 };
 
 enum class DepositState {
-  kAwaiting,  // on the tray, CardCaptured sent, no Disposition yet
-  kDecided,   // Disposition known, card not yet where it belongs
-  kPending,   // moved to a slot while the cloud was away; Disposition still to come
-  kStored,    // in its slot or in the bin, decision known; CardStored queued
-  kFault,     // a move failed: on the tray, jammed or lost
+  kAwaiting,   // on the tray, CardCaptured sent, no Disposition yet
+  kDecided,    // Disposition known, card not yet where it belongs
+  kPending,    // moved to a slot while the cloud was away; Disposition still to come
+  kStored,     // in its slot or in the bin, decision known; CardStored queued
+  kFault,      // a move failed: on the tray, jammed or lost
+  kCollected,  // out of the box: its holder took it from its slot, or an operator from the bin
+};
+
+// A door opened at the box for someone: a slot for its cardholder (kPickup) or the bin for an
+// operator (kBin). Journaled from the moment the request leaves for the cloud (never with the
+// code typed), before the door unlocks, and with its outcome, so a power cut at any instant
+// leaves a known state: see Controller.
+enum class ReleaseKind { kPickup, kBin };
+enum class ReleaseState {
+  kAsked,       // the code went to the cloud; no answer yet
+  kRefused,     // the cloud said no (the result is in detail); nothing opened
+  kOpening,     // the cloud said open; journaled before the latch is released
+  kOpen,        // the latch released; waiting for the card to be taken / the bin door to shut
+  kTaken,       // pickup: the slot's sensor saw the card go (the deposit is collected)
+  kNotTaken,    // pickup: the card was still there when the hold time ran out
+  kDoorFailed,  // the latch did not release
+  kNotOpened,   // an OPEN the kiosk did not act on (answer after a restart or a give-up)
+  kEmptied,     // bin: the door was opened and shut again (the bin's deposits are collected)
+  kUnused,      // bin: the door was never opened before the hold time ran out
+};
+std::string_view releaseStateName(ReleaseState state);
+std::optional<ReleaseState> parseReleaseState(std::string_view name);
+
+struct ReleaseRecord {
+  std::string request_id;
+  ReleaseKind kind = ReleaseKind::kPickup;
+  int slot = -1;           // kPickup: the 0-based slot the holder named
+  std::string deposit_id;  // kPickup, once the cloud named it
+  ReleaseState state = ReleaseState::kAsked;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+  std::string detail;
 };
 
 std::string_view stateName(DepositState state);
@@ -150,6 +182,32 @@ class Journal {
   // stops its resending. Returns whether a queued message was acknowledged.
   bool markAcked(std::string_view message_id, std::string_view error = {});
 
+  // --- doors opened for people (see ReleaseRecord) ---
+
+  // A request (its id, the slot named; never the code) sent to the cloud.
+  void recordReleaseAsked(std::string_view request_id, ReleaseKind kind, int slot,
+                          std::int64_t now_ms);
+  // The cloud's answer that opens nothing (kRefused, detail: the result), or an OPEN not acted on
+  // (kNotOpened); nothing else changes.
+  void recordReleaseClosed(std::string_view request_id, ReleaseState state, std::string_view detail,
+                           std::int64_t now_ms);
+  // Before the latch is released: "releasing slot N for deposit D" (kOpening); then kOpen once
+  // it released.
+  void recordReleaseOpening(std::string_view request_id, std::string_view deposit_id,
+                            std::int64_t now_ms);
+  void recordReleaseOpen(std::string_view request_id, std::int64_t now_ms);
+  // The outcome of an opening, with its report for the cloud queued in the same transaction
+  // (outbox keyed by the request id; returns the queued envelope). kTaken also takes the deposit
+  // out of its slot; kEmptied takes every deposit in the bin out of it (`deposit_ids` returns
+  // them, for the report) and the report is built here: `report` gets its BinEmptied list.
+  v1::Envelope finishRelease(std::string_view request_id, ReleaseState outcome,
+                             std::string_view detail, v1::Envelope report, std::int64_t now_ms);
+  // The bin's deposits now (for a BinEmptied report).
+  std::vector<std::string> binDeposits() const;
+  std::optional<ReleaseRecord> release(std::string_view request_id) const;
+  // Requests still asked or open (not yet with an outcome), oldest first.
+  std::vector<ReleaseRecord> unfinishedReleases() const;
+
   // --- reads ---
 
   // Messages still to be answered, oldest first, CardCaptured with its frames.
@@ -193,6 +251,7 @@ class Journal {
   bool releaseReserve();
   std::vector<DepositRecord> queryDeposits(const char* where, std::string_view arg) const;
   std::optional<std::string> notesOf(std::string_view deposit_id) const;
+  std::vector<ReleaseRecord> queryReleases(const char* where, std::string_view arg) const;
 
   sqlite3* db_ = nullptr;
   std::string vfs_;

@@ -17,7 +17,8 @@ namespace lostcard::kiosk {
 
 // Where a card physically is, as the journal records it.
 struct Location {
-  enum class Kind { kTray, kSlot, kBin, kJam, kUnknown };
+  // kCollected: out of the box, taken by its holder or an operator.
+  enum class Kind { kTray, kSlot, kBin, kJam, kUnknown, kCollected };
   Kind kind = Kind::kUnknown;
   int slot = -1;  // 0-based, when kind == kSlot
 
@@ -26,11 +27,12 @@ struct Location {
   static Location bin() { return {Kind::kBin, -1}; }
   static Location jam() { return {Kind::kJam, -1}; }
   static Location unknown() { return {Kind::kUnknown, -1}; }
+  static Location collected() { return {Kind::kCollected, -1}; }
   static Location of(const hw::Destination& to) {
     return to.kind == hw::Destination::Kind::kSlot ? inSlot(to.slot) : bin();
   }
 
-  // "tray", "slot:N", "bin", "jam" or "unknown".
+  // "tray", "slot:N", "bin", "jam", "unknown" or "collected".
   std::string text() const;
   static std::optional<Location> parse(std::string_view text);
 

@@ -1,0 +1,41 @@
+#pragma once
+// What a person typed on the box's keypad (hw::Keypad), as the kiosk understands it. Pure: no
+// I/O, no clock.
+//
+//   parseBoxEntry("07 1234567890", 24)   -> PickupEntry{.slot = 6, .code = "1234567890"}
+//   parseBoxEntry("* 2468135790", 24)    -> OperatorEntry{.code = "2468135790"}
+//   parseBoxEntry("99 1234567890", 24)   -> BadEntry{"There is no slot 99 in this box."}
+//
+// A cardholder types the number on the slot's door (1-based, as in their notice), the separator
+// key, then their code (spaces inside the code are kept: the cloud accepts "123 456 7890"). An
+// operator types the operator key '*', then their box code (digits; spaces dropped). Whether a
+// code is right is the cloud's to say; here only the shape is checked, so that nothing obviously
+// mistyped uses a try. A BadEntry's text is for the display and never holds what was typed.
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace lostcard::kiosk {
+
+struct PickupEntry {
+  int slot = -1;  // 0-based
+  std::string code;
+  bool operator==(const PickupEntry&) const = default;
+};
+struct OperatorEntry {
+  std::string code;
+  bool operator==(const OperatorEntry&) const = default;
+};
+struct BadEntry {
+  std::string why;
+  bool operator==(const BadEntry&) const = default;
+};
+using BoxEntry = std::variant<PickupEntry, OperatorEntry, BadEntry>;
+
+// Operator box codes have 10 digits, like pickup codes (lostcard-admin set-operator-code).
+inline constexpr std::size_t kMinOperatorCodeDigits = 10;
+inline constexpr std::size_t kMaxOperatorCodeDigits = 10;
+
+BoxEntry parseBoxEntry(std::string_view typed, int slot_count);
+
+}  // namespace lostcard::kiosk

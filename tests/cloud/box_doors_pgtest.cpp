@@ -1,0 +1,266 @@
+// Doors opened at the box (issue 6) against a real PostgreSQL, with injected time: what the
+// store does with a kiosk's PickupDone (taken, not taken, door failed, repeated, refused) and
+// with an operator's box code and the BinEmptied that follows.
+#include <catch2/catch.hpp>
+#include <pqxx/pqxx>
+
+#include "lostcard/cloud/store.hpp"
+#include "lostcard/test/pg_test_db.hpp"
+#include "lostcard/wire/envelope.hpp"
+
+using namespace lostcard::cloud;
+using namespace std::chrono_literals;
+namespace v1 = lostcard::v1;
+
+namespace {
+
+const auto kNow = std::chrono::system_clock::time_point(1714564800s);  // 2024-05-01T12:00:00Z
+
+struct Fixture {
+  Fixture() : store(makeOptions(db)) {
+    store.migrate();
+    store.upsertIssuer("northwind", "Northwind Bank");
+    store.upsertHolder("ada", "Ada Lovelace", "http://127.0.0.1:9/ada", "ada-secret-0123456789");
+    store.upsertKiosk({"kiosk-1", "Main Station", "Station Square 1", 47.37, 8.54, "24/7", 24});
+    store.upsertKiosk({"kiosk-2", "Airport", "Arrivals hall", 47.45, 8.56, "24/7", 12});
+    const CardHasher hasher("test-key", std::string(32, 'k'));
+    card = store.enrollCard(hasher, "northwind", "ada", "4000056655665556");
+  }
+
+  static StoreOptions makeOptions(lostcard::test::PgTestDb& db) {
+    StoreOptions o;
+    o.conninfo = db.conninfo();
+    o.operator_code_tries = 3;
+    o.pickup_limits.kiosk_window = 15min;
+    return o;
+  }
+
+  std::string storeCard(const std::string& kiosk, std::uint32_t slot) {
+    DepositDecision d;
+    d.deposit_id = lostcard::wire::newUuid();
+    d.kiosk_id = kiosk;
+    d.store = true;
+    d.card_id = card;
+    d.last4 = "5556";
+    store.recordDecision(d, kNow);
+    v1::Location location;
+    location.set_slot(slot);
+    REQUIRE(store.recordStored(kiosk, d.deposit_id, location, kNow).ok);
+    return d.deposit_id;
+  }
+
+  std::string difficultInBin(const std::string& kiosk) {
+    DepositDecision d;
+    d.deposit_id = lostcard::wire::newUuid();
+    d.kiosk_id = kiosk;
+    d.reason = v1::DIFFICULT_REASON_UNREADABLE;
+    store.recordDecision(d, kNow);
+    v1::Location location;
+    location.mutable_bin();
+    REQUIRE(store.recordStored(kiosk, d.deposit_id, location, kNow).ok);
+    return d.deposit_id;
+  }
+
+  // Opens the deposit's slot with its code: the request id of the OPEN answer.
+  std::string open(const std::string& kiosk, std::uint32_t slot, const std::string& deposit_id) {
+    const auto notice = store.waitingNotice(deposit_id);
+    REQUIRE(notice.has_value());
+    const std::string request_id = lostcard::wire::newUuid();
+    const auto o =
+        store.redeemPickupCode({kiosk, request_id, slot, notice->pickup_code()}, kNow + 1h);
+    REQUIRE(o.verdict.result == v1::PICKUP_RESULT_OPEN);
+    return request_id;
+  }
+
+  std::int64_t addOperator(const std::string& login, const std::string& kiosk) {
+    pqxx::connection c(db.conninfo());
+    pqxx::work tx(c);
+    const auto id = tx.exec_params1(
+                          "INSERT INTO accounts (login, role, password_hash, created_at) "
+                          "VALUES ($1, 'operator', '$argon2id$test', now()) RETURNING id",
+                          login)[0]
+                        .as<std::int64_t>();
+    tx.exec_params("INSERT INTO operator_kiosks (account_id, kiosk_id) VALUES ($1, $2)", id, kiosk);
+    tx.commit();
+    return id;
+  }
+
+  pqxx::row query1(const std::string& sql) {
+    pqxx::connection c(db.conninfo());
+    pqxx::read_transaction tx(c);
+    return tx.exec1(sql);
+  }
+  std::string status(const std::string& deposit_id) {
+    return query1("SELECT status FROM deposits WHERE id = '" + deposit_id + "'")[0]
+        .as<std::string>();
+  }
+  int count(const std::string& sql) { return query1(sql)[0].as<int>(); }
+
+  lostcard::test::PgTestDb db;
+  Store store;
+  std::int64_t card = 0;
+};
+
+PickupReport report(const std::string& request_id, const std::string& deposit_id,
+                    v1::PickupOutcome outcome) {
+  return {"kiosk-1", request_id, deposit_id, outcome, "test"};
+}
+
+}  // namespace
+
+TEST_CASE("TAKEN collects the deposit once; a resend changes nothing", "[box]") {
+  Fixture f;
+  const auto deposit = f.storeCard("kiosk-1", 2);
+  const auto request = f.open("kiosk-1", 2, deposit);
+  CHECK(f.status(deposit) == "releasing");
+
+  const auto done =
+      f.store.recordPickupDone(report(request, deposit, v1::PICKUP_OUTCOME_TAKEN), kNow + 2h);
+  CHECK(done.ok);
+  CHECK_FALSE(done.repeated);
+  CHECK(done.collected == 1);
+  CHECK(f.status(deposit) == "collected");
+  CHECK(f.query1("SELECT collected_by FROM deposits")[0].as<std::string>() == "pickup");
+  CHECK(f.query1("SELECT collected_at = '2024-05-01T14:00:00Z' FROM deposits")[0].as<bool>());
+  CHECK(f.count("SELECT count(*) FROM audit_log WHERE action = 'pickup.done' AND result = "
+                "'taken'") == 1);
+
+  const auto again =
+      f.store.recordPickupDone(report(request, deposit, v1::PICKUP_OUTCOME_TAKEN), kNow + 3h);
+  CHECK(again.ok);
+  CHECK(again.repeated);
+  CHECK(f.count("SELECT count(*) FROM audit_log WHERE action = 'pickup.done'") == 1);
+  CHECK(f.query1("SELECT collected_at = '2024-05-01T14:00:00Z' FROM deposits")[0].as<bool>());
+}
+
+TEST_CASE("NOT_TAKEN puts the deposit back in its slot; the used code stays used", "[box]") {
+  Fixture f;
+  const auto deposit = f.storeCard("kiosk-1", 4);
+  const auto code = f.store.waitingNotice(deposit)->pickup_code();
+  const auto request = f.open("kiosk-1", 4, deposit);
+  REQUIRE(
+      f.store.recordPickupDone(report(request, deposit, v1::PICKUP_OUTCOME_NOT_TAKEN), kNow + 2h)
+          .ok);
+  CHECK(f.status(deposit) == "stored");
+  // The old code opens nothing; a new one does.
+  const auto old =
+      f.store.redeemPickupCode({"kiosk-1", lostcard::wire::newUuid(), 4, code}, kNow + 3h);
+  CHECK(old.verdict.result == v1::PICKUP_RESULT_NO_SUCH_DEPOSIT);
+  REQUIRE(f.store.issueNewPickupCode(deposit, "ada", kNow + 3h).ok);
+  const auto fresh = f.store.redeemPickupCode(
+      {"kiosk-1", lostcard::wire::newUuid(), 4, f.store.waitingNotice(deposit)->pickup_code()},
+      kNow + 4h);
+  CHECK(fresh.verdict.result == v1::PICKUP_RESULT_OPEN);
+}
+
+TEST_CASE("DOOR_FAILED puts the deposit back and raises an alert for operators", "[box]") {
+  Fixture f;
+  const auto deposit = f.storeCard("kiosk-1", 1);
+  const auto request = f.open("kiosk-1", 1, deposit);
+  auto r = report(request, deposit, v1::PICKUP_OUTCOME_DOOR_FAILED);
+  r.detail = "the slot's latch did not release";
+  REQUIRE(f.store.recordPickupDone(r, kNow + 2h).ok);
+  CHECK(f.status(deposit) == "stored");
+  CHECK(f.count("SELECT count(*) FROM kiosk_alerts WHERE kind = 'slot_door_failed' AND "
+                "deposit_id = '" +
+                deposit + "' AND resolved_at IS NULL") == 1);
+  CHECK(f.query1("SELECT done_outcome FROM pickup_attempts WHERE result = 'open'")[0]
+            .as<std::string>() == "door_failed");
+}
+
+TEST_CASE("a pickup report is refused without an OPEN answer for that deposit", "[box]") {
+  Fixture f;
+  const auto deposit = f.storeCard("kiosk-1", 0);
+  const auto other = f.storeCard("kiosk-1", 5);
+  // No request ever opened it.
+  const auto none = f.store.recordPickupDone(
+      report(lostcard::wire::newUuid(), deposit, v1::PICKUP_OUTCOME_TAKEN), kNow + 2h);
+  CHECK_FALSE(none.ok);
+  CHECK(f.status(deposit) == "stored");
+  const auto request = f.open("kiosk-1", 0, deposit);
+  // The request opened `deposit`, not `other`.
+  CHECK_FALSE(
+      f.store.recordPickupDone(report(request, other, v1::PICKUP_OUTCOME_TAKEN), kNow + 2h).ok);
+  // Another kiosk cannot report this kiosk's request.
+  auto foreign = report(request, deposit, v1::PICKUP_OUTCOME_TAKEN);
+  foreign.kiosk_id = "kiosk-2";
+  CHECK_FALSE(f.store.recordPickupDone(foreign, kNow + 2h).ok);
+  CHECK(f.status(deposit) == "releasing");
+  CHECK(f.status(other) == "stored");
+  CHECK_THROWS_AS(
+      f.store.recordPickupDone(report("not-a-uuid", deposit, v1::PICKUP_OUTCOME_TAKEN), kNow),
+      std::invalid_argument);
+}
+
+TEST_CASE("an operator's box code opens only their kiosks' bins; the bin's cards are collected",
+          "[box]") {
+  Fixture f;
+  const auto east = f.addOperator("op-east", "kiosk-1");
+  f.addOperator("op-west", "kiosk-2");
+  f.store.setOperatorCode("op-east", "111-222-3333", kNow);
+  f.store.setOperatorCode("op-west", "4445556666", kNow);
+  CHECK_THROWS_AS(f.store.setOperatorCode("op-east", "12345", kNow), std::invalid_argument);
+  CHECK_THROWS_AS(f.store.setOperatorCode("nobody", "1112223333", kNow), std::invalid_argument);
+  CHECK(f.count("SELECT count(*) FROM operator_box_codes WHERE code_hash LIKE '%1112223333%'") ==
+        0);
+  const auto in_bin = f.difficultInBin("kiosk-1");
+  const auto other_bin = f.difficultInBin("kiosk-2");
+
+  // The operator of another kiosk.
+  const auto west_here =
+      f.store.checkOperatorCode("kiosk-1", lostcard::wire::newUuid(), "4445556666", kNow);
+  CHECK(west_here.result == v1::OPERATOR_AUTH_RESULT_REFUSED);
+  CHECK(west_here.account_id.empty());
+
+  const std::string request = lostcard::wire::newUuid();
+  const auto ok = f.store.checkOperatorCode("kiosk-1", request, "1112223333", kNow + 1min);
+  CHECK(ok.result == v1::OPERATOR_AUTH_RESULT_OK);
+  CHECK(ok.account_id == std::to_string(east));
+  // A resend gets the first answer.
+  const auto resent = f.store.checkOperatorCode("kiosk-1", request, "", kNow + 2min);
+  CHECK(resent.repeated);
+  CHECK(resent.result == v1::OPERATOR_AUTH_RESULT_OK);
+  CHECK(f.count("SELECT count(*) FROM audit_log WHERE action = 'bin.open'") == 1);
+  CHECK(f.count("SELECT count(*) FROM audit_log WHERE action = 'bin.open_refused'") == 1);
+
+  // Refused before any OK opening of that request; the other kiosk's deposit is not touched.
+  CHECK_FALSE(
+      f.store.recordBinEmptied("kiosk-1", lostcard::wire::newUuid(), {in_bin}, kNow + 3min).ok);
+  CHECK_FALSE(f.store.recordBinEmptied("kiosk-2", request, {other_bin}, kNow + 3min).ok);
+  const auto emptied =
+      f.store.recordBinEmptied("kiosk-1", request, {in_bin, other_bin}, kNow + 5min);
+  CHECK(emptied.ok);
+  CHECK(emptied.collected == 1);
+  CHECK(f.status(in_bin) == "collected");
+  CHECK(f.status(other_bin) == "stored");
+  CHECK(f.query1("SELECT collected_by || ':' || collected_by_account FROM deposits WHERE id = '" +
+                 in_bin + "'")[0]
+            .as<std::string>() == "operator:" + std::to_string(east));
+  const auto again = f.store.recordBinEmptied("kiosk-1", request, {in_bin}, kNow + 6min);
+  CHECK(again.ok);
+  CHECK(again.repeated);
+  CHECK(f.count("SELECT count(*) FROM audit_log WHERE action = 'bin.emptied'") == 1);
+}
+
+TEST_CASE("refused operator codes throttle the kiosk, the right code too", "[box]") {
+  Fixture f;
+  f.addOperator("op-east", "kiosk-1");
+  f.store.setOperatorCode("op-east", "1112223333", kNow);
+  for (int i = 0; i < 3; ++i) {
+    const auto wrong = f.store.checkOperatorCode("kiosk-1", lostcard::wire::newUuid(), "9998887777",
+                                                 kNow + std::chrono::seconds(i));
+    CHECK(wrong.result == v1::OPERATOR_AUTH_RESULT_REFUSED);
+  }
+  const auto throttled =
+      f.store.checkOperatorCode("kiosk-1", lostcard::wire::newUuid(), "1112223333", kNow + 10s);
+  CHECK(throttled.result == v1::OPERATOR_AUTH_RESULT_THROTTLED);
+  CHECK(throttled.retry_after_ms == (15min - 10s).count() * 1000);
+  // Another kiosk is not throttled by this one's wrong codes (no operator there: refused).
+  CHECK(f.store.checkOperatorCode("kiosk-2", lostcard::wire::newUuid(), "1112223333", kNow + 10s)
+            .result == v1::OPERATOR_AUTH_RESULT_REFUSED);
+  // Once the oldest wrong code leaves the window, the right code opens.
+  CHECK(
+      f.store
+          .checkOperatorCode("kiosk-1", lostcard::wire::newUuid(), "1112223333", kNow + 15min + 1s)
+          .result == v1::OPERATOR_AUTH_RESULT_OK);
+}
