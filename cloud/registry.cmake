@@ -6,6 +6,8 @@ lostcard_add_library(NAME lostcard_registry
     src/audit.cpp
     src/card_hasher.cpp
     src/delivery.cpp
+    src/fleet.cpp
+    src/issuer_events.cpp
     src/migrations.cpp
     src/notice.cpp
     src/pickup_code.cpp
@@ -15,6 +17,7 @@ lostcard_add_library(NAME lostcard_registry
     src/registry_http_client.cpp
     src/registry_pg.cpp
     src/store.cpp
+    src/unclaimed.cpp
     src/webhook_signature.cpp
   DEPS lostcard_wire lostcard_proto lostcard_image_vault PkgConfig::PQXX OpenSSL::SSL
        OpenSSL::Crypto Boost::boost Boost::system spdlog::spdlog Threads::Threads)

@@ -22,6 +22,9 @@
 //                              SHA-256 is stored: issuer_keys.hpp)
 //     revoke-issuer-key KEY_ID    ends a key at once
 //     issuer-keys [--issuer ID]   key_id issuer_id created_at revoked_at (never the key)
+//     set-issuer-webhook ISSUER_ID URL [--secret-stdin]   where the issuer's events go; the
+//                              signing secret is made and printed once, or read from stdin
+//     sweep-unclaimed [--days N]  marks cards waiting in a slot N days (default 30) for return
 //
 // --db defaults to $LOSTCARD_DB; the card key comes from --card-key-file or $LOSTCARD_CARD_KEY,
 // the image key (difficult-image) from --image-key-file or $LOSTCARD_IMAGE_KEY.
@@ -46,6 +49,8 @@
 #include "lostcard/cloud/accounts.hpp"
 #include "lostcard/cloud/card_hasher.hpp"
 #include "lostcard/cloud/image_vault.hpp"
+#include "lostcard/cloud/issuer_events.hpp"
+#include "lostcard/cloud/unclaimed.hpp"
 #include "lostcard/cloud/issuer_keys.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/wire/log.hpp"
@@ -96,7 +101,13 @@ constexpr const char* kUsage =
     "                         key_id issuer_id created_at revoked_at (- when in force)\n"
     "  set-operator-code LOGIN\n"
     "                         gives an operator their box code (10 digits, first line of\n"
-    "                         stdin), typed after the operator key to open a box's bin\n";
+    "                         stdin), typed after the operator key to open a box's bin\n"
+    "  set-issuer-webhook ISSUER_ID URL [--secret-stdin]\n"
+    "                         the issuer's webhook for card.found/card.returned events; prints\n"
+    "                         a new signing secret once (or reads it from stdin's first line)\n"
+    "  sweep-unclaimed [--days N]\n"
+    "                         marks cards waiting in a slot N days (default 30) for return to\n"
+    "                         their issuer, as lostcard-cloud does hourly\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -561,6 +572,49 @@ int runCommand(const std::string& db, const std::string& key_file,
       std::cout << k.key_id << '\t' << k.issuer_id << '\t' << isoTime(k.created_at) << '\t'
                 << (k.revoked_at ? isoTime(*k.revoked_at) : "-") << '\n';
     }
+    return kExitOk;
+  }
+  if (command == "set-issuer-webhook") {
+    bool secret_stdin = false;
+    po::options_description options("set-issuer-webhook options");
+    options.add_options()("secret-stdin", po::bool_switch(&secret_stdin),
+                          "read the signing secret from stdin's first line");
+    auto vm = parseCommand(command, args, options, {"issuer-id", "url"});
+    std::string secret;
+    if (secret_stdin) {
+      std::getline(std::cin, secret);
+    } else {
+      secret = lostcard::cloud::newWebhookSecret();
+    }
+    try {
+      if (!lostcard::cloud::setIssuerWebhook(db, vm["issuer-id"].as<std::string>(),
+                                             vm["url"].as<std::string>(), secret)) {
+        std::cerr << "lostcard-admin: set-issuer-webhook: unknown issuer\n";
+        return kExitFailed;
+      }
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("set-issuer-webhook: ") + e.what());
+    }
+    if (!secret_stdin) {
+      std::cerr << "webhook secret for issuer " << vm["issuer-id"].as<std::string>()
+                << ": shown once, keep it\n";
+      std::cout << secret << "\n";
+    }
+    return kExitOk;
+  }
+  if (command == "sweep-unclaimed") {
+    int days = 0;
+    po::options_description options("sweep-unclaimed options");
+    options.add_options()("days", po::value(&days)->default_value(30),
+                          "cards waiting in a slot this many days");
+    parseCommand(command, args, options, {});
+    if (days < 0) {
+      throw UsageError("sweep-unclaimed: --days must not be negative");
+    }
+    const int marked = lostcard::cloud::markUnclaimedForReturn(
+        db, std::chrono::system_clock::now(), std::chrono::hours(24 * days));
+    std::cout << "marked " << marked << " card(s) unclaimed for " << days
+              << " days for return to their issuer\n";
     return kExitOk;
   }
   throw UsageError("unknown command '" + command + "'");

@@ -261,13 +261,21 @@ PeopleApi::PeopleApi(boost::asio::io_context& io, PeopleApiOptions options)
       issuer_keys_({.conninfo = options_.conninfo, .pool_size = options_.threads}),
       enrollment_({.conninfo = options_.conninfo, .pool_size = options_.threads},
                   requiredHasher(options_)),
+      operator_api_({.conninfo = options_.conninfo,
+                     .pool_size = options_.threads,
+                     .thresholds = options_.fleet_thresholds,
+                     .card_hasher = options_.card_hasher,
+                     .card_formats = options_.card_formats,
+                     .image_vault = options_.image_vault}),
       router_(
           makeApiV1Router(accounts_, reader_,
                           IssuerApi{issuer_keys_, enrollment_, options_.card_formats,
                                     options_.max_import_bytes, options_.max_concurrent_imports})),
       tls_(makeHttpsServerContext(options_.cert_file, options_.key_file)),
       threads_(static_cast<std::size_t>(std::max(1, options_.threads))),
-      server_(io, tls_, router_, threads_.get_executor(), options_.server) {}
+      server_(io, tls_, router_, threads_.get_executor(), options_.server) {
+  operator_api_.addRoutes(router_);
+}
 
 PeopleApi::~PeopleApi() {
   server_.stop();

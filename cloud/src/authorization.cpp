@@ -114,4 +114,43 @@ Access mayReadDeposit(const Principal& who, const DepositOwnership& deposit) {
   return Access::hide();
 }
 
+Access mayViewFleet(const Principal& who) {
+  if (who.role == Role::kAdmin || who.role == Role::kOperator) {
+    return Access::allow();
+  }
+  return Access::forbid("only operators see the fleet");
+}
+
+Access mayServeKiosk(const Principal& who, const std::string& kiosk_id) {
+  switch (who.role) {
+    case Role::kAdmin:
+      return Access::allow();
+    case Role::kOperator:
+      if (servesKiosk(who, kiosk_id)) {
+        return Access::allow();
+      }
+      return Access::forbid("this operator does not serve kiosk " + kiosk_id);
+    default:
+      return Access::forbid("only operators service kiosks");
+  }
+}
+
+Access mayReviewDifficult(const Principal& who, const std::string& deposit_kiosk_id) {
+  switch (who.role) {
+    case Role::kAdmin:
+      return Access::allow();
+    case Role::kOperator:
+      return servesKiosk(who, deposit_kiosk_id) ? Access::allow() : Access::hide();
+    default:
+      return Access::forbid("only operators review difficult cards");
+  }
+}
+
+std::optional<std::vector<std::string>> servedKiosks(const Principal& who) {
+  if (who.role == Role::kAdmin) {
+    return std::nullopt;
+  }
+  return who.role == Role::kOperator ? who.kiosk_ids : std::vector<std::string>{};
+}
+
 }  // namespace lostcard::cloud

@@ -48,6 +48,7 @@
 #include "lostcard/cloud/image_retention.hpp"
 #include "lostcard/cloud/image_vault.hpp"
 #include "lostcard/cloud/store.hpp"
+#include "lostcard/cloud/unclaimed.hpp"
 #include "lostcard/wire/log.hpp"
 #include "lostcard/wire/tls.hpp"
 
@@ -101,6 +102,7 @@ int main(int argc, char** argv) {
   int pickup_code_tries = 0, pickup_kiosk_wrong_tries = 0, pickup_kiosk_window_s = 0;
   std::string image_key_file, notice_key_file;
   int image_retention_days = 0;
+  int unclaimed_days = 0, alert_bin_percent = 0, alert_slots_percent = 0, online_within_s = 0;
   std::size_t max_frame_bytes = 0;
   double min_confidence = 0;
   unsigned hello_timeout_ms = 0, idle_timeout_ms = 0, db_wait_ms = 0, drain_timeout_ms = 0;
@@ -128,6 +130,10 @@ int main(int argc, char** argv) {
     ("image-key-file", po::value(&image_key_file), "key file sealing the photos kept of difficult cards ('<key id> <64 hex>' lines, the first seals); default: $LOSTCARD_IMAGE_KEY; neither: no photo is kept")
     ("notice-key-file", po::value(&notice_key_file), "key file sealing the notices waiting in the outbox ('<key id> <64 hex>' lines, the first seals); default: $LOSTCARD_NOTICE_KEY; neither: a key derived from the card key")
     ("image-retention-days", po::value(&image_retention_days)->default_value(30), "delete difficult cards' photos older than this (checked hourly)")
+    ("unclaimed-days", po::value(&unclaimed_days)->default_value(30), "mark cards waiting in a slot this many days for return to their issuer (checked hourly; 0: never)")
+    ("alert-bin-percent", po::value(&alert_bin_percent)->default_value(80), "operators' alert when a box's difficult-card bin is this full")
+    ("alert-slots-percent", po::value(&alert_slots_percent)->default_value(90), "operators' alert when this share of a box's slots is in use")
+    ("online-within-s", po::value(&online_within_s)->default_value(30), "a box is online when its last heartbeat is no older than this")
     ("workers", po::value(&workers)->default_value(0), "recognition and database threads (0: one per core)")
     ("max-frame-bytes", po::value(&max_frame_bytes)->default_value(wire::kDefaultMaxFrameBytes), "largest frame a kiosk may send")
     ("hello-timeout-ms", po::value(&hello_timeout_ms)->default_value(10'000), "time a new connection has to say Hello")
@@ -242,6 +248,11 @@ int main(int argc, char** argv) {
     cloud::ImageRetentionSweep retention(
         store, {.retention = std::chrono::hours(24 * std::max(0, image_retention_days))});
     retention.start();
+    std::optional<cloud::UnclaimedSweep> unclaimed;
+    if (unclaimed_days > 0) {
+      unclaimed.emplace(db, cloud::UnclaimedOptions{.after = std::chrono::hours(24 * unclaimed_days)});
+      unclaimed->start();
+    }
     cloud::DepositService service(store, hasher, recognizer, policy,
                                   image_vault ? &*image_vault : nullptr);
 
@@ -283,6 +294,10 @@ int main(int argc, char** argv) {
       api_options.card_hasher = &hasher;
       api_options.card_formats = cloud::loadCardFormats(models);
       api_options.max_import_bytes = http_max_import_bytes;
+      api_options.fleet_thresholds = {.bin_percent = alert_bin_percent,
+                                      .slots_percent = alert_slots_percent,
+                                      .online_within = std::chrono::seconds(online_within_s)};
+      api_options.image_vault = image_vault ? &*image_vault : nullptr;
       people_api.emplace(io, api_options);
       people_api->start();
       if (!http_port_file.empty()) {
@@ -333,6 +348,7 @@ int main(int argc, char** argv) {
     people_api.reset();
     delivery.stop();
     retention.stop();
+    unclaimed.reset();
     work.join();
     log->info("stopped");
   } catch (const std::exception& e) {

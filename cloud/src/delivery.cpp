@@ -9,6 +9,7 @@
 #include <pqxx/pqxx>
 #include <stdexcept>
 
+#include "lostcard/cloud/issuer_events.hpp"
 #include "lostcard/cloud/notice.hpp"
 #include "lostcard/cloud/registry_http_client.hpp"
 #include "lostcard/cloud/store.hpp"
@@ -48,11 +49,22 @@ struct Claimed {
   int attempts = 0;    // before this one
 };
 
-// Sets a flag when a NOTIFY arrives on the notice channel.
+// An issuer event (issuer_events.hpp) claimed for sending: its payload is not secret.
+struct ClaimedEvent {
+  std::string id, deposit_id, issuer_id, url, secret, payload;
+  int attempts = 0;  // before this one
+};
+
+// Issuer events to send: neither delivered nor given up, to an issuer that has a webhook.
+constexpr const char* kEventPending =
+    "o.delivered_at IS NULL AND o.gave_up_at IS NULL AND i.webhook_url IS NOT NULL";
+
+// Sets a flag when a NOTIFY arrives on the notice channel (or `channel`).
 class Wakeup : public pqxx::notification_receiver {
  public:
-  Wakeup(pqxx::connection_base& c, std::atomic<bool>& flag)
-      : pqxx::notification_receiver(c, Store::kNoticeChannel), flag_(flag) {}
+  Wakeup(pqxx::connection_base& c, std::atomic<bool>& flag,
+         const char* channel = Store::kNoticeChannel)
+      : pqxx::notification_receiver(c, channel), flag_(flag) {}
   void operator()(const std::string&, int) override { flag_ = true; }
 
  private:
@@ -262,8 +274,14 @@ struct NoticeDelivery::Impl {
   std::chrono::milliseconds untilNextDue() {
     const auto next_us = pool.run([&](pqxx::connection& c) -> std::optional<std::int64_t> {
       pqxx::read_transaction tx(c);
-      const auto next = tx.exec1("SELECT " + detail::epochMicrosSql("min(next_attempt_at)") +
-                                 " FROM notice_outbox WHERE " + kPending)[0];
+      const auto next = tx.exec1(
+          "SELECT " +
+          detail::epochMicrosSql(
+              std::string("least((SELECT min(next_attempt_at) FROM notice_outbox WHERE ") +
+              kPending +
+              "), (SELECT min(o.next_attempt_at) FROM issuer_event_outbox o "
+              "JOIN issuers i ON i.id = o.issuer_id WHERE " +
+              kEventPending + "))"))[0];
       if (next.is_null()) {
         return std::nullopt;
       }
@@ -278,10 +296,94 @@ struct NoticeDelivery::Impl {
                       std::chrono::duration_cast<std::chrono::milliseconds>(kPollInterval));
   }
 
+  std::vector<ClaimedEvent> claimEvents() {
+    const auto now = Clock::now();
+    const auto lease_until = now + 2 * options.request_timeout + std::chrono::seconds(5);
+    return pool.run([&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      const auto rows = tx.exec_params(
+          "WITH due AS ("
+          "  SELECT o.id FROM issuer_event_outbox o JOIN issuers i ON i.id = o.issuer_id "
+          "  WHERE " + std::string(kEventPending) + " AND o.next_attempt_at <= $1 "
+          "  ORDER BY o.next_attempt_at LIMIT $2 FOR UPDATE OF o SKIP LOCKED) "
+          "UPDATE issuer_event_outbox o SET next_attempt_at = $3 "
+          "FROM due, issuers i WHERE o.id = due.id AND i.id = o.issuer_id "
+          "RETURNING o.id::text, o.deposit_id::text, o.issuer_id, o.attempts, "
+          "          i.webhook_url, i.webhook_secret, o.payload::text",
+          detail::pgTimestamp(now), options.batch_size, detail::pgTimestamp(lease_until));
+      tx.commit();
+      std::vector<ClaimedEvent> out;
+      for (const auto& r : rows) {
+        out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(),
+                       r[4].as<std::string>(), r[5].as<std::string>(), r[6].as<std::string>(),
+                       r[3].as<int>()});
+      }
+      return out;
+    });
+  }
+
+  // Signs and POSTs one issuer event like a notice (the issuer's secret, the event id as
+  // Idempotency-Key); returns the error text, "" when the receiver took it.
+  std::string sendEvent(const ClaimedEvent& event) {
+    const auto url = parseHttpUrl(event.url);
+    if (!url) {
+      return "webhook URL is not http(s)";
+    }
+    const auto unix_s =
+        std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    const HttpHeaders headers = {
+        {"Content-Type", "application/json"},
+        {"Idempotency-Key", event.id},
+        {kSignatureHeader, signWebhook(event.secret, event.payload, unix_s)},
+    };
+    const auto response =
+        httpPost(*url, headers, event.payload, options.request_timeout, options.extra_ca_file);
+    if (response.status >= 200 && response.status < 300) {
+      return "";
+    }
+    if (response.status == 0) {
+      return shorten(response.error);
+    }
+    return shorten("HTTP " + std::to_string(response.status) + ": " + response.body);
+  }
+
+  void recordEventOutcome(const ClaimedEvent& event, const std::string& error) {
+    const auto now = Clock::now();
+    const int attempts = event.attempts + 1;
+    const bool give_up = !error.empty() && attempts >= options.max_attempts;
+    pool.run([&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      tx.exec_params(
+          "UPDATE issuer_event_outbox SET attempts = $2, last_error = $3, "
+          "  delivered_at = CASE WHEN $3::text IS NULL THEN $4::timestamptz END, "
+          "  gave_up_at = CASE WHEN $5::boolean THEN $4::timestamptz END, "
+          "  next_attempt_at = $6::timestamptz "
+          "WHERE id = $1::uuid AND delivered_at IS NULL",
+          event.id, attempts, error.empty() ? std::nullopt : std::optional<std::string>(error),
+          detail::pgTimestamp(now), give_up,
+          detail::pgTimestamp(error.empty() ? now : now + deliveryBackoff(attempts, options)));
+      tx.commit();
+    });
+    if (error.empty()) {
+      log->info("issuer event {} (deposit {}) delivered to issuer {} after {} attempt(s)",
+                event.id, event.deposit_id, event.issuer_id, attempts);
+    } else if (give_up) {
+      log->error("issuer event {} (deposit {}) to issuer {}: giving up after {} attempts: {}",
+                 event.id, event.deposit_id, event.issuer_id, attempts, error);
+    } else {
+      log->warn("issuer event {} (deposit {}) to issuer {}: attempt {} failed: {}", event.id,
+                event.deposit_id, event.issuer_id, attempts, error);
+    }
+  }
+
   int deliverDue() {
     int tried = 0;
     for (const auto& notice : claim()) {
       recordOutcome(notice, send(notice));
+      ++tried;
+    }
+    for (const auto& event : claimEvents()) {
+      recordEventOutcome(event, sendEvent(event));
       ++tried;
     }
     return tried;
@@ -325,6 +427,7 @@ void NoticeDelivery::run() {
   auto& log = impl_->log;
   std::unique_ptr<pqxx::connection> listener;
   std::unique_ptr<Wakeup> wakeup;
+  std::unique_ptr<Wakeup> event_wakeup;
   std::atomic<bool> woken{true};
   log->info("notice delivery started");
   while (!stopping_) {
@@ -332,6 +435,7 @@ void NoticeDelivery::run() {
       if (!listener) {
         listener = std::make_unique<pqxx::connection>(impl_->options.conninfo);
         wakeup = std::make_unique<Wakeup>(*listener, woken);
+        event_wakeup = std::make_unique<Wakeup>(*listener, woken, kIssuerEventChannel);
         woken = true;  // notices queued while we were not listening
       }
       woken = false;
@@ -353,12 +457,14 @@ void NoticeDelivery::run() {
       }
     } catch (const std::exception& e) {
       log->error("notice delivery: {}; retrying", e.what());
+      event_wakeup.reset();
       wakeup.reset();
       listener.reset();
       std::unique_lock lock(impl_->mutex);
       impl_->stopped.wait_for(lock, kErrorPause, [&] { return stopping_.load(); });
     }
   }
+  event_wakeup.reset();
   wakeup.reset();
   listener.reset();
   log->info("notice delivery stopped");

@@ -319,6 +319,55 @@ CREATE TABLE bin_openings (
 CREATE INDEX bin_openings_refused_idx ON bin_openings (kiosk_id, at) WHERE result = 'refused';
 )sql";
 
+// Version 10: operations (issue 6). Issuers get a webhook (URL and signing secret: issuers tell
+// their own systems when one of their cards is found or returned) and an outbox of such events,
+// one per (deposit, kind), queued in the transaction that changes the deposit
+// (issuer_events.hpp) and sent by the notice delivery worker. The payload holds no secret (the
+// card id, last four, kiosk and time), so it is kept in clear. Deposits gain what operators do
+// to them: marked for return to the issuer (unclaimed too long, or by an operator) and resolved
+// by hand (a difficult card whose number an operator typed).
+constexpr std::string_view kOperations = R"sql(
+ALTER TABLE issuers ADD COLUMN webhook_url text CHECK (webhook_url ~ '^https?://');
+ALTER TABLE issuers ADD COLUMN webhook_secret text CHECK (length(webhook_secret) >= 16);
+ALTER TABLE issuers ADD CONSTRAINT issuers_webhook_whole
+  CHECK ((webhook_url IS NULL) = (webhook_secret IS NULL));
+
+CREATE TABLE issuer_event_outbox (
+  id              uuid        PRIMARY KEY,
+  issuer_id       text        NOT NULL REFERENCES issuers (id),
+  deposit_id      uuid        NOT NULL REFERENCES deposits (id),
+  kind            text        NOT NULL CHECK (kind IN ('found', 'returned', 'returned_to_issuer')),
+  payload         jsonb       NOT NULL,
+  attempts        integer     NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  next_attempt_at timestamptz NOT NULL,
+  created_at      timestamptz NOT NULL,
+  delivered_at    timestamptz,
+  gave_up_at      timestamptz,
+  last_error      text,
+  UNIQUE (deposit_id, kind)
+);
+CREATE INDEX issuer_event_outbox_due_idx ON issuer_event_outbox (next_attempt_at)
+  WHERE delivered_at IS NULL AND gave_up_at IS NULL;
+
+-- return_reason: 'unclaimed' (the sweep) or 'operator'; resolved_at: an operator typed the
+-- number of a difficult card (the deposit then names the card like a store decision).
+ALTER TABLE deposits ADD COLUMN return_marked_at timestamptz;
+ALTER TABLE deposits ADD COLUMN return_reason text CHECK (return_reason IN ('unclaimed', 'operator'));
+ALTER TABLE deposits ADD COLUMN resolved_at timestamptz;
+ALTER TABLE deposits ADD COLUMN resolved_reason text;
+CREATE INDEX deposits_unclaimed_idx ON deposits (stored_at) WHERE status = 'stored';
+)sql"
+// The deposit statuses this version adds, apart so a merge with another version that adds its
+// own sees them: 'to_return' (marked for return to the issuer: on the operator's collection
+// list, its pickup code no longer opens) and 'awaiting_restock' (resolved by hand: waits for
+// the operator to put it in a slot, whose CardStored then queues the pickup code and notice).
+R"sql(
+ALTER TABLE deposits DROP CONSTRAINT deposits_status_check;
+ALTER TABLE deposits ADD CONSTRAINT deposits_status_check
+  CHECK (status IN ('decided', 'stored', 'releasing', 'collected', 'to_return',
+                    'awaiting_restock'));
+)sql";
+
 const std::vector<Migration> kMigrations = {
     {1, "registry", kInitialSchema},
     {2, "kiosk inventories", kKioskInventories},
@@ -328,6 +377,7 @@ const std::vector<Migration> kMigrations = {
     {6, "sealed notices", kSealedNotices},
     {7, "issuer api keys", kIssuerApiKeys},
     {8, "doors opened at the box", kBoxDoors},
+    {10, "operations", kOperations},
 };
 
 void lockMigrations(pqxx::work& tx) {

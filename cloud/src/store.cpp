@@ -11,6 +11,7 @@
 #include "lostcard/cloud/audit.hpp"
 #include "lostcard/cloud/delivery.hpp"
 #include "lostcard/cloud/image_vault.hpp"
+#include "lostcard/cloud/issuer_events.hpp"
 #include "lostcard/cloud/migrations.hpp"
 #include "lostcard/cloud/notice.hpp"
 #include "lostcard/cloud/pickup_code.hpp"
@@ -260,6 +261,10 @@ DepositDecision Store::recordDecision(const DepositDecision& decision,
     if (!inserted.empty() && !decision.store) {
       insertDifficultImages(tx, decision.deposit_id, images, now);
     }
+    if (!inserted.empty() && decision.store) {
+      // The issuer learns its card was found as soon as the cloud knows (issuer_events.hpp).
+      queueIssuerEvent(tx, decision.deposit_id, "found", now);
+    }
     const auto row = tx.exec_params1(
         std::string("SELECT ") + kDecisionColumns + " FROM deposits WHERE id = $1::uuid",
         decision.deposit_id);
@@ -335,7 +340,10 @@ StoredResult Store::recordStored(const std::string& kiosk_id, const std::string&
     const std::string status = d[1].as<std::string>();
     const bool store_decision = d[2].as<std::string>() == "store";
     const std::string last4 = text(d[5]);
-    if (status != "decided") {
+    // A card an operator resolved by hand (operations.hpp) waits for a slot like a new one:
+    // once reported in a slot it takes the normal path below (pickup code, notice).
+    const bool restocked = status == "awaiting_restock" && in_slot && store_decision;
+    if (status != "decided" && !restocked) {
       const bool same_place = in_slot ? (text(d[3]) == "slot" && !d[4].is_null() &&
                                          d[4].as<std::uint32_t>() == location.slot())
                                       : text(d[3]) == "bin";
@@ -1099,16 +1107,6 @@ int Store::purgeDifficultImages(std::chrono::system_clock::time_point now,
 
 namespace {
 
-// Tells the deposit's issuer what became of its card, in the caller's transaction (`kind`:
-// "returned" when the holder took it from its slot). For now a no-op: filled by the issuer
-// webhook work (an issuer event outbox written here, so the event is queued exactly when the
-// deposit's new status commits).
-void queueIssuerEvent(pqxx::work& tx, const std::string& deposit_id, std::string_view kind) {
-  static_cast<void>(tx);
-  static_cast<void>(deposit_id);
-  static_cast<void>(kind);
-}
-
 // The kiosk's operator lock: serializes its operator-code checks (their throttle count), as
 // kPickupLockClass does its pickups.
 constexpr int kOperatorLockClass = 0x62696e;  // "bin"
@@ -1191,7 +1189,7 @@ ReportResult Store::recordPickupDone(const PickupReport& r,
           "UPDATE deposits SET status = 'collected', collected_at = $2::timestamptz, "
           "collected_by = 'pickup' WHERE id = $1::uuid",
           deposit_id, now_sql);
-      queueIssuerEvent(tx, deposit_id, "returned");
+      queueIssuerEvent(tx, deposit_id, "returned", now);
       collected = 1;
     } else {
       // Still in its slot; the code was used, so only a new code opens it.

@@ -134,3 +134,36 @@ TEST_CASE("the audit log's free text never carries a long digit run") {
   CHECK(maskDigitRuns("slots 1 2 3", 6) == "slots 1 2 3");
   CHECK(maskDigitRuns("", 6).empty());
 }
+
+TEST_CASE("operations: the fleet, a kiosk's collection list and its difficult cards") {
+  Principal op;
+  op.role = Role::kOperator;
+  op.kiosk_ids = {"k1"};
+  Principal admin;
+  admin.role = Role::kAdmin;
+  Principal staff;
+  staff.role = Role::kIssuerStaff;
+  staff.issuer_id = "northwind";
+  Principal holder;
+  holder.role = Role::kHolder;
+  holder.holder_id = "ada";
+
+  CHECK(mayViewFleet(op).allowed);
+  CHECK(mayViewFleet(admin).allowed);
+  CHECK(mayViewFleet(staff).status == 403);
+  CHECK(mayViewFleet(holder).status == 403);
+  CHECK(servedKiosks(op) == std::optional<std::vector<std::string>>({"k1"}));
+  CHECK_FALSE(servedKiosks(admin).has_value());
+  CHECK(servedKiosks(staff)->empty());
+
+  CHECK(mayServeKiosk(op, "k1").allowed);
+  CHECK(mayServeKiosk(op, "k2").status == 403);
+  CHECK(mayServeKiosk(admin, "k2").allowed);
+  CHECK(mayServeKiosk(staff, "k1").status == 403);
+
+  CHECK(mayReviewDifficult(op, "k1").allowed);
+  CHECK(mayReviewDifficult(op, "k2").status == 404);  // a deposit id must not be probed
+  CHECK(mayReviewDifficult(admin, "k2").allowed);
+  CHECK(mayReviewDifficult(staff, "k1").status == 403);
+  CHECK(mayReviewDifficult(holder, "k1").status == 403);
+}

@@ -200,7 +200,9 @@ TEST_CASE("docs/openapi.yaml describes exactly the v1 routes") {
   IssuerKeyStore keys({.conninfo = "host=/nonexistent"});
   const CardHasher hasher("test-key", std::string(32, 'k'));
   CardEnrollment enrollment({.conninfo = "host=/nonexistent"}, hasher);
-  const auto router = makeApiV1Router(accounts, reader, {keys, enrollment});
+  auto router = makeApiV1Router(accounts, reader, {keys, enrollment});
+  OperatorApi operator_api({.conninfo = "host=/nonexistent"});
+  operator_api.addRoutes(router);
   std::set<std::string> served;
   for (const auto& [method, pattern] : router.routes()) {
     std::string name(http::to_string(method));

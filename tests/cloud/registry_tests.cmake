@@ -20,3 +20,5 @@ lostcard_add_test(NAME reconcile_pgtest TIER pg SOURCES reconcile_pgtest.cpp
 lostcard_add_test(NAME connection_pool_pgtest TIER pg SOURCES connection_pool_pgtest.cpp
   DEPS lostcard_registry lostcard_test_support FIXTURES pg)
 target_include_directories(connection_pool_pgtest PRIVATE ${CMAKE_SOURCE_DIR}/cloud/src)
+lostcard_add_test(NAME fleet_test TIER unit SOURCES fleet_test.cpp
+  DEPS lostcard_registry)

@@ -8,11 +8,13 @@
 
 #include "lostcard/cloud/notice.hpp"
 #include "lostcard/cloud/webhook_signature.hpp"
+#include "lostcard/v1/api.pb.h"
 
 namespace lostcard::tools {
 
 namespace {
 constexpr std::string_view kHolderPrefix = "/holders/";
+constexpr std::string_view kIssuerPrefix = "/issuers/";
 
 // {"holder_id":..,"notice":<notice JSON>} on one line. The holder id is quoted by protobuf's
 // JSON mapping (a google.protobuf.Value string) so any character in it is escaped properly.
@@ -24,6 +26,17 @@ std::string jsonLine(const std::string& holder_id, const std::string& notice_jso
     throw std::logic_error("cannot encode the holder id as JSON");
   }
   return "{\"holder_id\":" + quoted_id + ",\"notice\":" + notice_json + "}";
+}
+
+// {"issuer_id":..,"event":<event JSON>} on one line.
+std::string eventLine(const std::string& issuer_id, const std::string& event_json) {
+  google::protobuf::Value id;
+  id.set_string_value(issuer_id);
+  std::string quoted_id;
+  if (!google::protobuf::util::MessageToJsonString(id, &quoted_id).ok()) {
+    throw std::logic_error("cannot encode the issuer id as JSON");
+  }
+  return "{\"issuer_id\":" + quoted_id + ",\"event\":" + event_json + "}";
 }
 }  // namespace
 
@@ -87,6 +100,10 @@ SinkReply WebhookSink::handle(const SinkRequest& request, std::int64_t now_unix_
     return {405, "only POST"};
   }
   std::string_view target = request.target;
+  if (target.starts_with(kIssuerPrefix)) {
+    return handleIssuerEvent(request, std::string(target.substr(kIssuerPrefix.size())),
+                             now_unix_s);
+  }
   if (!target.starts_with(kHolderPrefix)) {
     return {404, "not found"};
   }
@@ -119,6 +136,56 @@ SinkReply WebhookSink::handle(const SinkRequest& request, std::int64_t now_unix_
   screen_ << "---- notice " << notice->notice_id() << " ----\n"
           << "To: " << notice->holder_name() << "\n"
           << notice->message() << "\n";
+  screen_.flush();
+  seen_.insert(request.idempotency_key);
+  ++accepted_;
+  return {200, "received"};
+}
+
+}  // namespace lostcard::tools
+
+namespace lostcard::tools {
+
+SinkReply WebhookSink::handleIssuerEvent(const SinkRequest& request, const std::string& issuer_id,
+                                         std::int64_t now_unix_s) {
+  const auto secret = secrets_.find("issuer:" + issuer_id);
+  if (issuer_id.empty() || secret == secrets_.end()) {
+    return {404, "unknown issuer"};
+  }
+  const auto check =
+      cloud::verifyWebhook(secret->second, request.body, request.signature, now_unix_s);
+  if (!check.ok) {
+    return {401, check.reason};
+  }
+  v1::IssuerEvent event;
+  if (!google::protobuf::util::JsonStringToMessage(request.body, &event).ok() ||
+      event.event_id().empty()) {
+    return {400, "body is not an issuer event"};
+  }
+  if (event.issuer_id() != issuer_id) {
+    return {400, "the event is about another issuer"};
+  }
+  if (request.idempotency_key.empty()) {
+    return {400, "missing Idempotency-Key"};
+  }
+  if (seen_.count(request.idempotency_key) != 0) {
+    return {200, "already received"};
+  }
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string event_json;
+  if (!google::protobuf::util::MessageToJsonString(event, &event_json, options).ok()) {
+    return {500, "cannot write the event down"};
+  }
+  jsonl_ << eventLine(issuer_id, event_json) << '\n';
+  jsonl_.flush();
+  if (!jsonl_) {
+    return {500, "cannot write the event down"};
+  }
+  screen_ << "---- issuer event " << event.event_id() << " ----\n"
+          << "To issuer: " << issuer_id << "\n"
+          << event.type() << ": card " << event.card_id() << " ending " << event.last4()
+          << ", kiosk " << event.kiosk_id() << ", " << event.at() << "\n";
   screen_.flush();
   seen_.insert(request.idempotency_key);
   ++accepted_;

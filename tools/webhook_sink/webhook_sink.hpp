@@ -11,6 +11,10 @@
 // Idempotency-Key: repeats are answered 200 and not shown again. The sender uses the notice id
 // as the key, so a restarted sink remembers what it already wrote with
 // remember(noticeIdsIn(out_file)).
+//
+// It also stands for issuers' systems: a POST to /issuers/<issuer_id> carrying a v1.IssuerEvent
+// (api.proto) of that issuer, signed with the secret listed for "issuer:<issuer_id>", is shown
+// and appended as {"issuer_id":..,"event":{..}}, once per Idempotency-Key (the event id).
 #include <cstdint>
 #include <map>
 #include <ostream>
@@ -33,7 +37,7 @@ struct SinkReply {
   std::string body;  // a short reason
 };
 
-// holder_id -> webhook secret
+// holder_id (or "issuer:<issuer_id>") -> webhook secret
 using HolderSecrets = std::map<std::string, std::string>;
 
 // Reads "holder_id<TAB>secret" lines ('#' comments and blank lines skipped). Throws
@@ -57,6 +61,9 @@ class WebhookSink {
   std::size_t accepted() const { return accepted_; }
 
  private:
+  SinkReply handleIssuerEvent(const SinkRequest& request, const std::string& issuer_id,
+                              std::int64_t now_unix_s);
+
   HolderSecrets secrets_;
   std::ostream& jsonl_;
   std::ostream& screen_;

@@ -114,3 +114,26 @@ TEST_CASE("a restarted sink remembers the notices it already wrote") {
   CHECK(f.sink.handle(signedRequest(noticeJson("n2"), "n2"), kNow).status == 200);
   CHECK_THAT(f.jsonl.str(), Catch::Contains("\"noticeId\":\"n2\""));
 }
+
+TEST_CASE("an issuer's event is checked against its issuer's secret and kept once") {
+  const std::string secret = "northwind-secret-0123456789";
+  std::ostringstream jsonl, screen;
+  WebhookSink sink{{{"issuer:northwind", secret}, {"ada", kSecret}}, jsonl, screen};
+  const std::string body =
+      R"({"event_id":"e1","type":"card.found","issuer_id":"northwind","card_id":"7",)"
+      R"("last4":"5556","kiosk_id":"k1","deposit_id":"d1","at":"2024-05-01T12:00:00Z"})";
+  const auto to = [&](const std::string& target, const std::string& with, const std::string& b) {
+    return SinkRequest{"POST", target, lostcard::cloud::signWebhook(with, b, kNow), "e1", b};
+  };
+  CHECK(sink.handle(to("/issuers/northwind", kSecret, body), kNow).status == 401);  // ada's
+  CHECK(sink.handle(to("/issuers/contoso", secret, body), kNow).status == 404);
+  CHECK(sink.handle(to("/issuers/northwind", secret, "{\"pickup\":1}"), kNow).status == 400);
+  CHECK(jsonl.str().empty());
+  CHECK(sink.handle(to("/issuers/northwind", secret, body), kNow).status == 200);
+  CHECK(sink.handle(to("/issuers/northwind", secret, body), kNow).status == 200);  // a repeat
+  CHECK(jsonl.str() ==
+        R"({"issuer_id":"northwind","event":{"event_id":"e1","type":"card.found",)"
+        R"("issuer_id":"northwind","card_id":"7","last4":"5556","kiosk_id":"k1",)"
+        R"("deposit_id":"d1","at":"2024-05-01T12:00:00Z"}})" "\n");
+  CHECK(screen.str().find("card.found: card 7 ending 5556, kiosk k1") != std::string::npos);
+}

@@ -37,6 +37,7 @@
 #include "lostcard/cloud/card_formats.hpp"
 #include "lostcard/cloud/http_api.hpp"
 #include "lostcard/cloud/issuer_keys.hpp"
+#include "lostcard/cloud/operator_api.hpp"
 
 namespace lostcard::cloud {
 
@@ -76,6 +77,10 @@ struct PeopleApiOptions {
   std::vector<CardFormat> card_formats = defaultCardFormats();
   std::uint64_t max_import_bytes = std::uint64_t{1} << 30;
   int max_concurrent_imports = 1;
+  // Operators' endpoints (operator_api.hpp): the alert thresholds, and the image key that opens
+  // difficult cards' photos (null: those requests get 503; must outlive the PeopleApi).
+  FleetThresholds fleet_thresholds{};
+  const ImageVault* image_vault = nullptr;
 };
 
 // The whole API service: accounts, audited reads, the v1 router, its TLS context and server,
@@ -98,6 +103,7 @@ class PeopleApi {
   CardDataReader reader_;
   IssuerKeyStore issuer_keys_;
   CardEnrollment enrollment_;
+  OperatorApi operator_api_;
   HttpRouter router_;
   boost::asio::ssl::context tls_;
   boost::asio::thread_pool threads_;

@@ -71,4 +71,17 @@ struct DepositOwnership {
 // box's operators and its issuer).
 Access mayReadDeposit(const Principal& who, const DepositOwnership& deposit);
 
+// Operations (issue 6). The fleet and its alerts: operators (their own kiosks only, which the
+// caller filters with servedKiosks) and admins; 403 for others.
+Access mayViewFleet(const Principal& who);
+// One kiosk's collection list (what to take out of it): its operators and admins; 403 for an
+// operator of other kiosks (kiosk ids are public).
+Access mayServeKiosk(const Principal& who, const std::string& kiosk_id);
+// Reviewing one difficult card (its photos, resolving it): operators of its kiosk and admins.
+// 403 for holders and issuer staff (decided from the role alone); 404 for an operator of another
+// kiosk (deposit ids must not be probed).
+Access mayReviewDifficult(const Principal& who, const std::string& deposit_kiosk_id);
+// The kiosks whose state `who` may see: nullopt for every kiosk (admins), else the list.
+std::optional<std::vector<std::string>> servedKiosks(const Principal& who);
+
 }  // namespace lostcard::cloud

@@ -27,6 +27,10 @@
 // SELECT ... FOR UPDATE SKIP LOCKED and leased (next_attempt_at pushed past the request's
 // deadline), so a notice is sent by one worker at a time and picked up again if a worker dies
 // mid-request. Receivers drop repeats by Idempotency-Key.
+//
+// The same worker sends issuers' events (issuer_events.hpp, table issuer_event_outbox) to their
+// issuer's webhook: signed with the issuer's webhook secret, Idempotency-Key = event id, the same
+// back-off and limit. Their payload holds no secret and is kept in clear.
 #include <atomic>
 #include <chrono>
 #include <memory>

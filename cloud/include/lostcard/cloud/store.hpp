@@ -193,7 +193,9 @@ class Store {
   // (sealed with the notice key: delivery.hpp), and the delivery workers are notified. Idempotent: a repeat is ok with notice_queued = false.
   // Refused (ok = false): a non-UUID id, an unknown deposit, another kiosk's deposit, no
   // location. A "store" card reported in the bin is recorded, sends no notice, and logs a
-  // warning (ok = true).
+  // warning (ok = true). A card resolved by hand (status "awaiting_restock", operator_api.hpp)
+  // reported in a slot takes the path of a new "store" card: pickup code and notice.
+  // Recording a store decision queues the issuer's "card.found" event (issuer_events.hpp).
   StoredResult recordStored(const std::string& kiosk_id, const std::string& deposit_id,
                             const lostcard::v1::Location& location,
                             std::chrono::system_clock::time_point now);
