@@ -22,11 +22,14 @@
 //                              SHA-256 is stored: issuer_keys.hpp)
 //     revoke-issuer-key KEY_ID    ends a key at once
 //     issuer-keys [--issuer ID]   key_id issuer_id created_at revoked_at (never the key)
+//     issuer-proof-key ISSUER_ID  the key the issuer signs card proofs with (card_proof.hpp)
 //
 // --db defaults to $LOSTCARD_DB; the card key comes from --card-key-file or $LOSTCARD_CARD_KEY,
 // the image key (difficult-image) from --image-key-file or $LOSTCARD_IMAGE_KEY.
 // Card numbers are read from stdin only, never from the command line (where `ps` and shell
 // history would keep them), and never printed.
+#include <openssl/crypto.h>
+
 #include <boost/program_options.hpp>
 #include <cctype>
 #include <chrono>
@@ -45,6 +48,7 @@
 
 #include "lostcard/cloud/accounts.hpp"
 #include "lostcard/cloud/card_hasher.hpp"
+#include "lostcard/cloud/card_proof.hpp"
 #include "lostcard/cloud/image_vault.hpp"
 #include "lostcard/cloud/issuer_keys.hpp"
 #include "lostcard/cloud/store.hpp"
@@ -93,7 +97,9 @@ constexpr const char* kUsage =
     "  revoke-issuer-key KEY_ID\n"
     "                         revokes a key; exits 1 when no such key is in force\n"
     "  issuer-keys [--issuer ID]\n"
-    "                         key_id issuer_id created_at revoked_at (- when in force)\n";
+    "                         key_id issuer_id created_at revoked_at (- when in force)\n"
+    "  issuer-proof-key ISSUER_ID\n"
+    "                         prints the issuer's card-proof key (64 hex; needs the card key)\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -519,6 +525,19 @@ int runCommand(const std::string& db, const std::string& key_file,
       std::cerr << "lostcard-admin: add-issuer-key: unknown issuer\n";
       return kExitFailed;
     }
+    return kExitOk;
+  }
+  if (command == "issuer-proof-key") {
+    // The key an issuer signs its holders' card proofs with (card_proof.hpp); derived, not kept.
+    auto vm = parseCommand(command, args, none, {"issuer-id"});
+    const CardHasher hasher = loadHasher(key_file);
+    std::string key = lostcard::cloud::issuerProofKey(hasher, vm["issuer-id"].as<std::string>());
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (unsigned char c : key) {
+      std::cout << kHex[c >> 4] << kHex[c & 15];
+    }
+    std::cout << "\n";
+    OPENSSL_cleanse(key.data(), key.size());
     return kExitOk;
   }
   if (command == "revoke-issuer-key") {

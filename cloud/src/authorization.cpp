@@ -114,4 +114,11 @@ Access mayReadDeposit(const Principal& who, const DepositOwnership& deposit) {
   return Access::hide();
 }
 
+Access mayUseHolderApi(const Principal& who) {
+  if (who.role != Role::kHolder || who.holder_id.empty()) {
+    return Access::forbid("only a holder's own account may use the holder's endpoints");
+  }
+  return Access::allow();
+}
+
 }  // namespace lostcard::cloud

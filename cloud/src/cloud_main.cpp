@@ -283,6 +283,9 @@ int main(int argc, char** argv) {
       api_options.card_hasher = &hasher;
       api_options.card_formats = cloud::loadCardFormats(models);
       api_options.max_import_bytes = http_max_import_bytes;
+      api_options.notice_vault = &notice_vault;
+      api_options.pickup_code_ttl = store_options.pickup_code_ttl;
+      api_options.pickup_code_tries = store_options.pickup_code_tries;
       people_api.emplace(io, api_options);
       people_api->start();
       if (!http_port_file.empty()) {

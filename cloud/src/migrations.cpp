@@ -272,6 +272,18 @@ CREATE TABLE issuer_api_keys (
 CREATE INDEX issuer_api_keys_issuer_idx ON issuer_api_keys (issuer_id);
 )sql";
 
+// Version 9: the holder's inbox (holder_notices.hpp). Each notice gets a number in the order it
+// was queued (stream_seq): the inbox lists a holder's notices by it and the live stream resumes
+// after one (Last-Event-ID). Plus an index for the per-holder limit on new pickup codes, and who
+// enrolled each card: its issuer, or its holder with the issuer's proof (card_proof.hpp).
+constexpr std::string_view kHolderInbox = R"sql(
+ALTER TABLE cards ADD COLUMN enrolled_by text NOT NULL DEFAULT 'issuer'
+  CHECK (enrolled_by IN ('issuer', 'holder'));
+ALTER TABLE notice_outbox ADD COLUMN stream_seq bigserial;
+CREATE INDEX notice_outbox_holder_idx ON notice_outbox (holder_id, stream_seq);
+CREATE INDEX audit_log_new_code_idx ON audit_log (actor_id, at) WHERE action = 'pickup.new_code';
+)sql";
+
 const std::vector<Migration> kMigrations = {
     {1, "registry", kInitialSchema},
     {2, "kiosk inventories", kKioskInventories},
@@ -280,6 +292,7 @@ const std::vector<Migration> kMigrations = {
     {5, "people and audit", kPeopleAndAudit},
     {6, "sealed notices", kSealedNotices},
     {7, "issuer api keys", kIssuerApiKeys},
+    {9, "holder inbox", kHolderInbox},
 };
 
 void lockMigrations(pqxx::work& tx) {

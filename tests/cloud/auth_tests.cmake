@@ -18,3 +18,7 @@ lostcard_add_test(NAME card_import_test TIER unit
 lostcard_add_test(NAME issuer_api_pgtest TIER pg FIXTURES pg
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/issuer_api_pgtest.cpp
   DEPS lostcard_http_api lostcard_test_support)
+
+lostcard_add_test(NAME holder_api_pgtest TIER pg FIXTURES pg
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/holder_api_pgtest.cpp
+  DEPS lostcard_http_api lostcard_test_support)

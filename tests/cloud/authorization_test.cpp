@@ -134,3 +134,13 @@ TEST_CASE("the audit log's free text never carries a long digit run") {
   CHECK(maskDigitRuns("slots 1 2 3", 6) == "slots 1 2 3");
   CHECK(maskDigitRuns("", 6).empty());
 }
+
+TEST_CASE("the holder's endpoints are for a holder's own account only") {
+  CHECK(mayUseHolderApi(holder("ada")).allowed);
+  for (const auto& refused : {mayUseHolderApi(holder("")), mayUseHolderApi(admin()),
+                              mayUseHolderApi(operatorOf({"kiosk-1"})),
+                              mayUseHolderApi(staffOf("northwind"))}) {
+    CHECK_FALSE(refused.allowed);
+    CHECK(refused.status == 403);
+  }
+}

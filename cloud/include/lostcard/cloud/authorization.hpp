@@ -71,4 +71,8 @@ struct DepositOwnership {
 // box's operators and its issuer).
 Access mayReadDeposit(const Principal& who, const DepositOwnership& deposit);
 
+// The holder's own endpoints (/v1/holder/cards, card-queries, notices, new-code): a holder
+// account, acting on its own holder id only (nobody acts there for a holder, admins neither).
+Access mayUseHolderApi(const Principal& who);
+
 }  // namespace lostcard::cloud
