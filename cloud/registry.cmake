@@ -5,6 +5,7 @@ lostcard_add_library(NAME lostcard_registry
   SOURCES
     src/audit.cpp
     src/card_hasher.cpp
+    src/card_proof.cpp
     src/delivery.cpp
     src/fleet.cpp
     src/issuer_events.cpp

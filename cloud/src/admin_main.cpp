@@ -25,11 +25,14 @@
 //     set-issuer-webhook ISSUER_ID URL [--secret-stdin]   where the issuer's events go; the
 //                              signing secret is made and printed once, or read from stdin
 //     sweep-unclaimed [--days N]  marks cards waiting in a slot N days (default 30) for return
+//     issuer-proof-key ISSUER_ID  the key the issuer signs card proofs with (card_proof.hpp)
 //
 // --db defaults to $LOSTCARD_DB; the card key comes from --card-key-file or $LOSTCARD_CARD_KEY,
 // the image key (difficult-image) from --image-key-file or $LOSTCARD_IMAGE_KEY.
 // Card numbers are read from stdin only, never from the command line (where `ps` and shell
 // history would keep them), and never printed.
+#include <openssl/crypto.h>
+
 #include <boost/program_options.hpp>
 #include <cctype>
 #include <chrono>
@@ -48,6 +51,7 @@
 
 #include "lostcard/cloud/accounts.hpp"
 #include "lostcard/cloud/card_hasher.hpp"
+#include "lostcard/cloud/card_proof.hpp"
 #include "lostcard/cloud/image_vault.hpp"
 #include "lostcard/cloud/issuer_events.hpp"
 #include "lostcard/cloud/unclaimed.hpp"
@@ -107,7 +111,9 @@ constexpr const char* kUsage =
     "                         a new signing secret once (or reads it from stdin's first line)\n"
     "  sweep-unclaimed [--days N]\n"
     "                         marks cards waiting in a slot N days (default 30) for return to\n"
-    "                         their issuer, as lostcard-cloud does hourly\n";
+    "                         their issuer, as lostcard-cloud does hourly\n"
+    "  issuer-proof-key ISSUER_ID\n"
+    "                         prints the issuer's card-proof key (64 hex; needs the card key)\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -549,6 +555,19 @@ int runCommand(const std::string& db, const std::string& key_file,
       std::cerr << "lostcard-admin: add-issuer-key: unknown issuer\n";
       return kExitFailed;
     }
+    return kExitOk;
+  }
+  if (command == "issuer-proof-key") {
+    // The key an issuer signs its holders' card proofs with (card_proof.hpp); derived, not kept.
+    auto vm = parseCommand(command, args, none, {"issuer-id"});
+    const CardHasher hasher = loadHasher(key_file);
+    std::string key = lostcard::cloud::issuerProofKey(hasher, vm["issuer-id"].as<std::string>());
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (unsigned char c : key) {
+      std::cout << kHex[c >> 4] << kHex[c & 15];
+    }
+    std::cout << "\n";
+    OPENSSL_cleanse(key.data(), key.size());
     return kExitOk;
   }
   if (command == "revoke-issuer-key") {

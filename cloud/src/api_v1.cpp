@@ -240,7 +240,7 @@ void addApiV1Routes(HttpRouter& router, AccountStore& accounts, CardDataReader& 
 }
 
 HttpRouter makeApiV1Router(AccountStore& accounts, CardDataReader& reader, const IssuerApi& issuer,
-                           HttpRouter::Clock clock) {
+                           HttpRouter::Clock clock, const HolderApi* holder) {
   HttpRouter router(
       [&accounts, &keys = issuer.keys](std::string_view token,
                                        std::chrono::system_clock::time_point now) {
@@ -251,6 +251,9 @@ HttpRouter makeApiV1Router(AccountStore& accounts, CardDataReader& reader, const
       },
       std::move(clock));
   addApiV1Routes(router, accounts, reader, issuer);
+  if (holder != nullptr) {
+    addHolderRoutes(router, *holder);
+  }
   return router;
 }
 
@@ -267,10 +270,23 @@ PeopleApi::PeopleApi(boost::asio::io_context& io, PeopleApiOptions options)
                      .card_hasher = options_.card_hasher,
                      .card_formats = options_.card_formats,
                      .image_vault = options_.image_vault}),
-      router_(
-          makeApiV1Router(accounts_, reader_,
-                          IssuerApi{issuer_keys_, enrollment_, options_.card_formats,
-                                    options_.max_import_bytes, options_.max_concurrent_imports})),
+      store_({.conninfo = options_.conninfo,
+              .pool_size = options_.threads,
+              .pickup_code_ttl = options_.pickup_code_ttl,
+              .pickup_code_tries = options_.pickup_code_tries,
+              .notice_vault = options_.notice_vault}),
+      holder_data_({.conninfo = options_.conninfo,
+                    .pool_size = options_.threads,
+                    .notice_vault = options_.notice_vault,
+                    .max_new_codes_per_hour = options_.max_new_codes_per_hour},
+                   store_, requiredHasher(options_)),
+      notice_streams_({.conninfo = options_.conninfo, .notice_vault = options_.notice_vault}),
+      holder_api_{holder_data_, notice_streams_},
+      router_(makeApiV1Router(
+          accounts_, reader_,
+          IssuerApi{issuer_keys_, enrollment_, options_.card_formats, options_.max_import_bytes,
+                    options_.max_concurrent_imports},
+          [] { return std::chrono::system_clock::now(); }, &holder_api_)),
       tls_(makeHttpsServerContext(options_.cert_file, options_.key_file)),
       threads_(static_cast<std::size_t>(std::max(1, options_.threads))),
       server_(io, tls_, router_, threads_.get_executor(), options_.server) {
@@ -282,9 +298,15 @@ PeopleApi::~PeopleApi() {
   threads_.join();
 }
 
-void PeopleApi::start() { server_.start(); }
+void PeopleApi::start() {
+  notice_streams_.start();
+  server_.start();
+}
 
-void PeopleApi::stop() { server_.stop(); }
+void PeopleApi::stop() {
+  server_.stop();
+  notice_streams_.stop();
+}
 
 boost::asio::ip::tcp::endpoint PeopleApi::localEndpoint() const { return server_.localEndpoint(); }
 

@@ -153,4 +153,11 @@ std::optional<std::vector<std::string>> servedKiosks(const Principal& who) {
   return who.role == Role::kOperator ? who.kiosk_ids : std::vector<std::string>{};
 }
 
+Access mayUseHolderApi(const Principal& who) {
+  if (who.role != Role::kHolder || who.holder_id.empty()) {
+    return Access::forbid("only a holder's own account may use the holder's endpoints");
+  }
+  return Access::allow();
+}
+
 }  // namespace lostcard::cloud

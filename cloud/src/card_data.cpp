@@ -4,6 +4,7 @@
 
 #include "lostcard/cloud/accounts.hpp"
 #include "lostcard/cloud/audit.hpp"
+#include "lostcard/cloud/notice.hpp"
 #include "registry_pg.hpp"
 
 namespace lostcard::cloud {
@@ -25,7 +26,8 @@ std::string depositColumns() {
          rfc3339Sql("d.collected_at") +
          ", d.decision, coalesce(d.difficult_reason, ''), "
          "CASE d.location_kind WHEN 'slot' THEN 'slot:' || d.location_slot "
-         "                     WHEN 'bin' THEN 'bin' ELSE '' END";
+         "                     WHEN 'bin' THEN 'bin' ELSE '' END, "
+         "k.latitude, k.longitude, k.opening_hours";
 }
 
 void fillDeposit(const pqxx::row& r, bool operator_view, v1::Deposit* d) {
@@ -38,6 +40,14 @@ void fillDeposit(const pqxx::row& r, bool operator_view, v1::Deposit* d) {
   d->set_decided_at(r[6].as<std::string>());
   d->set_stored_at(r[7].as<std::string>());
   d->set_collected_at(r[8].as<std::string>());
+  auto* kiosk = d->mutable_kiosk();
+  kiosk->set_kiosk_id(d->kiosk_id());
+  kiosk->set_name(d->kiosk_name());
+  kiosk->set_address(d->kiosk_address());
+  kiosk->set_latitude(r[12].as<double>());
+  kiosk->set_longitude(r[13].as<double>());
+  kiosk->set_opening_hours(r[14].as<std::string>());
+  kiosk->set_map_url(mapUrl(kiosk->latitude(), kiosk->longitude()));
   if (operator_view) {
     d->set_decision(r[9].as<std::string>());
     d->set_difficult_reason(text(r[10]));

@@ -298,6 +298,9 @@ int main(int argc, char** argv) {
                                       .slots_percent = alert_slots_percent,
                                       .online_within = std::chrono::seconds(online_within_s)};
       api_options.image_vault = image_vault ? &*image_vault : nullptr;
+      api_options.notice_vault = &notice_vault;
+      api_options.pickup_code_ttl = store_options.pickup_code_ttl;
+      api_options.pickup_code_tries = store_options.pickup_code_tries;
       people_api.emplace(io, api_options);
       people_api->start();
       if (!http_port_file.empty()) {

@@ -10,6 +10,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <atomic>
+#include <deque>
 #include <future>
 #include <limits>
 #include <mutex>
@@ -400,6 +402,8 @@ ApiReply HttpRouter::route(const http::request_header<>& request, const std::str
   api.remote = remote;
   const auto content_type = request[http::field::content_type];
   api.content_type.assign(content_type.data(), content_type.size());
+  const auto last_event_id = request["Last-Event-ID"];
+  api.last_event_id.assign(last_event_id.data(), last_event_id.size());
   if (question != std::string_view::npos) {
     auto query = parseQuery(target.substr(question + 1));
     if (!query) {
@@ -469,13 +473,19 @@ HttpResponse HttpRouter::handle(const HttpRequest& request, const std::string& r
   return respond(request, &request.body(), nullptr, remote);
 }
 
+HttpResponse HttpRouter::handle(const HttpRequest& request, const std::string& remote,
+                                EventStarter* events) const {
+  return respond(request, &request.body(), nullptr, remote, events);
+}
+
 HttpResponse HttpRouter::handleStreaming(const http::request_header<>& header,
                                          const std::string& remote, RequestBodyStream& body) const {
   return respond(header, nullptr, &body, remote);
 }
 
 HttpResponse HttpRouter::respond(const http::request_header<>& request, const std::string* body,
-                                 RequestBodyStream* stream, const std::string& remote) const {
+                                 RequestBodyStream* stream, const std::string& remote,
+                                 EventStarter* events) const {
   std::string who = "anonymous";
   ApiReply reply;
   try {
@@ -490,8 +500,28 @@ HttpResponse HttpRouter::respond(const http::request_header<>& request, const st
     reply = errorReply(500, "internal", "internal error");
   }
   const std::string_view target(request.target().data(), request.target().size());
-  apiLog()->info("{} {} {} -> {} ({})", remote, std::string(request.method_string()),
-                 std::string(target.substr(0, target.find('?'))), reply.status, who);
+  if (reply.events && request.version() < 11) {
+    reply = errorReply(400, "bad_request", "an event stream needs HTTP/1.1");
+  }
+  apiLog()->info("{} {} {} -> {}{} ({})", remote, std::string(request.method_string()),
+                 std::string(target.substr(0, target.find('?'))), reply.status,
+                 reply.events ? " (event stream)" : "", who);
+  if (reply.events) {
+    // The head only; the body is the stream (chunked), and the connection ends with it.
+    HttpResponse response{http::status::ok, request.version()};
+    response.set(http::field::server, "lostcard");
+    response.set(http::field::cache_control, "no-store");
+    response.set(http::field::content_type, "text/event-stream");
+    for (auto& [name, value] : reply.headers) {
+      response.set(name, value);
+    }
+    response.keep_alive(false);
+    response.chunked(true);
+    if (events != nullptr) {
+      *events = std::move(reply.events);
+    }
+    return response;
+  }
   return toResponse(std::move(reply), request.version(), keepAlive(request));
 }
 
@@ -656,10 +686,108 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     auto request = std::make_shared<HttpRequest>(parser_->release());
     // The handler may block on the database: run it on the work executor, answer on ours.
     asio::post(state_->work, [self = shared_from_this(), request] {
-      auto response =
-          std::make_shared<HttpResponse>(self->state_->router.handle(*request, self->remote_));
-      asio::post(self->stream_.get_executor(), [self, response] { self->write(response, false); });
+      auto events = std::make_shared<EventStarter>();
+      auto response = std::make_shared<HttpResponse>(
+          self->state_->router.handle(*request, self->remote_, events.get()));
+      asio::post(self->stream_.get_executor(), [self, response, events] {
+        if (*events) {
+          return self->startEvents(response, std::move(*events));
+        }
+        self->write(response, false);
+      });
     });
+  }
+
+  // ---- Event streams (ApiReply::events) ----
+
+  // Sends to its connection's strand; knows when the stream has ended.
+  class ConnectionSink : public EventSink {
+   public:
+    ConnectionSink(std::weak_ptr<HttpConnection> connection, std::shared_ptr<std::atomic<bool>> open)
+        : connection_(std::move(connection)), open_(std::move(open)) {}
+    bool send(std::string text) override {
+      if (!*open_) {
+        return false;
+      }
+      auto c = connection_.lock();
+      if (!c) {
+        return false;
+      }
+      asio::post(c->stream_.get_executor(),
+                 [c, text = std::move(text)]() mutable { c->queueEvent(std::move(text)); });
+      return true;
+    }
+    bool isOpen() const override { return *open_; }
+
+   private:
+    std::weak_ptr<HttpConnection> connection_;
+    std::shared_ptr<std::atomic<bool>> open_;
+  };
+
+  void startEvents(std::shared_ptr<HttpResponse> response, EventStarter starter) {
+    response_ = std::move(response);
+    events_open_ = std::make_shared<std::atomic<bool>>(true);
+    head_serializer_.emplace(*response_);
+    beast::get_lowest_layer(stream_).expires_after(state_->options.read_timeout);
+    http::async_write_header(
+        stream_, *head_serializer_,
+        [self = shared_from_this(), starter = std::move(starter)](beast::error_code ec,
+                                                                  std::size_t) {
+          if (ec) {
+            return self->closeNow();
+          }
+          // From now on the stream has no deadline: the client's going away ends it (the read
+          // below fails), and a client that stops reading overflows the queue.
+          beast::get_lowest_layer(self->stream_).expires_never();
+          self->watchEventClient();
+          starter(std::make_shared<ConnectionSink>(self, self->events_open_));
+        });
+  }
+
+  // Reads (and drops) whatever the client sends until it closes the connection.
+  void watchEventClient() {
+    stream_.async_read_some(asio::buffer(scratch_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec) {
+                                return self->closeNow();
+                              }
+                              self->watchEventClient();
+                            });
+  }
+
+  void queueEvent(std::string text) {
+    if (closed_ || text.empty()) {
+      return;
+    }
+    queued_bytes_ += text.size();
+    event_queue_.push_back(std::move(text));
+    if (queued_bytes_ > EventSink::kMaxQueuedBytes) {
+      apiLog()->warn("{}: event stream closed: the client does not read", remote_);
+      return closeNow();
+    }
+    if (!event_writing_) {
+      writeNextEvent();
+    }
+  }
+
+  void writeNextEvent() {
+    if (event_queue_.empty() || closed_) {
+      event_writing_ = false;
+      return;
+    }
+    event_writing_ = true;
+    auto text = std::make_shared<std::string>(std::move(event_queue_.front()));
+    event_queue_.pop_front();
+    auto chunk = std::make_shared<http::chunk_body<asio::const_buffer>>(
+        http::make_chunk(asio::const_buffer(text->data(), text->size())));
+    asio::async_write(stream_, *chunk,
+                      [self = shared_from_this(), text, chunk](beast::error_code ec, std::size_t) {
+                        self->queued_bytes_ -= std::min(self->queued_bytes_, text->size());
+                        if (ec) {
+                          return self->closeNow();
+                        }
+                        self->writeNextEvent();
+                      });
   }
 
   // A streaming route's body, read on this connection's strand as the handler (on a work thread)
@@ -861,6 +989,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   }
 
   void closeNow() {
+    if (events_open_) {
+      *events_open_ = false;
+    }
     if (!closed_) {
       closed_ = true;
       beast::error_code ignored;
@@ -886,6 +1017,12 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   std::size_t drain_left_ = 0;
   char scratch_[16 * 1024];
   bool closed_ = false;
+  // An event stream's state (after startEvents).
+  std::optional<http::response_serializer<http::string_body>> head_serializer_;
+  std::shared_ptr<std::atomic<bool>> events_open_;
+  std::deque<std::string> event_queue_;
+  std::size_t queued_bytes_ = 0;
+  bool event_writing_ = false;
 };
 
 namespace {

@@ -368,6 +368,18 @@ ALTER TABLE deposits ADD CONSTRAINT deposits_status_check
                     'awaiting_restock'));
 )sql";
 
+// Version 9: the holder's inbox (holder_notices.hpp). Each notice gets a number in the order it
+// was queued (stream_seq): the inbox lists a holder's notices by it and the live stream resumes
+// after one (Last-Event-ID). Plus an index for the per-holder limit on new pickup codes, and who
+// enrolled each card: its issuer, or its holder with the issuer's proof (card_proof.hpp).
+constexpr std::string_view kHolderInbox = R"sql(
+ALTER TABLE cards ADD COLUMN enrolled_by text NOT NULL DEFAULT 'issuer'
+  CHECK (enrolled_by IN ('issuer', 'holder'));
+ALTER TABLE notice_outbox ADD COLUMN stream_seq bigserial;
+CREATE INDEX notice_outbox_holder_idx ON notice_outbox (holder_id, stream_seq);
+CREATE INDEX audit_log_new_code_idx ON audit_log (actor_id, at) WHERE action = 'pickup.new_code';
+)sql";
+
 const std::vector<Migration> kMigrations = {
     {1, "registry", kInitialSchema},
     {2, "kiosk inventories", kKioskInventories},
@@ -377,6 +389,7 @@ const std::vector<Migration> kMigrations = {
     {6, "sealed notices", kSealedNotices},
     {7, "issuer api keys", kIssuerApiKeys},
     {8, "doors opened at the box", kBoxDoors},
+    {9, "holder inbox", kHolderInbox},
     {10, "operations", kOperations},
 };
 

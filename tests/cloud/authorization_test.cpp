@@ -167,3 +167,13 @@ TEST_CASE("operations: the fleet, a kiosk's collection list and its difficult ca
   CHECK(mayReviewDifficult(staff, "k1").status == 403);
   CHECK(mayReviewDifficult(holder, "k1").status == 403);
 }
+
+TEST_CASE("the holder's endpoints are for a holder's own account only") {
+  CHECK(mayUseHolderApi(holder("ada")).allowed);
+  for (const auto& refused : {mayUseHolderApi(holder("")), mayUseHolderApi(admin()),
+                              mayUseHolderApi(operatorOf({"kiosk-1"})),
+                              mayUseHolderApi(staffOf("northwind"))}) {
+    CHECK_FALSE(refused.allowed);
+    CHECK(refused.status == 403);
+  }
+}

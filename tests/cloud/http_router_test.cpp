@@ -200,7 +200,12 @@ TEST_CASE("docs/openapi.yaml describes exactly the v1 routes") {
   IssuerKeyStore keys({.conninfo = "host=/nonexistent"});
   const CardHasher hasher("test-key", std::string(32, 'k'));
   CardEnrollment enrollment({.conninfo = "host=/nonexistent"}, hasher);
-  auto router = makeApiV1Router(accounts, reader, {keys, enrollment});
+  Store store({.conninfo = "host=/nonexistent"});
+  HolderData holder_data({.conninfo = "host=/nonexistent"}, store, hasher);
+  NoticeStreams streams({.conninfo = "host=/nonexistent"});  // not started
+  const HolderApi holder{holder_data, streams};
+  auto router = makeApiV1Router(accounts, reader, {keys, enrollment},
+                                [] { return std::chrono::system_clock::now(); }, &holder);
   OperatorApi operator_api({.conninfo = "host=/nonexistent"});
   operator_api.addRoutes(router);
   std::set<std::string> served;

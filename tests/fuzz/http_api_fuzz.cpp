@@ -48,6 +48,9 @@ struct World {
   const cloud::CardHasher hasher{"fuzz-key", std::string(32, 'k')};
   cloud::IssuerKeyStore keys;
   cloud::CardEnrollment enrollment;
+  cloud::HolderData holder_data;
+  cloud::NoticeStreams streams;  // not started: an event stream's answer is its head alone
+  cloud::HolderApi holder_api{holder_data, streams};
   cloud::HttpRouter router;
   std::array<std::string, 3> tokens;  // holder, operator, issuer staff
 
@@ -57,7 +60,11 @@ struct World {
         reader(cloud::CardDataOptions{.conninfo = db.conninfo(), .pool_size = 1}),
         keys(cloud::IssuerKeyStoreOptions{.conninfo = db.conninfo(), .pool_size = 1}),
         enrollment(cloud::CardEnrollmentOptions{.conninfo = db.conninfo(), .pool_size = 1}, hasher),
-        router(cloud::makeApiV1Router(accounts, reader, {keys, enrollment}, [] { return kNow; })) {
+        holder_data(cloud::HolderDataOptions{.conninfo = db.conninfo(), .pool_size = 1}, store,
+                    hasher),
+        streams(cloud::NoticeStreamOptions{.conninfo = db.conninfo()}),
+        router(cloud::makeApiV1Router(accounts, reader, {keys, enrollment}, [] { return kNow; },
+                                      &holder_api)) {
     store.migrate();
     store.upsertIssuer("bank", "Bank");
     store.upsertHolder("ada", "Ada", "http://127.0.0.1:9/holders/ada", "secret-a");

@@ -375,6 +375,18 @@ void httpApiSeeds(const fs::path& dir) {
   write(dir, "unknown-path", flags(0) + get("/v1/operator/kiosks/%2e%2e/deposits") +
                                  get("/v2/x"));
   write(dir, "not-http", flags(3) + "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+  // The holder's endpoints (holder_api.hpp).
+  write(dir, "holder-cards-notices",
+        flags(0) + get("/v1/holder/cards") + get("/v1/holder/notices") + get("/v1/kiosks/kiosk-a"));
+  write(dir, "holder-card-query", flags(0) + post("/v1/holder/card-queries", "application/json",
+                                                  R"({"number":"4111 1111 1111 1111"})") +
+                                      post("/v1/holder/card-queries", "application/json",
+                                           R"({"card_id":"1"})"));
+  write(dir, "holder-new-code",
+        flags(0) + post("/v1/holder/deposits/11111111-1111-4111-8111-111111111111/new-code",
+                        "application/json", "{}"));
+  write(dir, "holder-stream", flags(0) + get("/v1/holder/notices/stream"));
+  write(dir, "operator-holder-cards", flags(1) + get("/v1/holder/cards"));
 }
 
 }  // namespace

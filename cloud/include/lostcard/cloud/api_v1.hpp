@@ -9,6 +9,7 @@
 //   GET  /v1/issuer/cards                    issuer staff: their issuer's cards
 //   POST /v1/issuer/enrollments              issuer staff: bulk enrollment, a CSV or NDJSON
 //                                            body read streamed (card_enrollment.hpp) -> report
+//   and, given a HolderApi, the holder's own endpoints and GET /v1/kiosks/{id} (holder_api.hpp)
 //
 //   AccountStore accounts({.conninfo = db});
 //   CardDataReader reader({.conninfo = db});
@@ -35,6 +36,7 @@
 #include "lostcard/cloud/card_data.hpp"
 #include "lostcard/cloud/card_enrollment.hpp"
 #include "lostcard/cloud/card_formats.hpp"
+#include "lostcard/cloud/holder_api.hpp"
 #include "lostcard/cloud/http_api.hpp"
 #include "lostcard/cloud/issuer_keys.hpp"
 #include "lostcard/cloud/operator_api.hpp"
@@ -58,10 +60,12 @@ void addApiV1Routes(HttpRouter& router, AccountStore& accounts, CardDataReader& 
                     const IssuerApi& issuer);
 
 // A router that authenticates people's tokens with `accounts` and issuers' API keys with
-// `issuer.keys`, and serves the v1 endpoints; `clock` is for tests.
+// `issuer.keys`, and serves the v1 endpoints (the holder's too, with `holder`); `clock` is for
+// tests.
 HttpRouter makeApiV1Router(
     AccountStore& accounts, CardDataReader& reader, const IssuerApi& issuer,
-    HttpRouter::Clock clock = [] { return std::chrono::system_clock::now(); });
+    HttpRouter::Clock clock = [] { return std::chrono::system_clock::now(); },
+    const HolderApi* holder = nullptr);
 
 struct PeopleApiOptions {
   std::string conninfo;
@@ -81,6 +85,12 @@ struct PeopleApiOptions {
   // difficult cards' photos (null: those requests get 503; must outlive the PeopleApi).
   FleetThresholds fleet_thresholds{};
   const ImageVault* image_vault = nullptr;
+  // The holder's endpoints: the notice key (loadNoticeVault; must outlive the PeopleApi; null:
+  // processNoticeVault) and the rules of the new pickup codes they issue (store.hpp).
+  const ImageVault* notice_vault = nullptr;
+  std::chrono::hours pickup_code_ttl{24 * 14};
+  int pickup_code_tries = 5;
+  int max_new_codes_per_hour = 5;
 };
 
 // The whole API service: accounts, audited reads, the v1 router, its TLS context and server,
@@ -104,6 +114,10 @@ class PeopleApi {
   IssuerKeyStore issuer_keys_;
   CardEnrollment enrollment_;
   OperatorApi operator_api_;
+  Store store_;
+  HolderData holder_data_;
+  NoticeStreams notice_streams_;
+  HolderApi holder_api_;
   HttpRouter router_;
   boost::asio::ssl::context tls_;
   boost::asio::thread_pool threads_;

@@ -83,5 +83,8 @@ Access mayServeKiosk(const Principal& who, const std::string& kiosk_id);
 Access mayReviewDifficult(const Principal& who, const std::string& deposit_kiosk_id);
 // The kiosks whose state `who` may see: nullopt for every kiosk (admins), else the list.
 std::optional<std::vector<std::string>> servedKiosks(const Principal& who);
+// The holder's own endpoints (/v1/holder/cards, card-queries, notices, new-code): a holder
+// account, acting on its own holder id only (nobody acts there for a holder, admins neither).
+Access mayUseHolderApi(const Principal& who);
 
 }  // namespace lostcard::cloud

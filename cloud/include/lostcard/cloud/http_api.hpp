@@ -67,14 +67,37 @@ struct ApiRequest {
   std::chrono::system_clock::time_point now;
   std::optional<AuthenticatedSession> session;  // set on Auth::kRequired routes
   std::string token;                            // the bearer token, on Auth::kRequired routes
+  std::string last_event_id;  // the Last-Event-ID header (an event stream resumes after it)
 
   const Principal& principal() const { return session->principal; }
 };
+
+// Where an event stream's text goes (server-sent events, text/event-stream): each send() is
+// written to the client as it comes, in order. Thread-safe. The stream ends when the client
+// closes the connection, the server stops, or the client reads too slowly (more than
+// kMaxQueuedBytes waiting: the connection is closed rather than buffered without end).
+class EventSink {
+ public:
+  static constexpr std::size_t kMaxQueuedBytes = 256 * 1024;
+  virtual ~EventSink() = default;
+  // Queues `text` (whole events, "id: ..\ndata: ..\n\n", or comments ": ..\n\n"); false once
+  // the stream has ended (nothing more will be sent).
+  virtual bool send(std::string text) = 0;
+  virtual bool isOpen() const = 0;
+};
+
+// Called once the head of an event-stream answer is sent; it keeps the sink and sends events to
+// it for as long as it is open (on any thread; it must not block the caller).
+using EventStarter = std::function<void(std::shared_ptr<EventSink>)>;
 
 struct ApiReply {
   unsigned status = 200;
   std::string body;  // JSON, or empty (204)
   std::vector<std::pair<std::string, std::string>> headers;
+  // Set (with status 200 and no body): the answer is an event stream (Content-Type
+  // text/event-stream, chunked, never kept alive for another request) whose body the starter
+  // sends; the handler returns at once, holding no thread or database connection for the stream.
+  EventStarter events;
 };
 
 // The body of a streamed request (HttpRouter::addStreaming), read piece by piece as its handler
@@ -138,6 +161,11 @@ class HttpRouter {
   // The whole path from one parsed request to its response; no I/O of its own besides what the
   // authenticator and handlers do. Safe to call from several threads once routes are added.
   HttpResponse handle(const HttpRequest& request, const std::string& remote) const;
+  // The same; when the answer is an event stream, its starter goes to `events` (the response is
+  // then the head only: the server sends it, then runs the starter). Without `events` an event
+  // stream's answer is an empty one.
+  HttpResponse handle(const HttpRequest& request, const std::string& remote,
+                      EventStarter* events) const;
 
   // Every route as (method, pattern), in the order added (docs/openapi.yaml is checked against
   // it by a test).
@@ -161,7 +189,8 @@ class HttpRouter {
   ApiReply route(const http::request_header<>& request, const std::string* body,
                  RequestBodyStream* stream, const std::string& remote, std::string& who) const;
   HttpResponse respond(const http::request_header<>& request, const std::string* body,
-                       RequestBodyStream* stream, const std::string& remote) const;
+                       RequestBodyStream* stream, const std::string& remote,
+                       EventStarter* events = nullptr) const;
 
   Authenticator authenticate_;
   Clock clock_;
