@@ -323,12 +323,11 @@ int main(int argc, char** argv) {
   struct HeldLine {
     std::vector<cv::Mat> glyphs;
     std::string digits;
-    lc::LinePrep prep = lc::LinePrep::kGray;
+    bool relief = false;
   };
   std::vector<HeldLine> held_lines;
   int kept = 0;         // cuts with one glyph per digit
   int relief_kept = 0;  // of which relief cuts
-  int height_kept = 0;  // and height cuts
   for (int i = 0; i < lines; ++i) {
     // The OCR fonts (the first two), whose shapes are furthest from the rest, twice as often.
     const std::size_t pick = static_cast<std::size_t>(i) % (fonts.size() + 2);
@@ -339,9 +338,6 @@ int main(int argc, char** argv) {
     std::vector<lc::LinePrep> preps = {lc::LinePrep::kGray};
     if (line.embossed || i % 4 == 0) {
       preps.push_back(lc::LinePrep::kRelief);
-    }
-    if (line.embossed) {
-      preps.push_back(lc::LinePrep::kHeight);
     }
     for (const lc::LinePrep prep : preps) {
       const cv::Mat prepared = lc::prepareLine(line.image, line.text_box, prep);
@@ -354,9 +350,7 @@ int main(int argc, char** argv) {
           cv::rectangle(shown, box, cv::Scalar(0, 0, 255), 1);
         }
         cv::imwrite(fmt::format("{}/{:03}-{}-{}-of-{}.png", dump_dir, i,
-                                prep == lc::LinePrep::kRelief   ? "relief"
-                                : prep == lc::LinePrep::kHeight ? "height"
-                                                                : "grey",
+                                prep == lc::LinePrep::kRelief ? "relief" : "grey",
                                 cut.glyphs.size(), line.digits.size()),
                     shown);
       }
@@ -365,9 +359,8 @@ int main(int argc, char** argv) {
       }
       ++kept;
       relief_kept += prep == lc::LinePrep::kRelief ? 1 : 0;
-      height_kept += prep == lc::LinePrep::kHeight ? 1 : 0;
       if (i % 10 == 9) {
-        held_lines.push_back({cut.glyphs, line.digits, prep});
+        held_lines.push_back({cut.glyphs, line.digits, prep == lc::LinePrep::kRelief});
         continue;
       }
       for (std::size_t k = 0; k < cut.glyphs.size(); ++k) {
@@ -382,9 +375,9 @@ int main(int argc, char** argv) {
       }
     }
   }
-  std::cout << fmt::format("rendered {} lines; {} cuts ({} of relief, {} of height) gave one glyph "
-                           "per digit; training on {} glyphs\n",
-                           lines, kept, relief_kept, height_kept, train_glyphs.size())
+  std::cout << fmt::format("rendered {} lines; {} cuts ({} of relief) gave one glyph per digit; "
+                           "training on {} glyphs\n",
+                           lines, kept, relief_kept, train_glyphs.size())
             << std::flush;
   const lc::DigitClassifier classifier = lc::DigitClassifier::train(train_glyphs, train_digits,
                                                                     seed);
@@ -397,8 +390,6 @@ int main(int argc, char** argv) {
   int lines_right = 0;
   int relief_lines = 0;
   int relief_lines_right = 0;
-  int height_lines = 0;
-  int height_lines_right = 0;
   for (const HeldLine& held : held_lines) {
     bool all = true;
     for (std::size_t k = 0; k < held.glyphs.size(); ++k) {
@@ -408,21 +399,17 @@ int main(int argc, char** argv) {
       ++glyphs_total;
     }
     lines_right += all ? 1 : 0;
-    const bool relief = held.prep == lc::LinePrep::kRelief;
-    const bool height = held.prep == lc::LinePrep::kHeight;
-    relief_lines += relief ? 1 : 0;
-    relief_lines_right += relief && all ? 1 : 0;
-    height_lines += height ? 1 : 0;
-    height_lines_right += height && all ? 1 : 0;
+    relief_lines += held.relief ? 1 : 0;
+    relief_lines_right += held.relief && all ? 1 : 0;
   }
   const auto share = [](int part, int whole) {
     return whole > 0 ? static_cast<double>(part) / whole : 0.0;
   };
   std::cout << fmt::format(
       "train-digits: lines={} glyphs={} validation_glyphs={} glyph_accuracy={:.4f} "
-      "line_accuracy={:.4f} relief_line_accuracy={:.4f} height_line_accuracy={:.4f}\n",
+      "line_accuracy={:.4f} relief_line_accuracy={:.4f}\n",
       kept, train_glyphs.size(), glyphs_total, share(glyphs_right, glyphs_total),
       share(lines_right, static_cast<int>(held_lines.size())),
-      share(relief_lines_right, relief_lines), share(height_lines_right, height_lines));
+      share(relief_lines_right, relief_lines));
   return 0;
 }
