@@ -231,6 +231,8 @@ struct NoticeDelivery::Impl {
     return shorten("HTTP " + std::to_string(response.status) + ": " + response.body);
   }
 
+  // A notice withdrawn (or given up) while it was being sent keeps that state: only a notice
+  // still waiting takes the outcome.
   void recordOutcome(const Claimed& notice, const std::string& error) {
     const auto now = Clock::now();
     const int attempts = notice.attempts + 1;
@@ -239,17 +241,20 @@ struct NoticeDelivery::Impl {
       if (error.empty()) {
         tx.exec_params(std::string("UPDATE notice_outbox SET delivered_at = $2::timestamptz, "
                                    "attempts = $3, last_error = NULL, ") +
-                           kWipeNoticePayloadSql + " WHERE id = $1::uuid AND delivered_at IS NULL",
+                           kWipeNoticePayloadSql +
+                           " WHERE id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL",
                        notice.id, detail::pgTimestamp(now), attempts);
       } else if (attempts >= options.max_attempts) {
         tx.exec_params(std::string("UPDATE notice_outbox SET gave_up_at = $2::timestamptz, "
                                    "attempts = $3, last_error = $4, ") +
-                           kWipeNoticePayloadSql + " WHERE id = $1::uuid AND delivered_at IS NULL",
+                           kWipeNoticePayloadSql +
+                           " WHERE id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL",
                        notice.id, detail::pgTimestamp(now), attempts, error);
       } else {
         tx.exec_params(
             "UPDATE notice_outbox SET next_attempt_at = $2::timestamptz, attempts = $3, "
-            "last_error = $4 WHERE id = $1::uuid AND delivered_at IS NULL",
+            "last_error = $4 "
+            "WHERE id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL",
             notice.id, detail::pgTimestamp(now + deliveryBackoff(attempts, options)), attempts,
             error);
       }
@@ -358,7 +363,7 @@ struct NoticeDelivery::Impl {
           "  delivered_at = CASE WHEN $3::text IS NULL THEN $4::timestamptz END, "
           "  gave_up_at = CASE WHEN $5::boolean THEN $4::timestamptz END, "
           "  next_attempt_at = $6::timestamptz "
-          "WHERE id = $1::uuid AND delivered_at IS NULL",
+          "WHERE id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL",
           event.id, attempts, error.empty() ? std::nullopt : std::optional<std::string>(error),
           detail::pgTimestamp(now), give_up,
           detail::pgTimestamp(error.empty() ? now : now + deliveryBackoff(attempts, options)));

@@ -1380,7 +1380,7 @@ ReportResult Store::recordBinEmptied(const std::string& kiosk_id, const std::str
           "UPDATE deposits SET status = 'collected', collected_at = $3::timestamptz, "
           "collected_by = 'operator', collected_by_account = $4::bigint "
           "WHERE id = $1::uuid AND kiosk_id = $2 AND location_kind = 'bin' "
-          "  AND status IN ('decided', 'stored') RETURNING id",
+          "  AND status IN ('decided', 'stored', 'to_return') RETURNING id",
           id, kiosk_id, now_sql, account_id);
       if (changed.empty()) {
         impl_->log->warn(

@@ -95,6 +95,12 @@ struct Fixture {
         .as<std::string>();
   }
   int count(const std::string& sql) { return query1(sql)[0].as<int>(); }
+  void exec(const std::string& sql) {
+    pqxx::connection c(db.conninfo());
+    pqxx::work tx(c);
+    tx.exec(sql);
+    tx.commit();
+  }
 
   lostcard::test::PgTestDb db;
   Store store;
@@ -205,6 +211,10 @@ TEST_CASE("an operator's box code opens only their kiosks' bins; the bin's cards
         0);
   const auto in_bin = f.difficultInBin("kiosk-1");
   const auto other_bin = f.difficultInBin("kiosk-2");
+  // A difficult card an operator marked for return to its issuer still lies in the bin too.
+  const auto returning = f.difficultInBin("kiosk-1");
+  f.exec("UPDATE deposits SET status = 'to_return', return_reason = 'operator', "
+         "return_marked_at = now() WHERE id = '" + returning + "'");
 
   // The operator of another kiosk.
   const auto west_here =
@@ -228,10 +238,11 @@ TEST_CASE("an operator's box code opens only their kiosks' bins; the bin's cards
       f.store.recordBinEmptied("kiosk-1", lostcard::wire::newUuid(), {in_bin}, kNow + 3min).ok);
   CHECK_FALSE(f.store.recordBinEmptied("kiosk-2", request, {other_bin}, kNow + 3min).ok);
   const auto emptied =
-      f.store.recordBinEmptied("kiosk-1", request, {in_bin, other_bin}, kNow + 5min);
+      f.store.recordBinEmptied("kiosk-1", request, {in_bin, returning, other_bin}, kNow + 5min);
   CHECK(emptied.ok);
-  CHECK(emptied.collected == 1);
+  CHECK(emptied.collected == 2);
   CHECK(f.status(in_bin) == "collected");
+  CHECK(f.status(returning) == "collected");
   CHECK(f.status(other_bin) == "stored");
   CHECK(f.query1("SELECT collected_by || ':' || collected_by_account FROM deposits WHERE id = '" +
                  in_bin + "'")[0]

@@ -293,7 +293,8 @@ class Store {
 
   // After an OK opening (request `request_id`) the kiosk emptied its journal's bin: the listed
   // deposits of that kiosk recorded in the bin become "collected" (collected_by 'operator', the
-  // operator's account) in one transaction, audited as bin.emptied. Deposits not in the bin by
+  // operator's account) in one transaction, audited as bin.emptied; so do cards marked for return
+  // to their issuer (to_return) that lie in the bin. Deposits not in the bin by
   // the cloud's records are left as they are (logged; reconciliation shows them). Idempotent by
   // (kiosk, request id). Refused (ok = false): no OK opening for that request at that kiosk.
   ReportResult recordBinEmptied(const std::string& kiosk_id, const std::string& request_id,
