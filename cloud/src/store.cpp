@@ -911,6 +911,15 @@ PickupOutcome Store::redeemPickupCode(const PickupAttempt& a,
             "UPDATE deposits SET status = 'releasing', released_at = $2::timestamptz "
             "WHERE id = $1::uuid",
             s.deposit_id, now_sql);
+        // A notice still on its way carries this code, now used: withdrawn, so that nobody
+        // (the holder's inbox, a card query) counts on it; a card left in its slot needs a new
+        // code anyway.
+        tx.exec_params(
+            std::string("UPDATE notice_outbox SET gave_up_at = $2::timestamptz, "
+                        "  last_error = 'withdrawn: its pickup code was used', ") +
+                kWipeNoticePayloadSql +
+                " WHERE deposit_id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL",
+            s.deposit_id, now_sql);
       } else {
         tx.exec_params("UPDATE pickup_codes SET tries_left = $2 WHERE deposit_id = $1::uuid",
                        s.deposit_id, v.tries_left);

@@ -144,6 +144,10 @@ TEST_CASE("NOT_TAKEN puts the deposit back in its slot; the used code stays used
   const auto deposit = f.storeCard("kiosk-1", 4);
   const auto code = f.store.waitingNotice(deposit)->pickup_code();
   const auto request = f.open("kiosk-1", 4, deposit);
+  // The notice still on its way carries the used code: withdrawn, so no one counts on it.
+  CHECK_FALSE(f.store.waitingNotice(deposit).has_value());
+  CHECK(f.count("SELECT count(*) FROM notice_outbox WHERE last_error LIKE 'withdrawn%' "
+                "AND payload_sealed IS NULL") == 1);
   REQUIRE(
       f.store.recordPickupDone(report(request, deposit, v1::PICKUP_OUTCOME_NOT_TAKEN), kNow + 2h)
           .ok);
