@@ -153,57 +153,6 @@ class Api {
     return read(*stream);
   }
 
-  // Raw bytes over TLS, then the answer (for requests Beast's client would not make).
-  Reply raw(const std::string& bytes) {
-    asio::io_context io;
-    auto stream = connect(io);
-    asio::write(*stream, asio::buffer(bytes));
-    return read(*stream);
-  }
-
-  // Two requests on one kept-alive connection; their statuses.
-  std::pair<unsigned, unsigned> twoOnOneConnection(const std::string& token) {
-    asio::io_context io;
-    auto stream = connect(io);
-    std::pair<unsigned, unsigned> statuses;
-    for (unsigned* status : {&statuses.first, &statuses.second}) {
-      http::request<http::string_body> request{http::verb::get, "/v1/me", 11};
-      request.set(http::field::host, "localhost");
-      request.set(http::field::authorization, "Bearer " + token);
-      request.keep_alive(true);
-      http::write(*stream, request);
-      *status = read(*stream).status;
-    }
-    return statuses;
-  }
-
-  // Connects (TCP only, or TLS too), sends `bytes` and then nothing; returns what the server
-  // sent before it closed the connection.
-  std::string silentClient(bool tls, const std::string& bytes) {
-    asio::io_context io;
-    std::string received;
-    beast::error_code ec;
-    if (tls) {
-      auto stream = connect(io);
-      asio::write(*stream, asio::buffer(bytes));
-      char buf[4096];
-      for (std::size_t n; (n = stream->read_some(asio::buffer(buf), ec)) > 0 || !ec;) {
-        received.append(buf, n);
-      }
-    } else {
-      beast::tcp_stream stream(io);
-      stream.expires_after(60s);
-      stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port()));
-      char buf[4096];
-      for (std::size_t n; (n = stream.read_some(asio::buffer(buf), ec)) > 0 || !ec;) {
-        received.append(buf, n);
-      }
-    }
-    // Closed by the server (end of stream, or TLS truncation), not by our own 30/60 s deadline.
-    CHECK(ec != beast::error::timeout);
-    return received;
-  }
-
   std::string login(const std::string& who, const std::string& password) {
     const auto reply = call(http::verb::post, "/v1/auth/login", "",
                             R"({"login": ")" + who + R"(", "password": ")" + password + R"("})");
