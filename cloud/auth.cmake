@@ -24,6 +24,7 @@ lostcard_add_library(NAME lostcard_http_api
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/src/api_v1.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/holder_api.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/src/holder_contact.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/http_api.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/operator_api.cpp
   DEPS lostcard_auth lostcard_enrollment Boost::boost Boost::system OpenSSL::SSL OpenSSL::Crypto)

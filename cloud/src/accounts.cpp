@@ -19,14 +19,7 @@ constexpr std::string_view kTokenPrefix = "lc_";
 constexpr std::size_t kTokenBytes = 32;
 
 // "lc_" + base64url (no padding) of 32 random bytes.
-std::string newToken() {
-  unsigned char raw[kTokenBytes];
-  randombytes_buf(raw, sizeof(raw));
-  char text[sodium_base64_ENCODED_LEN(kTokenBytes, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
-  sodium_bin2base64(text, sizeof(text), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  sodium_memzero(raw, sizeof(raw));
-  return std::string(kTokenPrefix) + text;
-}
+std::string newToken() { return newRandomSecret(kTokenPrefix); }
 
 bool looksLikeToken(std::string_view token) {
   // 32 bytes are 43 base64url characters.
@@ -118,13 +111,24 @@ AccountStore::~AccountStore() = default;
 
 std::chrono::minutes AccountStore::tokenTtl() const { return impl_->options.token_ttl; }
 
-std::int64_t AccountStore::upsertAccount(const AccountSpec& spec, std::string_view password,
-                                         std::chrono::system_clock::time_point now) {
+std::string newRandomSecret(std::string_view prefix) {
+  if (sodium_init() < 0) {
+    throw std::runtime_error("libsodium could not be initialized");
+  }
+  unsigned char raw[kTokenBytes];
+  randombytes_buf(raw, sizeof(raw));
+  char text[sodium_base64_ENCODED_LEN(kTokenBytes, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+  sodium_bin2base64(text, sizeof(text), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  sodium_memzero(raw, sizeof(raw));
+  return std::string(prefix) + text;
+}
+
+namespace {
+
+// What every account must be, whoever makes it.
+void checkAccountSpec(const AccountSpec& spec) {
   if (spec.login.empty()) {
     throw std::invalid_argument("an account needs a login");
-  }
-  if (password.empty()) {
-    throw std::invalid_argument("an account needs a password");
   }
   if ((spec.role == Role::kHolder) == spec.holder_id.empty()) {
     throw std::invalid_argument("a holder account needs a holder id; other roles have none");
@@ -136,6 +140,36 @@ std::int64_t AccountStore::upsertAccount(const AccountSpec& spec, std::string_vi
   if (spec.role != Role::kOperator && !spec.kiosk_ids.empty()) {
     throw std::invalid_argument("only operators serve kiosks");
   }
+}
+
+}  // namespace
+
+std::optional<std::int64_t> insertNewAccount(pqxx::transaction_base& tx, const AccountSpec& spec,
+                                             const std::string& password_hash,
+                                             std::chrono::system_clock::time_point now) {
+  checkAccountSpec(spec);
+  const auto rows = tx.exec_params(
+      "INSERT INTO accounts (login, role, password_hash, holder_id, issuer_id, created_at) "
+      "VALUES ($1, $2, $3, $4, $5, $6::timestamptz) ON CONFLICT (login) DO NOTHING RETURNING id",
+      spec.login, roleName(spec.role), password_hash, nullIfEmpty(spec.holder_id),
+      nullIfEmpty(spec.issuer_id), detail::pgTimestamp(now));
+  if (rows.empty()) {
+    return std::nullopt;
+  }
+  const auto account_id = rows[0][0].as<std::int64_t>();
+  for (const auto& kiosk : spec.kiosk_ids) {
+    tx.exec_params("INSERT INTO operator_kiosks (account_id, kiosk_id) VALUES ($1, $2)",
+                   account_id, kiosk);
+  }
+  return account_id;
+}
+
+std::int64_t AccountStore::upsertAccount(const AccountSpec& spec, std::string_view password,
+                                         std::chrono::system_clock::time_point now) {
+  if (password.empty()) {
+    throw std::invalid_argument("an account needs a password");
+  }
+  checkAccountSpec(spec);
   // The slow hash runs before the transaction, not while it holds a row lock.
   const std::string hash = hashPassword(password);
   const auto id = impl_->pool.run([&](pqxx::connection& c) {

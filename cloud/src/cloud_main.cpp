@@ -97,6 +97,8 @@ int main(int argc, char** argv) {
   unsigned token_ttl_minutes = 0;
   std::size_t http_max_body_bytes = 0;
   std::uint64_t http_max_import_bytes = 0;
+  int signups_per_ip_per_hour = 0, signups_per_hour = 0;
+  bool signup_allow_http_webhooks = false;
   unsigned crl_check_ms = 0;
   int workers = 0, db_pool = 0, pickup_ttl_hours = 0;
   int pickup_code_tries = 0, pickup_kiosk_wrong_tries = 0, pickup_kiosk_window_s = 0;
@@ -117,6 +119,9 @@ int main(int argc, char** argv) {
     ("http-port-file", po::value(&http_port_file), "write the bound API port to this file once listening")
     ("http-max-body-bytes", po::value(&http_max_body_bytes)->default_value(64 * 1024), "largest API request body (larger: 413)")
     ("http-max-import-bytes", po::value(&http_max_import_bytes)->default_value(std::uint64_t{1} << 30), "largest bulk enrollment body, POST /v1/issuer/enrollments (larger: 413)")
+    ("signups-per-ip-per-hour", po::value(&signups_per_ip_per_hour)->default_value(5), "holder sign-ups (POST /v1/holder/signup) tried from one client address per hour (more: 429)")
+    ("signups-per-hour", po::value(&signups_per_hour)->default_value(100), "holder sign-ups made per hour, from every address (more: 429)")
+    ("signup-allow-http-webhooks", po::bool_switch(&signup_allow_http_webhooks), "accept http:// webhooks at sign-up (a demo on one machine; https only otherwise)")
     ("token-ttl-minutes", po::value(&token_ttl_minutes)->default_value(15), "how long an API login token works")
     ("db", po::value(&db)->required(), "PostgreSQL conninfo")
     ("db-pool", po::value(&db_pool)->default_value(4), "database connections")
@@ -301,6 +306,9 @@ int main(int argc, char** argv) {
       api_options.notice_vault = &notice_vault;
       api_options.pickup_code_ttl = store_options.pickup_code_ttl;
       api_options.pickup_code_tries = store_options.pickup_code_tries;
+      api_options.signups_per_ip_per_hour = signups_per_ip_per_hour;
+      api_options.signups_per_hour = signups_per_hour;
+      api_options.allow_http_webhooks = signup_allow_http_webhooks;
       people_api.emplace(io, api_options);
       people_api->start();
       if (!http_port_file.empty()) {

@@ -31,10 +31,17 @@ constexpr auto kMinWait = std::chrono::milliseconds(10);
 constexpr auto kErrorPause = std::chrono::seconds(1);
 constexpr std::size_t kMaxErrorText = 300;
 constexpr const char* kDoesNotOpen = "the sealed notice does not open: ";
-// Notices to send: neither delivered nor given up, and sealed (a row from before migration 6
-// still holds its payload in clear until Store::migrate seals it).
+// Notices to send: neither delivered nor given up, sealed (a row from before migration 6 still
+// holds its payload in clear until Store::migrate seals it), and to a holder whose contact is
+// verified (migration 11: the others' notices are held, neither sent nor given up, until it is).
 constexpr const char* kPending =
+    "delivered_at IS NULL AND gave_up_at IS NULL AND payload_sealed IS NOT NULL "
+    "AND holder_id IN (SELECT id FROM holders WHERE contact_verified_at IS NOT NULL)";
+// Contact messages to send (migration 11): every one not yet delivered nor given up.
+constexpr const char* kContactPending =
     "delivered_at IS NULL AND gave_up_at IS NULL AND payload_sealed IS NOT NULL";
+constexpr const char* kWipeContactPayloadSql =
+    "payload_key_id = NULL, payload_nonce = NULL, payload_sealed = NULL";
 
 // The notice key derived from the card key is HKDF-SHA256 of the card key's HMAC of this digit
 // string. 32 digits are never a card number (those have 8 to 19: Store::enrollCard, the
@@ -47,6 +54,14 @@ struct Claimed {
   std::string id, deposit_id, holder_id, url, secret;
   SealedImage sealed;  // the notice, sealed (noticeAssociatedData)
   int attempts = 0;    // before this one
+};
+
+// A contact message (a verification code) claimed for sending: sealed like a notice
+// (contactAssociatedData), to its holder's webhook.
+struct ClaimedContact {
+  std::string id, holder_id, url, secret;
+  SealedImage sealed;
+  int attempts = 0;  // before this one
 };
 
 // An issuer event (issuer_events.hpp) claimed for sending: its payload is not secret.
@@ -96,7 +111,69 @@ std::string shorten(std::string s) {
   return s;
 }
 
+// POSTs `payload` to `url` signed with `secret`, `id` as its Idempotency-Key: what every
+// outbox sends. Returns the error text, "" when the receiver took it (2xx).
+std::string postSigned(const std::string& url_text, const std::string& secret,
+                       const std::string& id, const std::string& payload,
+                       const DeliveryOptions& options) {
+  const auto url = parseHttpUrl(url_text);
+  if (!url) {
+    return "webhook URL is not http(s)";
+  }
+  const auto unix_s =
+      std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+  const HttpHeaders headers = {
+      {"Content-Type", "application/json"},
+      {"Idempotency-Key", id},
+      {kSignatureHeader, signWebhook(secret, payload, unix_s)},
+  };
+  const auto response =
+      httpPost(*url, headers, payload, options.request_timeout, options.extra_ca_file);
+  if (response.status >= 200 && response.status < 300) {
+    return "";
+  }
+  if (response.status == 0) {
+    return shorten(response.error);
+  }
+  return shorten("HTTP " + std::to_string(response.status) + ": " + response.body);
+}
+
+// Records one attempt at a sealed outbox row (notice_outbox, contact_outbox): delivered or given
+// up, its payload is wiped with `wipe_sql`; else it is retried after the back-off. A row
+// withdrawn (or given up) while it was being sent keeps that state: only one still waiting
+// takes the outcome. Returns whether it was given up.
+bool recordSealedAttempt(pqxx::work& tx, const char* table, const char* wipe_sql,
+                         const std::string& id, int attempts, const std::string& error,
+                         const DeliveryOptions& options) {
+  const auto now = Clock::now();
+  const std::string waiting = " WHERE id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL";
+  if (error.empty()) {
+    tx.exec_params(std::string("UPDATE ") + table + " SET delivered_at = $2::timestamptz, " +
+                       "attempts = $3, last_error = NULL, " + wipe_sql + waiting,
+                   id, detail::pgTimestamp(now), attempts);
+    return false;
+  }
+  if (attempts >= options.max_attempts) {
+    tx.exec_params(std::string("UPDATE ") + table + " SET gave_up_at = $2::timestamptz, " +
+                       "attempts = $3, last_error = $4, " + wipe_sql + waiting,
+                   id, detail::pgTimestamp(now), attempts, error);
+    return true;
+  }
+  tx.exec_params(std::string("UPDATE ") + table +
+                     " SET next_attempt_at = $2::timestamptz, attempts = $3, last_error = $4" +
+                     waiting,
+                 id, detail::pgTimestamp(now + deliveryBackoff(attempts, options)), attempts,
+                 error);
+  return false;
+}
+
 }  // namespace
+
+std::string contactAssociatedData(std::string_view message_id, std::string_view holder_id) {
+  std::string ad = "lostcard.contact_outbox|";
+  ad.append(message_id).append("|").append(holder_id);
+  return ad;
+}
 
 ImageVault loadNoticeVault(const std::string& key_file, const CardHasher& card_hasher) {
   if (!key_file.empty()) {
@@ -209,55 +286,17 @@ struct NoticeDelivery::Impl {
       return kDoesNotOpen + why;
     }
     const EraseOnExit erase(*payload);
-    const auto url = parseHttpUrl(notice.url);
-    if (!url) {
-      return "webhook URL is not http(s)";
-    }
-    const auto unix_s =
-        std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
-    const HttpHeaders headers = {
-        {"Content-Type", "application/json"},
-        {"Idempotency-Key", notice.id},
-        {kSignatureHeader, signWebhook(notice.secret, *payload, unix_s)},
-    };
-    const auto response =
-        httpPost(*url, headers, *payload, options.request_timeout, options.extra_ca_file);
-    if (response.status >= 200 && response.status < 300) {
-      return "";
-    }
-    if (response.status == 0) {
-      return shorten(response.error);
-    }
-    return shorten("HTTP " + std::to_string(response.status) + ": " + response.body);
+    return postSigned(notice.url, notice.secret, notice.id, *payload, options);
   }
 
   // A notice withdrawn (or given up) while it was being sent keeps that state: only a notice
   // still waiting takes the outcome.
   void recordOutcome(const Claimed& notice, const std::string& error) {
-    const auto now = Clock::now();
     const int attempts = notice.attempts + 1;
     pool.run([&](pqxx::connection& c) {
       pqxx::work tx(c);
-      if (error.empty()) {
-        tx.exec_params(std::string("UPDATE notice_outbox SET delivered_at = $2::timestamptz, "
-                                   "attempts = $3, last_error = NULL, ") +
-                           kWipeNoticePayloadSql +
-                           " WHERE id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL",
-                       notice.id, detail::pgTimestamp(now), attempts);
-      } else if (attempts >= options.max_attempts) {
-        tx.exec_params(std::string("UPDATE notice_outbox SET gave_up_at = $2::timestamptz, "
-                                   "attempts = $3, last_error = $4, ") +
-                           kWipeNoticePayloadSql +
-                           " WHERE id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL",
-                       notice.id, detail::pgTimestamp(now), attempts, error);
-      } else {
-        tx.exec_params(
-            "UPDATE notice_outbox SET next_attempt_at = $2::timestamptz, attempts = $3, "
-            "last_error = $4 "
-            "WHERE id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL",
-            notice.id, detail::pgTimestamp(now + deliveryBackoff(attempts, options)), attempts,
-            error);
-      }
+      recordSealedAttempt(tx, "notice_outbox", kWipeNoticePayloadSql, notice.id, attempts, error,
+                          options);
       tx.commit();
     });
     if (error.empty()) {
@@ -286,7 +325,8 @@ struct NoticeDelivery::Impl {
               kPending +
               "), (SELECT min(o.next_attempt_at) FROM issuer_event_outbox o "
               "JOIN issuers i ON i.id = o.issuer_id WHERE " +
-              kEventPending + "))"))[0];
+              kEventPending + "), (SELECT min(next_attempt_at) FROM contact_outbox WHERE " +
+              kContactPending + "))"))[0];
       if (next.is_null()) {
         return std::nullopt;
       }
@@ -330,26 +370,68 @@ struct NoticeDelivery::Impl {
   // Signs and POSTs one issuer event like a notice (the issuer's secret, the event id as
   // Idempotency-Key); returns the error text, "" when the receiver took it.
   std::string sendEvent(const ClaimedEvent& event) {
-    const auto url = parseHttpUrl(event.url);
-    if (!url) {
-      return "webhook URL is not http(s)";
+    return postSigned(event.url, event.secret, event.id, event.payload, options);
+  }
+
+  std::vector<ClaimedContact> claimContacts() {
+    const auto now = Clock::now();
+    const auto lease_until = now + 2 * options.request_timeout + std::chrono::seconds(5);
+    return pool.run([&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      const auto rows = tx.exec_params(
+          "WITH due AS ("
+          "  SELECT id FROM contact_outbox "
+          "  WHERE " + std::string(kContactPending) + " AND next_attempt_at <= $1 "
+          "  ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+          "UPDATE contact_outbox o SET next_attempt_at = $3 "
+          "FROM due, holders h WHERE o.id = due.id AND h.id = o.holder_id "
+          "RETURNING o.id::text, o.holder_id, o.attempts, h.webhook_url, h.webhook_secret, "
+          "          o.payload_key_id, o.payload_nonce, o.payload_sealed",
+          detail::pgTimestamp(now), options.batch_size, detail::pgTimestamp(lease_until));
+      tx.commit();
+      std::vector<ClaimedContact> out;
+      for (const auto& r : rows) {
+        out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[3].as<std::string>(),
+                       r[4].as<std::string>(),
+                       SealedImage{r[5].as<std::string>(), pqxx::binarystring(r[6]).str(),
+                                   pqxx::binarystring(r[7]).str()},
+                       r[2].as<int>()});
+      }
+      return out;
+    });
+  }
+
+  // Opens and sends one contact message (it carries a verification code, wiped after).
+  std::string sendContact(const ClaimedContact& message) {
+    std::string why;
+    auto payload =
+        vault.open(message.sealed, contactAssociatedData(message.id, message.holder_id), &why);
+    if (!payload) {
+      return kDoesNotOpen + why;
     }
-    const auto unix_s =
-        std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
-    const HttpHeaders headers = {
-        {"Content-Type", "application/json"},
-        {"Idempotency-Key", event.id},
-        {kSignatureHeader, signWebhook(event.secret, event.payload, unix_s)},
-    };
-    const auto response =
-        httpPost(*url, headers, event.payload, options.request_timeout, options.extra_ca_file);
-    if (response.status >= 200 && response.status < 300) {
-      return "";
+    const EraseOnExit erase(*payload);
+    return postSigned(message.url, message.secret, message.id, *payload, options);
+  }
+
+  void recordContactOutcome(const ClaimedContact& message, const std::string& error) {
+    const int attempts = message.attempts + 1;
+    const bool gave_up = pool.run([&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      const bool given_up = recordSealedAttempt(tx, "contact_outbox", kWipeContactPayloadSql,
+                                                message.id, attempts, error, options);
+      tx.commit();
+      return given_up;
+    });
+    if (error.empty()) {
+      log->info("contact message {} delivered to holder {} after {} attempt(s)", message.id,
+                message.holder_id, attempts);
+    } else if (gave_up) {
+      log->error("contact message {} to holder {}: giving up after {} attempts: {}", message.id,
+                 message.holder_id, attempts, error);
+    } else {
+      log->warn("contact message {} to holder {}: attempt {} failed: {}", message.id,
+                message.holder_id, attempts, error);
     }
-    if (response.status == 0) {
-      return shorten(response.error);
-    }
-    return shorten("HTTP " + std::to_string(response.status) + ": " + response.body);
   }
 
   void recordEventOutcome(const ClaimedEvent& event, const std::string& error) {
@@ -389,6 +471,10 @@ struct NoticeDelivery::Impl {
     }
     for (const auto& event : claimEvents()) {
       recordEventOutcome(event, sendEvent(event));
+      ++tried;
+    }
+    for (const auto& message : claimContacts()) {
+      recordContactOutcome(message, sendContact(message));
       ++tried;
     }
     return tried;
@@ -433,6 +519,7 @@ void NoticeDelivery::run() {
   std::unique_ptr<pqxx::connection> listener;
   std::unique_ptr<Wakeup> wakeup;
   std::unique_ptr<Wakeup> event_wakeup;
+  std::unique_ptr<Wakeup> contact_wakeup;
   std::atomic<bool> woken{true};
   log->info("notice delivery started");
   while (!stopping_) {
@@ -441,6 +528,7 @@ void NoticeDelivery::run() {
         listener = std::make_unique<pqxx::connection>(impl_->options.conninfo);
         wakeup = std::make_unique<Wakeup>(*listener, woken);
         event_wakeup = std::make_unique<Wakeup>(*listener, woken, kIssuerEventChannel);
+        contact_wakeup = std::make_unique<Wakeup>(*listener, woken, kContactChannel);
         woken = true;  // notices queued while we were not listening
       }
       woken = false;
@@ -462,6 +550,7 @@ void NoticeDelivery::run() {
       }
     } catch (const std::exception& e) {
       log->error("notice delivery: {}; retrying", e.what());
+      contact_wakeup.reset();
       event_wakeup.reset();
       wakeup.reset();
       listener.reset();
@@ -469,6 +558,7 @@ void NoticeDelivery::run() {
       impl_->stopped.wait_for(lock, kErrorPause, [&] { return stopping_.load(); });
     }
   }
+  contact_wakeup.reset();
   event_wakeup.reset();
   wakeup.reset();
   listener.reset();

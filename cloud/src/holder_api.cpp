@@ -657,6 +657,8 @@ ApiReply holderReply(const CardDataRead<T>& read, unsigned ok_status = 200) {
     const char* code = read.access.status == 404   ? "not_found"
                        : read.access.status == 400 ? "bad_request"
                        : read.access.status == 409 ? "conflict"
+                       : read.access.status == 410 ? "gone"
+                       : read.access.status == 422 ? "unprocessable"
                        : read.access.status == 429 ? "too_many_requests"
                                                    : "forbidden";
     auto reply = errorReply(read.access.status, code, read.access.reason);
@@ -666,6 +668,49 @@ ApiReply holderReply(const CardDataRead<T>& read, unsigned ok_status = 200) {
     return reply;
   }
   return jsonReply(read.value, ok_status);
+}
+
+// Sign-up and the contact channel (holder_contact.hpp).
+void addContactRoutes(HttpRouter& router, HolderContacts& contacts) {
+  router.add(http::verb::post, "/v1/holder/signup", Auth::kNone, [&contacts](const ApiRequest& r) {
+    v1::SignupRequest request;
+    if (auto bad = parseJsonBody(r, request)) {
+      return *bad;
+    }
+    auto result = contacts.signUp(request, r.remote, r.now);
+    request.mutable_password()->assign(request.password().size(), '0');
+    return holderReply(result, 201);
+  });
+
+  router.add(http::verb::get, "/v1/holder/contact", Auth::kRequired,
+             [&contacts](const ApiRequest& r) {
+               return holderReply(contacts.contact(r.principal(), r.now));
+             });
+
+  router.add(http::verb::put, "/v1/holder/contact", Auth::kRequired,
+             [&contacts](const ApiRequest& r) {
+               v1::ContactChangeRequest request;
+               if (auto bad = parseJsonBody(r, request)) {
+                 return *bad;
+               }
+               return holderReply(contacts.change(r.principal(), request, r.now), 202);
+             });
+
+  router.add(http::verb::post, "/v1/holder/contact/verify", Auth::kRequired,
+             [&contacts](const ApiRequest& r) {
+               v1::ContactVerifyRequest request;
+               if (auto bad = parseJsonBody(r, request)) {
+                 return *bad;
+               }
+               auto result = contacts.verify(r.principal(), request, r.now);
+               request.mutable_code()->assign(request.code().size(), '0');
+               return holderReply(result);
+             });
+
+  router.add(http::verb::post, "/v1/holder/contact/resend", Auth::kRequired,
+             [&contacts](const ApiRequest& r) {
+               return holderReply(contacts.resend(r.principal(), r.now), 202);
+             });
 }
 
 }  // namespace
@@ -722,6 +767,10 @@ void addHolderRoutes(HttpRouter& router, const HolderApi& holder) {
              [&data](const ApiRequest& r) {
                return holderReply(data.newCode(r.principal(), r.params.at("id"), r.now), 201);
              });
+
+  if (holder.contacts != nullptr) {
+    addContactRoutes(router, *holder.contacts);
+  }
 
   router.add(http::verb::get, "/v1/kiosks/{id}", Auth::kNone, [&data](const ApiRequest& r) {
     const auto kiosk = data.kiosk(r.params.at("id"));

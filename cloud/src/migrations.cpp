@@ -380,6 +380,52 @@ CREATE INDEX notice_outbox_holder_idx ON notice_outbox (holder_id, stream_seq);
 CREATE INDEX audit_log_new_code_idx ON audit_log (actor_id, at) WHERE action = 'pickup.new_code';
 )sql";
 
+// Version 11: holders who sign up themselves (holder_contact.hpp). A holder's contact channel (its
+// webhook) is verified or not: holders made by an admin count as verified (the admin vouches),
+// a signed-up one is not until it types the code sent there, and notices to an unverified
+// contact are held in the outbox (not sent, not given up). The code is kept only as a salted
+// slow hash (pickup_code.hpp) with an expiry and a number of tries; the message that carries it
+// waits in contact_outbox sealed like a notice (delivery.hpp), wiped once sent. Indexes for the
+// sign-up limits (per client address and overall, counted in the audit log).
+constexpr std::string_view kHolderSignup = R"sql(
+ALTER TABLE holders ADD COLUMN contact_verified_at timestamptz DEFAULT now();
+ALTER TABLE holders ADD COLUMN signed_up_at timestamptz;
+
+CREATE TABLE contact_codes (
+  holder_id   text        PRIMARY KEY REFERENCES holders (id) ON DELETE CASCADE,
+  code_hash   text        NOT NULL CHECK (code_hash LIKE 'pbkdf2-sha256$%'),
+  webhook_url text        NOT NULL,
+  created_at  timestamptz NOT NULL,
+  expires_at  timestamptz NOT NULL,
+  tries_left  integer     NOT NULL CHECK (tries_left >= 0),
+  used_at     timestamptz
+);
+
+CREATE TABLE contact_outbox (
+  id              uuid        PRIMARY KEY,
+  holder_id       text        NOT NULL REFERENCES holders (id) ON DELETE CASCADE,
+  kind            text        NOT NULL CHECK (kind IN ('contact.verify')),
+  payload_key_id  text        CHECK (payload_key_id <> ''),
+  payload_nonce   bytea       CHECK (octet_length(payload_nonce) = 12),
+  payload_sealed  bytea       CHECK (octet_length(payload_sealed) >= 16),
+  attempts        integer     NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  next_attempt_at timestamptz NOT NULL,
+  created_at      timestamptz NOT NULL,
+  delivered_at    timestamptz,
+  gave_up_at      timestamptz,
+  last_error      text,
+  CHECK ((payload_key_id IS NULL) = (payload_sealed IS NULL)
+         AND (payload_nonce IS NULL) = (payload_sealed IS NULL))
+);
+CREATE INDEX contact_outbox_due_idx ON contact_outbox (next_attempt_at)
+  WHERE delivered_at IS NULL AND gave_up_at IS NULL;
+CREATE INDEX contact_outbox_holder_idx ON contact_outbox (holder_id, created_at);
+
+CREATE INDEX audit_log_signup_idx ON audit_log (actor_id, at) WHERE action = 'holder.signup';
+CREATE INDEX audit_log_signup_ok_idx ON audit_log (at)
+  WHERE action = 'holder.signup' AND result = 'ok';
+)sql";
+
 const std::vector<Migration> kMigrations = {
     {1, "registry", kInitialSchema},
     {2, "kiosk inventories", kKioskInventories},
@@ -391,6 +437,7 @@ const std::vector<Migration> kMigrations = {
     {8, "doors opened at the box", kBoxDoors},
     {9, "holder inbox", kHolderInbox},
     {10, "operations", kOperations},
+    {11, "holder signup", kHolderSignup},
 };
 
 void lockMigrations(pqxx::work& tx) {

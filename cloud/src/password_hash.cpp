@@ -2,7 +2,9 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <stdexcept>
+#include <string>
 
 namespace lostcard::cloud {
 
@@ -19,6 +21,19 @@ constexpr unsigned long long kOpsLimit = crypto_pwhash_OPSLIMIT_INTERACTIVE;
 constexpr std::size_t kMemLimit = crypto_pwhash_MEMLIMIT_INTERACTIVE;
 
 }  // namespace
+
+std::string passwordRuleViolation(std::string_view password) {
+  if (password.size() > kMaxPasswordBytes) {
+    return "the password is longer than " + std::to_string(kMaxPasswordBytes) + " bytes";
+  }
+  // UTF-8: every byte but continuation bytes (10xxxxxx) starts a character.
+  const auto chars = static_cast<std::size_t>(std::count_if(
+      password.begin(), password.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+  if (chars < kMinPasswordChars) {
+    return "the password needs at least " + std::to_string(kMinPasswordChars) + " characters";
+  }
+  return "";
+}
 
 std::string hashPassword(std::string_view password) {
   requireSodium();

@@ -27,6 +27,10 @@
 #include "lostcard/cloud/audit.hpp"
 #include "lostcard/cloud/authorization.hpp"
 
+namespace pqxx {
+class transaction_base;
+}
+
 namespace lostcard::cloud {
 
 struct AccountStoreOptions {
@@ -102,6 +106,17 @@ class AccountStore {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Inserts a new account in the caller's transaction (sign-up: with the holder it belongs to),
+// never replacing one: nullopt when the login is taken (nothing written). `password_hash` is
+// hashPassword's. Throws std::invalid_argument as upsertAccount does for a spec that does not
+// fit its role.
+std::optional<std::int64_t> insertNewAccount(pqxx::transaction_base& tx, const AccountSpec& spec,
+                                             const std::string& password_hash,
+                                             std::chrono::system_clock::time_point now);
+
+// A random secret: `prefix` and 32 random bytes in base64url (tokens, webhook secrets).
+std::string newRandomSecret(std::string_view prefix);
 
 // The audit entry's actor for a person: role name and account id.
 AuditEntry auditBy(const Principal& who);

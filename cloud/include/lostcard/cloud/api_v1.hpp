@@ -91,6 +91,11 @@ struct PeopleApiOptions {
   std::chrono::hours pickup_code_ttl{24 * 14};
   int pickup_code_tries = 5;
   int max_new_codes_per_hour = 5;
+  // Holders' sign-up (holder_contact.hpp): its limits, and whether http:// webhooks are accepted
+  // (a demo on one machine; https only otherwise).
+  int signups_per_ip_per_hour = 5;
+  int signups_per_hour = 100;
+  bool allow_http_webhooks = false;
 };
 
 // The whole API service: accounts, audited reads, the v1 router, its TLS context and server,
@@ -117,6 +122,7 @@ class PeopleApi {
   Store store_;
   HolderData holder_data_;
   NoticeStreams notice_streams_;
+  HolderContacts holder_contacts_;
   HolderApi holder_api_;
   HttpRouter router_;
   boost::asio::ssl::context tls_;

@@ -28,6 +28,16 @@
 // deadline), so a notice is sent by one worker at a time and picked up again if a worker dies
 // mid-request. Receivers drop repeats by Idempotency-Key.
 //
+// Notices to a holder whose contact is not verified (holders.contact_verified_at NULL: a holder
+// who signed up and has not yet typed the code sent to their webhook, holder_contact.hpp) are
+// HELD: neither claimed nor counted as attempts, so never given up; they go out once the contact
+// is verified (that transaction NOTIFYs kContactChannel, which wakes the worker).
+//
+// The same worker sends the holders' contact messages (table contact_outbox: a verification
+// code as a v1.ContactVerification, holder_contact.hpp) to the holder's webhook, verified or not:
+// sealed like notices (contactAssociatedData), signed with the holder's secret, Idempotency-Key =
+// message id, the same back-off and limit, the payload wiped once delivered or given up.
+//
 // The same worker sends issuers' events (issuer_events.hpp, table issuer_event_outbox) to their
 // issuer's webhook: signed with the issuer's webhook secret, Idempotency-Key = event id, the same
 // back-off and limit. Their payload holds no secret and is kept in clear.
@@ -64,6 +74,11 @@ std::string noticeKeySource(const std::string& key_file);
 // The associated data of a sealed notice: its outbox row's notice id, deposit id and holder id.
 std::string noticeAssociatedData(std::string_view notice_id, std::string_view deposit_id,
                                  std::string_view holder_id);
+
+// The associated data of a sealed contact message: its contact_outbox id and holder id.
+std::string contactAssociatedData(std::string_view message_id, std::string_view holder_id);
+// NOTIFY'd when a contact message is queued or a contact becomes verified (held notices due).
+inline constexpr const char* kContactChannel = "lostcard_contact";
 
 // Store and NoticeDelivery given no notice_vault share this one: a random key made for this
 // process alone (a warning is logged). Enough for tests in one process; lostcard-cloud always

@@ -9,6 +9,7 @@
 //   GET  /v1/holder/notices/stream        the inbox live: server-sent events, one per notice
 //   POST /v1/holder/deposits/{id}/new-code  a new pickup code for a card waiting in a slot
 //   GET  /v1/kiosks/{id}                  a box: name, address, coordinates, hours, map link
+//   and, given HolderContacts, sign-up and the contact channel (holder_contact.hpp)
 //
 //   HolderData data({.conninfo = db, .notice_vault = &vault}, store, hasher);
 //   NoticeStreams streams({.conninfo = db, .notice_vault = &vault});
@@ -34,6 +35,7 @@
 
 #include "lostcard/cloud/card_data.hpp"
 #include "lostcard/cloud/card_hasher.hpp"
+#include "lostcard/cloud/holder_contact.hpp"
 #include "lostcard/cloud/http_api.hpp"
 #include "lostcard/cloud/image_vault.hpp"
 #include "lostcard/cloud/store.hpp"
@@ -131,10 +133,12 @@ class NoticeStreams {
   std::thread thread_;
 };
 
-// What makeApiV1Router needs for the holder's endpoints. Both must outlive the router.
+// What makeApiV1Router needs for the holder's endpoints. All must outlive the router.
 struct HolderApi {
   HolderData& data;
   NoticeStreams& streams;
+  // Sign-up and the contact's endpoints (holder_contact.hpp); none without it.
+  HolderContacts* contacts = nullptr;
 };
 
 void addHolderRoutes(HttpRouter& router, const HolderApi& holder);

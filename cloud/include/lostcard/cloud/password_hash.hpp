@@ -6,10 +6,18 @@
 //
 //   const std::string stored = hashPassword(password);        // keep this, never the password
 //   if (verifyPassword(stored, typed)) { ... }                  // constant time in the password
+#include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace lostcard::cloud {
+
+// The rules a password chosen by a person (sign-up) must follow: at least kMinPasswordChars
+// characters (UTF-8 code points), at most kMaxPasswordBytes bytes (Argon2id reads every byte).
+inline constexpr std::size_t kMinPasswordChars = 12;
+inline constexpr std::size_t kMaxPasswordBytes = 1024;
+// Why `password` breaks the rules, in a sentence; "" when it follows them.
+std::string passwordRuleViolation(std::string_view password);
 
 // Throws std::runtime_error when libsodium cannot start or runs out of memory.
 std::string hashPassword(std::string_view password);
