@@ -1,14 +1,16 @@
 #include "lostcard/cloud/holder_contact.hpp"
 
+#include <google/protobuf/util/json_util.h>
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <ctime>
+#include <stdexcept>
 #include <pqxx/pqxx>
 
 #include "lostcard/cloud/accounts.hpp"
 #include "lostcard/cloud/audit.hpp"
 #include "lostcard/cloud/delivery.hpp"
-#include "lostcard/cloud/http_api.hpp"
 #include "lostcard/cloud/password_hash.hpp"
 #include "lostcard/cloud/registry_http_client.hpp"
 #include "lostcard/wire/envelope.hpp"
@@ -164,7 +166,13 @@ struct HolderContacts::Impl {
                         message.code_expires_at() +
                         " to confirm that this webhook is yours; until then no notice is sent "
                         "to it.");
-    std::string json = jsonReply(message).body;
+    std::string json;
+    google::protobuf::util::JsonPrintOptions print;
+    print.preserve_proto_field_names = true;  // as the API's bodies
+    print.always_print_primitive_fields = true;
+    if (!google::protobuf::util::MessageToJsonString(message, &json, print).ok()) {
+      throw std::logic_error("contact message: cannot encode as JSON");
+    }
     const auto sealed = vault.seal(json, contactAssociatedData(message.message_id(), holder_id));
     OPENSSL_cleanse(json.data(), json.size());
     OPENSSL_cleanse(code.code.data(), code.code.size());

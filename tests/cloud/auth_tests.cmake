@@ -26,3 +26,7 @@ lostcard_add_test(NAME operator_api_pgtest TIER pg FIXTURES pg
 lostcard_add_test(NAME holder_api_pgtest TIER pg FIXTURES pg
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/holder_api_pgtest.cpp
   DEPS lostcard_http_api lostcard_test_support)
+
+lostcard_add_test(NAME holder_signup_pgtest TIER pg FIXTURES pg
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/holder_signup_pgtest.cpp
+  DEPS lostcard_http_api lostcard_test_support)

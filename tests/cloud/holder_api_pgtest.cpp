@@ -23,6 +23,7 @@
 #include "lostcard/cloud/holder_api.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/test/child_process.hpp"
+#include "lostcard/test/https_client.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 #include "lostcard/v1/api.pb.h"
 
@@ -43,34 +44,9 @@ constexpr std::size_t kMaxBody = 4096;
 constexpr const char* kAdaDeposit = "11111111-1111-4111-8111-111111111111";
 constexpr const char* kBobDeposit = "22222222-2222-4222-8222-222222222222";
 
-const std::string& pkiDir() {
-  static const std::string dir = [] {
-    const std::string d = test::makeTestDir("holder_api_pgtest_pki");
-    const std::string pki = test::sourceDir() + "/tools/pki";
-    test::runProgram({pki, "init", d});
-    test::runProgram({pki, "server", d, "localhost", "127.0.0.1"});
-    return d;
-  }();
-  return dir;
-}
+const std::string& pkiDir() { return test::testPki("holder_api_pgtest_pki"); }
 
-struct Reply {
-  unsigned status = 0;
-  std::string body;
-  std::string www_authenticate;
-  std::string allow;
-  std::string cache_control;
-
-  // The JSON body read as `M` (fails the test when it is not one).
-  template <class M>
-  M as() const {
-    M m;
-    INFO(body);
-    REQUIRE(google::protobuf::util::JsonStringToMessage(body, &m).ok());
-    return m;
-  }
-  v1::ErrorBody error() const { return as<v1::ErrorBody>(); }
-};
+using Reply = test::HttpsReply;
 
 // The registry with two issuers, three holders, two kiosks, a card each, a deposit stored in a
 // slot for each card; accounts for every role; and the API on 127.0.0.1:<any> over TLS with an
@@ -137,28 +113,11 @@ class Api {
   // One request on a new TLS connection (the client verifies the server against the test CA).
   Reply call(http::verb method, const std::string& target, const std::string& token = "",
              const std::string& body = "", const std::string& content_type = "application/json") {
-    asio::io_context io;
-    auto stream = connect(io);
-    http::request<http::string_body> request{method, target, 11};
-    request.set(http::field::host, "localhost");
-    if (!token.empty()) {
-      request.set(http::field::authorization, "Bearer " + token);
-    }
-    if (!body.empty()) {
-      request.set(http::field::content_type, content_type);
-      request.body() = body;
-    }
-    request.prepare_payload();
-    http::write(*stream, request);
-    return read(*stream);
+    return client_.call(method, target, token, body, content_type);
   }
 
   std::string login(const std::string& who, const std::string& password) {
-    const auto reply = call(http::verb::post, "/v1/auth/login", "",
-                            R"({"login": ")" + who + R"(", "password": ")" + password + R"("})");
-    INFO(reply.body);
-    REQUIRE(reply.status == 200);
-    return reply.as<v1::LoginResponse>().token();
+    return client_.login(who, password);
   }
 
   pqxx::result query(const std::string& sql) {
@@ -170,33 +129,11 @@ class Api {
   }
 
  public:
-  using Stream = beast::ssl_stream<beast::tcp_stream>;
+  using Stream = test::HttpsClient::Stream;
 
-  std::unique_ptr<Stream> connect(asio::io_context& io) {
-    client_tls_.set_verify_mode(asio::ssl::verify_peer);
-    auto stream = std::make_unique<Stream>(io, client_tls_);
-    beast::get_lowest_layer(*stream).expires_after(30s);
-    beast::get_lowest_layer(*stream).connect(
-        tcp::endpoint(asio::ip::make_address("127.0.0.1"), port()));
-    stream->set_verify_callback(asio::ssl::host_name_verification("localhost"));
-    stream->handshake(asio::ssl::stream_base::client);
-    return stream;
-  }
+  std::unique_ptr<Stream> connect(asio::io_context& io) { return client_.connect(io); }
 
  private:
-  static Reply read(Stream& stream) {
-    beast::flat_buffer buffer;
-    http::response<http::string_body> response;
-    http::read(stream, buffer, response);
-    Reply reply;
-    reply.status = response.result_int();
-    reply.body = response.body();
-    reply.www_authenticate = std::string(response[http::field::www_authenticate]);
-    reply.allow = std::string(response[http::field::allow]);
-    reply.cache_control = std::string(response[http::field::cache_control]);
-    return reply;
-  }
-
   // An account whose password is "<login>-password".
   void account(const std::string& login, cloud::Role role, const std::string& holder,
                const std::string& issuer, std::vector<std::string> kiosks) {
@@ -265,11 +202,7 @@ class Api {
   asio::ssl::context tls_;
   cloud::HttpServer server_;
   std::thread thread_;
-  asio::ssl::context client_tls_ = [] {
-    asio::ssl::context ctx(asio::ssl::context::tls_client);
-    ctx.load_verify_file(pkiDir() + "/ca.crt");
-    return ctx;
-  }();
+  test::HttpsClient client_{pkiDir() + "/ca.crt", [this] { return port(); }};
 };
 
 // An open event stream (GET /v1/holder/notices/stream), read as raw text: each event is sent as

@@ -8,6 +8,8 @@
 // --raw-log records every request as received, before any deduplication, one
 // "<Idempotency-Key>\t<status>" line each, so a fault-injection run (tools/chaos) can count how
 // often the same notice was sent.
+// The secrets file is read again whenever it changes (its size or modification time), so a holder
+// who signs up while the sink runs is known once their secret is appended to it.
 // PORT 0 picks a free port; the address it listens on is printed as "listening on HOST:PORT".
 // SIGINT/SIGTERM end it with status 0.
 // Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
@@ -26,6 +28,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/program_options.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -49,8 +52,37 @@ std::int64_t unixNow() {
       .count();
 }
 
+// The secrets file as last read: read again when it has changed since.
+class SecretsFile {
+ public:
+  explicit SecretsFile(std::string path) : path_(std::move(path)) {}
+
+  // Gives `sink` the file's secrets when the file changed; a file that does not parse now keeps
+  // the old list (and says why on stderr).
+  void refresh(lostcard::tools::WebhookSink& sink) {
+    std::error_code ec;
+    const auto stamp = std::filesystem::last_write_time(path_, ec);
+    const auto size = std::filesystem::file_size(path_, ec);
+    if (ec || (stamp == stamp_ && size == size_)) {
+      return;
+    }
+    try {
+      sink.setSecrets(lostcard::tools::loadSecrets(path_));
+      stamp_ = stamp;
+      size_ = size;
+    } catch (const std::exception& e) {
+      std::cerr << "lostcard-webhook-sink: keeping the secrets read before: " << e.what() << "\n";
+    }
+  }
+
+ private:
+  std::string path_;
+  std::filesystem::file_time_type stamp_{};
+  std::uintmax_t size_ = 0;
+};
+
 asio::awaitable<void> serve(tcp::socket socket, lostcard::tools::WebhookSink& sink,
-                            std::ofstream* raw_log) {
+                            SecretsFile& secrets, std::ofstream* raw_log) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   while (true) {
@@ -70,6 +102,7 @@ asio::awaitable<void> serve(tcp::socket socket, lostcard::tools::WebhookSink& si
     in.signature = std::string(request[lostcard::cloud::kSignatureHeader]);
     in.idempotency_key = std::string(request["Idempotency-Key"]);
     in.body = request.body();
+    secrets.refresh(sink);
     const auto reply = sink.handle(in, unixNow());
     if (raw_log != nullptr) {
       *raw_log << in.idempotency_key << '\t' << reply.status << std::endl;
@@ -91,10 +124,10 @@ asio::awaitable<void> serve(tcp::socket socket, lostcard::tools::WebhookSink& si
 }
 
 asio::awaitable<void> acceptLoop(tcp::acceptor& acceptor, lostcard::tools::WebhookSink& sink,
-                                 std::ofstream* raw_log) {
+                                 SecretsFile& secrets, std::ofstream* raw_log) {
   while (true) {
     auto socket = co_await acceptor.async_accept(asio::use_awaitable);
-    asio::co_spawn(acceptor.get_executor(), serve(std::move(socket), sink, raw_log),
+    asio::co_spawn(acceptor.get_executor(), serve(std::move(socket), sink, secrets, raw_log),
                    asio::detached);
   }
 }
@@ -147,6 +180,8 @@ int main(int argc, char** argv) {
     }
     lostcard::tools::WebhookSink sink(lostcard::tools::loadSecrets(secrets_file), out, std::cout);
     sink.remember(already_written);
+    SecretsFile secrets(secrets_file);
+    secrets.refresh(sink);
 
     std::ofstream raw_log;
     if (!raw_log_file.empty()) {
@@ -160,7 +195,8 @@ int main(int argc, char** argv) {
     tcp::acceptor acceptor(ioc, {asio::ip::make_address(host), port});
     asio::signal_set signals(ioc, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code&, int) { ioc.stop(); });
-    asio::co_spawn(ioc, acceptLoop(acceptor, sink, raw_log_file.empty() ? nullptr : &raw_log),
+    asio::co_spawn(ioc,
+                   acceptLoop(acceptor, sink, secrets, raw_log_file.empty() ? nullptr : &raw_log),
                    asio::detached);
     const auto endpoint = acceptor.local_endpoint();
     std::cout << "listening on " << endpoint.address().to_string() << ":" << endpoint.port()

@@ -4,6 +4,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 
 #include "lostcard/cloud/notice.hpp"
@@ -16,27 +17,29 @@ namespace {
 constexpr std::string_view kHolderPrefix = "/holders/";
 constexpr std::string_view kIssuerPrefix = "/issuers/";
 
-// {"holder_id":..,"notice":<notice JSON>} on one line. The holder id is quoted by protobuf's
-// JSON mapping (a google.protobuf.Value string) so any character in it is escaped properly.
-std::string jsonLine(const std::string& holder_id, const std::string& notice_json) {
+// {"<who_key>":<who>,"<what_key>":<what JSON>} on one line: {"holder_id":..,"notice":..},
+// {"holder_id":..,"contact":..}, {"issuer_id":..,"event":..}. The id is quoted by protobuf's JSON
+// mapping (a google.protobuf.Value string) so any character in it is escaped properly.
+std::string jsonLine(const char* who_key, const std::string& who, const char* what_key,
+                     const std::string& what_json) {
   google::protobuf::Value id;
-  id.set_string_value(holder_id);
+  id.set_string_value(who);
   std::string quoted_id;
   if (!google::protobuf::util::MessageToJsonString(id, &quoted_id).ok()) {
-    throw std::logic_error("cannot encode the holder id as JSON");
+    throw std::logic_error("cannot encode the id as JSON");
   }
-  return "{\"holder_id\":" + quoted_id + ",\"notice\":" + notice_json + "}";
+  return std::string("{\"") + who_key + "\":" + quoted_id + ",\"" + what_key + "\":" +
+         what_json + "}";
 }
 
-// {"issuer_id":..,"event":<event JSON>} on one line.
-std::string eventLine(const std::string& issuer_id, const std::string& event_json) {
-  google::protobuf::Value id;
-  id.set_string_value(issuer_id);
-  std::string quoted_id;
-  if (!google::protobuf::util::MessageToJsonString(id, &quoted_id).ok()) {
-    throw std::logic_error("cannot encode the issuer id as JSON");
+// A contact message: its JSON names every field of ContactVerification, none other, and its kind.
+std::optional<v1::ContactVerification> contactFromJson(const std::string& body) {
+  v1::ContactVerification message;
+  if (!google::protobuf::util::JsonStringToMessage(body, &message).ok() ||
+      message.kind() != "contact.verify") {
+    return std::nullopt;
   }
-  return "{\"issuer_id\":" + quoted_id + ",\"event\":" + event_json + "}";
+  return message;
 }
 }  // namespace
 
@@ -75,14 +78,17 @@ std::vector<std::string> noticeIdsIn(const std::string& path) {
     if (line.empty() || !google::protobuf::util::JsonStringToMessage(line, &parsed).ok()) {
       continue;
     }
-    const auto notice = parsed.fields().find("notice");
-    if (notice == parsed.fields().end()) {
-      continue;
-    }
-    const auto& fields = notice->second.struct_value().fields();
-    const auto id = fields.find("noticeId");
-    if (id != fields.end() && !id->second.string_value().empty()) {
-      ids.push_back(id->second.string_value());
+    for (const auto& [what, id_key] : {std::pair{"notice", "noticeId"},
+                                       std::pair{"contact", "messageId"}}) {
+      const auto found = parsed.fields().find(what);
+      if (found == parsed.fields().end()) {
+        continue;
+      }
+      const auto& fields = found->second.struct_value().fields();
+      const auto id = fields.find(id_key);
+      if (id != fields.end() && !id->second.string_value().empty()) {
+        ids.push_back(id->second.string_value());
+      }
     }
   }
   return ids;
@@ -107,7 +113,11 @@ SinkReply WebhookSink::handle(const SinkRequest& request, std::int64_t now_unix_
   if (!target.starts_with(kHolderPrefix)) {
     return {404, "not found"};
   }
-  const std::string holder_id(target.substr(kHolderPrefix.size()));
+  // The query, if any, is the receiver's own business (a holder may add one to a new URL).
+  const std::string holder_id(target.substr(kHolderPrefix.size(),
+                                            target.find('?') == std::string_view::npos
+                                                ? std::string_view::npos
+                                                : target.find('?') - kHolderPrefix.size()));
   const auto secret = secrets_.find(holder_id);
   if (holder_id.empty() || secret == secrets_.end()) {
     return {404, "unknown holder"};
@@ -116,6 +126,9 @@ SinkReply WebhookSink::handle(const SinkRequest& request, std::int64_t now_unix_
       cloud::verifyWebhook(secret->second, request.body, request.signature, now_unix_s);
   if (!check.ok) {
     return {401, check.reason};
+  }
+  if (const auto contact = contactFromJson(request.body)) {
+    return handleContact(request, holder_id, *contact);
   }
   const auto notice = cloud::noticeFromJson(request.body);
   if (!notice) {
@@ -128,7 +141,7 @@ SinkReply WebhookSink::handle(const SinkRequest& request, std::int64_t now_unix_
     return {200, "already received"};
   }
   const std::string notice_json = cloud::noticeToJson(*notice);
-  jsonl_ << jsonLine(holder_id, notice_json) << '\n';
+  jsonl_ << jsonLine("holder_id", holder_id, "notice", notice_json) << '\n';
   jsonl_.flush();
   if (!jsonl_) {
     return {500, "cannot write the notice down"};  // the sender retries
@@ -145,6 +158,32 @@ SinkReply WebhookSink::handle(const SinkRequest& request, std::int64_t now_unix_
 }  // namespace lostcard::tools
 
 namespace lostcard::tools {
+
+SinkReply WebhookSink::handleContact(const SinkRequest& request, const std::string& holder_id,
+                                     const v1::ContactVerification& message) {
+  if (request.idempotency_key.empty()) {
+    return {400, "missing Idempotency-Key"};
+  }
+  if (seen_.count(request.idempotency_key) != 0) {
+    return {200, "already received"};
+  }
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(message, &json).ok()) {
+    return {500, "cannot write the message down"};
+  }
+  jsonl_ << jsonLine("holder_id", holder_id, "contact", json) << '\n';
+  jsonl_.flush();
+  if (!jsonl_) {
+    return {500, "cannot write the message down"};
+  }
+  screen_ << "---- contact code " << message.message_id() << " ----\n"
+          << "Code for " << message.holder_name() << "\n"
+          << message.message() << "\n";
+  screen_.flush();
+  seen_.insert(request.idempotency_key);
+  ++accepted_;
+  return {200, "received"};
+}
 
 SinkReply WebhookSink::handleIssuerEvent(const SinkRequest& request, const std::string& issuer_id,
                                          std::int64_t now_unix_s) {
@@ -177,7 +216,7 @@ SinkReply WebhookSink::handleIssuerEvent(const SinkRequest& request, const std::
   if (!google::protobuf::util::MessageToJsonString(event, &event_json, options).ok()) {
     return {500, "cannot write the event down"};
   }
-  jsonl_ << eventLine(issuer_id, event_json) << '\n';
+  jsonl_ << jsonLine("issuer_id", issuer_id, "event", event_json) << '\n';
   jsonl_.flush();
   if (!jsonl_) {
     return {500, "cannot write the event down"};
