@@ -203,7 +203,8 @@ TEST_CASE("docs/openapi.yaml describes exactly the v1 routes") {
   Store store({.conninfo = "host=/nonexistent"});
   HolderData holder_data({.conninfo = "host=/nonexistent"}, store, hasher);
   NoticeStreams streams({.conninfo = "host=/nonexistent"});  // not started
-  const HolderApi holder{holder_data, streams};
+  HolderContacts contacts({.conninfo = "host=/nonexistent"});
+  const HolderApi holder{holder_data, streams, &contacts};
   auto router = makeApiV1Router(accounts, reader, {keys, enrollment},
                                 [] { return std::chrono::system_clock::now(); }, &holder);
   OperatorApi operator_api({.conninfo = "host=/nonexistent"});
@@ -231,4 +232,11 @@ TEST_CASE("docs/openapi.yaml describes exactly the v1 routes") {
     }
   }
   CHECK(documented == served);
+}
+
+TEST_CASE("the sign-up limit counts the client's address without its port") {
+  CHECK(clientAddress("127.0.0.1:40112") == "127.0.0.1");
+  CHECK(clientAddress("::1:40112") == "::1");
+  CHECK(clientAddress("2001:db8::7:443") == "2001:db8::7");
+  CHECK(clientAddress("[2001:db8::7]:443") == "2001:db8::7");
 }

@@ -137,3 +137,30 @@ TEST_CASE("an issuer's event is checked against its issuer's secret and kept onc
         R"("deposit_id":"d1","at":"2024-05-01T12:00:00Z"}})" "\n");
   CHECK(screen.str().find("card.found: card 7 ending 5556, kiosk k1") != std::string::npos);
 }
+
+TEST_CASE("a contact code is taken for a holder whose secret arrived later, once") {
+  std::ostringstream jsonl, screen;
+  WebhookSink sink({{"ada", kSecret}}, jsonl, screen);
+  const std::string body =
+      R"({"kind": "contact.verify", "message_id": "m1", "holder_id": "h-9", "holder_name": "Grace",)"
+      R"( "code": "271-828-1828", "code_expires_at": "2024-05-01T12:30:00Z", "message": "Type it"})";
+  const SinkRequest request{"POST", "/holders/grace?v=2",
+                            lostcard::cloud::signWebhook("grace-secret-0123456789", body, kNow),
+                            "m1", body};
+  CHECK(sink.handle(request, kNow).status == 404);  // not known yet
+  sink.setSecrets({{"ada", kSecret}, {"grace", "grace-secret-0123456789"}});
+  CHECK(sink.handle(request, kNow).status == 200);
+  CHECK(sink.handle(request, kNow).body == "already received");
+  CHECK_THAT(screen.str(), Catch::Contains("Code for Grace"));
+  const std::string line = jsonl.str();
+  CHECK(std::count(line.begin(), line.end(), '\n') == 1);
+  CHECK(line.rfind("{\"holder_id\":\"grace\",\"contact\":{", 0) == 0);
+  CHECK_THAT(line, Catch::Contains("\"code\":\"271-828-1828\""));
+  // Another kind is not a contact code (nor a notice).
+  const std::string other = R"({"kind": "contact.other", "message_id": "m2"})";
+  CHECK(sink.handle({"POST", "/holders/grace",
+                     lostcard::cloud::signWebhook("grace-secret-0123456789", other, kNow), "m2",
+                     other},
+                    kNow)
+            .status == 400);
+}
