@@ -131,7 +131,7 @@ SinkReply WebhookSink::handle(const SinkRequest& request, std::int64_t now_unix_
     return handleContact(request, holder_id, *contact);
   }
   const auto notice = cloud::noticeFromJson(request.body);
-  if (!notice) {
+  if (!notice || notice->notice_id().empty()) {
     return {400, "body is not a retrieval notice"};
   }
   if (request.idempotency_key.empty()) {
