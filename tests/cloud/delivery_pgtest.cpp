@@ -22,7 +22,6 @@
 #include <map>
 #include <mutex>
 #include <pqxx/pqxx>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -35,6 +34,7 @@
 #include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/pg_test_db.hpp"
+#include "lostcard/test/webhook_sink_process.hpp"
 #include "lostcard/wire/envelope.hpp"
 
 using namespace lostcard::cloud;
@@ -388,22 +388,9 @@ TEST_CASE("https webhooks are verified against the trusted CAs") {
 }
 
 TEST_CASE("lostcard-webhook-sink receives, checks and records each notice once") {
-  const std::string dir = lostcard::test::makeTestDir("delivery_sink");
-  std::ofstream(dir + "/secrets.tsv") << "# holder_id<TAB>secret\nada\t" << kSecret << "\n";
-  lostcard::test::ChildProcess sink(
-      {lostcard::test::binDir() + "/lostcard-webhook-sink", "--listen", "127.0.0.1:0", "--secrets",
-       dir + "/secrets.tsv", "--out", dir + "/notices.jsonl"},
-      dir + "/sink.log");
-  std::smatch match;
-  std::string log;
-  const std::regex listening("listening on 127\\.0\\.0\\.1:([0-9]+)");
-  REQUIRE(lostcard::test::eventually(
-      [&] {
-        log = readFile(dir + "/sink.log");
-        return std::regex_search(log, match, listening);
-      },
-      30s));
-  const std::string base = "http://127.0.0.1:" + match[1].str();
+  lostcard::test::WebhookSinkProcess sink(lostcard::test::makeTestDir("delivery_sink"));
+  sink.addSecret("ada", kSecret);
+  const std::string base = sink.url("");
 
   Fixture f(base + "/holders/ada");
   NoticeDelivery delivery({.conninfo = f.db.conninfo()});
@@ -414,10 +401,10 @@ TEST_CASE("lostcard-webhook-sink receives, checks and records each notice once")
   const std::string notice_id = f.outbox(deposit_id)[0].as<std::string>();
 
   REQUIRE(lostcard::test::eventually(
-      [&] { return readFile(dir + "/sink.log").find("slot 6 opens") != std::string::npos; }, 30s));
-  log = readFile(dir + "/sink.log");
+      [&] { return readFile(sink.logFile()).find("slot 6 opens") != std::string::npos; }, 30s));
+  const std::string log = readFile(sink.logFile());
   CHECK_THAT(log, Catch::Contains("To: Ada Lovelace"));
-  const std::string lines = readFile(dir + "/notices.jsonl");
+  const std::string lines = readFile(sink.outFile());
   CHECK(std::count(lines.begin(), lines.end(), '\n') == 1);
   CHECK(lines.rfind("{\"holder_id\":\"ada\",\"notice\":{", 0) == 0);
   CHECK_THAT(lines, Catch::Contains("\"noticeId\":\"" + notice_id + "\""));
@@ -443,7 +430,7 @@ TEST_CASE("lostcard-webhook-sink receives, checks and records each notice once")
   CHECK_THAT(forged.body, Catch::Contains("signature mismatch"));
   const auto unknown = httpPost(*parseHttpUrl(base + "/holders/bob"), {}, body, 5000ms);
   CHECK(unknown.status == 404);
-  CHECK(readFile(dir + "/notices.jsonl") == lines);
+  CHECK(readFile(sink.outFile()) == lines);
 
   const int status = sink.terminate();
   CHECK(WIFEXITED(status));

@@ -26,6 +26,7 @@
 #include "lostcard/cloud/unclaimed.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/pg_test_db.hpp"
+#include "lostcard/test/webhook_sink_process.hpp"
 #include "lostcard/v1/api.pb.h"
 #include "lostcard/wire/envelope.hpp"
 
@@ -510,23 +511,11 @@ TEST_CASE("cards unclaimed for too long are marked for return, their codes stop 
 TEST_CASE(
     "issuer webhooks: signed, retried, delivered to their issuer only (lostcard-webhook-sink)") {
   OpsServer api;
-  const std::string dir = test::makeTestDir("operator_api_sink");
   const std::string nw_secret = "northwind-secret-0123456789abcdef";
-  std::ofstream(dir + "/secrets.tsv")
-      << "issuer:northwind\t" << nw_secret << "\nissuer:contoso\tcontoso-secret-0123456789abcd\n";
-  test::ChildProcess sink({test::binDir() + "/lostcard-webhook-sink", "--listen", "127.0.0.1:0",
-                           "--secrets", dir + "/secrets.tsv", "--out", dir + "/events.jsonl"},
-                          dir + "/sink.log");
-  std::smatch match;
-  std::string log;
-  const std::regex listening("listening on 127\\.0\\.0\\.1:([0-9]+)");
-  REQUIRE(test::eventually(
-      [&] {
-        log = readFile(dir + "/sink.log");
-        return std::regex_search(log, match, listening);
-      },
-      30s));
-  const std::string base = "http://127.0.0.1:" + match[1].str();
+  test::WebhookSinkProcess sink(test::makeTestDir("operator_api_sink"));
+  sink.addSecret("issuer:northwind", nw_secret);
+  sink.addSecret("issuer:contoso", "contoso-secret-0123456789abcd");
+  const std::string base = sink.url("");
 
   // lostcard-admin makes the secret and prints it once; contoso points at the sink.
   const auto printed =
@@ -568,7 +557,7 @@ TEST_CASE(
   CHECK(row[0].as<int>() == 2);
   const std::string event_id = row[1].as<std::string>();
 
-  const std::string lines = readFile(dir + "/events.jsonl");
+  const std::string lines = readFile(sink.outFile());
   CHECK(std::count(lines.begin(), lines.end(), '\n') == 1);
   CHECK(lines.rfind("{\"issuer_id\":\"northwind\",\"event\":{", 0) == 0);
   CHECK_THAT(lines, Catch::Contains("\"event_id\":\"" + event_id + "\""));
@@ -583,10 +572,10 @@ TEST_CASE(
   REQUIRE(test::eventually(
       [&] {
         delivery.deliverDue();
-        return readFile(dir + "/events.jsonl").find(bobs) != std::string::npos;
+        return readFile(sink.outFile()).find(bobs) != std::string::npos;
       },
       30s));
-  const std::string after = readFile(dir + "/events.jsonl");
+  const std::string after = readFile(sink.outFile());
   CHECK(std::count(after.begin(), after.end(), '\n') == 2);
   CHECK_THAT(after, Catch::Contains("{\"issuer_id\":\"contoso\",\"event\":{"));
   const int status = sink.terminate();
