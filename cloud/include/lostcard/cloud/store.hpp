@@ -89,9 +89,10 @@ struct StoreOptions {
   // Seals the notices put in the outbox (delivery.hpp: loadNoticeVault; the worker opens them
   // with the same key). Must outlive the store. Null: processNoticeVault(), for tests.
   const ImageVault* notice_vault = nullptr;
-  // Refused operator box codes at one kiosk within pickup_limits.kiosk_window; at this many,
-  // every operator code there is refused until the oldest leaves the window.
+  // Refused operator box codes at one kiosk within operator_code_window; at this many, every
+  // operator code there is refused until the oldest leaves the window.
   int operator_code_tries = 5;
+  std::chrono::seconds operator_code_window{15 * 60};
 };
 
 // One code typed at a kiosk (a PickupRequest from the kiosk on this connection).
