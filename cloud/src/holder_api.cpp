@@ -64,8 +64,8 @@ struct CardWhereabouts {
 };
 
 std::string holderMessage(const CardWhereabouts& w) {
-  const std::string card = "Your " + (w.issuer_name.empty() ? "" : w.issuer_name + " ") +
-                           "card ending " + w.last4;
+  const std::string card =
+      "Your " + (w.issuer_name.empty() ? "" : w.issuer_name + " ") + "card ending " + w.last4;
   const std::string box = "the box \"" + w.kiosk_name + "\", " + w.kiosk_address;
   if (w.status == "stored") {
     return card + " is in slot " + std::to_string(w.slot_number) + " of " + box + " (open " +
@@ -90,8 +90,7 @@ std::string holderMessage(const CardWhereabouts& w) {
   }
   if (w.status == "returning_to_issuer") {
     return card + " is being returned to " +
-           (w.issuer_name.empty() ? std::string("its issuer") : w.issuer_name) +
-           " from " + box +
+           (w.issuer_name.empty() ? std::string("its issuer") : w.issuer_name) + " from " + box +
            " (it was not collected in time, or could not be handed over at the box). The box "
            "no longer holds it for you: ask your card's issuer.";
   }

@@ -65,7 +65,8 @@ Access kioskObjectAccess(const Principal& who, const std::optional<std::string>&
 // A sentence for the operator about an alert the kiosk raised (kiosk_alerts.kind).
 std::string raisedAlertMessage(const std::string& kind, const pqxx::field& slot) {
   if (kind == "slot_door_failed") {
-    return "The door of slot " + (slot.is_null() ? std::string("?") : std::to_string(slot.as<int>() + 1)) +
+    return "The door of slot " +
+           (slot.is_null() ? std::string("?") : std::to_string(slot.as<int>() + 1)) +
            " did not open for a pickup: the card is still in it; check the latch (its holder "
            "needs a new code)";
   }

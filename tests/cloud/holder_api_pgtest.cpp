@@ -695,8 +695,7 @@ TEST_CASE("a holder is told when their card is with an operator or going back to
   // Ada's card was not collected in time: it goes back to Northwind; no code will come.
   CHECK(cloud::markUnclaimedForReturn(api.conninfo(), api.now() + std::chrono::hours(24 * 31),
                                       std::chrono::hours(24 * 30)) >= 1);
-  const auto returning =
-      cardQuery(api, ada, R"({"number": "4000056655665556"})").deposits(0);
+  const auto returning = cardQuery(api, ada, R"({"number": "4000056655665556"})").deposits(0);
   CHECK(returning.deposit_id() == kAdaDeposit);
   CHECK(returning.status() == "returning_to_issuer");
   CHECK(returning.notice() == "none");
@@ -710,8 +709,7 @@ TEST_CASE("a holder is told when their card is with an operator or going back to
   CHECK(inbox.notices(0).card_status() == "returning_to_issuer");
   CHECK(inbox.notices(0).notice().pickup_code().empty());
   CHECK_THAT(inbox.notices(0).notice().message(),
-             Catch::Contains("being returned to Northwind Bank") &&
-                 !Catch::Contains("is in slot"));
+             Catch::Contains("being returned to Northwind Bank") && !Catch::Contains("is in slot"));
 }
 
 TEST_CASE("a holder who asks about their card, or for a new code, keeps it from going back") {
@@ -721,9 +719,9 @@ TEST_CASE("a holder who asks about their card, or for a new code, keeps it from 
     return cloud::markUnclaimedForReturn(api.conninfo(), kT0 + at, day * 30);
   };
   const auto status = [&] {
-    return api.query(std::string("SELECT status FROM deposits WHERE id = '") + kAdaDeposit + "'")[0]
-                [0]
-                    .as<std::string>();
+    return api
+        .query(std::string("SELECT status FROM deposits WHERE id = '") + kAdaDeposit + "'")[0][0]
+        .as<std::string>();
   };
 
   // Day 29: Ada asks whether a box holds her card. Day 31: bob's and carl's go back, hers stays.

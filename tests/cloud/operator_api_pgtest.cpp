@@ -618,9 +618,9 @@ TEST_CASE("alerts a kiosk raised: listed for its operators, acknowledged by one 
   REQUIRE(api.store().redeemPickupCode({"k1", request, 2, code}, now).verdict.result ==
           v1::PICKUP_RESULT_OPEN);
   REQUIRE(api.store()
-              .recordPickupDone({"k1", request, deposit, v1::PICKUP_OUTCOME_DOOR_FAILED,
-                                 "latch of slot 3 stuck"},
-                                now)
+              .recordPickupDone(
+                  {"k1", request, deposit, v1::PICKUP_OUTCOME_DOOR_FAILED, "latch of slot 3 stuck"},
+                  now)
               .ok);
 
   const auto op1 = api.login("op1");
@@ -637,8 +637,9 @@ TEST_CASE("alerts a kiosk raised: listed for its operators, acknowledged by one 
   CHECK_THAT(alert.message(), Catch::Contains("slot 3"));
   // Only k1's operators (and admins) see it.
   CHECK(raisedAlerts(api.get("/v1/operator/alerts", op2).as<v1::AlertList>()).empty());
-  CHECK(raisedAlerts(api.get("/v1/operator/alerts", api.login("root")).as<v1::AlertList>())
-            .size() == 1);
+  CHECK(
+      raisedAlerts(api.get("/v1/operator/alerts", api.login("root")).as<v1::AlertList>()).size() ==
+      1);
 
   // Refusals: another kiosk's operator and an unknown or malformed id get the same 404; a holder
   // 403. Nothing changes.
@@ -716,9 +717,9 @@ TEST_CASE("a holder's card emptied from the bin is to restock, then takes the no
   slot.set_slot(4);
   CHECK(api.store().recordStored("k1", d.deposit_id, slot, now).notice_queued);
   CHECK(api.status(d.deposit_id) == "stored");
-  CHECK(api.query("SELECT collected_at IS NULL FROM deposits WHERE id = '" + d.deposit_id + "'")[0]
-            [0]
-                .as<bool>());
+  CHECK(
+      api.query("SELECT collected_at IS NULL FROM deposits WHERE id = '" + d.deposit_id + "'")[0][0]
+          .as<bool>());
   const auto notice = api.store().waitingNotice(d.deposit_id);
   REQUIRE(notice.has_value());
   CHECK(notice->slot_number() == 5);

@@ -26,8 +26,9 @@
 // "return_to_issuer" (alone, or with a number that identifies the card and so its issuer) the
 // deposit becomes "to_return" and, when its card is known, the issuer gets
 // "card.returned_to_issuer". Numbers typed are limited per operator (resolve_tries within
-// resolve_window): each answer tells whether a number is enrolled. Every read of a difficult card, photo or collection list, and every
-// resolution (refused ones too), is audited in the transaction that does it.
+// resolve_window): each answer tells whether a number is enrolled. Every read of a difficult card,
+// photo or collection list, and every resolution (refused ones too), is audited in the transaction
+// that does it.
 #include <chrono>
 #include <memory>
 #include <string>
