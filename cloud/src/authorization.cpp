@@ -135,15 +135,30 @@ Access mayServeKiosk(const Principal& who, const std::string& kiosk_id) {
   }
 }
 
-Access mayReviewDifficult(const Principal& who, const std::string& deposit_kiosk_id) {
+namespace {
+
+// One object of a kiosk whose id can be probed: its operators and admins; hidden from the
+// operators of other kiosks; `forbidden` for every other role.
+Access mayHandleKioskObject(const Principal& who, const std::string& kiosk_id,
+                            const char* forbidden) {
   switch (who.role) {
     case Role::kAdmin:
       return Access::allow();
     case Role::kOperator:
-      return servesKiosk(who, deposit_kiosk_id) ? Access::allow() : Access::hide();
+      return servesKiosk(who, kiosk_id) ? Access::allow() : Access::hide();
     default:
-      return Access::forbid("only operators review difficult cards");
+      return Access::forbid(forbidden);
   }
+}
+
+}  // namespace
+
+Access mayReviewDifficult(const Principal& who, const std::string& deposit_kiosk_id) {
+  return mayHandleKioskObject(who, deposit_kiosk_id, "only operators review difficult cards");
+}
+
+Access mayAcknowledgeAlert(const Principal& who, const std::string& alert_kiosk_id) {
+  return mayHandleKioskObject(who, alert_kiosk_id, "only operators acknowledge alerts");
 }
 
 std::optional<std::vector<std::string>> servedKiosks(const Principal& who) {

@@ -102,6 +102,8 @@ int main(int argc, char** argv) {
   unsigned crl_check_ms = 0;
   int workers = 0, db_pool = 0, pickup_ttl_hours = 0;
   int pickup_code_tries = 0, pickup_kiosk_wrong_tries = 0, pickup_kiosk_window_s = 0;
+  int operator_code_tries = 0, operator_code_window_s = 0, holder_new_codes_per_hour = 0;
+  int resolve_tries = 0, resolve_window_s = 0;
   std::string image_key_file, notice_key_file;
   int image_retention_days = 0;
   int unclaimed_days = 0, alert_bin_percent = 0, alert_slots_percent = 0, online_within_s = 0;
@@ -151,6 +153,11 @@ int main(int argc, char** argv) {
     ("pickup-code-tries", po::value(&pickup_code_tries)->default_value(5), "wrong codes a deposit takes before it locks (until its holder gets a new code)")
     ("pickup-kiosk-wrong-tries", po::value(&pickup_kiosk_wrong_tries)->default_value(20), "wrong codes, across all its slots, after which a kiosk refuses every pickup for a while")
     ("pickup-kiosk-window-s", po::value(&pickup_kiosk_window_s)->default_value(15 * 60), "the window --pickup-kiosk-wrong-tries counts in, in seconds")
+    ("operator-code-tries", po::value(&operator_code_tries)->default_value(5), "refused operator box codes at one kiosk after which it refuses every operator code for a while")
+    ("operator-code-window-s", po::value(&operator_code_window_s)->default_value(15 * 60), "the window --operator-code-tries counts in, in seconds")
+    ("holder-new-codes-per-hour", po::value(&holder_new_codes_per_hour)->default_value(5), "new pickup codes a holder may ask for in an hour (asked for, or pushed by a card query)")
+    ("resolve-tries", po::value(&resolve_tries)->default_value(20), "card numbers an operator may type to resolve difficult cards within --resolve-window-s (each answer tells whether a number is enrolled)")
+    ("resolve-window-s", po::value(&resolve_window_s)->default_value(3600), "the window --resolve-tries counts in, in seconds")
     ("tessdata-dir", po::value(&tessdata)->default_value(""), "Tesseract data folder (default: the system's)")
     ("models-dir", po::value(&models)->default_value(""), "lostcard models/ folder (recognition configuration)")
     ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
@@ -206,6 +213,13 @@ int main(int argc, char** argv) {
     store_options.pickup_code_tries = pickup_code_tries;
     store_options.pickup_limits.kiosk_wrong_tries = pickup_kiosk_wrong_tries;
     store_options.pickup_limits.kiosk_window = std::chrono::seconds(pickup_kiosk_window_s);
+    if (operator_code_tries < 1 || operator_code_window_s < 1 || holder_new_codes_per_hour < 1 ||
+        resolve_tries < 1 || resolve_window_s < 1) {
+      throw std::invalid_argument(
+          "--operator-code-*, --holder-new-codes-per-hour and --resolve-* must be at least 1");
+    }
+    store_options.operator_code_tries = operator_code_tries;
+    store_options.operator_code_window = std::chrono::seconds(operator_code_window_s);
     // PostgreSQL may be restarting just when the cloud (re)starts, after a crash say: wait for
     // it up to --db-wait-ms rather than exit. Found by tools/chaos (a kill -9 of the cloud
     // followed by a PostgreSQL restart left no cloud running).
@@ -309,6 +323,9 @@ int main(int argc, char** argv) {
       api_options.signups_per_ip_per_hour = signups_per_ip_per_hour;
       api_options.signups_per_hour = signups_per_hour;
       api_options.allow_http_webhooks = signup_allow_http_webhooks;
+      api_options.max_new_codes_per_hour = holder_new_codes_per_hour;
+      api_options.resolve_tries = resolve_tries;
+      api_options.resolve_window = std::chrono::seconds(resolve_window_s);
       people_api.emplace(io, api_options);
       people_api->start();
       if (!http_port_file.empty()) {

@@ -42,6 +42,61 @@ v1::KioskInfo kioskInfo(const std::string& id, const std::string& name, const st
   return k;
 }
 
+// Where a deposit's card is, in the holder's words (FoundDeposit.status,
+// HolderNotice.card_status): "decided", "stored" (in a slot), "releasing", "collected",
+// "with_operator" (a card in the bin, or taken out by an operator to be put in a slot) or
+// "returning_to_issuer". Of the deposit `d`.
+constexpr const char* kHolderStatusSql =
+    "CASE WHEN d.status = 'to_return' "
+    "       OR (d.status = 'collected' AND d.return_marked_at IS NOT NULL) "
+    "     THEN 'returning_to_issuer' "
+    "     WHEN d.status = 'awaiting_restock' "
+    "       OR (d.status = 'stored' AND d.location_kind = 'bin') "
+    "       OR (d.status = 'collected' AND d.collected_by = 'operator') "
+    "     THEN 'with_operator' "
+    "     ELSE d.status END";
+
+// What a holder is told of a card of theirs in a box.
+struct CardWhereabouts {
+  std::string status;  // as kHolderStatusSql
+  std::string issuer_name, last4, kiosk_name, kiosk_address, opening_hours;
+  std::uint32_t slot_number = 0;  // from 1; 0 when not in a slot
+};
+
+std::string holderMessage(const CardWhereabouts& w) {
+  const std::string card =
+      "Your " + (w.issuer_name.empty() ? "" : w.issuer_name + " ") + "card ending " + w.last4;
+  const std::string box = "the box \"" + w.kiosk_name + "\", " + w.kiosk_address;
+  if (w.status == "stored") {
+    return card + " is in slot " + std::to_string(w.slot_number) + " of " + box + " (open " +
+           w.opening_hours +
+           "). Its pickup code was sent to you; if you no longer have it, ask for a new one.";
+  }
+  if (w.status == "decided") {
+    return card + " was just left in " + box +
+           " and is being put away; a notice with its pickup code follows.";
+  }
+  if (w.status == "releasing") {
+    return card + ": slot " + std::to_string(w.slot_number) + " of " + box +
+           " is opening for your pickup code.";
+  }
+  if (w.status == "collected") {
+    return card + " was collected from " + box + ".";
+  }
+  if (w.status == "with_operator") {
+    return card + " is with the operator of " + box +
+           ": it could not wait in a slot yet. Once the operator puts it in a slot you get a "
+           "notice with its pickup code; there is nothing to do until then.";
+  }
+  if (w.status == "returning_to_issuer") {
+    return card + " is being returned to " +
+           (w.issuer_name.empty() ? std::string("its issuer") : w.issuer_name) + " from " + box +
+           " (it was not collected in time, or could not be handed over at the box). The box "
+           "no longer holds it for you: ask your card's issuer.";
+  }
+  return card + " is in " + box + ".";
+}
+
 // The inbox's columns, in the order noticeFromRow reads them.
 std::string noticeSelect() {
   return "SELECT o.id::text, o.deposit_id::text, o.holder_id, o.stream_seq, " +
@@ -51,7 +106,7 @@ std::string noticeSelect() {
          "       WHEN o.gave_up_at IS NOT NULL THEN 'given_up' ELSE 'waiting' END, "
          "o.payload_key_id, o.payload_nonce, o.payload_sealed, h.name, i.name, c.last4, k.id, "
          "k.name, k.address, k.latitude, k.longitude, k.opening_hours, d.location_slot, " +
-         rfc3339Sql("d.stored_at") +
+         rfc3339Sql("d.stored_at") + ", " + kHolderStatusSql +
          " FROM notice_outbox o JOIN deposits d ON d.id = o.deposit_id "
          "JOIN cards c ON c.id = d.card_id JOIN holders h ON h.id = o.holder_id "
          "JOIN issuers i ON i.id = c.issuer_id JOIN kiosks k ON k.id = d.kiosk_id ";
@@ -65,6 +120,7 @@ v1::HolderNotice noticeFromRow(const pqxx::row& r, const ImageVault& vault) {
   out.set_deposit_id(r[1].as<std::string>());
   out.set_queued_at(r[4].as<std::string>());
   out.set_state(r[5].as<std::string>());
+  out.set_card_status(r[20].as<std::string>());
   if (out.state() == "waiting" && !r[8].is_null()) {
     const SealedImage sealed{r[6].as<std::string>(), pqxx::binarystring(r[7]).str(),
                              pqxx::binarystring(r[8]).str()};
@@ -100,11 +156,13 @@ v1::HolderNotice noticeFromRow(const pqxx::row& r, const ImageVault& vault) {
   n->set_map_url(mapUrl(k->latitude(), k->longitude()));
   n->set_slot_number(r[18].is_null() ? 0 : r[18].as<std::uint32_t>() + 1);
   n->set_stored_at(r[19].as<std::string>());
-  n->set_message("Your " + n->issuer_name() + " card ending " + n->card_last4() + " is in slot " +
-                 std::to_string(n->slot_number()) + " of the box \"" + k->name() + "\", " +
-                 k->address() + " (open " + k->opening_hours() +
-                 "). Its pickup code was sent to you; if you no longer have it, ask for a new "
-                 "one.");
+  n->set_message(holderMessage({.status = out.card_status(),
+                                .issuer_name = n->issuer_name(),
+                                .last4 = n->card_last4(),
+                                .kiosk_name = k->name(),
+                                .kiosk_address = k->address(),
+                                .opening_hours = k->opening_hours(),
+                                .slot_number = n->slot_number()}));
   return out;
 }
 
@@ -292,6 +350,7 @@ CardDataRead<v1::CardQueryResult> HolderData::queryCard(const Principal& who,
     std::string deposit_id;
     bool in_slot = false;
     std::string notice_id;  // a notice on its way
+    bool returning = false;  // going back to its issuer: no code will come
   };
   std::vector<Waiting> found;
   impl_->pool.run([&](pqxx::connection& c) {
@@ -310,17 +369,24 @@ CardDataRead<v1::CardQueryResult> HolderData::queryCard(const Principal& who,
       if (card.empty() && query.card_id() != 0) {
         out.access = {false, 404, "no such card of yours"};
       } else if (!card.empty()) {
+        const auto card_id = card[0][0].as<std::int64_t>();
+        // Cards still in a box or on their way somewhere; not those collected by their holder.
         const auto rows = tx.exec_params(
-            "SELECT d.id::text, d.status, coalesce(d.last4, ''), k.id, k.name, k.address, "
-            "       k.latitude, k.longitude, k.opening_hours, d.location_kind, d.location_slot, " +
+            std::string("SELECT d.id::text, ") + kHolderStatusSql +
+                ", coalesce(d.last4, ''), k.id, k.name, k.address, "
+                "       k.latitude, k.longitude, k.opening_hours, d.location_kind, "
+                "       d.location_slot, " +
                 rfc3339Sql("d.stored_at") +
                 ", (SELECT o.id::text FROM notice_outbox o WHERE o.deposit_id = d.id "
                 "   AND o.delivered_at IS NULL AND o.gave_up_at IS NULL "
-                "   ORDER BY o.notice_seq DESC LIMIT 1) "
+                "   ORDER BY o.notice_seq DESC LIMIT 1), i.name "
                 "FROM deposits d JOIN kiosks k ON k.id = d.kiosk_id "
-                "WHERE d.card_id = $1 AND d.status IN ('decided', 'stored', 'releasing') "
+                "JOIN cards c ON c.id = d.card_id JOIN issuers i ON i.id = c.issuer_id "
+                "WHERE d.card_id = $1 AND (d.status IN ('decided', 'stored', 'releasing', "
+                "                                       'to_return', 'awaiting_restock') "
+                "  OR (d.status = 'collected' AND d.collected_by = 'operator')) "
                 "ORDER BY d.decided_at DESC, d.id",
-            card[0][0].as<std::int64_t>());
+            card_id);
         for (const auto& r : rows) {
           auto* d = out.value.add_deposits();
           d->set_deposit_id(r[0].as<std::string>());
@@ -329,12 +395,27 @@ CardDataRead<v1::CardQueryResult> HolderData::queryCard(const Principal& who,
           *d->mutable_kiosk() =
               kioskInfo(r[3].as<std::string>(), r[4].as<std::string>(), r[5].as<std::string>(),
                         r[6].as<double>(), r[7].as<double>(), r[8].as<std::string>());
-          const bool in_slot = text(r[9]) == "slot";
+          const bool in_slot = text(r[9]) == "slot" && d->status() != "with_operator" &&
+                               d->status() != "returning_to_issuer";
           d->set_slot_number(in_slot ? r[10].as<std::uint32_t>() + 1 : 0);
           d->set_stored_at(r[11].as<std::string>());
-          found.push_back({d->deposit_id(), in_slot && d->status() == "stored", text(r[12])});
+          d->set_message(holderMessage({.status = d->status(),
+                                        .issuer_name = r[13].as<std::string>(),
+                                        .last4 = d->last4(),
+                                        .kiosk_name = d->kiosk().name(),
+                                        .kiosk_address = d->kiosk().address(),
+                                        .opening_hours = d->kiosk().opening_hours(),
+                                        .slot_number = d->slot_number()}));
+          found.push_back({d->deposit_id(), in_slot && d->status() == "stored", text(r[12]),
+                           d->status() == "returning_to_issuer"});
         }
         out.value.set_found(out.value.deposits_size() > 0);
+        // The holder is coming: the unclaimed sweep ages these cards from now (unclaimed.hpp).
+        tx.exec_params(
+            "UPDATE deposits SET holder_action_at = $2::timestamptz "
+            "WHERE card_id = $1 AND status IN ('decided', 'stored', 'releasing', "
+            "                                  'awaiting_restock')",
+            card_id, detail::pgTimestamp(now));
       }
     }
     entry.result = out.access.allowed ? "ok" : "refused";
@@ -349,7 +430,9 @@ CardDataRead<v1::CardQueryResult> HolderData::queryCard(const Principal& who,
   for (int i = 0; i < out.value.deposits_size(); ++i) {
     auto* d = out.value.mutable_deposits(i);
     const auto& w = found[static_cast<std::size_t>(i)];
-    if (!w.in_slot) {
+    if (w.returning) {
+      d->set_notice("none");
+    } else if (!w.in_slot) {
       d->set_notice("not_in_slot");
     } else if (!w.notice_id.empty()) {
       d->set_notice("on_its_way");

@@ -426,6 +426,16 @@ CREATE INDEX audit_log_signup_ok_idx ON audit_log (at)
   WHERE action = 'holder.signup' AND result = 'ok';
 )sql";
 
+// Version 13: loose ends of the people's flows (issue 6). When a holder last acted on a deposit
+// (asked whether a box holds their card, or asked for a new pickup code): the unclaimed sweep
+// ages a card from the later of that and its storing, so a holder who is coming is not sent
+// away. Who acknowledged a kiosk's alert (an operator of that kiosk: resolved_at is when).
+constexpr std::string_view kLooseEnds = R"sql(
+ALTER TABLE deposits ADD COLUMN holder_action_at timestamptz;
+ALTER TABLE kiosk_alerts ADD COLUMN resolved_by_account bigint REFERENCES accounts (id);
+CREATE INDEX audit_log_resolve_idx ON audit_log (actor_id, at) WHERE action = 'difficult.resolve';
+)sql";
+
 const std::vector<Migration> kMigrations = {
     {1, "registry", kInitialSchema},
     {2, "kiosk inventories", kKioskInventories},
@@ -438,6 +448,7 @@ const std::vector<Migration> kMigrations = {
     {9, "holder inbox", kHolderInbox},
     {10, "operations", kOperations},
     {11, "holder signup", kHolderSignup},
+    {13, "loose ends of the people's flows", kLooseEnds},
 };
 
 void lockMigrations(pqxx::work& tx) {

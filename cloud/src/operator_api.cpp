@@ -52,6 +52,50 @@ AuditEntry entryFor(const Principal& who, const std::string& action, const std::
   return entry;
 }
 
+// Access to one object of a kiosk (a deposit, an alert) by `rule`; for an operator or admin, one
+// that does not exist (nullopt) is refused like another kiosk's (404), so ids cannot be probed.
+Access kioskObjectAccess(const Principal& who, const std::optional<std::string>& kiosk,
+                         Access (*rule)(const Principal&, const std::string&)) {
+  if (kiosk) {
+    return rule(who, *kiosk);
+  }
+  return who.role == Role::kOperator || who.role == Role::kAdmin ? Access::hide() : rule(who, "");
+}
+
+// A sentence for the operator about an alert the kiosk raised (kiosk_alerts.kind).
+std::string raisedAlertMessage(const std::string& kind, const pqxx::field& slot) {
+  if (kind == "slot_door_failed") {
+    return "The door of slot " +
+           (slot.is_null() ? std::string("?") : std::to_string(slot.as<int>() + 1)) +
+           " did not open for a pickup: the card is still in it; check the latch (its holder "
+           "needs a new code)";
+  }
+  return "The box raised an alert: " + kind;
+}
+
+// The alerts kiosks raised and no operator acknowledged yet (kiosk_alerts), in KioskAlert's
+// columns order: id, kiosk, kind, deposit, detail, at, acknowledged at, the deposit's slot.
+std::string raisedAlertSql(const std::string& where) {
+  return "SELECT a.id::text, a.kiosk_id, a.kind, coalesce(a.deposit_id::text, ''), a.detail, " +
+         rfc3339Sql("a.at") + ", " + rfc3339Sql("a.resolved_at") +
+         ", d.location_slot FROM kiosk_alerts a LEFT JOIN deposits d ON d.id = a.deposit_id "
+         "WHERE " +
+         where;
+}
+
+v1::KioskAlert raisedAlert(const pqxx::row& r) {
+  v1::KioskAlert a;
+  a.set_alert_id(r[0].as<std::string>());
+  a.set_kiosk_id(r[1].as<std::string>());
+  a.set_kind(r[2].as<std::string>());
+  a.set_deposit_id(r[3].as<std::string>());
+  a.set_detail(r[4].as<std::string>());
+  a.set_at(r[5].as<std::string>());
+  a.set_acknowledged_at(r[6].as<std::string>());
+  a.set_message(raisedAlertMessage(a.kind(), r[7]));
+  return a;
+}
+
 // Overwrites a string (a typed card number) when the scope ends.
 struct Cleanse {
   std::string& s;
@@ -135,6 +179,26 @@ struct OperatorApi::Impl {
     return rows[0][0].as<std::string>();
   }
 
+  // 0 when `actor_id` may look up another number now; else the seconds until the oldest of the
+  // lookups that fill the limit leaves the window.
+  std::int64_t resolveWaitSeconds(pqxx::transaction_base& tx, const std::string& actor_id,
+                                  std::chrono::system_clock::time_point now) const {
+    if (options.resolve_tries <= 0) {
+      return 0;
+    }
+    const auto rows = tx.exec_params(
+        "SELECT " + detail::epochMicrosSql("at") +
+            " FROM audit_log WHERE action = 'difficult.resolve' AND actor_id = $1 "
+            "AND at > $2::timestamptz AND detail LIKE 'number:%' ORDER BY at DESC LIMIT $3",
+        actor_id, detail::pgTimestamp(now - options.resolve_window), options.resolve_tries);
+    if (static_cast<int>(rows.size()) < options.resolve_tries) {
+      return 0;
+    }
+    const auto oldest = detail::fromEpochMicros(rows.back()[0].as<std::int64_t>());
+    return std::max<std::int64_t>(
+        1, std::chrono::ceil<std::chrono::seconds>(oldest + options.resolve_window - now).count());
+  }
+
   OperatorApiOptions options;
   detail::ConnectionPool pool;
   std::shared_ptr<spdlog::logger> log;
@@ -150,6 +214,8 @@ void OperatorApi::addRoutes(HttpRouter& router) {
              [this](const ApiRequest& r) { return fleet(r); });
   router.add(http::verb::get, "/v1/operator/alerts", Auth::kRequired,
              [this](const ApiRequest& r) { return alerts(r); });
+  router.add(http::verb::post, "/v1/operator/alerts/{id}/ack", Auth::kRequired,
+             [this](const ApiRequest& r) { return acknowledgeAlert(r); });
   router.add(http::verb::get, "/v1/operator/kiosks/{id}/collection", Auth::kRequired,
              [this](const ApiRequest& r) { return collection(r); });
   router.add(http::verb::get, "/v1/operator/difficult", Auth::kRequired,
@@ -183,7 +249,68 @@ ApiReply OperatorApi::alerts(const ApiRequest& r) {
       *list.add_alerts() = a;
     }
   }
+  std::string param;
+  const std::string where = servedCondition(r.principal(), "a.kiosk_id", &param);
+  const auto rows = impl_->pool.run([&](pqxx::connection& c) {
+    pqxx::read_transaction tx(c);
+    return tx.exec_params(
+        raisedAlertSql(where + " AND a.resolved_at IS NULL ORDER BY a.at, a.id LIMIT $2"), param,
+        impl_->options.max_rows);
+  });
+  for (const auto& row : rows) {
+    *list.add_alerts() = raisedAlert(row);
+  }
   return jsonReply(list);
+}
+
+ApiReply OperatorApi::acknowledgeAlert(const ApiRequest& r) {
+  const auto& who = r.principal();
+  const std::string alert_id = r.params.at("id");
+  const bool is_id = !alert_id.empty() && alert_id.size() <= 18 &&
+                     alert_id.find_first_not_of("0123456789") == std::string::npos;
+  auto entry = entryFor(who, "alert.ack", "kiosk_alert", alert_id);
+  if (!is_id) {
+    entry.object_ids.clear();  // not an id: nothing to name
+  }
+  return impl_->pool.run([&](pqxx::connection& c) -> ApiReply {
+    pqxx::work tx(c);
+    std::optional<std::string> kiosk;
+    bool acknowledged_before = false;
+    if (is_id) {
+      const auto rows = tx.exec_params(
+          "SELECT kiosk_id, resolved_at IS NOT NULL FROM kiosk_alerts WHERE id = $1 FOR UPDATE",
+          std::stoll(alert_id));
+      if (!rows.empty()) {
+        kiosk = rows[0][0].as<std::string>();
+        acknowledged_before = rows[0][1].as<bool>();
+      }
+    }
+    const auto access = kioskObjectAccess(who, kiosk, mayAcknowledgeAlert);
+    if (!access.allowed) {
+      entry.result = "refused";
+      entry.detail = access.reason;
+      appendAudit(tx, entry, r.now);
+      tx.commit();
+      return refusal(access);
+    }
+    if (!acknowledged_before) {
+      tx.exec_params(
+          "UPDATE kiosk_alerts SET resolved_at = $2::timestamptz, "
+          "  resolved_by_account = nullif($3, 0) WHERE id = $1",
+          std::stoll(alert_id), detail::pgTimestamp(r.now), who.account_id);
+    }
+    const auto row = tx.exec_params1(raisedAlertSql("a.id = $1"), std::stoll(alert_id));
+    entry.result = "ok";
+    entry.detail = row[2].as<std::string>() + " at kiosk " + *kiosk +
+                   (acknowledged_before ? " (acknowledged before)" : "");
+    appendAudit(tx, entry, r.now);
+    tx.commit();
+    if (!acknowledged_before) {
+      impl_->log->info("alert {} ({}) of kiosk {} acknowledged by {} {}", alert_id,
+                       row[2].as<std::string>(), *kiosk, roleName(who.role), entry.actor_id);
+    }
+    return jsonReply(raisedAlert(row));
+  });
 }
 
 ApiReply OperatorApi::collection(const ApiRequest& r) {
@@ -211,7 +338,8 @@ ApiReply OperatorApi::collection(const ApiRequest& r) {
             "d.status, coalesce(d.last4, ''), coalesce(c.issuer_id, ''), " +
             rfc3339Sql("coalesce(d.return_marked_at, d.resolved_at, d.decided_at)") +
             " FROM deposits d LEFT JOIN cards c ON c.id = d.card_id "
-            "WHERE d.kiosk_id = $1 AND d.collected_at IS NULL AND d.location_kind IS NOT NULL "
+            "WHERE d.kiosk_id = $1 AND d.location_kind IS NOT NULL "
+            "  AND (d.collected_at IS NULL OR d.status = 'awaiting_restock') "
             "  AND (d.status IN ('to_return', 'awaiting_restock') "
             "       OR (d.status = 'stored' AND d.decision = 'difficult')) "
             "ORDER BY d.location_kind DESC, d.location_slot, d.decided_at LIMIT $2",
@@ -295,10 +423,7 @@ ApiReply OperatorApi::difficultImage(const ApiRequest& r) {
   return impl_->pool.run([&](pqxx::connection& c) -> ApiReply {
     pqxx::work tx(c);
     const auto kiosk = Impl::depositKiosk(tx, deposit_id, false);
-    const auto access = kiosk ? mayReviewDifficult(who, *kiosk)
-                              : (who.role == Role::kOperator || who.role == Role::kAdmin
-                                     ? Access::hide()
-                                     : mayReviewDifficult(who, ""));
+    const auto access = kioskObjectAccess(who, kiosk, mayReviewDifficult);
     if (!access.allowed) {
       if (!wire::isUuid(deposit_id)) {
         entry.object_ids.clear();  // not an id: nothing to name
@@ -357,10 +482,7 @@ ApiReply OperatorApi::resolve(const ApiRequest& r) {
   return impl_->pool.run([&](pqxx::connection& c) -> ApiReply {
     pqxx::work tx(c);
     const auto kiosk = Impl::depositKiosk(tx, deposit_id, true);
-    const auto access = kiosk ? mayReviewDifficult(who, *kiosk)
-                              : (who.role == Role::kOperator || who.role == Role::kAdmin
-                                     ? Access::hide()
-                                     : mayReviewDifficult(who, ""));
+    const auto access = kioskObjectAccess(who, kiosk, mayReviewDifficult);
     const auto audited = [&](const std::string& result, const std::string& detail) {
       entry.result = result;
       entry.detail = detail;
@@ -390,10 +512,19 @@ ApiReply OperatorApi::resolve(const ApiRequest& r) {
     std::optional<std::int64_t> card_id;
     std::string last4;
     if (!number.empty()) {
+      // Each answer tells whether a number is enrolled: at most resolve_tries lookups per
+      // operator within resolve_window, counted in the audit log (details "number: ...").
+      if (const auto wait_s = impl_->resolveWaitSeconds(tx, entry.actor_id, r.now); wait_s > 0) {
+        audited("refused", "throttled: too many numbers typed");
+        auto reply = errorReply(429, "too_many_requests",
+                                "too many card numbers typed lately; try again later");
+        reply.headers.emplace_back("Retry-After", std::to_string(wait_s));
+        return reply;
+      }
       std::string digits, code, reason;
       const Cleanse cleanse_digits{digits};
       if (!checkCardNumber(options.card_formats, number, &digits, &last4, &code, &reason)) {
-        audited("refused", "number refused: " + code);
+        audited("refused", "number: refused by the card formats: " + code);
         return errorReply(422, "unprocessable", reason);
       }
       if (options.card_hasher == nullptr) {
@@ -405,7 +536,7 @@ ApiReply OperatorApi::resolve(const ApiRequest& r) {
       if (cards.size() != 1) {
         const std::string why = "no enrolled card has the number ending " + last4 +
                                 ": check it, or return the card to its issuer";
-        audited("refused", "no enrolled card with that number (ending " + last4 + ")");
+        audited("refused", "number: no enrolled card with it (ending " + last4 + ")");
         return errorReply(422, "unprocessable", why);
       }
       card_id = cards[0][0].as<std::int64_t>();
@@ -433,7 +564,8 @@ ApiReply OperatorApi::resolve(const ApiRequest& r) {
             rfc3339Sql("d.collected_at") + ", d.decision, " + kLocationSql +
             " FROM deposits d JOIN kiosks k ON k.id = d.kiosk_id WHERE d.id = $1::uuid",
         deposit_id);
-    audited("ok", outcome + (card_id ? ", card ending " + last4 : std::string()));
+    audited("ok", (card_id ? "number: " : "") + outcome +
+                      (card_id ? ", card ending " + last4 : std::string()));
     impl_->log->info("deposit {} of kiosk {} resolved by {} {}: {}{}", deposit_id, *kiosk,
                      roleName(who.role), entry.actor_id, outcome,
                      card_id ? ", card ending " + last4 : std::string());

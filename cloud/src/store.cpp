@@ -355,9 +355,12 @@ StoredResult Store::recordStored(const std::string& kiosk_id, const std::string&
     }
 
     const std::string now_sql = detail::pgTimestamp(now);
+    // A card restocked after an operator took it out of the box is back in it: no longer
+    // collected.
     tx.exec_params(
         "UPDATE deposits SET status = 'stored', location_kind = $2, location_slot = $3, "
-        "stored_at = $4::timestamptz WHERE id = $1::uuid",
+        "stored_at = $4::timestamptz, collected_at = NULL, collected_by = NULL, "
+        "collected_by_account = NULL WHERE id = $1::uuid",
         deposit_id, in_slot ? "slot" : "bin",
         in_slot ? std::optional<std::int64_t>(location.slot()) : std::nullopt, now_sql);
 
@@ -668,8 +671,11 @@ Reconciliation Store::reconcile(const std::string& kiosk_id) {
       snap.received_at = detail::fromEpochMicros(inventory[0][1].as<std::int64_t>());
       out.snapshot = std::move(snap);
     }
+    // A card to restock that an operator took out of the box is no longer in it.
     const auto rows = tx.exec_params(
-        "SELECT id::text, status, location_kind, location_slot, last4 FROM deposits "
+        "SELECT id::text, CASE WHEN status = 'awaiting_restock' AND collected_at IS NOT NULL "
+        "                      THEN 'collected' ELSE status END, "
+        "       location_kind, location_slot, last4 FROM deposits "
         "WHERE kiosk_id = $1 ORDER BY id",
         kiosk_id);
     for (const auto& r : rows) {
@@ -976,6 +982,9 @@ NewPickupCode Store::issueNewPickupCode(const std::string& deposit_id, const std
         "  created_at = EXCLUDED.created_at, used_at = NULL",
         deposit_id, code_hash, detail::pgTimestamp(in.pickup_code_expires_at),
         options.pickup_code_tries, now_sql);
+    // The holder is coming: the unclaimed sweep ages the card from now (unclaimed.hpp).
+    tx.exec_params("UPDATE deposits SET holder_action_at = $2::timestamptz WHERE id = $1::uuid",
+                   deposit_id, now_sql);
     // A notice still on its way carries the old code, which no longer works: withdrawn, its
     // payload wiped as after a delivery.
     tx.exec_params(
@@ -1268,7 +1277,7 @@ OperatorAuthOutcome Store::checkOperatorCode(const std::string& kiosk_id,
   };
   // Refused codes in the window, and when the kiosk takes codes again (0: it does now).
   const auto throttle = [&](pqxx::work& tx) -> std::int64_t {
-    const auto window = options.pickup_limits.kiosk_window;
+    const auto window = options.operator_code_window;
     const auto rows =
         tx.exec_params("SELECT " + detail::epochMicrosSql("at") +
                            " FROM bin_openings WHERE kiosk_id = $1 AND result = 'refused' "
@@ -1385,11 +1394,15 @@ ReportResult Store::recordBinEmptied(const std::string& kiosk_id, const std::str
     const std::string now_sql = detail::pgTimestamp(now);
     std::vector<std::string> collected;
     for (const auto& id : deposit_ids) {
+      // A card of a known holder that went to the bin (no free slot, say) is not done with: it
+      // waits for the operator to put it in a slot (awaiting_restock), as a card resolved by hand.
       const auto changed = tx.exec_params(
-          "UPDATE deposits SET status = 'collected', collected_at = $3::timestamptz, "
-          "collected_by = 'operator', collected_by_account = $4::bigint "
+          "UPDATE deposits SET collected_at = $3::timestamptz, collected_by = 'operator', "
+          "  collected_by_account = $4::bigint, "
+          "  status = CASE WHEN status = 'stored' AND decision = 'store' "
+          "                THEN 'awaiting_restock' ELSE 'collected' END "
           "WHERE id = $1::uuid AND kiosk_id = $2 AND location_kind = 'bin' "
-          "  AND status IN ('decided', 'stored', 'to_return') RETURNING id",
+          "  AND status IN ('decided', 'stored', 'to_return') RETURNING status",
           id, kiosk_id, now_sql, account_id);
       if (changed.empty()) {
         impl_->log->warn(
@@ -1398,6 +1411,10 @@ ReportResult Store::recordBinEmptied(const std::string& kiosk_id, const std::str
             kiosk_id, id);
       } else {
         collected.push_back(id);
+        if (changed[0][0].as<std::string>() == "awaiting_restock") {
+          impl_->log->info("kiosk {}: deposit {} (a holder's card) left the bin: to restock",
+                           kiosk_id, id);
+        }
       }
     }
     tx.exec_params(

@@ -19,6 +19,7 @@ int markUnclaimedForReturn(const std::string& conninfo, std::chrono::system_cloc
       "SELECT id::text, kiosk_id, coalesce(last4, '') FROM deposits "
       "WHERE status = 'stored' AND decision = 'store' AND location_kind = 'slot' "
       "  AND stored_at <= $1::timestamptz "
+      "  AND (holder_action_at IS NULL OR holder_action_at <= $1::timestamptz) "
       "ORDER BY stored_at FOR UPDATE SKIP LOCKED",
       detail::pgTimestamp(now - after));
   if (rows.empty()) {

@@ -31,7 +31,7 @@ struct Fixture {
     StoreOptions o;
     o.conninfo = db.conninfo();
     o.operator_code_tries = 3;
-    o.pickup_limits.kiosk_window = 15min;
+    o.operator_code_window = 15min;
     return o;
   }
 

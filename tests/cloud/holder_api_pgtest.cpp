@@ -15,6 +15,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <catch2/catch.hpp>
+#include <optional>
 #include <pqxx/pqxx>
 #include <thread>
 
@@ -22,10 +23,12 @@
 #include "lostcard/cloud/card_proof.hpp"
 #include "lostcard/cloud/holder_api.hpp"
 #include "lostcard/cloud/store.hpp"
+#include "lostcard/cloud/unclaimed.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/https_client.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 #include "lostcard/v1/api.pb.h"
+#include "lostcard/wire/envelope.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -109,6 +112,7 @@ class Api {
   unsigned short port() const { return server_.localEndpoint().port(); }
   const std::string& conninfo() const { return db_.conninfo(); }
   cloud::AccountStore& accounts() { return accounts_; }
+  cloud::Store& store() { return store_; }
 
   // One request on a new TLS connection (the client verifies the server against the test CA).
   Reply call(http::verb method, const std::string& target, const std::string& token = "",
@@ -171,8 +175,10 @@ class Api {
     return options;
   }
 
+ public:
+  // A card decided "store" at kT0 and reported in `slot` (nullopt: in the bin) of `kiosk`.
   void deposit(const std::string& id, const std::string& kiosk, std::int64_t card_id,
-               const std::string& last4, std::uint32_t slot) {
+               const std::string& last4, std::optional<std::uint32_t> slot) {
     cloud::DepositDecision d;
     d.deposit_id = id;
     d.kiosk_id = kiosk;
@@ -181,10 +187,15 @@ class Api {
     d.last4 = last4;
     store_.recordDecision(d, kT0);
     v1::Location location;
-    location.set_slot(slot);
+    if (slot) {
+      location.set_slot(*slot);
+    } else {
+      location.mutable_bin();
+    }
     REQUIRE(store_.recordStored(kiosk, id, location, kT0).ok);
   }
 
+ private:
   test::PgTestDb db_;
   cloud::Store store_;
   cloud::AccountStore accounts_;
@@ -562,4 +573,101 @@ TEST_CASE("a holder adds their own card with the issuer's proof, and only then")
   CHECK(api.query("SELECT count(*) FROM audit_log WHERE action = 'cards.add' AND result = 'refused'")
             [0][0].as<int>() == 5);
   CHECK(api.query("SELECT count(*) FROM audit_log WHERE detail ~ '[0-9]{8}'")[0][0].as<int>() == 0);
+}
+
+namespace {
+
+// The deposit `id` of a card query's answer (fails the test when it is not there).
+v1::FoundDeposit foundDeposit(const v1::CardQueryResult& result, const std::string& id) {
+  for (const auto& d : result.deposits()) {
+    if (d.deposit_id() == id) {
+      return d;
+    }
+  }
+  FAIL("deposit " << id << " is not in the answer");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("a holder is told when their card is with an operator or going back to its issuer") {
+  Api api;
+  const auto ada = api.login("ada", "ada-password");
+  const auto bob = api.login("bob", "bob-password");
+  const std::string bob_query = std::string(R"({"number": ")") + kBobNumber + R"("})";
+
+  // Bob's card, decided "store", went to the bin of kiosk-1 (no free slot): an operator's task.
+  constexpr const char* kInBin = "44444444-4444-4444-8444-444444444444";
+  api.deposit(kInBin, "kiosk-1", cardIdOf(api, "bob"), "8210", std::nullopt);
+  auto in_bin = foundDeposit(cardQuery(api, bob, bob_query), kInBin);
+  CHECK(in_bin.status() == "with_operator");
+  CHECK(in_bin.slot_number() == 0);
+  CHECK(in_bin.notice() == "not_in_slot");
+  CHECK_THAT(in_bin.message(), Catch::Contains("with the operator of the box \"Main Station\"") &&
+                                   Catch::Contains("ending 8210"));
+  CHECK(foundDeposit(cardQuery(api, bob, bob_query), kBobDeposit).status() == "stored");
+
+  // The operator empties the bin: the card waits to be put in a slot, still with the operator.
+  api.store().setOperatorCode("op1", "1234567890", api.now());
+  const auto request = wire::newUuid();
+  REQUIRE(api.store().checkOperatorCode("kiosk-1", request, "1234567890", api.now()).result ==
+          v1::OPERATOR_AUTH_RESULT_OK);
+  CHECK(api.store().recordBinEmptied("kiosk-1", request, {kInBin}, api.now()).collected == 1);
+  CHECK(foundDeposit(cardQuery(api, bob, bob_query), kInBin).status() == "with_operator");
+
+  // Put in a slot: the normal path, a notice with a code.
+  v1::Location slot;
+  slot.set_slot(5);
+  CHECK(api.store().recordStored("kiosk-1", kInBin, slot, api.now()).notice_queued);
+  const auto restocked = foundDeposit(cardQuery(api, bob, bob_query), kInBin);
+  CHECK(restocked.status() == "stored");
+  CHECK(restocked.slot_number() == 6);
+  CHECK(restocked.notice() == "on_its_way");
+  CHECK_THAT(restocked.message(), Catch::Contains("is in slot 6"));
+
+  // Ada's card was not collected in time: it goes back to Northwind; no code will come.
+  CHECK(cloud::markUnclaimedForReturn(api.conninfo(), api.now() + std::chrono::hours(24 * 31),
+                                      std::chrono::hours(24 * 30)) >= 1);
+  const auto returning = cardQuery(api, ada, R"({"number": "4000056655665556"})").deposits(0);
+  CHECK(returning.deposit_id() == kAdaDeposit);
+  CHECK(returning.status() == "returning_to_issuer");
+  CHECK(returning.notice() == "none");
+  CHECK(returning.slot_number() == 0);
+  CHECK_THAT(returning.message(), Catch::Contains("being returned to Northwind Bank"));
+  // Her inbox says so too: the notice was withdrawn, and where the card is now.
+  const auto inbox =
+      api.call(http::verb::get, "/v1/holder/notices", ada).as<v1::HolderNoticeList>();
+  REQUIRE(inbox.notices_size() == 1);
+  CHECK(inbox.notices(0).state() == "withdrawn");
+  CHECK(inbox.notices(0).card_status() == "returning_to_issuer");
+  CHECK(inbox.notices(0).notice().pickup_code().empty());
+  CHECK_THAT(inbox.notices(0).notice().message(),
+             Catch::Contains("being returned to Northwind Bank") && !Catch::Contains("is in slot"));
+}
+
+TEST_CASE("a holder who asks about their card, or for a new code, keeps it from going back") {
+  Api api;
+  const auto day = std::chrono::hours(24);
+  const auto sweep = [&](std::chrono::hours at) {
+    return cloud::markUnclaimedForReturn(api.conninfo(), kT0 + at, day * 30);
+  };
+  const auto status = [&] {
+    return api
+        .query(std::string("SELECT status FROM deposits WHERE id = '") + kAdaDeposit + "'")[0][0]
+        .as<std::string>();
+  };
+
+  // Day 29: Ada asks whether a box holds her card. Day 31: bob's and carl's go back, hers stays.
+  api.advance(day * 29);
+  cardQuery(api, api.login("ada", "ada-password"), R"({"number": "4000056655665556"})");
+  CHECK(sweep(day * 31) == 2);
+  CHECK(status() == "stored");
+  // Day 50: she asks for a new code; day 59 (30 days after her question) it still stays.
+  api.advance(day * 21);
+  newCode(api, api.login("ada", "ada-password"), kAdaDeposit);
+  CHECK(sweep(day * 59) == 0);
+  CHECK(status() == "stored");
+  // 30 days after her last action, nobody came: it goes back.
+  CHECK(sweep(day * 80) == 1);
+  CHECK(status() == "to_return");
 }

@@ -82,7 +82,8 @@ struct Reply {
 // holder and issuer staff; the v1 API with the operators' endpoints over TLS.
 class OpsServer {
  public:
-  OpsServer()
+  // `resolve_tries`: numbers an operator may type within an hour to resolve difficult cards.
+  explicit OpsServer(int resolve_tries = 20)
       : store_({.conninfo = db_.conninfo()}),
         accounts_({.conninfo = db_.conninfo()}),
         reader_({.conninfo = db_.conninfo()}),
@@ -92,7 +93,9 @@ class OpsServer {
         ops_({.conninfo = db_.conninfo(),
               .thresholds = {.bin_percent = 80, .slots_percent = 90, .online_within = 1h},
               .card_hasher = &hasher_,
-              .image_vault = &vault_}),
+              .image_vault = &vault_,
+              .resolve_tries = resolve_tries,
+              .resolve_window = 1h}),
         router_(cloud::makeApiV1Router(accounts_, reader_, {keys_, enrollment_})),
         tls_(cloud::makeHttpsServerContext(pkiDir() + "/server/localhost.crt",
                                            pkiDir() + "/server/localhost.key")),
@@ -280,6 +283,17 @@ std::vector<std::string> kindsOf(const google::protobuf::RepeatedPtrField<v1::Ki
   std::vector<std::string> out;
   for (const auto& a : alerts) {
     out.push_back(a.kiosk_id() + ":" + a.kind());
+  }
+  return out;
+}
+
+// The alerts of `list` that a kiosk raised (those with an id).
+std::vector<v1::KioskAlert> raisedAlerts(const v1::AlertList& list) {
+  std::vector<v1::KioskAlert> out;
+  for (const auto& a : list.alerts()) {
+    if (!a.alert_id().empty()) {
+      out.push_back(a);
+    }
   }
   return out;
 }
@@ -581,4 +595,151 @@ TEST_CASE(
   const int status = sink.terminate();
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("alerts a kiosk raised: listed for its operators, acknowledged by one of them") {
+  OpsServer api;
+  const auto now = std::chrono::system_clock::now();
+  // A pickup whose slot door did not open (Store::recordPickupDone, as the gateway records it).
+  const auto deposit = api.storedInSlot("k1", api.adaCard(), 2, now);
+  const auto request = wire::newUuid();
+  const auto code = api.store().waitingNotice(deposit)->pickup_code();
+  REQUIRE(api.store().redeemPickupCode({"k1", request, 2, code}, now).verdict.result ==
+          v1::PICKUP_RESULT_OPEN);
+  REQUIRE(api.store()
+              .recordPickupDone(
+                  {"k1", request, deposit, v1::PICKUP_OUTCOME_DOOR_FAILED, "latch of slot 3 stuck"},
+                  now)
+              .ok);
+
+  const auto op1 = api.login("op1");
+  const auto op2 = api.login("op2");
+  auto raised = raisedAlerts(api.get("/v1/operator/alerts", op1).as<v1::AlertList>());
+  REQUIRE(raised.size() == 1);
+  const auto alert = raised[0];
+  CHECK(alert.kiosk_id() == "k1");
+  CHECK(alert.kind() == "slot_door_failed");
+  CHECK(alert.deposit_id() == deposit);
+  CHECK(alert.detail() == "latch of slot 3 stuck");
+  CHECK_FALSE(alert.at().empty());
+  CHECK(alert.acknowledged_at().empty());
+  CHECK_THAT(alert.message(), Catch::Contains("slot 3"));
+  // Only k1's operators (and admins) see it.
+  CHECK(raisedAlerts(api.get("/v1/operator/alerts", op2).as<v1::AlertList>()).empty());
+  CHECK(
+      raisedAlerts(api.get("/v1/operator/alerts", api.login("root")).as<v1::AlertList>()).size() ==
+      1);
+
+  // Refusals: another kiosk's operator and an unknown or malformed id get the same 404; a holder
+  // 403. Nothing changes.
+  const std::string ack = "/v1/operator/alerts/" + alert.alert_id() + "/ack";
+  const auto others = api.post(ack, op2, "");
+  CHECK(others.status == 404);
+  const auto unknown = api.post("/v1/operator/alerts/999999/ack", op1, "");
+  CHECK(unknown.status == 404);
+  CHECK(unknown.body == others.body);
+  CHECK(api.post("/v1/operator/alerts/abc/ack", op1, "").status == 404);
+  CHECK(api.post(ack, api.login("ada"), "").status == 403);
+  CHECK(raisedAlerts(api.get("/v1/operator/alerts", op1).as<v1::AlertList>()).size() == 1);
+
+  // k1's operator acknowledges it: it leaves the list; a repeat answers the same.
+  const auto done = api.post(ack, op1, "");
+  REQUIRE(done.status == 200);
+  const auto acknowledged = done.as<v1::KioskAlert>();
+  CHECK(acknowledged.alert_id() == alert.alert_id());
+  CHECK_FALSE(acknowledged.acknowledged_at().empty());
+  CHECK(raisedAlerts(api.get("/v1/operator/alerts", op1).as<v1::AlertList>()).empty());
+  const auto again = api.post(ack, op1, "");
+  REQUIRE(again.status == 200);
+  CHECK(again.as<v1::KioskAlert>().acknowledged_at() == acknowledged.acknowledged_at());
+  CHECK(api.query("SELECT a.login FROM kiosk_alerts k JOIN accounts a "
+                  "ON a.id = k.resolved_by_account WHERE k.id = " +
+                  alert.alert_id())[0][0]
+            .as<std::string>() == "op1");
+  const auto audit = api.query(
+      "SELECT result, count(*) FROM audit_log WHERE action = 'alert.ack' "
+      "GROUP BY result ORDER BY result");
+  REQUIRE(audit.size() == 2);
+  CHECK(audit[0][0].as<std::string>() == "ok");
+  CHECK(audit[0][1].as<int>() == 2);
+  CHECK(audit[1][0].as<std::string>() == "refused");
+  CHECK(audit[1][1].as<int>() == 4);
+}
+
+TEST_CASE("a holder's card emptied from the bin is to restock, then takes the normal path") {
+  OpsServer api;
+  const auto now = std::chrono::system_clock::now();
+  // Ada's card decided "store" but reported in the bin (no free slot), beside a difficult card.
+  cloud::DepositDecision d;
+  d.deposit_id = wire::newUuid();
+  d.kiosk_id = "k1";
+  d.store = true;
+  d.card_id = api.adaCard();
+  d.last4 = "5556";
+  api.store().recordDecision(d, now);
+  v1::Location bin;
+  bin.mutable_bin();
+  const auto in_bin = api.store().recordStored("k1", d.deposit_id, bin, now);
+  REQUIRE(in_bin.ok);
+  CHECK_FALSE(in_bin.notice_queued);
+  const auto difficult = api.difficultInBin("k1");
+
+  // op1 empties the bin at the box.
+  api.store().setOperatorCode("op1", "1234567890", now);
+  const auto request = wire::newUuid();
+  REQUIRE(api.store().checkOperatorCode("k1", request, "1234567890", now).result ==
+          v1::OPERATOR_AUTH_RESULT_OK);
+  CHECK(api.store().recordBinEmptied("k1", request, {d.deposit_id, difficult}, now).collected == 2);
+  CHECK(api.status(d.deposit_id) == "awaiting_restock");
+  CHECK(api.status(difficult) == "collected");
+
+  // The collection list tells op1 to put it in a slot; the difficult card is done with.
+  const auto op1 = api.login("op1");
+  auto list = api.get("/v1/operator/kiosks/k1/collection", op1).as<v1::CollectionList>();
+  REQUIRE(list.items_size() == 1);
+  CHECK(list.items(0).deposit_id() == d.deposit_id);
+  CHECK(list.items(0).action() == "restock");
+  CHECK(list.items(0).last4() == "5556");
+
+  // Put in slot 4: a pickup code and a notice, as for a card stored there at once.
+  v1::Location slot;
+  slot.set_slot(4);
+  CHECK(api.store().recordStored("k1", d.deposit_id, slot, now).notice_queued);
+  CHECK(api.status(d.deposit_id) == "stored");
+  CHECK(
+      api.query("SELECT collected_at IS NULL FROM deposits WHERE id = '" + d.deposit_id + "'")[0][0]
+          .as<bool>());
+  const auto notice = api.store().waitingNotice(d.deposit_id);
+  REQUIRE(notice.has_value());
+  CHECK(notice->slot_number() == 5);
+  CHECK(api.get("/v1/operator/kiosks/k1/collection", op1).as<v1::CollectionList>().items_size() ==
+        0);
+}
+
+TEST_CASE("numbers typed to resolve difficult cards are limited per operator") {
+  OpsServer api(3);
+  const auto at_k1 = api.difficultInBin("k1");
+  const auto at_k2 = api.difficultInBin("k2");
+  const auto op1 = api.login("op1");
+  const std::string nobody = std::string(R"({"number":")") + kNobodyNumber + "\"}";
+  const std::string resolve_k1 = "/v1/operator/difficult/" + at_k1 + "/resolve";
+
+  // Each answer says whether a number is enrolled: three, then 429 (even for a right number).
+  for (int i = 0; i < 3; ++i) {
+    CHECK(api.post(resolve_k1, op1, nobody).status == 422);
+  }
+  const auto throttled =
+      api.post(resolve_k1, op1, std::string(R"({"number":")") + kAdaNumber + "\"}");
+  CHECK(throttled.status == 429);
+  CHECK_THAT(throttled.body, Catch::Contains("too_many_requests"));
+  CHECK(api.status(at_k1) == "stored");
+  // Returning a card to its issuer types no number: not limited.
+  CHECK(api.post(resolve_k1, op1, R"({"return_to_issuer":true})").status == 200);
+  // Another operator is not held back by op1's tries.
+  CHECK(api.post("/v1/operator/difficult/" + at_k2 + "/resolve", api.login("op2"),
+                 std::string(R"({"number":")") + kBobNumber + "\"}")
+            .status == 200);
+  CHECK(api.query("SELECT count(*) FROM audit_log WHERE action = 'difficult.resolve' "
+                  "AND detail LIKE 'throttled%'")[0][0]
+            .as<int>() == 1);
 }

@@ -85,6 +85,9 @@ struct PeopleApiOptions {
   // difficult cards' photos (null: those requests get 503; must outlive the PeopleApi).
   FleetThresholds fleet_thresholds{};
   const ImageVault* image_vault = nullptr;
+  // Numbers an operator may type to resolve difficult cards, and the window (operator_api.hpp).
+  int resolve_tries = 20;
+  std::chrono::seconds resolve_window{3600};
   // The holder's endpoints: the notice key (loadNoticeVault; must outlive the PeopleApi; null:
   // processNoticeVault) and the rules of the new pickup codes they issue (store.hpp).
   const ImageVault* notice_vault = nullptr;

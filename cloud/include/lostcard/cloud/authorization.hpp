@@ -81,6 +81,9 @@ Access mayServeKiosk(const Principal& who, const std::string& kiosk_id);
 // 403 for holders and issuer staff (decided from the role alone); 404 for an operator of another
 // kiosk (deposit ids must not be probed).
 Access mayReviewDifficult(const Principal& who, const std::string& deposit_kiosk_id);
+// Acknowledging one alert a kiosk raised (kiosk_alerts): operators of that kiosk and admins; 403
+// for holders and issuer staff; 404 for an operator of another kiosk (alert ids are counted).
+Access mayAcknowledgeAlert(const Principal& who, const std::string& alert_kiosk_id);
 // The kiosks whose state `who` may see: nullopt for every kiosk (admins), else the list.
 std::optional<std::vector<std::string>> servedKiosks(const Principal& who);
 // The holder's own endpoints (/v1/holder/cards, card-queries, notices, new-code): a holder

@@ -4,7 +4,9 @@
 // of a box. docs/openapi.yaml describes them; the rules are in authorization.hpp.
 //
 //   GET  /v1/operator/kiosks                           the caller's kiosks (admins: every one)
-//   GET  /v1/operator/alerts                           their alerts (fleet.hpp)
+//   GET  /v1/operator/alerts                           their alerts (fleet.hpp), and those
+//                                                      their kiosks raised (kiosk_alerts)
+//   POST /v1/operator/alerts/{id}/ack                  acknowledge a raised one (audited)
 //   GET  /v1/operator/kiosks/{id}/collection           what to take out of that box
 //   GET  /v1/operator/difficult                        difficult cards of the caller's kiosks
 //   GET  /v1/operator/difficult/{deposit}/images/{n}   one redacted photo (image/jpeg)
@@ -23,8 +25,11 @@
 // the holder), so the holder is told only once the card is where the code opens. With
 // "return_to_issuer" (alone, or with a number that identifies the card and so its issuer) the
 // deposit becomes "to_return" and, when its card is known, the issuer gets
-// "card.returned_to_issuer". Every read of a difficult card, photo or collection list, and every
-// resolution (refused ones too), is audited in the transaction that does it.
+// "card.returned_to_issuer". Numbers typed are limited per operator (resolve_tries within
+// resolve_window): each answer tells whether a number is enrolled. Every read of a difficult card,
+// photo or collection list, and every resolution (refused ones too), is audited in the transaction
+// that does it.
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +52,10 @@ struct OperatorApiOptions {
   // Opens the kept photos (503 without); must outlive the OperatorApi.
   const ImageVault* image_vault = nullptr;
   int max_rows = 1000;
+  // Resolving by number tells whether a number is enrolled: each operator may type at most
+  // resolve_tries numbers within resolve_window (429 with Retry-After beyond; 0: no limit).
+  int resolve_tries = 20;
+  std::chrono::seconds resolve_window{3600};
 };
 
 class OperatorApi {
@@ -61,6 +70,7 @@ class OperatorApi {
 
   ApiReply fleet(const ApiRequest& request);
   ApiReply alerts(const ApiRequest& request);
+  ApiReply acknowledgeAlert(const ApiRequest& request);
   ApiReply collection(const ApiRequest& request);
   ApiReply difficult(const ApiRequest& request);
   ApiReply difficultImage(const ApiRequest& request);

@@ -89,9 +89,10 @@ struct StoreOptions {
   // Seals the notices put in the outbox (delivery.hpp: loadNoticeVault; the worker opens them
   // with the same key). Must outlive the store. Null: processNoticeVault(), for tests.
   const ImageVault* notice_vault = nullptr;
-  // Refused operator box codes at one kiosk within pickup_limits.kiosk_window; at this many,
-  // every operator code there is refused until the oldest leaves the window.
+  // Refused operator box codes at one kiosk within operator_code_window; at this many, every
+  // operator code there is refused until the oldest leaves the window.
   int operator_code_tries = 5;
+  std::chrono::seconds operator_code_window{15 * 60};
 };
 
 // One code typed at a kiosk (a PickupRequest from the kiosk on this connection).
@@ -193,8 +194,9 @@ class Store {
   // (sealed with the notice key: delivery.hpp), and the delivery workers are notified. Idempotent: a repeat is ok with notice_queued = false.
   // Refused (ok = false): a non-UUID id, an unknown deposit, another kiosk's deposit, no
   // location. A "store" card reported in the bin is recorded, sends no notice, and logs a
-  // warning (ok = true). A card resolved by hand (status "awaiting_restock", operator_api.hpp)
-  // reported in a slot takes the path of a new "store" card: pickup code and notice.
+  // warning (ok = true). A card waiting to be restocked (status "awaiting_restock": resolved by
+  // hand, operator_api.hpp, or a holder's card taken out of the bin) reported in a slot takes the
+  // path of a new "store" card: pickup code and notice; it is no longer "collected".
   // Recording a store decision queues the issuer's "card.found" event (issuer_events.hpp).
   StoredResult recordStored(const std::string& kiosk_id, const std::string& deposit_id,
                             const lostcard::v1::Location& location,
@@ -294,7 +296,9 @@ class Store {
   // After an OK opening (request `request_id`) the kiosk emptied its journal's bin: the listed
   // deposits of that kiosk recorded in the bin become "collected" (collected_by 'operator', the
   // operator's account) in one transaction, audited as bin.emptied; so do cards marked for return
-  // to their issuer (to_return) that lie in the bin. Deposits not in the bin by
+  // to their issuer (to_return) that lie in the bin. A card decided "store" (its holder known)
+  // that lay in the bin becomes "awaiting_restock" instead (collected by the operator too): on
+  // the collection list as restock, and recordStored in a slot resumes its normal path. Deposits not in the bin by
   // the cloud's records are left as they are (logged; reconciliation shows them). Idempotent by
   // (kiosk, request id). Refused (ok = false): no OK opening for that request at that kiosk.
   ReportResult recordBinEmptied(const std::string& kiosk_id, const std::string& request_id,

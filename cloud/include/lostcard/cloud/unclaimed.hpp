@@ -1,8 +1,10 @@
 #pragma once
 // Cards nobody came for: a card waiting in a slot (status "stored", decided "store") for longer
-// than `after` is marked for return to its issuer, in one transaction per sweep: the deposit
-// becomes "to_return" (return_reason "unclaimed"; its pickup code no longer opens, as only a
-// "stored" card's does), the holder's notices not yet delivered are withdrawn (their code no
+// than `after`, counted from the later of its storing and its holder's last action on it
+// (holder_action_at: asking whether a box holds it, or asking for a new code; a holder who is
+// coming is not sent away), is marked for return to its issuer, in one transaction per sweep: the
+// deposit becomes "to_return" (return_reason "unclaimed"; its pickup code no longer opens, as only
+// a "stored" card's does), the holder's notices not yet delivered are withdrawn (their code no
 // longer works), its issuer gets "card.returned_to_issuer" (issuer_events.hpp), the change is
 // audited (action "deposits.unclaimed", actor "system"), and the card appears on its kiosk's
 // collection list (operator_api.hpp) for the operator to take out.
@@ -23,7 +25,8 @@
 
 namespace lostcard::cloud {
 
-// Marks the cards stored at or before `now - after`; returns how many. Throws pqxx errors.
+// Marks the cards stored, and last asked about by their holder, at or before `now - after`;
+// returns how many. Throws pqxx errors.
 int markUnclaimedForReturn(const std::string& conninfo, std::chrono::system_clock::time_point now,
                            std::chrono::hours after);
 
