@@ -380,6 +380,15 @@ CREATE INDEX notice_outbox_holder_idx ON notice_outbox (holder_id, stream_seq);
 CREATE INDEX audit_log_new_code_idx ON audit_log (actor_id, at) WHERE action = 'pickup.new_code';
 )sql";
 
+// Version 12: putting resolved cards back at the box. A card resolved by hand gets a restock
+// number (1..999) the operator writes on it and types at the box; unique among the kiosk's cards
+// still waiting to be restocked, so numbers are reused once a card is back in a slot.
+constexpr std::string_view kRestock = R"sql(
+ALTER TABLE deposits ADD COLUMN restock_number integer CHECK (restock_number BETWEEN 1 AND 999);
+CREATE UNIQUE INDEX deposits_restock_number_idx ON deposits (kiosk_id, restock_number)
+  WHERE status = 'awaiting_restock';
+)sql";
+
 const std::vector<Migration> kMigrations = {
     {1, "registry", kInitialSchema},
     {2, "kiosk inventories", kKioskInventories},
@@ -391,6 +400,7 @@ const std::vector<Migration> kMigrations = {
     {8, "doors opened at the box", kBoxDoors},
     {9, "holder inbox", kHolderInbox},
     {10, "operations", kOperations},
+    {12, "restock", kRestock},
 };
 
 void lockMigrations(pqxx::work& tx) {

@@ -355,9 +355,11 @@ StoredResult Store::recordStored(const std::string& kiosk_id, const std::string&
     }
 
     const std::string now_sql = detail::pgTimestamp(now);
+    // A restocked card is back in the box: it no longer counts as collected from the bin.
     tx.exec_params(
         "UPDATE deposits SET status = 'stored', location_kind = $2, location_slot = $3, "
-        "stored_at = $4::timestamptz WHERE id = $1::uuid",
+        "stored_at = $4::timestamptz, collected_at = NULL, collected_by = NULL, "
+        "collected_by_account = NULL WHERE id = $1::uuid",
         deposit_id, in_slot ? "slot" : "bin",
         in_slot ? std::optional<std::int64_t>(location.slot()) : std::nullopt, now_sql);
 
@@ -1385,11 +1387,15 @@ ReportResult Store::recordBinEmptied(const std::string& kiosk_id, const std::str
     const std::string now_sql = detail::pgTimestamp(now);
     std::vector<std::string> collected;
     for (const auto& id : deposit_ids) {
+      // A card resolved by hand that was still in the bin leaves with the operator too, but
+      // stays awaiting_restock: it is theirs to put back in a slot.
       const auto changed = tx.exec_params(
-          "UPDATE deposits SET status = 'collected', collected_at = $3::timestamptz, "
-          "collected_by = 'operator', collected_by_account = $4::bigint "
+          "UPDATE deposits SET collected_at = $3::timestamptz, "
+          "collected_by = 'operator', collected_by_account = $4::bigint, "
+          "status = CASE WHEN status = 'awaiting_restock' THEN status ELSE 'collected' END "
           "WHERE id = $1::uuid AND kiosk_id = $2 AND location_kind = 'bin' "
-          "  AND status IN ('decided', 'stored', 'to_return') RETURNING id",
+          "  AND collected_at IS NULL "
+          "  AND status IN ('decided', 'stored', 'to_return', 'awaiting_restock') RETURNING id",
           id, kiosk_id, now_sql, account_id);
       if (changed.empty()) {
         impl_->log->warn(
@@ -1420,6 +1426,97 @@ ReportResult Store::recordBinEmptied(const std::string& kiosk_id, const std::str
   if (result.ok && !result.repeated) {
     impl_->log->info("kiosk {}: bin emptied by an operator (request {}): {} deposit(s) collected",
                      kiosk_id, request_id, result.collected);
+  }
+  return result;
+}
+
+void Store::fillOperatorSession(const std::string& kiosk_id, v1::OperatorAuthAnswer& answer) {
+  impl_->pool.run([&](pqxx::connection& c) {
+    pqxx::read_transaction tx(c);
+    for (const auto& row :
+         tx.exec_params("SELECT location_slot, id::text FROM deposits WHERE kiosk_id = $1 "
+                        "AND status = 'to_return' AND location_kind = 'slot' "
+                        "AND collected_at IS NULL ORDER BY location_slot",
+                        kiosk_id)) {
+      auto* slot = answer.add_return_slots();
+      slot->set_slot(row[0].as<std::uint32_t>());
+      slot->set_deposit_id(row[1].as<std::string>());
+    }
+    for (const auto& row : tx.exec_params(
+             "SELECT restock_number, id::text, coalesce(last4, '') FROM deposits "
+             "WHERE kiosk_id = $1 AND status = 'awaiting_restock' AND restock_number IS NOT NULL "
+             "ORDER BY restock_number",
+             kiosk_id)) {
+      auto* card = answer.add_restock();
+      card->set_restock_number(row[0].as<std::uint32_t>());
+      card->set_deposit_id(row[1].as<std::string>());
+      card->set_last4(row[2].as<std::string>());
+    }
+    return 0;
+  });
+}
+
+ReportResult Store::recordReturnCollected(const std::string& kiosk_id,
+                                          const std::string& request_id,
+                                          const std::vector<std::string>& deposit_ids,
+                                          std::chrono::system_clock::time_point now) {
+  if (!wire::isUuid(request_id)) {
+    return {false, "return report: request id is not a UUID", false, 0};
+  }
+  for (const auto& id : deposit_ids) {
+    if (!wire::isUuid(id)) {
+      return {false, "return report names a deposit id that is not a UUID", false, 0};
+    }
+  }
+  auto result = impl_->pool.run([&](pqxx::connection& c) -> ReportResult {
+    pqxx::work tx(c);
+    const auto opening = tx.exec_params(
+        "SELECT account_id::text FROM bin_openings "
+        "WHERE kiosk_id = $1 AND request_id = $2::uuid AND result = 'ok' FOR UPDATE",
+        kiosk_id, request_id);
+    if (opening.empty()) {
+      return {false, "no operator request " + request_id + " of this kiosk was accepted", false,
+              0};
+    }
+    const std::string account_id = opening[0][0].as<std::string>();
+    const std::string now_sql = detail::pgTimestamp(now);
+    std::vector<std::string> collected;
+    for (const auto& id : deposit_ids) {
+      const auto changed = tx.exec_params(
+          "UPDATE deposits SET status = 'collected', collected_at = $3::timestamptz, "
+          "collected_by = 'operator', collected_by_account = $4::bigint "
+          "WHERE id = $1::uuid AND kiosk_id = $2 AND location_kind = 'slot' "
+          "  AND status = 'to_return' RETURNING id",
+          id, kiosk_id, now_sql, account_id);
+      if (changed.empty()) {
+        impl_->log->warn(
+            "kiosk {}: deposit {} reported taken from its return slot, but the cloud does not "
+            "record it to_return in a slot; unchanged",
+            kiosk_id, id);
+      } else {
+        collected.push_back(id);
+      }
+    }
+    if (collected.empty() && !deposit_ids.empty()) {
+      return {true, "", true, 0};  // a repeat (or nothing the cloud knows): nothing to audit
+    }
+    AuditEntry entry;
+    entry.actor_role = "operator";
+    entry.actor_id = account_id;
+    entry.action = "return.collected";
+    entry.object_kind = "deposit";
+    entry.object_ids = collected;
+    entry.result = "ok";
+    entry.detail = "kiosk " + kiosk_id + ": " + std::to_string(collected.size()) + " of " +
+                   std::to_string(deposit_ids.size()) +
+                   " reported cards collected for return to their issuer";
+    appendAudit(tx, entry, now);
+    tx.commit();
+    return {true, "", false, static_cast<int>(collected.size())};
+  });
+  if (result.ok && !result.repeated) {
+    impl_->log->info("kiosk {}: {} card(s) taken from return slots by an operator (request {})",
+                     kiosk_id, result.collected, request_id);
   }
   return result;
 }
