@@ -671,8 +671,9 @@ Reconciliation Store::reconcile(const std::string& kiosk_id) {
       out.snapshot = std::move(snap);
     }
     const auto rows = tx.exec_params(
-        "SELECT id::text, status, location_kind, location_slot, last4 FROM deposits "
-        "WHERE kiosk_id = $1 ORDER BY id",
+        // A card to restock that left the bin with the operator has no place in the box.
+        "SELECT id::text, status, CASE WHEN collected_at IS NULL THEN location_kind END, "
+        "location_slot, last4 FROM deposits WHERE kiosk_id = $1 ORDER BY id",
         kiosk_id);
     for (const auto& r : rows) {
       CloudDeposit d;
