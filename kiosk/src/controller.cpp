@@ -629,6 +629,8 @@ constexpr std::string_view kTextNotOpened = "Sorry, please type your code again.
 constexpr std::string_view kTextBinDoorOpen = "Bin door open. Shut it when done.";
 constexpr std::string_view kTextNoOperatorMode = "Operator mode is not available on this box.";
 constexpr std::string_view kTextNoSession = "Operators: type * and your code first.";
+constexpr std::string_view kTextTrayTaken =
+    "A card is in the intake: finish with * so the box takes it, then start again.";
 constexpr std::string_view kTextSessionOpen =
     "An operator is at work. Please come back in a few minutes.";
 
@@ -681,6 +683,12 @@ void Controller::onEntry(const std::string& typed) {
     onSessionEntry(entry);
     return;
   }
+  if (std::holds_alternative<RestockEntry>(entry) ||
+      std::holds_alternative<EndSessionEntry>(entry)) {
+    box_log_->info("keypad entry refused: an operator's key outside an operator's session");
+    showBox(std::string(kTextNoSession));
+    return;
+  }
   if (asking_ || opened_) {
     showBox(std::string(kTextBusy));
     return;
@@ -692,12 +700,6 @@ void Controller::onEntry(const std::string& typed) {
   if (const auto* bad = std::get_if<BadEntry>(&entry)) {
     box_log_->info("keypad entry refused: {}", bad->why);
     showBox(bad->why);
-    return;
-  }
-  if (std::holds_alternative<RestockEntry>(entry) ||
-      std::holds_alternative<EndSessionEntry>(entry)) {
-    box_log_->info("keypad entry refused: an operator's key outside an operator's session");
-    showBox(std::string(kTextNoSession));
     return;
   }
   auto env = wire::makeEnvelope(now());
@@ -924,6 +926,13 @@ void Controller::onSessionEntry(const BoxEntry& entry) {
   if (!intake_ || out_of_service_ || intake_->phase() != Intake::Phase::kIdle ||
       intake_->trayDeposit()) {
     showBox(std::string(kTextBusy));
+    return;
+  }
+  if (cardOnTray(true)) {
+    // A card already lying in the intake came without '#N': it is a finder's, never the
+    // operator's. It is taken as a drop once the session ends.
+    box_log_->warn("restock {} refused: a card is already in the intake", label);
+    showBox(std::string(kTextTrayTaken));
     return;
   }
   if (!intake_->lowestFreeSlot()) {
