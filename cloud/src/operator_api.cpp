@@ -218,7 +218,8 @@ ApiReply OperatorApi::collection(const ApiRequest& r) {
             " FROM deposits d LEFT JOIN cards c ON c.id = d.card_id "
             "WHERE d.kiosk_id = $1 AND (d.status = 'awaiting_restock' "
             "  OR (d.collected_at IS NULL AND d.location_kind IS NOT NULL "
-            "      AND (d.status = 'to_return' OR (d.status = 'stored' AND d.decision = 'difficult')))) "
+            "      AND (d.status = 'to_return' "
+            "           OR (d.status = 'stored' AND d.decision = 'difficult')))) "
             "ORDER BY d.location_kind DESC NULLS LAST, d.location_slot, d.decided_at LIMIT $2",
         kiosk_id, impl_->options.max_rows);
     v1::CollectionList list;

@@ -83,8 +83,8 @@ void printStatus(const SimBox& box) {
 int usage(const po::options_description& options) {
   std::cerr << "usage: lostcard-simbox --root DIR [--slots N] COMMAND [ARGS]\n"
                "commands: status | drop CARD_FOLDER... | fault NAME on|off | hold NTH_MOVE |\n"
-               "          collect SLOT | empty-bin | clear-jams | type ENTRY | bin-door open|shut |\n"
-               "          put-back CARD\n"
+               "          collect SLOT | empty-bin | clear-jams | type ENTRY |\n"
+               "          bin-door open|shut | put-back CARD\n"
                "faults: camera-failure sensor-stuck-on sensor-stuck-off sorter-jam "
                "slot-sensor-failure hold-mid-move slot-door-stuck\n\n"
             << options;

@@ -563,8 +563,9 @@ std::optional<Event> Controller::execute(Action& action) {
             log_->info("deposit {} put back on the tray by an operator (card ending {})",
                        a.deposit_id, a.last4);
             if (session_) {
-              std::erase_if(session_->restock,
-                            [&](const auto& entry) { return entry.second.deposit_id() == a.deposit_id; });
+              std::erase_if(session_->restock, [&](const auto& entry) {
+                return entry.second.deposit_id() == a.deposit_id;
+              });
             }
             return std::nullopt;
           },

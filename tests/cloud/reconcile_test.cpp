@@ -66,10 +66,11 @@ TEST_CASE("a card resolved by hand is in flight between the bin and its slot", "
   tray->set_deposit_id("on-the-tray");
   // "with-operator" left the bin with the operator (no place); "in-bin-report-due" is still in
   // the bin by the cloud, but the kiosk's bin was emptied (its BinEmptied on its way).
-  const std::vector<CloudDeposit> cloud = {{"on-its-way", "awaiting_restock", "", "1111"},
-                                           {"on-the-tray", "awaiting_restock", "bin", "2222"},
-                                           {"with-operator", "awaiting_restock", "", "3333"},
-                                           {"in-bin-report-due", "awaiting_restock", "bin", "4444"}};
+  const std::vector<CloudDeposit> cloud = {
+      {"on-its-way", "awaiting_restock", "", "1111"},
+      {"on-the-tray", "awaiting_restock", "bin", "2222"},
+      {"with-operator", "awaiting_restock", "", "3333"},
+      {"in-bin-report-due", "awaiting_restock", "bin", "4444"}};
   const auto r = reconcileInventory("k", s, cloud, kReceived - 1s, 24);
   REQUIRE(r.rows.size() == 4);
   for (const auto& row : r.rows) {

@@ -63,13 +63,12 @@ TEST_CASE("a resolved card is put back at the box and its holder collects it", "
       (sys.dir / "kiosk-1.log").string());
   const fs::path sim_root = sys.simRoot("kiosk-1");
   hw::SimBox box({.root = sim_root, .slot_count = kSlots});
-  auto operatorAt = [&](const std::string& api, const std::string& token,
-                        const std::string& target, const std::string& body = "") {
+  auto operatorAt = [&](const std::string& api, const std::string& token, const std::string& target,
+                        const std::string& body = "") {
     return test::httpsRequest(sys.httpPort(), sys.caFile(), api, target, token, body);
   };
-  const auto login = parse<v1::LoginResponse>(
-      operatorAt("POST", "", "/v1/auth/login",
-                 R"({"login": "op-east", "password": "east-password"})"));
+  const auto login = parse<v1::LoginResponse>(operatorAt(
+      "POST", "", "/v1/auth/login", R"({"login": "op-east", "password": "east-password"})"));
   const std::string token = login.token();
   auto collection = [&] {
     return parse<v1::CollectionList>(
@@ -102,8 +101,9 @@ TEST_CASE("a resolved card is put back at the box and its holder collects it", "
   std::string deposit;
   REQUIRE(test::eventually(
       [&] {
-        deposit = q("SELECT id::text FROM deposits WHERE status = 'stored' AND "
-                    "location_kind = 'bin'");
+        deposit =
+            q("SELECT id::text FROM deposits WHERE status = 'stored' AND "
+              "location_kind = 'bin'");
         return !deposit.empty();
       },
       60s));
@@ -172,8 +172,9 @@ TEST_CASE("a resolved card is put back at the box and its holder collects it", "
   CHECK(box.shutterState() == "closed");
   const std::string finder = box.dropCard(sys.dir / "cards/card-marie");
   box.type("#1");
-  REQUIRE(displayIs("A card is in the intake: finish with * so the box takes it, then start "
-                    "again."));
+  REQUIRE(
+      displayIs("A card is in the intake: finish with * so the box takes it, then start "
+                "again."));
   CHECK(box.cardsInIntake() == std::vector<std::string>{finder});
   CHECK(status() == "awaiting_restock");
   box.type("*");
@@ -216,8 +217,8 @@ TEST_CASE("a resolved card is put back at the box and its holder collects it", "
     tx.commit();
   }
   // The bin door of the last session was never opened: the kiosk gives it up, then serves holders.
-  REQUIRE(typeUntil(std::to_string(slot + 1) + " 4445556667",
-                    [&] { return status() == "releasing"; }));
+  REQUIRE(
+      typeUntil(std::to_string(slot + 1) + " 4445556667", [&] { return status() == "releasing"; }));
   char unlocked[32];
   std::snprintf(unlocked, sizeof unlocked, "unlocked-slot-%02d", slot);
   CHECK(fs::exists(sim_root / "state" / unlocked));

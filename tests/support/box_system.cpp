@@ -80,8 +80,7 @@ std::vector<std::string> BoxSystem::adminArgv(const std::vector<std::string>& ar
   return argv;
 }
 
-std::string BoxSystem::admin(const std::vector<std::string>& args,
-                             const std::string& input) const {
+std::string BoxSystem::admin(const std::vector<std::string>& args, const std::string& input) const {
   return runProgram(adminArgv(args), input);
 }
 
@@ -89,32 +88,40 @@ void BoxSystem::addPeople(int slots) const {
   admin({"migrate"});
   admin({"add-issuer", "bank", "Example Bank"});
   admin({"add-holder", "holder-marie", "Marie Curie",
-         "http://127.0.0.1:" + std::to_string(freeLocalPort()) + "/holders/marie",
-         "marie-secret"});
+         "http://127.0.0.1:" + std::to_string(freeLocalPort()) + "/holders/marie", "marie-secret"});
   admin({"add-cards"}, "bank\tholder-marie\t4556737586899855\n");
   for (const std::string kiosk : {"kiosk-1", "kiosk-2"}) {
     admin({"add-kiosk", kiosk, "--name", "Box " + kiosk, "--address", "1 Road", "--lat", "48.85",
            "--lon", "2.29", "--slots", std::to_string(slots)});
   }
-  admin({"add-account", "op-east", "--role", "operator", "--kiosk", "kiosk-1"},
-        "east-password\n");
-  admin({"add-account", "op-west", "--role", "operator", "--kiosk", "kiosk-2"},
-        "west-password\n");
+  admin({"add-account", "op-east", "--role", "operator", "--kiosk", "kiosk-1"}, "east-password\n");
+  admin({"add-account", "op-west", "--role", "operator", "--kiosk", "kiosk-2"}, "west-password\n");
   admin({"set-operator-code", "op-east"}, "1357924680\n");
   admin({"set-operator-code", "op-west"}, "2468013579\n");
 }
 
 std::unique_ptr<ChildProcess> BoxSystem::startCloud(bool http,
                                                     const std::vector<std::string>& extra) {
-  std::vector<std::string> argv = {
-      bin + "/lostcard-cloud", "--db", conninfo_, "--listen", "127.0.0.1:0", "--port-file",
-      (dir / "cloud.port").string(), "--ca", caFile(), "--cert",
-      (dir / "pki/server/localhost.crt").string(), "--key",
-      (dir / "pki/server/localhost.key").string(), "--card-key-file",
-      (dir / "card.key").string(), "--models-dir", sourceDir() + "/models"};
+  std::vector<std::string> argv = {bin + "/lostcard-cloud",
+                                   "--db",
+                                   conninfo_,
+                                   "--listen",
+                                   "127.0.0.1:0",
+                                   "--port-file",
+                                   (dir / "cloud.port").string(),
+                                   "--ca",
+                                   caFile(),
+                                   "--cert",
+                                   (dir / "pki/server/localhost.crt").string(),
+                                   "--key",
+                                   (dir / "pki/server/localhost.key").string(),
+                                   "--card-key-file",
+                                   (dir / "card.key").string(),
+                                   "--models-dir",
+                                   sourceDir() + "/models"};
   if (http) {
-    argv.insert(argv.end(), {"--http-listen", "127.0.0.1:0", "--http-port-file",
-                             (dir / "http.port").string()});
+    argv.insert(argv.end(),
+                {"--http-listen", "127.0.0.1:0", "--http-port-file", (dir / "http.port").string()});
   }
   argv.insert(argv.end(), extra.begin(), extra.end());
   auto cloud = std::make_unique<ChildProcess>(argv, (dir / "cloud.log").string());
@@ -134,13 +141,29 @@ std::unique_ptr<ChildProcess> BoxSystem::startCloud(bool http,
 
 std::vector<std::string> BoxSystem::kioskArgv(const std::string& kiosk_id, int slots,
                                               const std::vector<std::string>& extra) const {
-  std::vector<std::string> argv = {
-      bin + "/lostcard-kiosk", "--id", kiosk_id, "--cloud", "127.0.0.1:" + kiosk_port_,
-      "--server-name", "localhost", "--ca", caFile(),
-      "--cert", (dir / "pki/kiosks" / (kiosk_id + ".crt")).string(),
-      "--key", (dir / "pki/kiosks" / (kiosk_id + ".key")).string(),
-      "--journal", journal(kiosk_id).string(), "--hw", "sim", "--sim-root",
-      simRoot(kiosk_id).string(), "--slots", std::to_string(slots), "--heartbeat-ms", "500"};
+  std::vector<std::string> argv = {bin + "/lostcard-kiosk",
+                                   "--id",
+                                   kiosk_id,
+                                   "--cloud",
+                                   "127.0.0.1:" + kiosk_port_,
+                                   "--server-name",
+                                   "localhost",
+                                   "--ca",
+                                   caFile(),
+                                   "--cert",
+                                   (dir / "pki/kiosks" / (kiosk_id + ".crt")).string(),
+                                   "--key",
+                                   (dir / "pki/kiosks" / (kiosk_id + ".key")).string(),
+                                   "--journal",
+                                   journal(kiosk_id).string(),
+                                   "--hw",
+                                   "sim",
+                                   "--sim-root",
+                                   simRoot(kiosk_id).string(),
+                                   "--slots",
+                                   std::to_string(slots),
+                                   "--heartbeat-ms",
+                                   "500"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
 }
