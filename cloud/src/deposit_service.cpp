@@ -177,6 +177,17 @@ std::variant<v1::PickupAnswer, Refusal> DepositService::handlePickup(
   return answer;
 }
 
+namespace {
+
+std::optional<Refusal> refusalOf(const ReportResult& result) {
+  if (!result.ok) {
+    return Refusal{result.error};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<Refusal> DepositService::handlePickupDone(const std::string& kiosk_id,
                                                         const v1::PickupDone& done,
                                                         std::chrono::system_clock::time_point now) {
@@ -211,6 +222,7 @@ std::variant<v1::OperatorAuthAnswer, Refusal> DepositService::handleOperatorAuth
   switch (outcome.result) {
     case v1::OPERATOR_AUTH_RESULT_OK:
       answer.set_message("Bin unlocked.");
+      store_.fillOperatorSession(kiosk_id, answer);
       break;
     case v1::OPERATOR_AUTH_RESULT_THROTTLED:
       answer.set_message("Too many wrong operator codes at this box. Try again later.");
@@ -226,11 +238,15 @@ std::optional<Refusal> DepositService::handleBinEmptied(const std::string& kiosk
                                                         const v1::BinEmptied& emptied,
                                                         std::chrono::system_clock::time_point now) {
   const std::vector<std::string> ids(emptied.deposit_ids().begin(), emptied.deposit_ids().end());
-  const ReportResult result = store_.recordBinEmptied(kiosk_id, emptied.request_id(), ids, now);
-  if (!result.ok) {
-    return Refusal{result.error};
-  }
-  return std::nullopt;
+  return refusalOf(store_.recordBinEmptied(kiosk_id, emptied.request_id(), ids, now));
+}
+
+std::optional<Refusal> DepositService::handleReturnCollected(
+    const std::string& kiosk_id, const v1::ReturnCollected& collected,
+    std::chrono::system_clock::time_point now) {
+  const std::vector<std::string> ids(collected.deposit_ids().begin(),
+                                     collected.deposit_ids().end());
+  return refusalOf(store_.recordReturnCollected(kiosk_id, collected.request_id(), ids, now));
 }
 
 std::optional<Refusal> DepositService::handleInventory(const std::string& kiosk_id,

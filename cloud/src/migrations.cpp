@@ -436,6 +436,15 @@ ALTER TABLE kiosk_alerts ADD COLUMN resolved_by_account bigint REFERENCES accoun
 CREATE INDEX audit_log_resolve_idx ON audit_log (actor_id, at) WHERE action = 'difficult.resolve';
 )sql";
 
+// Version 12: putting resolved cards back at the box. A card resolved by hand gets a restock
+// number (1..999) the operator writes on it and types at the box; unique among the kiosk's cards
+// still waiting to be restocked, so numbers are reused once a card is back in a slot.
+constexpr std::string_view kRestock = R"sql(
+ALTER TABLE deposits ADD COLUMN restock_number integer CHECK (restock_number BETWEEN 1 AND 999);
+CREATE UNIQUE INDEX deposits_restock_number_idx ON deposits (kiosk_id, restock_number)
+  WHERE status = 'awaiting_restock';
+)sql";
+
 const std::vector<Migration> kMigrations = {
     {1, "registry", kInitialSchema},
     {2, "kiosk inventories", kKioskInventories},
@@ -448,6 +457,7 @@ const std::vector<Migration> kMigrations = {
     {9, "holder inbox", kHolderInbox},
     {10, "operations", kOperations},
     {11, "holder signup", kHolderSignup},
+    {12, "restock", kRestock},
     {13, "loose ends of the people's flows", kLooseEnds},
 };
 

@@ -330,19 +330,24 @@ ApiReply OperatorApi::collection(const ApiRequest& r) {
     if (tx.exec_params("SELECT 1 FROM kiosks WHERE id = $1", kiosk_id).empty()) {
       return errorReply(404, "not_found", "no such kiosk");
     }
-    // Cards still in the box (not collected): to return, to put in a slot, to review.
+    // Cards still in the box (not collected): to return, to review; and every card to put back
+    // in a slot, wherever it is: one that left the bin with the operator (collected_at set) is
+    // still theirs to restock, so it stays listed, without a place, until the kiosk reports it in
+    // a slot.
     const auto rows = tx.exec_params(
-        std::string("SELECT d.id::text, ") + kLocationSql +
-            ", CASE WHEN d.status = 'to_return' THEN 'return_to_issuer' "
+        std::string("SELECT d.id::text, CASE WHEN d.collected_at IS NOT NULL THEN '' ELSE ") +
+            kLocationSql +
+            " END, CASE WHEN d.status = 'to_return' THEN 'return_to_issuer' "
             "       WHEN d.status = 'awaiting_restock' THEN 'restock' ELSE 'difficult' END, "
             "d.status, coalesce(d.last4, ''), coalesce(c.issuer_id, ''), " +
             rfc3339Sql("coalesce(d.return_marked_at, d.resolved_at, d.decided_at)") +
+            ", coalesce(d.restock_number, 0) "
             " FROM deposits d LEFT JOIN cards c ON c.id = d.card_id "
-            "WHERE d.kiosk_id = $1 AND d.location_kind IS NOT NULL "
-            "  AND (d.collected_at IS NULL OR d.status = 'awaiting_restock') "
-            "  AND (d.status IN ('to_return', 'awaiting_restock') "
-            "       OR (d.status = 'stored' AND d.decision = 'difficult')) "
-            "ORDER BY d.location_kind DESC, d.location_slot, d.decided_at LIMIT $2",
+            "WHERE d.kiosk_id = $1 AND (d.status = 'awaiting_restock' "
+            "  OR (d.collected_at IS NULL AND d.location_kind IS NOT NULL "
+            "      AND (d.status = 'to_return' "
+            "           OR (d.status = 'stored' AND d.decision = 'difficult')))) "
+            "ORDER BY d.location_kind DESC NULLS LAST, d.location_slot, d.decided_at LIMIT $2",
         kiosk_id, impl_->options.max_rows);
     v1::CollectionList list;
     list.set_kiosk_id(kiosk_id);
@@ -355,6 +360,7 @@ ApiReply OperatorApi::collection(const ApiRequest& r) {
       item->set_last4(row[4].as<std::string>());
       item->set_issuer_id(row[5].as<std::string>());
       item->set_since(row[6].as<std::string>());
+      item->set_restock_number(row[7].as<std::uint32_t>());
     }
     entry.result = "ok";
     entry.detail = std::to_string(list.items_size()) + " cards";
@@ -543,11 +549,22 @@ ApiReply OperatorApi::resolve(const ApiRequest& r) {
     }
     const std::string now_sql = detail::pgTimestamp(r.now);
     if (card_id) {
+      std::optional<int> restock_number;
+      if (!body.return_to_issuer()) {
+        restock_number = detail::freeRestockNumber(tx, *kiosk);
+        if (!restock_number) {
+          const std::string why =
+              "999 resolved cards already wait to be put back at this box: restock some first";
+          audited("refused", why);
+          return errorReply(409, "conflict", why);
+        }
+      }
       tx.exec_params(
           "UPDATE deposits SET decision = 'store', card_id = $2, last4 = $3, "
           "  resolved_reason = difficult_reason, difficult_reason = NULL, "
-          "  resolved_at = $4::timestamptz, status = 'awaiting_restock' WHERE id = $1::uuid",
-          deposit_id, *card_id, last4, now_sql);
+          "  resolved_at = $4::timestamptz, status = 'awaiting_restock', restock_number = $5 "
+          "WHERE id = $1::uuid",
+          deposit_id, *card_id, last4, now_sql, restock_number);
       queueIssuerEvent(tx, deposit_id, "found", r.now);
     }
     if (body.return_to_issuer()) {
@@ -562,6 +579,7 @@ ApiReply OperatorApi::resolve(const ApiRequest& r) {
         "SELECT d.id::text, d.kiosk_id, k.name, k.address, d.status, coalesce(d.last4, ''), " +
             rfc3339Sql("d.decided_at") + ", " + rfc3339Sql("d.stored_at") + ", " +
             rfc3339Sql("d.collected_at") + ", d.decision, " + kLocationSql +
+            ", CASE WHEN d.status = 'awaiting_restock' THEN d.restock_number ELSE 0 END"
             " FROM deposits d JOIN kiosks k ON k.id = d.kiosk_id WHERE d.id = $1::uuid",
         deposit_id);
     audited("ok", (card_id ? "number: " : "") + outcome +
@@ -581,6 +599,7 @@ ApiReply OperatorApi::resolve(const ApiRequest& r) {
     out.set_collected_at(row[8].as<std::string>());
     out.set_decision(row[9].as<std::string>());
     out.set_location(text(row[10]));
+    out.set_restock_number(row[11].as<std::uint32_t>());
     return jsonReply(out);
   });
 }

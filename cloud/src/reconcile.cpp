@@ -13,6 +13,7 @@ namespace {
 constexpr std::string_view kTray = "tray";
 constexpr std::string_view kBin = "bin";
 constexpr std::string_view kUncertainPlace = "uncertain";
+constexpr std::string_view kAwaitingRestock = "awaiting_restock";
 
 std::string slotPlace(std::uint32_t slot) { return "slot:" + std::to_string(slot); }
 
@@ -61,6 +62,13 @@ ReconcileRow compareListed(const v1::InventoryCard& card, const std::string& pla
   if (d == nullptr) {
     row.verdict = Verdict::kUnknownToCloud;
     row.note = "the cloud has no record of this deposit";
+  } else if (d->status == kAwaitingRestock && d->place != place &&
+             (place == kTray || place.rfind("slot:", 0) == 0)) {
+    // An operator puts back a card resolved by hand: it goes from their hands (or the bin)
+    // through the tray to a slot, and the cloud learns its slot from the CardStored that
+    // follows.
+    row.verdict = Verdict::kInFlight;
+    row.note = "resolved by hand and being put back in " + place + "; its report is on its way";
   } else if (d->status == "collected") {
     row.verdict = Verdict::kElsewhere;
     row.note = "the kiosk has it in " + place + "; the cloud records it as collected";
@@ -211,6 +219,14 @@ Reconciliation reconcileInventory(
       row.deposit_id = d.deposit_id;
       row.kiosk_view = "-";
       setCloudSide(row, &d);
+      if (d.status == kAwaitingRestock) {
+        // Resolved by hand: out of the box with the operator (or just taken from the bin, its
+        // BinEmptied on its way) until they put it back in a slot at the box.
+        row.verdict = Verdict::kInFlight;
+        row.note = "resolved by hand: with the operator until it is put back in a slot";
+        r.rows.push_back(std::move(row));
+        continue;
+      }
       if (d.status == "releasing") {
         // A pickup code was accepted and the slot told to open: the kiosk's report of the card
         // taken is on its way.

@@ -100,6 +100,19 @@ std::string pgTimestamp(std::chrono::system_clock::time_point t) {
   return out;
 }
 
+std::optional<int> freeRestockNumber(pqxx::transaction_base& tx, const std::string& kiosk_id) {
+  tx.exec_params("SELECT 1 FROM kiosks WHERE id = $1 FOR UPDATE", kiosk_id);
+  const auto free = tx.exec_params(
+      "SELECT n FROM generate_series(1, 999) n WHERE NOT EXISTS (SELECT 1 FROM deposits "
+      "WHERE kiosk_id = $1 AND status = 'awaiting_restock' AND restock_number = n) "
+      "ORDER BY n LIMIT 1",
+      kiosk_id);
+  if (free.empty()) {
+    return std::nullopt;
+  }
+  return free[0][0].as<int>();
+}
+
 std::string epochMicrosSql(const std::string& column) {
   return "(extract(epoch FROM " + column + ") * 1000000)::bigint";
 }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <pqxx/pqxx>
 #include <string>
 #include <vector>
@@ -82,5 +83,10 @@ std::string pgTimestamp(std::chrono::system_clock::time_point t);
 // The SQL expression that reads a timestamptz column as microseconds since the epoch.
 std::string epochMicrosSql(const std::string& column);
 std::chrono::system_clock::time_point fromEpochMicros(std::int64_t micros);
+
+// The lowest restock number (1..999) that no card of `kiosk_id` waiting to be put back in a
+// slot holds, or none when all are taken. Takes the kiosk's row lock first, so two transactions
+// giving numbers at one box take turns and never pick the same one.
+std::optional<int> freeRestockNumber(pqxx::transaction_base& tx, const std::string& kiosk_id);
 
 }  // namespace lostcard::cloud::detail

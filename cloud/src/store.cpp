@@ -355,8 +355,7 @@ StoredResult Store::recordStored(const std::string& kiosk_id, const std::string&
     }
 
     const std::string now_sql = detail::pgTimestamp(now);
-    // A card restocked after an operator took it out of the box is back in it: no longer
-    // collected.
+    // A restocked card is back in the box: it no longer counts as collected from the bin.
     tx.exec_params(
         "UPDATE deposits SET status = 'stored', location_kind = $2, location_slot = $3, "
         "stored_at = $4::timestamptz, collected_at = NULL, collected_by = NULL, "
@@ -673,10 +672,9 @@ Reconciliation Store::reconcile(const std::string& kiosk_id) {
     }
     // A card to restock that an operator took out of the box is no longer in it.
     const auto rows = tx.exec_params(
-        "SELECT id::text, CASE WHEN status = 'awaiting_restock' AND collected_at IS NOT NULL "
-        "                      THEN 'collected' ELSE status END, "
-        "       location_kind, location_slot, last4 FROM deposits "
-        "WHERE kiosk_id = $1 ORDER BY id",
+        // A card to restock that left the bin with the operator has no place in the box.
+        "SELECT id::text, status, CASE WHEN collected_at IS NULL THEN location_kind END, "
+        "location_slot, last4 FROM deposits WHERE kiosk_id = $1 ORDER BY id",
         kiosk_id);
     for (const auto& r : rows) {
       CloudDeposit d;
@@ -1394,16 +1392,22 @@ ReportResult Store::recordBinEmptied(const std::string& kiosk_id, const std::str
     const std::string now_sql = detail::pgTimestamp(now);
     std::vector<std::string> collected;
     for (const auto& id : deposit_ids) {
-      // A card of a known holder that went to the bin (no free slot, say) is not done with: it
-      // waits for the operator to put it in a slot (awaiting_restock), as a card resolved by hand.
+      // A card that leaves the bin with the operator is collected, except a holder's card: one
+      // resolved by hand stays awaiting_restock, and one of a known holder that went to the bin
+      // (no free slot, say) becomes awaiting_restock, with a restock number, as if resolved by
+      // hand. Either is the operator's to put back in a slot.
       const auto changed = tx.exec_params(
-          "UPDATE deposits SET collected_at = $3::timestamptz, collected_by = 'operator', "
-          "  collected_by_account = $4::bigint, "
-          "  status = CASE WHEN status = 'stored' AND decision = 'store' "
-          "                THEN 'awaiting_restock' ELSE 'collected' END "
+          "UPDATE deposits SET collected_at = $3::timestamptz, "
+          "  collected_by = 'operator', collected_by_account = $4::bigint, "
+          "  restock_number = CASE WHEN status = 'stored' AND decision = 'store' "
+          "                        THEN $5::integer ELSE restock_number END, "
+          "  status = CASE WHEN status = 'awaiting_restock' THEN status "
+          "                WHEN status = 'stored' AND decision = 'store' THEN 'awaiting_restock' "
+          "                ELSE 'collected' END "
           "WHERE id = $1::uuid AND kiosk_id = $2 AND location_kind = 'bin' "
-          "  AND status IN ('decided', 'stored', 'to_return') RETURNING status",
-          id, kiosk_id, now_sql, account_id);
+          "  AND collected_at IS NULL "
+          "  AND status IN ('decided', 'stored', 'to_return', 'awaiting_restock') RETURNING status",
+          id, kiosk_id, now_sql, account_id, detail::freeRestockNumber(tx, kiosk_id));
       if (changed.empty()) {
         impl_->log->warn(
             "kiosk {}: deposit {} reported taken from the bin, but the cloud does "
@@ -1437,6 +1441,97 @@ ReportResult Store::recordBinEmptied(const std::string& kiosk_id, const std::str
   if (result.ok && !result.repeated) {
     impl_->log->info("kiosk {}: bin emptied by an operator (request {}): {} deposit(s) collected",
                      kiosk_id, request_id, result.collected);
+  }
+  return result;
+}
+
+void Store::fillOperatorSession(const std::string& kiosk_id, v1::OperatorAuthAnswer& answer) {
+  impl_->pool.run([&](pqxx::connection& c) {
+    pqxx::read_transaction tx(c);
+    for (const auto& row :
+         tx.exec_params("SELECT location_slot, id::text FROM deposits WHERE kiosk_id = $1 "
+                        "AND status = 'to_return' AND location_kind = 'slot' "
+                        "AND collected_at IS NULL ORDER BY location_slot",
+                        kiosk_id)) {
+      auto* slot = answer.add_return_slots();
+      slot->set_slot(row[0].as<std::uint32_t>());
+      slot->set_deposit_id(row[1].as<std::string>());
+    }
+    for (const auto& row : tx.exec_params(
+             "SELECT restock_number, id::text, coalesce(last4, '') FROM deposits "
+             "WHERE kiosk_id = $1 AND status = 'awaiting_restock' AND restock_number IS NOT NULL "
+             "ORDER BY restock_number",
+             kiosk_id)) {
+      auto* card = answer.add_restock();
+      card->set_restock_number(row[0].as<std::uint32_t>());
+      card->set_deposit_id(row[1].as<std::string>());
+      card->set_last4(row[2].as<std::string>());
+    }
+    return 0;
+  });
+}
+
+ReportResult Store::recordReturnCollected(const std::string& kiosk_id,
+                                          const std::string& request_id,
+                                          const std::vector<std::string>& deposit_ids,
+                                          std::chrono::system_clock::time_point now) {
+  if (!wire::isUuid(request_id)) {
+    return {false, "return report: request id is not a UUID", false, 0};
+  }
+  for (const auto& id : deposit_ids) {
+    if (!wire::isUuid(id)) {
+      return {false, "return report names a deposit id that is not a UUID", false, 0};
+    }
+  }
+  auto result = impl_->pool.run([&](pqxx::connection& c) -> ReportResult {
+    pqxx::work tx(c);
+    const auto opening = tx.exec_params(
+        "SELECT account_id::text FROM bin_openings "
+        "WHERE kiosk_id = $1 AND request_id = $2::uuid AND result = 'ok' FOR UPDATE",
+        kiosk_id, request_id);
+    if (opening.empty()) {
+      return {false, "no operator request " + request_id + " of this kiosk was accepted", false,
+              0};
+    }
+    const std::string account_id = opening[0][0].as<std::string>();
+    const std::string now_sql = detail::pgTimestamp(now);
+    std::vector<std::string> collected;
+    for (const auto& id : deposit_ids) {
+      const auto changed = tx.exec_params(
+          "UPDATE deposits SET status = 'collected', collected_at = $3::timestamptz, "
+          "collected_by = 'operator', collected_by_account = $4::bigint "
+          "WHERE id = $1::uuid AND kiosk_id = $2 AND location_kind = 'slot' "
+          "  AND status = 'to_return' RETURNING id",
+          id, kiosk_id, now_sql, account_id);
+      if (changed.empty()) {
+        impl_->log->warn(
+            "kiosk {}: deposit {} reported taken from its return slot, but the cloud does not "
+            "record it to_return in a slot; unchanged",
+            kiosk_id, id);
+      } else {
+        collected.push_back(id);
+      }
+    }
+    if (collected.empty() && !deposit_ids.empty()) {
+      return {true, "", true, 0};  // a repeat (or nothing the cloud knows): nothing to audit
+    }
+    AuditEntry entry;
+    entry.actor_role = "operator";
+    entry.actor_id = account_id;
+    entry.action = "return.collected";
+    entry.object_kind = "deposit";
+    entry.object_ids = collected;
+    entry.result = "ok";
+    entry.detail = "kiosk " + kiosk_id + ": " + std::to_string(collected.size()) + " of " +
+                   std::to_string(deposit_ids.size()) +
+                   " reported cards collected for return to their issuer";
+    appendAudit(tx, entry, now);
+    tx.commit();
+    return {true, "", false, static_cast<int>(collected.size())};
+  });
+  if (result.ok && !result.repeated) {
+    impl_->log->info("kiosk {}: {} card(s) taken from return slots by an operator (request {})",
+                     kiosk_id, result.collected, request_id);
   }
   return result;
 }

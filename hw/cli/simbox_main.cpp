@@ -9,6 +9,8 @@
 //   lostcard-simbox --root /tmp/box collect 3 | empty-bin | clear-jams
 //   lostcard-simbox --root /tmp/box type "07 1234567890"   (a cardholder at the keypad)
 //   lostcard-simbox --root /tmp/box bin-door open|shut      (an operator at the bin door)
+//   lostcard-simbox --root /tmp/box type "#3"; ... put-back CARD   (an operator restocks a card
+//                                                    taken out, after typing its restock number)
 //
 // `status` prints one fact per line, tab-separated, for scripts:
 //   intake <card> | slot <NN> <card> | bin <card> | jam <card> | transit <card> |
@@ -81,7 +83,8 @@ void printStatus(const SimBox& box) {
 int usage(const po::options_description& options) {
   std::cerr << "usage: lostcard-simbox --root DIR [--slots N] COMMAND [ARGS]\n"
                "commands: status | drop CARD_FOLDER... | fault NAME on|off | hold NTH_MOVE |\n"
-               "          collect SLOT | empty-bin | clear-jams | type ENTRY | bin-door open|shut\n"
+               "          collect SLOT | empty-bin | clear-jams | type ENTRY |\n"
+               "          bin-door open|shut | put-back CARD\n"
                "faults: camera-failure sensor-stuck-on sensor-stuck-off sorter-jam "
                "slot-sensor-failure hold-mid-move slot-door-stuck\n\n"
             << options;
@@ -185,6 +188,13 @@ int main(int argc, char** argv) {
     } else if (verb == "bin-door" && command.size() == 2 &&
                (command[1] == "open" || command[1] == "shut")) {
       box.setBinDoorOpen(command[1] == "open");
+    } else if (verb == "put-back" && command.size() == 2) {
+      auto card = box.putBack(command[1]);
+      if (!card) {
+        std::cerr << "lostcard-simbox: no card '" << command[1] << "' was taken out of the box\n";
+        return 1;
+      }
+      std::cout << *card << "\n";
     } else if (verb == "clear-jams" && command.size() == 1) {
       for (const auto& card : box.clearJams()) {
         std::cout << card << "\n";

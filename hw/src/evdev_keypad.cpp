@@ -51,8 +51,12 @@ std::optional<char> keyChar(int code) {
     case KEY_TAB:
       return ' ';
     case KEY_KPASTERISK:
+    case KEY_NUMERIC_STAR:
     case KEY_A:
       return '*';
+    case KEY_NUMERIC_POUND:
+    case KEY_B:
+      return '#';
     default:
       return std::nullopt;
   }

@@ -868,9 +868,20 @@ std::vector<std::string> SimBox::clearJams() {
   return taken;
 }
 
+std::optional<std::string> SimBox::putBack(const std::string& card) {
+  if (card.empty() || card.front() == '.' || card.find('/') != std::string::npos) {
+    return std::nullopt;
+  }
+  auto moved = parts_->layout.moveCard(parts_->layout.collected(), card, parts_->layout.intake());
+  if (!moved) {
+    return std::nullopt;
+  }
+  return *moved;
+}
+
 void SimBox::type(const std::string& entry) {
-  if (entry.find_first_not_of("0123456789* ") != std::string::npos) {
-    throw std::invalid_argument("SimBox::type: a keypad has only digits, '*' and ' '");
+  if (entry.find_first_not_of("0123456789*# ") != std::string::npos) {
+    throw std::invalid_argument("SimBox::type: a keypad has only digits, '*', '#' and ' '");
   }
   const Layout& layout = parts_->layout;
   // Nanoseconds since the epoch, zero-padded, then the process and a counter: name order is

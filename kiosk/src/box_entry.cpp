@@ -27,6 +27,16 @@ BoxEntry parseBoxEntry(std::string_view typed, int slot_count) {
   if (typed.empty()) {
     return BadEntry{"Please type the slot number, then your code."};
   }
+  if (typed == "*") {
+    return EndSessionEntry{};
+  }
+  if (typed.front() == '#') {
+    const std::string_view number = trim(typed.substr(1));
+    if (!allDigits(number) || number.size() > 3 || std::stoi(std::string(number)) < 1) {
+      return BadEntry{"Type # and the card's restock number (1 to 999)."};
+    }
+    return RestockEntry{std::stoi(std::string(number))};
+  }
   if (typed.front() == '*') {
     std::string code;
     for (char c : typed.substr(1)) {

@@ -1,5 +1,6 @@
 #include "lostcard/kiosk/controller.hpp"
 
+#include <set>
 #include <utility>
 
 #include "lostcard/kiosk/box_entry.hpp"
@@ -325,8 +326,8 @@ std::vector<v1::Envelope> Controller::backlog() const {
   // Requests still unanswered: the one in hand with its code; older ones (from before a restart,
   // or given up) with none, so the cloud can only repeat an answer it already gave.
   for (const auto& r : journal_.unfinishedReleases()) {
-    if (r.state != ReleaseState::kAsked) {
-      continue;
+    if (r.state != ReleaseState::kAsked || r.kind == ReleaseKind::kReturn) {
+      continue;  // a return slot is settled at start-up, never asked for
     }
     if (asking_ && asking_->request_id == r.request_id) {
       out.push_back(asking_->request);
@@ -557,6 +558,17 @@ std::optional<Event> Controller::execute(Action& action) {
             log_->warn("deposit {} needs an operator: {}", a.deposit_id, a.why);
             return std::nullopt;
           },
+          [&](action::JournalRestock& a) -> std::optional<Event> {
+            journal_.recordRestock(a.deposit_id, a.last4, now());
+            log_->info("deposit {} put back on the tray by an operator (card ending {})",
+                       a.deposit_id, a.last4);
+            if (session_) {
+              std::erase_if(session_->restock, [&](const auto& entry) {
+                return entry.second.deposit_id() == a.deposit_id;
+              });
+            }
+            return std::nullopt;
+          },
       },
       action);
 }
@@ -617,6 +629,11 @@ constexpr std::string_view kTextDoorFailed =
 constexpr std::string_view kTextNotOpened = "Sorry, please type your code again.";
 constexpr std::string_view kTextBinDoorOpen = "Bin door open. Shut it when done.";
 constexpr std::string_view kTextNoOperatorMode = "Operator mode is not available on this box.";
+constexpr std::string_view kTextNoSession = "Operators: type * and your code first.";
+constexpr std::string_view kTextTrayTaken =
+    "A card is in the intake: finish with * so the box takes it, then start again.";
+constexpr std::string_view kTextSessionOpen =
+    "An operator is at work. Please come back in a few minutes.";
 
 }  // namespace
 
@@ -641,6 +658,9 @@ void Controller::pollBox() {
     asking_.reset();
     showBox(std::string(kTextNoAnswer));
   }
+  if (session_ && now() >= session_->deadline_ms) {
+    endSession("its time ran out");
+  }
   if (devices_.keypad == nullptr || out_of_service_) {
     return;
   }
@@ -659,6 +679,17 @@ void Controller::pollBox() {
 }
 
 void Controller::onEntry(const std::string& typed) {
+  const BoxEntry entry = parseBoxEntry(typed, config_.slot_count);
+  if (session_) {
+    onSessionEntry(entry);
+    return;
+  }
+  if (std::holds_alternative<RestockEntry>(entry) ||
+      std::holds_alternative<EndSessionEntry>(entry)) {
+    box_log_->info("keypad entry refused: an operator's key outside an operator's session");
+    showBox(std::string(kTextNoSession));
+    return;
+  }
   if (asking_ || opened_) {
     showBox(std::string(kTextBusy));
     return;
@@ -667,7 +698,6 @@ void Controller::onEntry(const std::string& typed) {
     showBox(std::string(kTextNoOperatorMode));
     return;
   }
-  const BoxEntry entry = parseBoxEntry(typed, config_.slot_count);
   if (const auto* bad = std::get_if<BadEntry>(&entry)) {
     box_log_->info("keypad entry refused: {}", bad->why);
     showBox(bad->why);
@@ -814,13 +844,141 @@ void Controller::onOperatorAnswer(const v1::OperatorAuthAnswer& answer) {
     const std::string detail = "the bin's latch did not release: " + unlocked.error();
     box_log_->error("{}", detail);
     finish(id, ReleaseState::kDoorFailed, detail, v1::Envelope{});
+    beginSession(id, answer);
     showBox(std::string(kTextDoorFailed));
     return;
   }
   journal_.recordReleaseOpen(id, now());
   opened_ = Opened{id, ReleaseKind::kBin, -1, "", now() + box_.bin_open_ms, false};
   box_log_->info("bin unlocked for an operator (request {})", id);
-  showBox("Bin unlocked. Shut the door when done.");
+  beginSession(id, answer);
+  showBox("Bin unlocked. Shut the door when done. # and a restock number to put a card back, "
+          "* to finish.");
+}
+
+void Controller::beginSession(const std::string& request_id,
+                              const v1::OperatorAuthAnswer& answer) {
+  Session session;
+  session.request_id = request_id;
+  session.deadline_ms = now() + box_.operator_session_ms;
+  for (const auto& card : answer.restock()) {
+    const int number = static_cast<int>(card.restock_number());
+    if (number >= 1 && number <= kMaxRestockNumber && wire::isUuid(card.deposit_id())) {
+      session.restock[number] = card;
+    }
+  }
+  session_ = std::move(session);
+  box_log_->info("operator session {} begins: {} card(s) to restock, {} return slot(s)",
+                 request_id, session_->restock.size(), answer.return_slots_size());
+  for (const auto& slot : answer.return_slots()) {
+    openReturnSlot(request_id, slot);
+  }
+  if (intake_) {
+    run(intake_->handle(event::OperatorPresent{true}, now()));
+  }
+}
+
+void Controller::openReturnSlot(const std::string& request_id, const v1::ReturnSlot& slot) {
+  const int index = static_cast<int>(slot.slot());
+  const auto record = journal_.deposit(slot.deposit_id());
+  if (index >= config_.slot_count || !record || record->location != Location::inSlot(index)) {
+    // The journal is the truth about the slots: a slot opens only for the card it holds there.
+    box_log_->warn("return slot:{} for deposit {} not opened: the journal has {} there",
+                   slot.slot(), slot.deposit_id(),
+                   record ? record->location.text() : std::string("no such deposit"));
+    return;
+  }
+  const std::string key = returnKey(request_id, index);
+  journal_.recordReleaseAsked(key, ReleaseKind::kReturn, index, now());
+  journal_.recordReleaseOpening(key, slot.deposit_id(), now());
+  if (auto unlocked = devices_.locks->unlockSlot(index, std::chrono::milliseconds(box_.unlock_ms));
+      !unlocked) {
+    const std::string detail = "the slot's latch did not release: " + unlocked.error();
+    box_log_->error("return of deposit {} from slot:{}: {}", slot.deposit_id(), index, detail);
+    journal_.flag(slot.deposit_id(), "return: " + detail);
+    journal_.recordReleaseClosed(key, ReleaseState::kDoorFailed, detail, now());
+    return;
+  }
+  journal_.recordReleaseOpen(key, now());
+  session_->return_slots.push_back(index);
+  box_log_->info("slot:{} unlocked for an operator: deposit {} to return", index,
+                 slot.deposit_id());
+}
+
+void Controller::onSessionEntry(const BoxEntry& entry) {
+  if (std::holds_alternative<EndSessionEntry>(entry)) {
+    endSession("the operator finished");
+    return;
+  }
+  const auto* restock = std::get_if<RestockEntry>(&entry);
+  if (restock == nullptr) {
+    const auto* bad = std::get_if<BadEntry>(&entry);
+    showBox(bad != nullptr ? bad->why : std::string(kTextSessionOpen));
+    return;
+  }
+  const std::string label = "#" + std::to_string(restock->number);
+  const auto card = session_->restock.find(restock->number);
+  if (card == session_->restock.end()) {
+    // A wrong number, another box's, or one already put back: nothing is armed.
+    box_log_->warn("restock {} refused: no card of this box waits with that number", label);
+    showBox("No card to put back has number " + label + " at this box.");
+    return;
+  }
+  if (!intake_ || out_of_service_ || intake_->phase() != Intake::Phase::kIdle ||
+      intake_->trayDeposit()) {
+    showBox(std::string(kTextBusy));
+    return;
+  }
+  if (cardOnTray(true)) {
+    // A card already lying in the intake came without '#N': it is a finder's, never the
+    // operator's. It is taken as a drop once the session ends.
+    box_log_->warn("restock {} refused: a card is already in the intake", label);
+    showBox(std::string(kTextTrayTaken));
+    return;
+  }
+  if (!intake_->lowestFreeSlot()) {
+    box_log_->warn("restock {} refused: no free slot", label);
+    showBox("No free slot: card " + label + " cannot be put back now.");
+    return;
+  }
+  run(intake_->handle(event::RestockArmed{card->second.deposit_id(), card->second.last4()}, now()));
+  if (intake_->restockArmed() != card->second.deposit_id()) {
+    showBox(std::string(kTextBusy));
+    return;
+  }
+  box_log_->info("restock {} armed for deposit {}", label, card->second.deposit_id());
+  showBox("Put card " + label + " in the intake.");
+}
+
+void Controller::endSession(std::string_view why) {
+  const Session session = std::move(*session_);
+  session_.reset();
+  box_log_->info("operator session {} ends: {}", session.request_id, why);
+  if (!session.return_slots.empty()) {
+    settleReturns(session.request_id, session.return_slots);
+  }
+  if (intake_) {
+    run(intake_->handle(event::OperatorPresent{false}, now()));
+  }
+}
+
+void Controller::settleReturns(const std::string& request_id, const std::vector<int>& slots) {
+  std::set<int> taken;
+  for (int slot : slots) {
+    // A sensor that cannot be read leaves the card where the journal has it: in its slot.
+    if (auto occupied = devices_.sorter->slotOccupied(slot); occupied && !*occupied) {
+      taken.insert(slot);
+    }
+  }
+  send_(journal_.finishReturns(request_id, taken, now()));
+  box_log_->info("operator request {}: {} of {} return slot(s) emptied", request_id,
+                 taken.size(), slots.size());
+  if (intake_) {
+    for (int slot : taken) {
+      run(intake_->handle(event::SlotEmptied{slot}, now()));
+    }
+  }
+  send_(inventory());
 }
 
 void Controller::checkOpened() {
@@ -891,8 +1049,21 @@ void Controller::checkOpened() {
 }
 
 void Controller::recoverReleases() {
+  // Return slots of a session the restart ended: settled from their sensors now.
+  std::map<std::string, std::vector<int>> returns;
   for (const auto& r : journal_.unfinishedReleases()) {
-    if (r.state == ReleaseState::kAsked) {
+    if (r.kind == ReleaseKind::kReturn) {
+      const std::string request_id = r.request_id.substr(0, r.request_id.find('/'));
+      returns[request_id].push_back(r.slot);
+    }
+  }
+  for (const auto& [request_id, slots] : returns) {
+    box_log_->warn("recovery: operator request {} had {} return slot(s) open", request_id,
+                   slots.size());
+    settleReturns(request_id, slots);
+  }
+  for (const auto& r : journal_.unfinishedReleases()) {
+    if (r.state == ReleaseState::kAsked || r.kind == ReleaseKind::kReturn) {
       continue;  // sent again with the backlog, without a code (see backlog())
     }
     box_log_->warn("recovery: request {} was {} when the kiosk stopped", r.request_id,

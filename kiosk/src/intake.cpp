@@ -67,6 +67,9 @@ std::string describe(const Action& action) {
           [](const action::FlagForOperator& a) -> std::string {
             return "FlagForOperator(" + a.deposit_id + ", " + a.why + ")";
           },
+          [](const action::JournalRestock& a) -> std::string {
+            return "JournalRestock(" + a.deposit_id + ")";
+          },
       },
       action);
 }
@@ -150,6 +153,10 @@ std::vector<Action> Intake::handle(Event event, std::int64_t now_ms) {
                    onRoomFreed(now_ms, out);
                  },
                  [&](const event::Tick&) { onTick(now_ms, out); },
+                 [&](const event::OperatorPresent& e) {
+                   onOperatorPresent(e.present, now_ms, out);
+                 },
+                 [&](const event::RestockArmed& e) { onRestockArmed(e, now_ms, out); },
              },
              event);
   return out;
@@ -160,6 +167,13 @@ void Intake::onCardDetected(const event::CardDetected& e, std::int64_t now_ms,
   // A card seen while another is handled, while full or out of order is left for later (it
   // cannot be there unless forced through the closed shutter).
   if (phase_ != Phase::kIdle || tray_ || e.deposit_id.empty()) {
+    return;
+  }
+  if (operator_present_) {
+    // Only the card the operator armed; any other waits on the tray until the session ends.
+    if (restock_) {
+      takeRestockCard(now_ms, out);
+    }
     return;
   }
   tray_ = Tray{.deposit_id = e.deposit_id,
@@ -173,6 +187,49 @@ void Intake::onCardDetected(const event::CardDetected& e, std::int64_t now_ms,
   setShutter(false, out);
   show(kTextReading, out);
   out.push_back(action::Capture{config_.frames_per_face});
+}
+
+std::optional<std::string> Intake::restockArmed() const {
+  if (!restock_) {
+    return std::nullopt;
+  }
+  return restock_->deposit_id;
+}
+
+void Intake::onOperatorPresent(bool present, std::int64_t now_ms, std::vector<Action>& out) {
+  operator_present_ = present;
+  restock_.reset();
+  if (phase_ == Phase::kIdle || phase_ == Phase::kFull) {
+    settle(now_ms, out);
+  }
+  // A finder's card being handled goes on; settle() closes the shutter once it is in.
+}
+
+void Intake::onRestockArmed(const event::RestockArmed& e, std::int64_t now_ms,
+                            std::vector<Action>& out) {
+  if (!operator_present_ || phase_ != Phase::kIdle || tray_ || !lowestFreeSlot() ||
+      e.deposit_id.empty()) {
+    return;  // the caller checks restockArmed()
+  }
+  restock_ = e;
+  settle(now_ms, out);
+}
+
+void Intake::takeRestockCard(std::int64_t now_ms, std::vector<Action>& out) {
+  const event::RestockArmed card = *restock_;
+  restock_.reset();
+  tray_ = Tray{.deposit_id = card.deposit_id,
+               .detected_at_ms = now_ms,
+               .captured_at_ms = now_ms,
+               .capture_attempts = 0,
+               .retry_capture_at_ms = std::nullopt,
+               .decision = Decision::store(card.last4),
+               .target = {}};
+  phase_ = Phase::kAwaiting;
+  setShutter(false, out);
+  show(kTextReading, out);
+  out.push_back(action::JournalRestock{card.deposit_id, card.last4});
+  decide(*tray_->decision, out);
 }
 
 void Intake::onCaptureSucceeded(event::CaptureSucceeded e, std::int64_t now_ms,
@@ -337,6 +394,13 @@ void Intake::onRoomFreed(std::int64_t now_ms, std::vector<Action>& out) {
 
 void Intake::settle(std::int64_t now_ms, std::vector<Action>& out) {
   if (phase_ == Phase::kOutOfOrder) {
+    return;
+  }
+  if (operator_present_) {
+    // Closed to finders while the operator works; open for the one card they armed.
+    phase_ = hasRoom() ? Phase::kIdle : Phase::kFull;
+    setShutter(restock_.has_value(), out);
+    show(restock_ ? kTextPutBack : kTextOperator, out);
     return;
   }
   if (hasRoom()) {

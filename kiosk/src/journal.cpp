@@ -102,6 +102,18 @@ spdlog::logger& log() {
   throw JournalError(text);
 }
 
+const char* kindName(ReleaseKind kind) {
+  switch (kind) {
+    case ReleaseKind::kBin:
+      return "bin";
+    case ReleaseKind::kReturn:
+      return "return";
+    case ReleaseKind::kPickup:
+      break;
+  }
+  return "pickup";
+}
+
 std::string joinNotes(std::string_view a, std::string_view b) {
   if (a.empty()) {
     return std::string(b);
@@ -647,6 +659,31 @@ void Journal::flag(std::string_view deposit_id, std::string_view why) {
   });
 }
 
+void Journal::recordRestock(std::string_view deposit_id, std::string_view last4,
+                            std::int64_t now_ms) {
+  write([&] {
+    const std::string notes = joinNotes(notesOf(deposit_id).value_or(""), "restocked");
+    Statement(db_,
+              "INSERT INTO deposits (deposit_id, created_at_ms, updated_at_ms, state, location, "
+              "disposition, last4, decision_reason, notes, flagged) "
+              "VALUES (?1, ?2, ?2, ?3, 'tray', 'store', ?4, ?5, ?6, 0) "
+              "ON CONFLICT (deposit_id) DO UPDATE SET updated_at_ms = ?2, state = ?3, "
+              "location = 'tray', disposition = 'store', last4 = ?4, decision_reason = ?5, "
+              "notes = ?6, flagged = 0")
+        .bind(1, deposit_id)
+        .bind(2, now_ms)
+        .bind(3, stateName(DepositState::kDecided))
+        .bind(4, last4)
+        .bind(5, "resolved by an operator")
+        .bind(6, notes)
+        .run();
+    Statement(db_, "DELETE FROM outbox WHERE deposit_id = ?1 AND type = ?2")
+        .bind(1, deposit_id)
+        .bind(2, typeName(v1::Envelope::kCardStored))
+        .run();
+  });
+}
+
 v1::Envelope Journal::enqueue(std::string_view deposit_id, const v1::Envelope& env,
                               std::int64_t now_ms) {
   v1::Envelope queued_env;
@@ -700,8 +737,8 @@ void Journal::recordReleaseAsked(std::string_view request_id, ReleaseKind kind, 
               "INSERT INTO releases (request_id, kind, slot, state, created_at_ms, updated_at_ms) "
               "VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (request_id) DO NOTHING")
         .bind(1, request_id)
-        .bind(2, kind == ReleaseKind::kPickup ? "pickup" : "bin")
-        .bind(3, kind == ReleaseKind::kPickup ? slot : -1)
+        .bind(2, kindName(kind))
+        .bind(3, kind == ReleaseKind::kBin ? -1 : slot)
         .bind(4, releaseStateName(ReleaseState::kAsked))
         .bind(5, now_ms)
         .run();
@@ -727,7 +764,7 @@ void Journal::recordReleaseOpening(std::string_view request_id, std::string_view
   write([&] {
     Statement(db_,
               "UPDATE releases SET state = ?2, deposit_id = ?3, updated_at_ms = ?4, "
-              "detail = CASE WHEN kind = 'pickup' THEN 'releasing slot:' || slot || "
+              "detail = CASE WHEN kind != 'bin' THEN 'releasing slot:' || slot || "
               "' for deposit ' || ?3 ELSE 'releasing the bin' END WHERE request_id = ?1")
         .bind(1, request_id)
         .bind(2, releaseStateName(ReleaseState::kOpening))
@@ -809,6 +846,69 @@ v1::Envelope Journal::finishRelease(std::string_view request_id, ReleaseState ou
   return queued_env;
 }
 
+std::string returnKey(std::string_view request_id, int slot) {
+  return std::string(request_id) + "/" + Location::inSlot(slot).text();
+}
+
+v1::Envelope Journal::finishReturns(std::string_view request_id, const std::set<int>& taken,
+                                    std::int64_t now_ms) {
+  const std::string report_key = std::string(request_id) + "/return";
+  v1::Envelope queued_env;
+  write([&] {
+    Statement find(db_, "SELECT envelope FROM outbox WHERE deposit_id = ?1 ORDER BY seq LIMIT 1");
+    find.bind(1, report_key);
+    if (find.step()) {
+      if (!queued_env.ParseFromString(find.blob(0))) {
+        throw JournalError("journal: unreadable outbox entry for " + report_key);
+      }
+      return;
+    }
+    auto env = wire::makeEnvelope(now_ms);
+    env.mutable_return_collected()->set_request_id(std::string(request_id));
+    const std::string prefix = std::string(request_id) + "/";
+    for (const auto& r : queryReleases("WHERE kind = 'return' AND substr(request_id, 1, "
+                                       "length(?1)) = ?1",
+                                       prefix)) {
+      // Only a slot whose latch was released (or may have been) can have been emptied.
+      const bool unlocked = r.state == ReleaseState::kOpening || r.state == ReleaseState::kOpen;
+      const bool gone = unlocked && taken.contains(r.slot);
+      if (unlocked || r.state == ReleaseState::kAsked) {
+        Statement(db_,
+                  "UPDATE releases SET state = ?2, updated_at_ms = ?3 WHERE request_id = ?1")
+            .bind(1, r.request_id)
+            .bind(2, releaseStateName(gone       ? ReleaseState::kTaken
+                                      : unlocked ? ReleaseState::kNotTaken
+                                                 : ReleaseState::kNotOpened))
+            .bind(3, now_ms)
+            .run();
+      }
+      if (!gone) {
+        continue;
+      }
+      Statement(db_,
+                "UPDATE deposits SET location = 'collected', state = ?2, updated_at_ms = ?3 "
+                "WHERE deposit_id = ?1 AND location = ?4")
+          .bind(1, r.deposit_id)
+          .bind(2, stateName(DepositState::kCollected))
+          .bind(3, now_ms)
+          .bind(4, Location::inSlot(r.slot).text())
+          .run();
+      env.mutable_return_collected()->add_deposit_ids(r.deposit_id);
+    }
+    Statement(db_,
+              "INSERT INTO outbox (message_id, deposit_id, type, envelope, created_at_ms) "
+              "VALUES (?1, ?2, ?3, ?4, ?5)")
+        .bind(1, env.message_id())
+        .bind(2, report_key)
+        .bind(3, wire::bodyName(env))
+        .bindBlob(4, env.SerializeAsString())
+        .bind(5, now_ms)
+        .run();
+    queued_env = std::move(env);
+  });
+  return queued_env;
+}
+
 std::vector<std::string> Journal::binDeposits() const {
   std::vector<std::string> out;
   Statement rows(db_,
@@ -850,7 +950,10 @@ std::vector<ReleaseRecord> Journal::queryReleases(const char* where, std::string
   while (rows.step()) {
     ReleaseRecord r;
     r.request_id = rows.text(0);
-    r.kind = rows.text(1) == "bin" ? ReleaseKind::kBin : ReleaseKind::kPickup;
+    const std::string kind = rows.text(1);
+    r.kind = kind == "bin"      ? ReleaseKind::kBin
+             : kind == "return" ? ReleaseKind::kReturn
+                                : ReleaseKind::kPickup;
     r.slot = static_cast<int>(rows.integer(2));
     r.deposit_id = rows.text(3);
     r.state = parseReleaseState(rows.text(4)).value_or(ReleaseState::kAsked);

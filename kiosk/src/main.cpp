@@ -64,6 +64,7 @@ struct Options {
   std::int64_t pickup_take_ms = 60'000;
   std::int64_t answer_timeout_ms = 20'000;
   std::int64_t bin_open_ms = 300'000;
+  std::int64_t operator_session_ms = 600'000;
   std::string log_level = "info";
   bool print_journal = false;
 };
@@ -114,6 +115,8 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exit_code) {
        "how long a person at the keypad waits for the cloud's answer")
       ("bin-open-ms", po::value(&o.bin_open_ms)->default_value(300'000),
        "how long an operator may take to open the unlocked bin door")
+      ("operator-session-ms", po::value(&o.operator_session_ms)->default_value(600'000),
+       "how long an operator's session at the box lasts unless they end it with '*'")
       ("log-level", po::value(&o.log_level)->default_value("info"),
        "trace, debug, info, warn, error, off")
       ("print-journal", po::bool_switch(&o.print_journal),
@@ -172,7 +175,7 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exit_code) {
   }
   if (o.slots < 1 || o.bin_capacity < 0 || o.frames < 1 || o.poll_ms < 1 || o.heartbeat_ms < 1 ||
       o.offline_timeout_ms < 0 || o.pickup_unlock_ms < 0 || o.pickup_take_ms < 0 ||
-      o.answer_timeout_ms < 1 || o.bin_open_ms < 0) {
+      o.answer_timeout_ms < 1 || o.bin_open_ms < 0 || o.operator_session_ms < 1) {
     return fail("--slots, --frames, --poll-ms and --heartbeat-ms must be positive");
   }
   return o;
@@ -262,7 +265,8 @@ int runDaemon(const Options& o) {
   controller->setBoxOptions(kiosk::BoxOptions{.unlock_ms = o.pickup_unlock_ms,
                                               .take_ms = o.pickup_take_ms,
                                               .answer_timeout_ms = o.answer_timeout_ms,
-                                              .bin_open_ms = o.bin_open_ms});
+                                              .bin_open_ms = o.bin_open_ms,
+                                              .operator_session_ms = o.operator_session_ms});
   controller->start();
   // No intake yet when the disk was too full for recovery: the controller waits for room.
   log->info("kiosk {} up: {} slots, cloud {} ({}), hardware {}{}", o.id,

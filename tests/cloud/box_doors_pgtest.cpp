@@ -279,3 +279,73 @@ TEST_CASE("refused operator codes throttle the kiosk, the right code too", "[box
           .checkOperatorCode("kiosk-1", lostcard::wire::newUuid(), "1112223333", kNow + 15min + 1s)
           .result == v1::OPERATOR_AUTH_RESULT_OK);
 }
+
+TEST_CASE("an operator's session lists this kiosk's return slots and cards to restock; the "
+          "cards taken from return slots are collected",
+          "[box]") {
+  Fixture f;
+  const auto east = f.addOperator("op-east", "kiosk-1");
+  f.store.setOperatorCode("op-east", "1112223333", kNow);
+  const auto returning = f.storeCard("kiosk-1", 4);
+  const auto staying = f.storeCard("kiosk-1", 5);
+  const auto other_returning = f.storeCard("kiosk-2", 4);
+  for (const auto& id : {returning, other_returning}) {
+    f.exec("UPDATE deposits SET status = 'to_return', return_reason = 'unclaimed', "
+           "return_marked_at = now() WHERE id = '" + id + "'");
+  }
+  // A card resolved by hand, taken out of the bin by the operator: waiting to be restocked.
+  const auto resolved = f.difficultInBin("kiosk-1");
+  f.exec("UPDATE deposits SET status = 'awaiting_restock', decision = 'store', card_id = " +
+         std::to_string(f.card) +
+         ", last4 = '5556', difficult_reason = NULL, restock_number = 3, collected_at = now() "
+         "WHERE id = '" + resolved + "'");
+
+  const std::string request = lostcard::wire::newUuid();
+  REQUIRE(f.store.checkOperatorCode("kiosk-1", request, "1112223333", kNow).result ==
+          v1::OPERATOR_AUTH_RESULT_OK);
+  v1::OperatorAuthAnswer answer;
+  f.store.fillOperatorSession("kiosk-1", answer);
+  REQUIRE(answer.return_slots_size() == 1);  // not the other kiosk's, not a stored card
+  CHECK(answer.return_slots(0).slot() == 4);
+  CHECK(answer.return_slots(0).deposit_id() == returning);
+  REQUIRE(answer.restock_size() == 1);
+  CHECK(answer.restock(0).restock_number() == 3);
+  CHECK(answer.restock(0).deposit_id() == resolved);
+  CHECK(answer.restock(0).last4() == "5556");
+
+  // Refused without an OK opening of that request at that kiosk.
+  CHECK_FALSE(f.store.recordReturnCollected("kiosk-1", lostcard::wire::newUuid(), {returning},
+                                            kNow + 1min)
+                  .ok);
+  CHECK_FALSE(f.store.recordReturnCollected("kiosk-2", request, {other_returning}, kNow).ok);
+  CHECK_FALSE(f.store.recordReturnCollected("kiosk-1", request, {"not-a-uuid"}, kNow).ok);
+  // Only a card to return, in a slot, of this kiosk, is collected.
+  const auto taken = f.store.recordReturnCollected(
+      "kiosk-1", request, {returning, staying, other_returning}, kNow + 2min);
+  CHECK(taken.ok);
+  CHECK(taken.collected == 1);
+  CHECK(f.status(returning) == "collected");
+  CHECK(f.status(staying) == "stored");
+  CHECK(f.status(other_returning) == "to_return");
+  CHECK(f.query1("SELECT collected_by || ':' || collected_by_account FROM deposits WHERE id = '" +
+                 returning + "'")[0]
+            .as<std::string>() == "operator:" + std::to_string(east));
+  const auto again = f.store.recordReturnCollected("kiosk-1", request, {returning}, kNow + 3min);
+  CHECK(again.ok);
+  CHECK(again.repeated);
+  CHECK(f.count("SELECT count(*) FROM audit_log WHERE action = 'return.collected'") == 1);
+
+  // Put back in a slot, the resolved card is stored again, no longer collected, and its holder's
+  // notice is queued.
+  v1::Location slot;
+  slot.set_slot(7);
+  REQUIRE(f.store.recordStored("kiosk-1", resolved, slot, kNow + 4min).ok);
+  CHECK(f.status(resolved) == "stored");
+  CHECK(f.count("SELECT count(*) FROM deposits WHERE collected_at IS NULL AND id = '" + resolved +
+                "'") == 1);
+  CHECK(f.count("SELECT count(*) FROM notice_outbox WHERE deposit_id = '" + resolved + "'") == 1);
+  v1::OperatorAuthAnswer after;
+  f.store.fillOperatorSession("kiosk-1", after);
+  CHECK(after.restock_size() == 0);
+  CHECK(after.return_slots_size() == 0);
+}

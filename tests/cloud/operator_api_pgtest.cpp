@@ -427,6 +427,7 @@ TEST_CASE("resolving a difficult card by hand: the right number, a wrong one, re
   CHECK(resolved.decision() == "store");
   CHECK(resolved.last4() == "5556");
   CHECK(resolved.location() == "bin");
+  CHECK(resolved.restock_number() == 1);  // the lowest free at k1
   CHECK(api.query("SELECT card_id FROM deposits WHERE id = '" + deposit + "'")[0][0]
             .as<std::int64_t>() == api.adaCard());
   CHECK(api.events(deposit) == std::vector<std::string>{"found:northwind"});
@@ -439,6 +440,7 @@ TEST_CASE("resolving a difficult card by hand: the right number, a wrong one, re
   CHECK(collection.items(0).deposit_id() == deposit);
   CHECK(collection.items(0).action() == "restock");
   CHECK(collection.items(0).location() == "bin");
+  CHECK(collection.items(0).restock_number() == 1);
   CHECK(api.get("/v1/operator/kiosks/k1/collection", op2).status == 403);
 
   // Once the kiosk reports it in a slot, the normal path: pickup code and notice to ada.

@@ -59,6 +59,27 @@ TEST_CASE("a card released for pickup and gone from its slot is in flight, not m
   CHECK(r.disagreements == 1);
 }
 
+TEST_CASE("a card resolved by hand is in flight between the bin and its slot", "[reconcile]") {
+  auto s = snapshot();
+  addSlot(s, 1, "on-its-way");  // put back in slot 1; its CardStored not yet recorded
+  auto* tray = s.inventory.add_tray();
+  tray->set_deposit_id("on-the-tray");
+  // "with-operator" left the bin with the operator (no place); "in-bin-report-due" is still in
+  // the bin by the cloud, but the kiosk's bin was emptied (its BinEmptied on its way).
+  const std::vector<CloudDeposit> cloud = {
+      {"on-its-way", "awaiting_restock", "", "1111"},
+      {"on-the-tray", "awaiting_restock", "bin", "2222"},
+      {"with-operator", "awaiting_restock", "", "3333"},
+      {"in-bin-report-due", "awaiting_restock", "bin", "4444"}};
+  const auto r = reconcileInventory("k", s, cloud, kReceived - 1s, 24);
+  REQUIRE(r.rows.size() == 4);
+  for (const auto& row : r.rows) {
+    INFO(row.deposit_id << ": " << row.note);
+    CHECK(row.verdict == Verdict::kInFlight);
+  }
+  CHECK(r.disagreements == 0);
+}
+
 TEST_CASE("rows come by slot index, then bin, tray, uncertain, then placeless", "[reconcile]") {
   auto s = snapshot();
   addSlot(s, 10, "s10");

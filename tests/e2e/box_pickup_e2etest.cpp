@@ -14,6 +14,7 @@
 #include "lostcard/cloud/pickup_code.hpp"
 #include "lostcard/hw/sim_box.hpp"
 #include "lostcard/kiosk/journal.hpp"
+#include "lostcard/test/box_system.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/files.hpp"
 #include "lostcard/test/pg_test_db.hpp"
@@ -45,43 +46,13 @@ std::vector<int> unlockedSlots(const fs::path& sim_root) {
 }  // namespace
 
 TEST_CASE("pickup and the operator at the box, through the real kiosk daemon", "[e2e]") {
-  const fs::path dir = test::makeTestDir("box_pickup_e2etest");
-  const std::string bin = test::binDir();
-  const std::string tools = test::sourceDir() + "/tools";
   test::PgTestDb db;
-
-  test::runProgram({tools + "/pki", "init", (dir / "pki").string()});
-  test::runProgram({tools + "/pki", "server", (dir / "pki").string(), "localhost", "127.0.0.1"});
-  test::runProgram({tools + "/pki", "kiosk", (dir / "pki").string(), "kiosk-1"});
-  std::ofstream(dir / "card.key") << "e2e-1 " << std::string(64, 'c') << "\n";
-  std::ofstream(dir / "cards.tsv") << "card-marie\t4556737586899855\n"
-                                   << "card-unknown\t5105105105105100\n";
-  test::runProgram({bin + "/lostcard-cardgen", "--seed", "11", "--numbers",
-                    (dir / "cards.tsv").string(), "--out", (dir / "cards").string()});
-
-  const std::vector<std::string> admin = {bin + "/lostcard-admin", "--db", db.conninfo(),
-                                          "--card-key-file", (dir / "card.key").string()};
-  auto adminRun = [&](std::vector<std::string> args, const std::string& input = {}) {
-    std::vector<std::string> argv = admin;
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::runProgram(argv, input);
-  };
-  adminRun({"migrate"});
-  adminRun({"add-issuer", "bank", "Example Bank"});
-  adminRun({"add-holder", "holder-marie", "Marie Curie",
-            "http://127.0.0.1:" + std::to_string(test::freeLocalPort()) + "/holders/marie",
-            "marie-secret"});
-  adminRun({"add-cards"}, "bank\tholder-marie\t4556737586899855\n");
-  for (const std::string kiosk : {"kiosk-1", "kiosk-2"}) {
-    adminRun({"add-kiosk", kiosk, "--name", "Box " + kiosk, "--address", "1 Road", "--lat", "48.85",
-              "--lon", "2.29", "--slots", std::to_string(kSlots)});
-  }
-  adminRun({"add-account", "op-east", "--role", "operator", "--kiosk", "kiosk-1"},
-           "east-password\n");
-  adminRun({"add-account", "op-west", "--role", "operator", "--kiosk", "kiosk-2"},
-           "west-password\n");
-  adminRun({"set-operator-code", "op-east"}, "1357924680\n");
-  adminRun({"set-operator-code", "op-west"}, "2468013579\n");
+  test::BoxSystem sys(test::makeTestDir("box_pickup_e2etest"), db.conninfo());
+  const fs::path& dir = sys.dir;
+  const std::string& bin = sys.bin;
+  sys.makePki({"kiosk-1"});
+  sys.makeCards({{"card-marie", "4556737586899855"}, {"card-unknown", "5105105105105100"}});
+  sys.addPeople(kSlots);
 
   pqxx::connection pg(db.conninfo());
   auto q = [&](const std::string& sql) {
@@ -93,31 +64,16 @@ TEST_CASE("pickup and the operator at the box, through the real kiosk daemon", "
     return q("SELECT status FROM deposits WHERE id = '" + deposit + "'");
   };
 
-  test::ChildProcess cloud(
-      {bin + "/lostcard-cloud", "--db", db.conninfo(), "--listen", "127.0.0.1:0", "--port-file",
-       (dir / "cloud.port").string(), "--ca", (dir / "pki/ca.crt").string(), "--cert",
-       (dir / "pki/server/localhost.crt").string(), "--key",
-       (dir / "pki/server/localhost.key").string(), "--card-key-file", (dir / "card.key").string(),
-       "--models-dir", test::sourceDir() + "/models"},
-      (dir / "cloud.log").string());
-  REQUIRE(
-      test::eventually([&] { return !nonEmptyLines(readFile(dir / "cloud.port")).empty(); }, 60s));
-  const std::string cloud_port = nonEmptyLines(readFile(dir / "cloud.port")).front();
+  auto cloud = sys.startCloud(/*http=*/false);
 
   const fs::path journal_path = dir / "kiosk-1.journal";
   const fs::path sim_root = dir / "kiosk-1";
   int kiosk_runs = 0;
   auto startKiosk = [&](const std::string& take_ms) {
-    // clang-format off
-    std::vector<std::string> argv = {
-        bin + "/lostcard-kiosk", "--id", "kiosk-1", "--cloud", "127.0.0.1:" + cloud_port,
-        "--server-name", "localhost", "--ca", (dir / "pki/ca.crt").string(),
-        "--cert", (dir / "pki/kiosks/kiosk-1.crt").string(),
-        "--key", (dir / "pki/kiosks/kiosk-1.key").string(),
-        "--journal", journal_path.string(), "--hw", "sim", "--sim-root", sim_root.string(),
-        "--slots", std::to_string(kSlots), "--heartbeat-ms", "500",
-        "--pickup-unlock-ms", "100", "--pickup-take-ms", take_ms, "--bin-open-ms", "600000"};
-    // clang-format on
+    const auto argv =
+        sys.kioskArgv("kiosk-1", kSlots,
+                      {"--pickup-unlock-ms", "100", "--pickup-take-ms", take_ms, "--bin-open-ms",
+                       "600000"});
     return std::make_unique<test::ChildProcess>(
         argv, (dir / ("kiosk-1." + std::to_string(++kiosk_runs) + ".log")).string());
   };
@@ -288,9 +244,8 @@ TEST_CASE("pickup and the operator at the box, through the real kiosk daemon", "
     std::string verdict;
     REQUIRE(test::eventually(
         [&] {
-          std::vector<std::string> argv = admin;
-          argv.insert(argv.end(), {"reconcile", "--kiosk", "kiosk-1"});
-          test::ChildProcess run(argv, (dir / "reconcile.out").string());
+          test::ChildProcess run(sys.adminArgv({"reconcile", "--kiosk", "kiosk-1"}),
+                                 (dir / "reconcile.out").string());
           const auto st = run.waitFor(60s);
           verdict = readFile(dir / "reconcile.out");
           return st && WIFEXITED(*st) && WEXITSTATUS(*st) == 0 &&

@@ -6,22 +6,18 @@
 #include <google/protobuf/util/json_util.h>
 #include <sys/wait.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
 #include <regex>
 #include <string>
 
+#include "lostcard/test/box_system.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/files.hpp"
 #include "lostcard/v1/api.pb.h"
 
-namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace fs = std::filesystem;
@@ -31,38 +27,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Reply {
-  unsigned status = 0;
-  std::string body;
-};
+using Reply = test::HttpsReply;
 
-// One HTTPS request to 127.0.0.1:port, the server verified against `ca_file`.
 Reply request(unsigned short port, const std::string& ca_file, http::verb method,
               const std::string& target, const std::string& token, const std::string& body = "") {
-  asio::io_context io;
-  asio::ssl::context tls(asio::ssl::context::tls_client);
-  tls.load_verify_file(ca_file);
-  tls.set_verify_mode(asio::ssl::verify_peer);
-  beast::ssl_stream<beast::tcp_stream> stream(io, tls);
-  beast::get_lowest_layer(stream).expires_after(30s);
-  beast::get_lowest_layer(stream).connect({asio::ip::make_address("127.0.0.1"), port});
-  stream.set_verify_callback(asio::ssl::host_name_verification("127.0.0.1"));
-  stream.handshake(asio::ssl::stream_base::client);
-  http::request<http::string_body> req{method, target, 11};
-  req.set(http::field::host, "127.0.0.1");
-  if (!token.empty()) {
-    req.set(http::field::authorization, "Bearer " + token);
-  }
-  if (!body.empty()) {
-    req.set(http::field::content_type, "application/json");
-    req.body() = body;
-  }
-  req.prepare_payload();
-  http::write(stream, req);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  http::read(stream, buffer, res);
-  return {res.result_int(), res.body()};
+  return test::httpsRequest(port, ca_file, std::string(http::to_string(method)), target, token,
+                            body);
 }
 
 template <class M>

@@ -222,6 +222,10 @@ void kioskSessionSeeds(const fs::path& dir) {
   emptied.mutable_bin_emptied()->set_request_id("6f7a8b9c-0d1e-4f2a-8b3c-4d5e6f7a8b9c");
   emptied.mutable_bin_emptied()->add_deposit_ids(kOtherDeposit);
   write(dir, "bin-emptied", flags(1) + record(emptied));
+  auto returned = envelope();
+  returned.mutable_return_collected()->set_request_id("6f7a8b9c-0d1e-4f2a-8b3c-4d5e6f7a8b9c");
+  returned.mutable_return_collected()->add_deposit_ids(kDeposit);
+  write(dir, "return-collected", flags(1) + record(returned));
   write(dir, "newer-message", flags(1) + record(withRawBody(99, "\x08\x01")));
   auto no_version = heartbeat();
   no_version.set_version(v1::PROTOCOL_VERSION_UNSPECIFIED);
@@ -269,6 +273,13 @@ void uplinkSeeds(const fs::path& dir) {
   auto operator_answer = envelope();
   operator_answer.mutable_operator_auth_answer()->set_request_id("@deposit");
   operator_answer.mutable_operator_auth_answer()->set_result(v1::OPERATOR_AUTH_RESULT_OK);
+  auto* return_slot = operator_answer.mutable_operator_auth_answer()->add_return_slots();
+  return_slot->set_slot(0);
+  return_slot->set_deposit_id("@deposit");
+  auto* restock = operator_answer.mutable_operator_auth_answer()->add_restock();
+  restock->set_restock_number(1);
+  restock->set_deposit_id("@deposit");
+  restock->set_last4("1234");
   write(dir, "operator-answer-unknown", flags(1) + record(operator_answer));
   write(dir, "newer-message", flags(1) + record(withRawBody(99, "\x08\x01")));
   write(dir, "no-helloack", flags(4) + record(store));

@@ -104,6 +104,18 @@ TEST_CASE("lostcard-simbox reports and changes a box another process drives", "[
   CHECK(empty.output == "card-b\n");
   CHECK(box.cardsInBin().empty());
   CHECK(box.cardsCollected() == std::vector<std::string>{"card-a", "card-b"});
+
+  // The operator puts a card they took out back into the intake (to restock it).
+  Run put_back = simbox(dir, {root_arg, "put-back", "card-b"});
+  REQUIRE(put_back.exit_code == 0);
+  CHECK(put_back.output == "card-b\n");
+  CHECK(box.cardsInIntake() == std::vector<std::string>{"card-b"});
+  CHECK(box.cardsCollected() == std::vector<std::string>{"card-a"});
+  Run not_out = simbox(dir, {root_arg, "put-back", "card-b"});
+  CHECK(not_out.exit_code == 1);
+  CHECK_THAT(not_out.output, Contains("no card 'card-b' was taken out"));
+  REQUIRE(simbox(dir, {root_arg, "type", "#3"}).exit_code == 0);
+  CHECK(box.keypadEntriesWaiting() == 1);
 }
 
 TEST_CASE("lostcard-simbox refuses bad commands", "[sim]") {

@@ -25,6 +25,18 @@ TEST_CASE("an operator's entry starts with the operator key", "[box]") {
   CHECK(std::holds_alternative<BadEntry>(parseBoxEntry("* 12*4567890", 24)));
 }
 
+TEST_CASE("an operator in a session types # and a restock number, or * alone to end", "[box]") {
+  CHECK(parseBoxEntry("#12", 24) == BoxEntry{RestockEntry{12}});
+  CHECK(parseBoxEntry(" # 7 ", 24) == BoxEntry{RestockEntry{7}});
+  CHECK(parseBoxEntry("#999", 24) == BoxEntry{RestockEntry{999}});
+  CHECK(parseBoxEntry("*", 24) == BoxEntry{EndSessionEntry{}});
+  CHECK(parseBoxEntry(" * ", 24) == BoxEntry{EndSessionEntry{}});
+  for (const std::string typed : {"#", "#0", "#1000", "#12 3", "#*4", "#-1"}) {
+    INFO(typed);
+    CHECK(std::holds_alternative<BadEntry>(parseBoxEntry(typed, 24)));
+  }
+}
+
 TEST_CASE("mistyped entries are refused with a reason and never echo what was typed", "[box]") {
   for (const std::string typed : {"", "   ", "1234567890", "0 1234567890", "25 1234567890",
                                   "1234 1234567890", "3 12*4", "3 "}) {
@@ -54,6 +66,13 @@ TEST_CASE("the board keypad builds entries from key presses", "[box]") {
   keypad.press(KEY_3);
   keypad.press(KEY_F1);  // not a keypad key: ignored
   CHECK(keypad.press(KEY_ENTER) == std::optional<std::string>("* 3"));
+  // The restock key: '#' on a phone-style keypad, "B" on a 4x4 matrix.
+  keypad.press(KEY_NUMERIC_POUND);
+  keypad.press(KEY_4);
+  CHECK(keypad.press(KEY_ENTER) == std::optional<std::string>("#4"));
+  keypad.press(KEY_B);
+  keypad.press(KEY_5);
+  CHECK(keypad.press(KEY_ENTER) == std::optional<std::string>("#5"));
   // A device that is not there is a clear error, not a crash.
   const auto entries = keypad.entries();
   REQUIRE_FALSE(entries);

@@ -2,6 +2,7 @@
 // cloud: the messages the controller sends are collected and the cloud's answers handed to it.
 // What the end-to-end test cannot stop at: a power cut between "releasing" being journaled and
 // the latch, an OPEN for a request from before a restart, a code never written to the journal.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -202,4 +203,234 @@ TEST_CASE("a slot that does not open: reported, the deposit flagged, the card st
   CHECK(f.journal.deposit(kA)->flagged);
   CHECK(f.journal.deposit(kA)->location == Location::inSlot(1));
   CHECK_THAT(f.box.displayText(), Catch::Contains("did not open"));
+}
+
+// ---- The operator's session: return slots, restock, the finder's card kept out ----
+
+namespace {
+
+const std::string kB = "bbbbbbbb-0000-4000-8000-000000000002";
+
+// Deposit kB (card "card-b"): a difficult card that went to the bin and left it with an
+// operator (BinEmptied journaled); the card is in the box's collected/ folder, in their hands.
+void collectedFromBin(Fixture& f) {
+  fs::create_directories(f.dir / "cards/card-b");
+  std::ofstream(f.dir / "cards/card-b/front.jpg") << "y";
+  f.box.dropCard(f.dir / "cards/card-b");
+  REQUIRE(f.box.devices().sorter->moveTo(hw::Destination::toBin()));
+  auto env = lostcard::wire::makeEnvelope(f.now_ms);
+  env.mutable_card_captured()->set_deposit_id(kB);
+  f.journal.recordCapture(env, f.now_ms);
+  f.journal.recordDisposition(kB, Decision::difficult("unreadable"), f.now_ms);
+  f.journal.captureAnswered(kB);
+  f.journal.beginMove(kB, Location::tray(), Location::bin(), "", f.now_ms);
+  f.journal.finishMove(kB, Location::bin(), f.now_ms);
+  auto stored = lostcard::wire::makeEnvelope(f.now_ms);
+  stored.mutable_card_stored()->set_deposit_id(kB);
+  stored.mutable_card_stored()->mutable_location()->mutable_bin();
+  f.journal.markAcked(f.journal.enqueue(kB, stored, f.now_ms).message_id());
+  const std::string emptied = "dddddddd-0000-4000-8000-000000000004";
+  f.journal.recordReleaseAsked(emptied, ReleaseKind::kBin, -1, f.now_ms);
+  f.journal.recordReleaseOpening(emptied, "", f.now_ms);
+  auto report = lostcard::wire::makeEnvelope(f.now_ms);
+  report.mutable_bin_emptied()->set_request_id(emptied);
+  f.journal.finishRelease(emptied, ReleaseState::kEmptied, "", report, f.now_ms);
+  REQUIRE(f.box.emptyBin().size() == 1);
+  REQUIRE(f.journal.deposit(kB)->state == DepositState::kCollected);
+}
+
+// The operator types their code; the cloud answers OK with these lists.
+std::string operatorSession(Fixture& f, const std::vector<v1::ReturnSlot>& returns,
+                            const std::vector<v1::RestockCard>& restock) {
+  f.box.type("* 2468013579");
+  f.controller->poll();
+  REQUIRE(f.sent.back().has_operator_auth_request());
+  const std::string request_id = f.sent.back().operator_auth_request().request_id();
+  auto env = lostcard::wire::makeEnvelope(0);
+  auto* answer = env.mutable_operator_auth_answer();
+  answer->set_request_id(request_id);
+  answer->set_result(v1::OPERATOR_AUTH_RESULT_OK);
+  for (const auto& r : returns) {
+    *answer->add_return_slots() = r;
+  }
+  for (const auto& r : restock) {
+    *answer->add_restock() = r;
+  }
+  f.controller->onMessage(env);
+  return request_id;
+}
+
+v1::ReturnSlot returnSlot(int slot, const std::string& deposit_id) {
+  v1::ReturnSlot r;
+  r.set_slot(static_cast<std::uint32_t>(slot));
+  r.set_deposit_id(deposit_id);
+  return r;
+}
+
+v1::RestockCard restockCard(int number, const std::string& deposit_id) {
+  v1::RestockCard r;
+  r.set_restock_number(static_cast<std::uint32_t>(number));
+  r.set_deposit_id(deposit_id);
+  r.set_last4("4242");
+  return r;
+}
+
+template <class Pred>
+int countSent(const Fixture& f, Pred pred) {
+  return static_cast<int>(std::count_if(f.sent.begin(), f.sent.end(), pred));
+}
+
+void typeAndPoll(Fixture& f, const std::string& entry) {
+  f.box.type(entry);
+  f.now_ms += 100;
+  f.controller->poll();
+}
+
+}  // namespace
+
+TEST_CASE("restock: only after # and a listed number, one card, stored as that deposit", "[box]") {
+  Fixture f("restock");
+  collectedFromBin(f);
+  f.start();
+  CHECK(f.box.shutterState() == "open");
+  operatorSession(f, {}, {restockCard(7, kB)});
+  CHECK(f.box.shutterState() == "closed");  // no finder's card while the operator works
+
+  // A number not on this box's list (a wrong one, or another box's) arms nothing.
+  typeAndPoll(f, "#8");
+  CHECK(f.box.displayText() == "No card to put back has number #8 at this box.");
+  CHECK(f.box.shutterState() == "closed");
+
+  typeAndPoll(f, "#7");
+  CHECK(f.box.displayText() == "Put card #7 in the intake.");
+  CHECK(f.box.shutterState() == "open");
+  REQUIRE(f.box.putBack("card-b").has_value());
+  f.now_ms += 100;
+  f.controller->poll();
+  // Into the lowest free slot (slot 1 holds kA), reported as kB; never photographed or sent
+  // for recognition.
+  CHECK(f.box.cardInSlot(0) == std::optional<std::string>("card-b"));
+  CHECK(countSent(f, [](const v1::Envelope& e) { return e.has_card_captured(); }) == 0);
+  REQUIRE(countSent(f, [](const v1::Envelope& e) {
+            return e.has_card_stored() && e.card_stored().deposit_id() == kB &&
+                   e.card_stored().location().has_slot() && e.card_stored().location().slot() == 0;
+          }) == 1);
+  const auto b = f.journal.deposit(kB);
+  CHECK(b->state == DepositState::kStored);
+  CHECK(b->location == Location::inSlot(0));
+  REQUIRE(b->decision);
+  CHECK(b->decision->isStore());
+  CHECK(b->decision->last4 == "4242");
+  CHECK(f.box.shutterState() == "closed");  // armed for one card only
+
+  // Put back once: the number no longer arms anything.
+  typeAndPoll(f, "#7");
+  CHECK(f.box.displayText() == "No card to put back has number #7 at this box.");
+  typeAndPoll(f, "*");
+  CHECK(f.box.shutterState() == "open");
+  CHECK(f.box.displayText() == std::string(kTextReady));
+  // Outside a session, '#' and '*' do nothing.
+  typeAndPoll(f, "#7");
+  CHECK(f.box.displayText() == "Operators: type * and your code first.");
+}
+
+TEST_CASE("restock: a card dropped without # is a finder's, taken after the session", "[box]") {
+  Fixture f("restock-finder");
+  collectedFromBin(f);
+  f.start();
+  operatorSession(f, {}, {restockCard(7, kB)});
+  fs::create_directories(f.dir / "cards/finder");
+  std::ofstream(f.dir / "cards/finder/front.jpg") << "z";
+  f.box.dropCard(f.dir / "cards/finder");
+  f.now_ms += 100;
+  f.controller->poll();
+  CHECK(countSent(f, [](const v1::Envelope& e) { return e.has_card_captured(); }) == 0);
+  // Nor does #N arm while it lies there: it would be taken for the operator's card.
+  typeAndPoll(f, "#7");
+  CHECK_THAT(f.box.displayText(), Catch::Contains("A card is in the intake"));
+  CHECK_FALSE(f.controller->intake()->restockArmed());
+  typeAndPoll(f, "*");
+  for (int i = 0; i < 10; ++i) {  // the camera may take its tries (the card is no photo)
+    f.now_ms += 300;
+    f.controller->poll();
+  }
+  REQUIRE(countSent(f, [](const v1::Envelope& e) { return e.has_card_captured(); }) == 1);
+  const auto captured = std::find_if(f.sent.begin(), f.sent.end(),
+                                     [](const v1::Envelope& e) { return e.has_card_captured(); });
+  CHECK(captured->card_captured().deposit_id() != kB);
+  CHECK(f.journal.deposit(kB)->state == DepositState::kCollected);
+}
+
+TEST_CASE("restock: a power cut with the card on the tray finishes the move at start-up", "[box]") {
+  Fixture f("restock-cut");
+  collectedFromBin(f);
+  REQUIRE(f.box.putBack("card-b").has_value());
+  f.journal.recordRestock(kB, "4242", f.now_ms);  // then the power went
+  f.start();
+  CHECK(f.box.cardInSlot(0) == std::optional<std::string>("card-b"));
+  CHECK(f.journal.deposit(kB)->location == Location::inSlot(0));
+  CHECK(countSent(f, [](const v1::Envelope& e) {
+          return e.has_card_stored() && e.card_stored().deposit_id() == kB;
+        }) == 1);
+}
+
+TEST_CASE("return slots open for the operator; the cards taken are reported at the end", "[box]") {
+  Fixture f("returns");
+  f.start();
+  const std::string request_id =
+      operatorSession(f, {returnSlot(1, kA), returnSlot(2, kB)}, {});  // kB is not in slot 2
+  CHECK(f.slotUnlocked(1));
+  CHECK_FALSE(f.slotUnlocked(2));
+  CHECK(f.journal.release(returnKey(request_id, 1))->state == ReleaseState::kOpen);
+  REQUIRE(f.box.collectFromSlot(1).has_value());
+  typeAndPoll(f, "*");
+  const auto reports = countSent(f, [&](const v1::Envelope& e) {
+    return e.has_return_collected() && e.return_collected().request_id() == request_id &&
+           e.return_collected().deposit_ids_size() == 1 &&
+           e.return_collected().deposit_ids(0) == kA;
+  });
+  CHECK(reports == 1);
+  CHECK(f.journal.deposit(kA)->state == DepositState::kCollected);
+  CHECK(f.journal.release(returnKey(request_id, 1))->state == ReleaseState::kTaken);
+  for (const auto& r : f.journal.unfinishedReleases()) {
+    CHECK(r.kind == ReleaseKind::kBin);  // its door was never opened: still waiting
+  }
+}
+
+TEST_CASE("a power cut with a return slot open: settled from its sensor at start-up", "[box]") {
+  Fixture f("returns-cut");
+  const std::string request = "eeeeeeee-0000-4000-8000-000000000005";
+  f.journal.recordReleaseAsked(returnKey(request, 1), ReleaseKind::kReturn, 1, f.now_ms);
+  f.journal.recordReleaseOpening(returnKey(request, 1), kA, f.now_ms);
+  f.journal.recordReleaseOpen(returnKey(request, 1), f.now_ms);
+  REQUIRE(f.box.collectFromSlot(1).has_value());  // the operator took it, then the power went
+  f.start();
+  CHECK_FALSE(f.slotUnlocked(1));  // recovery opens nothing
+  CHECK(countSent(f, [&](const v1::Envelope& e) {
+          return e.has_return_collected() && e.return_collected().deposit_ids_size() == 1 &&
+                 e.return_collected().deposit_ids(0) == kA;
+        }) == 1);
+  CHECK(f.journal.deposit(kA)->state == DepositState::kCollected);
+  CHECK(f.journal.unfinishedReleases().empty());
+  // No operator request is asked again for it.
+  for (const auto& env : f.controller->backlog()) {
+    CHECK_FALSE(env.has_operator_auth_request());
+  }
+}
+
+TEST_CASE("an operator's session ends by itself after its time", "[box]") {
+  Fixture f("session-timeout");
+  f.start();
+  f.controller->setBoxOptions({.unlock_ms = 100,
+                               .take_ms = 5000,
+                               .answer_timeout_ms = 2000,
+                               .operator_session_ms = 60'000});
+  operatorSession(f, {}, {});
+  CHECK(f.box.shutterState() == "closed");
+  f.now_ms += 59'000;
+  f.controller->poll();
+  CHECK(f.box.shutterState() == "closed");
+  f.now_ms += 2'000;
+  f.controller->poll();
+  CHECK(f.box.shutterState() == "open");
 }

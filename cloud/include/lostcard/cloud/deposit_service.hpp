@@ -68,8 +68,9 @@ class DepositService {
   std::optional<Refusal> handlePickupDone(const std::string& kiosk_id, const v1::PickupDone& done,
                                           std::chrono::system_clock::time_point now);
 
-  // An operator's code typed at the kiosk (Store::checkOperatorCode). Refused: a request id that
-  // is not a UUID.
+  // An operator's code typed at the kiosk (Store::checkOperatorCode); an OK answer carries the
+  // session's return slots and cards to restock (Store::fillOperatorSession). Refused: a request
+  // id that is not a UUID.
   std::variant<v1::OperatorAuthAnswer, Refusal> handleOperatorAuth(
       const std::string& kiosk_id, const v1::OperatorAuthRequest& request,
       std::chrono::system_clock::time_point now);
@@ -78,6 +79,11 @@ class DepositService {
   std::optional<Refusal> handleBinEmptied(const std::string& kiosk_id,
                                           const v1::BinEmptied& emptied,
                                           std::chrono::system_clock::time_point now);
+
+  // Cards taken from the slots opened for an operator's returns (Store::recordReturnCollected).
+  std::optional<Refusal> handleReturnCollected(const std::string& kiosk_id,
+                                               const v1::ReturnCollected& collected,
+                                               std::chrono::system_clock::time_point now);
 
   // Keeps the kiosk's latest Inventory and reconciles it with the deposits, logging a warning
   // per disagreement (ids and places only). Refused: a deposit id that is not a UUID, or a

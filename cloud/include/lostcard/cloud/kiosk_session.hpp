@@ -273,12 +273,15 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
         co_return std::nullopt;
       }
       case v1::Envelope::kPickupDone:
-      case v1::Envelope::kBinEmptied: {
+      case v1::Envelope::kBinEmptied:
+      case v1::Envelope::kReturnCollected: {
         // Durable reports: acked once recorded (an error Ack when refused for good).
         auto refusal = *co_await onWorker([this, &env, now] {
           return env.has_pickup_done()
                      ? service_.handlePickupDone(kiosk_id_, env.pickup_done(), now)
-                     : service_.handleBinEmptied(kiosk_id_, env.bin_emptied(), now);
+                 : env.has_bin_emptied()
+                     ? service_.handleBinEmptied(kiosk_id_, env.bin_emptied(), now)
+                     : service_.handleReturnCollected(kiosk_id_, env.return_collected(), now);
         });
         if (refusal) {
           log_->warn("kiosk {}: {} {} refused: {}", kiosk_id_, wire::bodyName(env),

@@ -29,8 +29,10 @@ namespace lostcard::cloud {
 // One deposit of the kiosk as the cloud records it.
 struct CloudDeposit {
   std::string deposit_id;
-  std::string status;  // "decided", "stored" or "collected"
-  std::string place;   // "slot:N" or "bin" once stored; "" while only decided
+  std::string status;  // "decided", "stored", "collected", "awaiting_restock", ...
+  // "slot:N" or "bin" once stored; "" while only decided, and for a card to restock that left
+  // the bin with the operator.
+  std::string place;
   std::string last4;   // "" when none was read
 };
 

@@ -305,6 +305,21 @@ class Store {
                                 const std::vector<std::string>& deposit_ids,
                                 std::chrono::system_clock::time_point now);
 
+  // What an operator's session at `kiosk_id` is for, sent with an OK OperatorAuthAnswer
+  // (kiosk_stream.proto): the kiosk's to_return cards lying in a slot (the slots to unlock), and
+  // its awaiting_restock cards with their restock numbers. Reads only.
+  void fillOperatorSession(const std::string& kiosk_id, lostcard::v1::OperatorAuthAnswer& answer);
+
+  // After an OK opening (request `request_id`) the operator's session ended with these cards
+  // taken from their return slots (ReturnCollected): those of that kiosk recorded to_return in a
+  // slot become "collected" (collected_by 'operator', the operator's account) in one
+  // transaction, audited as return.collected. Others are left as they are (logged). Idempotent:
+  // a repeat finds them collected. Refused (ok = false): no OK opening for that request at that
+  // kiosk, or an id that is not a UUID.
+  ReportResult recordReturnCollected(const std::string& kiosk_id, const std::string& request_id,
+                                     const std::vector<std::string>& deposit_ids,
+                                     std::chrono::system_clock::time_point now);
+
   // Gives operator `login` the box code `code` (10 digits, dashes or spaces allowed), kept as a
   // salted PBKDF2 hash, replacing any previous one; audited as account.operator_code. Throws
   // std::invalid_argument when the code is not 10 digits or `login` is no operator account.

@@ -8,7 +8,8 @@
 //
 // Keys (presses only; releases and autorepeat are ignored): 0-9 on the main row or the keypad
 // give digits; KEY_SPACE, KEY_KPDOT, KEY_DOT, KEY_TAB give the separator ' '; KEY_KPASTERISK,
-// KEY_A (on a 4x4 matrix keypad's "A" key) give the operator key '*'; KEY_ENTER, KEY_KPENTER
+// KEY_NUMERIC_STAR, KEY_A (on a 4x4 matrix keypad's "A" key) give the operator key '*';
+// KEY_NUMERIC_POUND, KEY_B give the restock key '#'; KEY_ENTER, KEY_KPENTER
 // end the entry; KEY_BACKSPACE, KEY_DELETE, KEY_ESC clear it. An entry longer than
 // kMaxEntryChars is cleared (nobody types that much; a stuck key does). The device is opened on
 // first use and again after an error (a USB keypad unplugged and plugged back). The text typed

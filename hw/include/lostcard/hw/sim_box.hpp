@@ -40,6 +40,8 @@
 //   box.type("03 1234567890");  ...  box.collectFromSlot(2);
 //   box.type("* 2468135790");  ...  box.setBinDoorOpen(true); box.emptyBin();
 //   box.setBinDoorOpen(false);
+// To put a resolved card back, the operator types '#' and its restock number, then puts it in
+// the intake: box.type("#3"); box.putBack(card);  and '*' alone ends their session.
 //
 // A deterministic power cut mid-move (what tests and tools/chaos do to a running kiosk):
 //   box.holdMidMove();            // the next move stops halfway: card in ROOT/transit/
@@ -131,6 +133,9 @@ class SimBox {
   std::optional<std::string> collectFromSlot(int index);
   std::vector<std::string> emptyBin();
   std::vector<std::string> clearJams();
+  // An operator puts a card they took out (ROOT/collected/<card>) back into the intake, to be
+  // restocked. Returns its name on the tray; nullopt when no such card was taken out.
+  std::optional<std::string> putBack(const std::string& card);
 
   // Someone types `entry` on the keypad and presses Enter (digits, '*' and ' '). Entries are
   // read by the kiosk in the order typed. Throws std::invalid_argument for other characters.

@@ -5,12 +5,18 @@
 //   parseBoxEntry("07 1234567890", 24)   -> PickupEntry{.slot = 6, .code = "1234567890"}
 //   parseBoxEntry("* 2468135790", 24)    -> OperatorEntry{.code = "2468135790"}
 //   parseBoxEntry("99 1234567890", 24)   -> BadEntry{"There is no slot 99 in this box."}
+//   parseBoxEntry("#12", 24)             -> RestockEntry{.number = 12}
+//   parseBoxEntry("*", 24)               -> EndSessionEntry{}
 //
 // A cardholder types the number on the slot's door (1-based, as in their notice), the separator
 // key, then their code (spaces inside the code are kept: the cloud accepts "123 456 7890"). An
 // operator types the operator key '*', then their box code (digits; spaces dropped). Whether a
 // code is right is the cloud's to say; here only the shape is checked, so that nothing obviously
 // mistyped uses a try. A BadEntry's text is for the display and never holds what was typed.
+//
+// In an operator's session (after their code was accepted) the operator types '#' and a card's
+// restock number (1..999, from the collection list) to put that card back, and '*' alone to end
+// the session. Outside a session the controller refuses both.
 #include <string>
 #include <string_view>
 #include <variant>
@@ -30,7 +36,17 @@ struct BadEntry {
   std::string why;
   bool operator==(const BadEntry&) const = default;
 };
-using BoxEntry = std::variant<PickupEntry, OperatorEntry, BadEntry>;
+struct RestockEntry {
+  int number = 0;  // 1..kMaxRestockNumber
+  bool operator==(const RestockEntry&) const = default;
+};
+struct EndSessionEntry {
+  bool operator==(const EndSessionEntry&) const = default;
+};
+using BoxEntry =
+    std::variant<PickupEntry, OperatorEntry, BadEntry, RestockEntry, EndSessionEntry>;
+
+inline constexpr int kMaxRestockNumber = 999;
 
 // Operator box codes have 10 digits, like pickup codes (lostcard-admin set-operator-code).
 inline constexpr std::size_t kMinOperatorCodeDigits = 10;

@@ -41,9 +41,21 @@
 // becomes an OperatorAuthRequest; on OK the bin is unlocked, and once devices.bin_door was seen
 // open and then shut, the journal's bin deposits are collected and reported in a BinEmptied.
 // One door at a time: entries typed meanwhile are refused with "please wait".
+//
+// The operator's session. An OK answer also begins a session (until '*' alone is typed, or
+// BoxOptions::operator_session_ms): the slots named in its return_slots are unlocked, each only
+// when the journal holds that deposit in that slot, with "releasing slot N for deposit D"
+// journaled first (returnKey()); at the session's end each slot's sensor says whether its card
+// went, and the cards gone leave the journal with their ReturnCollected report in one write
+// (a restart settles an unfinished one the same way at start-up). Meanwhile the intake takes no
+// finder's card (see intake.hpp); '#N' names a card of the answer's restock list, and the next
+// card put in the intake is stored in a free slot as that deposit and reported (CardStored). A
+// number not on the list (a wrong one, or another box's) is refused and arms nothing; '#N' or
+// '*' outside a session is refused too.
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +63,7 @@
 #include <vector>
 
 #include "lostcard/hw/devices.hpp"
+#include "lostcard/kiosk/box_entry.hpp"
 #include "lostcard/kiosk/intake.hpp"
 #include "lostcard/kiosk/journal.hpp"
 #include "lostcard/v1/kiosk_stream.pb.h"
@@ -73,6 +86,7 @@ struct BoxOptions {
   std::int64_t take_ms = 60'000;            // how long the card may stay in the open slot
   std::int64_t answer_timeout_ms = 20'000;  // how long the holder waits for the cloud
   std::int64_t bin_open_ms = 300'000;       // how long an operator may take to open the bin door
+  std::int64_t operator_session_ms = 600'000;  // an operator's session at the box, at most
 };
 
 class Controller {
@@ -153,6 +167,19 @@ class Controller {
   v1::Envelope pickupDone(const std::string& request_id, int slot, const std::string& deposit_id,
                           v1::PickupOutcome outcome, const std::string& detail) const;
   void showBox(const std::string& text);
+  // The operator's session (see above).
+  struct Session {
+    std::string request_id;
+    std::map<int, v1::RestockCard> restock;  // by restock number
+    std::vector<int> return_slots;           // unlocked for this session
+    std::int64_t deadline_ms = 0;
+  };
+  void beginSession(const std::string& request_id, const v1::OperatorAuthAnswer& answer);
+  void openReturnSlot(const std::string& request_id, const v1::ReturnSlot& slot);
+  void onSessionEntry(const BoxEntry& entry);
+  void endSession(std::string_view why);
+  // Journals which of the return slots opened for `request_id` were emptied, and reports them.
+  void settleReturns(const std::string& request_id, const std::vector<int>& slots);
 
   hw::Devices devices_;
   Journal& journal_;
@@ -179,6 +206,7 @@ class Controller {
   BoxOptions box_;
   std::optional<Asking> asking_;
   std::optional<Opened> opened_;
+  std::optional<Session> session_;
   std::string last_keypad_error_;
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<spdlog::logger> box_log_;

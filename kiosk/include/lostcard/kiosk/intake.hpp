@@ -28,6 +28,16 @@
 //   moves to a free slot as "pending"; when the Disposition comes later, the card is reported
 //   in that slot (a difficult one is also flagged for the operator). With no free slot it waits.
 // - A Disposition for a deposit the machine is not waiting for is ignored.
+// - While an operator's session lasts (OperatorPresent) the shutter stays closed and no card is
+//   taken, except one: after RestockArmed (the operator typed '#' and a restock number) the
+//   shutter opens and the next card detected is that deposit, put back by the operator. It is
+//   not photographed and not sent to the cloud for recognition (the operator resolved it by
+//   hand); it is journaled on the tray (JournalRestock) and goes to the lowest free slot like a
+//   card to store, reported with SendStored. The box tells it from a finder's card by the arming
+//   alone, which is why the window is kept so narrow: armed only by the authenticated operator
+//   standing at the box, only for one card, only with a free slot, and disarmed when that card
+//   is in or the session ends. A card that comes any other way is a finder's, and is
+//   photographed (after the session, if it waited on the tray).
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -48,6 +58,9 @@ inline constexpr std::string_view kTextReading = "Reading card, please wait";
 inline constexpr std::string_view kTextThanks = "Thank you";
 inline constexpr std::string_view kTextFull = "Box full - please use another box";
 inline constexpr std::string_view kTextOutOfOrder = "Out of order";
+inline constexpr std::string_view kTextOperator =
+    "Operator: # and a restock number to put a card back, * to finish";
+inline constexpr std::string_view kTextPutBack = "Put the card in the intake";
 
 // Local reasons written to the journal next to the cloud's.
 inline constexpr std::string_view kReasonCaptureFailed = "capture failed";
@@ -109,11 +122,21 @@ struct SlotEmptied {
 };
 struct BinEmptied {};
 struct Tick {};
+// An operator's session at the box began (true) or ended (false).
+struct OperatorPresent {
+  bool present = false;
+};
+// The operator typed the restock number of `deposit_id`: the next card is that one.
+struct RestockArmed {
+  std::string deposit_id;
+  std::string last4;
+};
 }  // namespace event
 
 using Event = std::variant<event::CardDetected, event::CaptureSucceeded, event::CaptureFailed,
                            event::DispositionReceived, event::MoveSucceeded, event::MoveFailed,
-                           event::SlotEmptied, event::BinEmptied, event::Tick>;
+                           event::SlotEmptied, event::BinEmptied, event::Tick,
+                           event::OperatorPresent, event::RestockArmed>;
 
 namespace action {
 struct CloseShutter {
@@ -188,13 +211,20 @@ struct FlagForOperator {
   std::string why;
   bool operator==(const FlagForOperator&) const = default;
 };
+// A card the operator put back: journal it on the tray, decided "store" (no photographs).
+struct JournalRestock {
+  std::string deposit_id;
+  std::string last4;
+  bool operator==(const JournalRestock&) const = default;
+};
 }  // namespace action
 
 using Action =
     std::variant<action::CloseShutter, action::OpenShutter, action::Show, action::Capture,
                  action::JournalNewDeposit, action::SendCaptured, action::JournalDisposition,
                  action::JournalMoveBegin, action::MoveTo, action::JournalMoveDone,
-                 action::JournalMoveFailed, action::SendStored, action::FlagForOperator>;
+                 action::JournalMoveFailed, action::SendStored, action::FlagForOperator,
+                 action::JournalRestock>;
 
 // A short name of an action for logs and test messages, e.g. "MoveTo(slot:3)".
 std::string describe(const Action& action);
@@ -220,6 +250,9 @@ class Intake {
   bool binHasRoom() const { return bin_count_ < config_.bin_capacity; }
   // Whether a card dropped now would have somewhere to go.
   bool hasRoom() const { return lowestFreeSlot().has_value() || binHasRoom(); }
+  bool operatorPresent() const { return operator_present_; }
+  // The deposit the next card is taken for, after RestockArmed; nullopt when not armed.
+  std::optional<std::string> restockArmed() const;
 
  private:
   struct Tray {
@@ -241,6 +274,10 @@ class Intake {
   void onMoveSucceeded(std::int64_t now_ms, std::vector<Action>& out);
   void onMoveFailed(const event::MoveFailed& e, std::vector<Action>& out);
   void onTick(std::int64_t now_ms, std::vector<Action>& out);
+  void onOperatorPresent(bool present, std::int64_t now_ms, std::vector<Action>& out);
+  void onRestockArmed(const event::RestockArmed& e, std::int64_t now_ms,
+                      std::vector<Action>& out);
+  void takeRestockCard(std::int64_t now_ms, std::vector<Action>& out);
 
   void journalCapture(std::vector<hw::CapturedFrame> front, std::vector<hw::CapturedFrame> back,
                       std::string capture_error, std::int64_t now_ms, std::vector<Action>& out);
@@ -261,6 +298,8 @@ class Intake {
   std::int64_t thank_you_until_ms_ = 0;
   std::optional<bool> shutter_open_;  // unknown until the first command
   std::string shown_;
+  bool operator_present_ = false;
+  std::optional<event::RestockArmed> restock_;
 };
 
 }  // namespace lostcard::kiosk

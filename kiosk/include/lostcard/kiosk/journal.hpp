@@ -65,11 +65,14 @@ enum class DepositState {
   kCollected,  // out of the box: its holder took it from its slot, or an operator from the bin
 };
 
-// A door opened at the box for someone: a slot for its cardholder (kPickup) or the bin for an
-// operator (kBin). Journaled from the moment the request leaves for the cloud (never with the
-// code typed), before the door unlocks, and with its outcome, so a power cut at any instant
-// leaves a known state: see Controller.
-enum class ReleaseKind { kPickup, kBin };
+// A door opened at the box for someone: a slot for its cardholder (kPickup), the bin for an
+// operator (kBin), or a slot holding a card to return to its issuer, for an operator (kReturn;
+// its request_id is returnKey(operator request id, slot)). Journaled from the moment the request
+// leaves for the cloud (never with the code typed), before the door unlocks, and with its
+// outcome, so a power cut at any instant leaves a known state: see Controller.
+enum class ReleaseKind { kPickup, kBin, kReturn };
+// The journal's key of the return slot `slot` opened for operator request `request_id`.
+std::string returnKey(std::string_view request_id, int slot);
 enum class ReleaseState {
   kAsked,       // the code went to the cloud; no answer yet
   kRefused,     // the cloud said no (the result is in detail); nothing opened
@@ -174,6 +177,11 @@ class Journal {
   // handled again from its decision: state decided (or awaiting), location tray.
   void resume(std::string_view deposit_id, std::int64_t now_ms);
   void flag(std::string_view deposit_id, std::string_view why);
+  // An operator put a card resolved by hand back on the tray (restock): the deposit (known to
+  // the journal, usually collected from the bin, or new to it) is on the tray, decided "store"
+  // with `last4`, unflagged, and its earlier CardStored (of the bin) leaves the outbox so the
+  // CardStored of its slot can be queued. Its move to a slot is journaled as any other.
+  void recordRestock(std::string_view deposit_id, std::string_view last4, std::int64_t now_ms);
   // Queues an envelope for the cloud, unless one of the same type for the same deposit is
   // already queued; returns the queued one (so a repeat keeps the first message_id).
   v1::Envelope enqueue(std::string_view deposit_id, const v1::Envelope& env, std::int64_t now_ms);
@@ -202,6 +210,13 @@ class Journal {
   // them, for the report) and the report is built here: `report` gets its BinEmptied list.
   v1::Envelope finishRelease(std::string_view request_id, ReleaseState outcome,
                              std::string_view detail, v1::Envelope report, std::int64_t now_ms);
+  // The return slots opened for operator request `request_id` are settled (the operator's
+  // session ended): those in `taken` (slot indexes whose sensor saw the card go) become kTaken
+  // and their deposits leave the journal's slots; the others kNotTaken. The ReturnCollected
+  // report naming the deposits taken is queued in the same transaction (once per request) and
+  // returned.
+  v1::Envelope finishReturns(std::string_view request_id, const std::set<int>& taken,
+                             std::int64_t now_ms);
   // The bin's deposits now (for a BinEmptied report).
   std::vector<std::string> binDeposits() const;
   std::optional<ReleaseRecord> release(std::string_view request_id) const;
