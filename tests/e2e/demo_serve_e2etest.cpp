@@ -94,7 +94,8 @@ TEST_CASE("tools/demo --serve keeps the system and its API running until SIGTERM
       900s));
   INFO(output);
   REQUIRE(demo.running());
-  CHECK(output.find("demo: dropped=6 notified=4 difficult=2 lost=0") != std::string::npos);
+  CHECK(output.find("demo: dropped=7 notified=4 difficult=3 picked_up=1 lost=0") !=
+        std::string::npos);
   const auto http_port = static_cast<unsigned short>(std::stoi(serving[2].str()));
   const auto ca = (run / "pki" / "ca.crt").string();
 
@@ -120,7 +121,7 @@ TEST_CASE("tools/demo --serve keeps the system and its API running until SIGTERM
   const auto hbf =
       request(http_port, ca, http::verb::get, "/v1/operator/kiosks/kiosk-hbf/deposits", olga);
   REQUIRE(hbf.status == 200);
-  CHECK(parse<v1::DepositList>(hbf).deposits_size() == 3);
+  CHECK(parse<v1::DepositList>(hbf).deposits_size() == 4);
   CHECK(request(http_port, ca, http::verb::get, "/v1/operator/kiosks/kiosk-campus/deposits", olga)
             .status == 403);
 
