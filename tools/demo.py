@@ -500,9 +500,9 @@ class Demo:
     # ---- the steps ----
 
     def issuer_enrolls(self):
-        """The issuers enroll which card is whose: Nordbank's systems in bulk through the API
-        with their key, City Transit's with lostcard-admin. Both enroll many more cards than are
-        ever lost."""
+        """Nordbank's systems enroll its cards in bulk with their API key. City Transit's cards
+        are enrolled with lostcard-admin; both issuers enroll many more cards than are ever
+        lost."""
         rows = [(c["issuer"], c["holder"], c["number"]) for c in self.cards if c["holder"]]
         for _ in range(20):
             holder_id, _, issuer = HOLDERS[self.rng.randrange(len(HOLDERS))]
@@ -533,8 +533,8 @@ class Demo:
                 f"{h}\t{n}\n" for _, h, n in rows + [(API_ISSUER, "holder-ada", typo)]))
 
     def finder_drops(self):
-        """The finder drops one card at a time into each box, waiting for the box to take it;
-        then every card settles: stored in a slot with its notice delivered, or in the bin."""
+        """The finder drops the cards, one at a time into each box. Then every card settles:
+        stored in a slot with its notice delivered, or in the bin."""
         staging = self.work / "finder"
         staging.mkdir()
         for card in self.cards:
@@ -566,14 +566,16 @@ class Demo:
         self.check_placement()
 
     def holders_read_notices(self):
-        """What each holder read on their phone (the receiver's own status lines left out)."""
+        """Every holder reads their notice on their phone. (The receiver's own status lines are
+        left out.)"""
         for line in (self.work / "phones.log").read_text(errors="replace").splitlines():
             if not line.startswith("listening on"):
                 say(line)
 
     def holder_asks(self):
-        """Ada asks the API whether a box holds her card; the cloud pushes her notice again,
-        with a new code (the old one was delivered, and codes are kept only as hashes)."""
+        """Ada asks whether a box holds her card and reads her inbox. The cloud pushes her
+        notice again, with a new code (the old one was delivered, and codes are kept only as
+        hashes)."""
         token = self.login(HOLDER_LOGIN)
         self.holder_token = token
         mine = self.api.get("/v1/holder/cards", token)["cards"]
@@ -606,8 +608,9 @@ class Demo:
         self.ada_notice = notice
 
     def holder_collects(self):
-        """At the box Ada types her slot's number and a wrong code (refused), then the right
-        one: that slot opens, she takes her card, the deposit closes."""
+        """Ada types a wrong code at the box, then the right one. Her slot's number first; the
+        wrong code opens nothing, the right one that slot only; she takes her card and the
+        deposit closes."""
         notice = self.ada_notice
         box = self.boxes[notice["kiosk"]["kioskId"]]
         slot = notice["slotNumber"]
@@ -635,8 +638,8 @@ class Demo:
                                              f"({d['status']})" for d in seen))
 
     def operator_reviews(self):
-        """Olga logs in and looks at her boxes: the fleet, the alerts, the difficult cards and
-        one redacted photo."""
+        """Olga looks at her fleet, its alerts and its difficult cards. She opens one redacted
+        photo."""
         token = self.login(OPERATOR_LOGIN)
         self.operator_token = token
         for k in self.api.get("/v1/operator/kiosks", token).get("kiosks", []):
@@ -664,9 +667,9 @@ class Demo:
         self.difficult = {d["reason"]: d["deposit_id"] for d in difficult}
 
     def operator_resolves(self):
-        """Olga reads the worn card's number off the card and types it: the normal path names
-        the card and its holder, and the card waits to go back into a slot. The card of nobody
-        enrolled goes back to its issuer."""
+        """Olga resolves the worn card by its number and sends the unknown one back. The number
+        names the card and its holder (the card then waits to go back into a slot); the card of
+        nobody enrolled goes back to its issuer."""
         token = self.operator_token
         worn = self.card["card-alan-worn"]
         resolved = self.api.post(f"/v1/operator/difficult/{self.difficult['unreadable']}/resolve",
@@ -685,8 +688,9 @@ class Demo:
                 + (f" (to {item['issuer_id']})" if item.get("issuer_id") else ""))
 
     def operator_empties_bin(self):
-        """At the box Olga types the operator key and her code; the bin unlocks, she empties it
-        and shuts the door; the cloud records the cards collected by her."""
+        """Olga empties the bin of her box. She types the operator key and her code, the bin
+        unlocks, she empties it and shuts the door; the cloud records the cards collected by
+        her."""
         box = self.boxes[KIOSKS[0]["id"]]
         box.screens()
         say("olga types * and her box code")
@@ -707,8 +711,8 @@ class Demo:
                       lambda: self.cloud_status(returned) == "collected")
 
     def issuer_hears_back(self):
-        """What the issuers' systems received: each of their cards found (block it), and
-        returned to its holder."""
+        """The issuers' systems hear about their cards. Each card found (block it), and each
+        one its holder took back."""
         def expected(issuer):
             found = [c for c in self.cards if c["issuer"] == issuer]
             return len(found) + self.facts["picked_up"] * (issuer == "nordbank")
@@ -727,7 +731,7 @@ class Demo:
                f"nordbank received {kinds}")
 
     def boxes_at_the_end(self):
-        """What each box shows and physically holds."""
+        """What each box shows and physically holds at the end."""
         for kiosk_id, box in self.boxes.items():
             places = physical_places(box.sim_root)
             in_slots = sorted(p for p in places.values() if p.startswith("slot:"))
