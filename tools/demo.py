@@ -291,9 +291,11 @@ class Box:
         self.seen = 0  # bytes of the log already read for screens
 
     def act(self, *command):
-        return subprocess.run([str(BIN / "lostcard-simbox"), "--root", str(self.sim_root)]
-                              + [str(c) for c in command], capture_output=True, text=True,
-                              check=True).stdout
+        result = subprocess.run([str(BIN / "lostcard-simbox"), "--root", str(self.sim_root)]
+                                + [str(c) for c in command], capture_output=True, text=True)
+        expect(result.returncode == 0, f"lostcard-simbox {' '.join(map(str, command[:1]))} "
+               f"failed: {result.stderr.strip()}")
+        return result.stdout
 
     def unlocked_slots(self):
         """The slots whose door the kiosk has unlocked (the simulator keeps each door's last
@@ -512,7 +514,7 @@ class Demo:
         # One row with a mistyped check digit: the report rejects it, with its line and why.
         typo = ours[-1][1][:-1] + str((int(ours[-1][1][-1]) + 1) % 10)
         csv = "holder_id,number\n" + "".join(f"{h},{n}\n" for h, n in ours + [("holder-ada", typo)])
-        for attempt in ("sends", "sends the same file again (safe: nothing changes)"):
+        for attempt in ("send", "send the same file again (safe: nothing changes)"):
             report = json.loads(self.api.request("POST", "/v1/issuer/enrollments",
                                                  token=self.issuer_key, body=csv.encode(),
                                                  content_type="text/csv"))
@@ -535,7 +537,7 @@ class Demo:
                 f"{h}\t{n}\n" for _, h, n in rows + [(API_ISSUER, "holder-ada", typo)]))
 
     def finder_drops(self):
-        """The finder drops the cards, one at a time into each box. Then every card settles:
+        """Drops the cards, one at a time into each box. Then every card settles:
         stored in a slot with its notice delivered, or in the bin."""
         staging = self.work / "finder"
         staging.mkdir()
@@ -616,7 +618,7 @@ class Demo:
         notice = self.ada_notice
         box = self.boxes[notice["kiosk"]["kioskId"]]
         slot = notice["slotNumber"]
-        code = notice["pickupCode"]
+        code = "".join(ch for ch in notice["pickupCode"] if ch.isdigit())  # shown grouped
         wrong = str((int(code[0]) + 1) % 10) + code[1:]
         box.screens()
         say(f"ada types slot {slot:02} and a wrong code {wrong}")
@@ -655,9 +657,9 @@ class Demo:
                           or "none"))
         difficult = self.api.get("/v1/operator/difficult", token).get("cards", [])
         for d in difficult:
+            ending = f", ending {d['last4']}" if d.get("last4") else ""
             say(f"difficult card {d['deposit_id'][:8]}… at {d['kiosk_id']} "
-                f"{d.get('location', '')}: {d['reason']}" + (f", ending {d['last4']}" if d.get("last4") else "")
-                + f", {d.get('images', 0)} photo(s)")
+                f"{d.get('location', '')}: {d['reason']}{ending}, {d.get('images', 0)} photo(s)")
         expect(sorted(d["reason"] for d in difficult) == ["no_holder", "unreadable"],
                f"olga should see {KIOSKS[0]['id']}'s two difficult cards: {difficult}")
         worn = next(d for d in difficult if d["reason"] == "unreadable")
@@ -739,12 +741,14 @@ class Demo:
         """What each box shows and physically holds at the end."""
         for kiosk_id, box in self.boxes.items():
             places = physical_places(box.sim_root)
-            in_slots = sorted(p for p in places.values() if p.startswith("slot:"))
+            # Slots by the number on their door (from 1), as people see them.
+            doors = sorted(int(p[len("slot:"):]) + 1 for p in places.values()
+                           if p.startswith("slot:"))
             in_bin = sum(1 for p in places.values() if p == "bin")
-            screen = (box.sim_root / "state" / "display")
+            screen = box.sim_root / "state" / "display"
             shown = screen.read_text().strip() if screen.exists() else ""
-            say(f"{kiosk_id} shows \"{shown}\"; holds {len(in_slots)} card(s) in slots "
-                f"({', '.join(in_slots)}), {in_bin} in the bin")
+            say(f"{kiosk_id} shows \"{shown}\"; holds a card in slot(s) "
+                f"{', '.join(map(str, doors)) or 'none'}, {in_bin} in the bin")
 
     # ---- accounting: every card's place, as the box, the journal and the cloud see it ----
 
