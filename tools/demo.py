@@ -498,7 +498,12 @@ class Demo:
         expect(wait_for(what, condition, timeout_s, self.procs), f"timed out waiting for {what}")
 
     def login(self, who):
-        return self.api.login(who, self.accounts[who])
+        """Logs `who` in and says who the cloud takes them for (GET /v1/me)."""
+        token = self.api.login(who, self.accounts[who])
+        me = self.api.get("/v1/me", token)
+        scope = me.get("holder_id") or me.get("issuer_id") or ", ".join(me.get("kiosk_ids", []))
+        say(f"{who} logs in: {me['role']} ({scope}), token valid until {me['token_expires_at']}")
+        return token
 
     # ---- the steps ----
 
