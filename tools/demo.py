@@ -99,9 +99,6 @@ STEPS = [
     ("box", "boxes_at_the_end"),
 ]
 
-# How long one person's action may take to show (a code checked, a door, a webhook delivered).
-ACTION_TIMEOUT_S = 60
-
 
 def log(text):
     print(f"demo: {text}", flush=True)
@@ -284,10 +281,12 @@ class Box:
     keypad, a slot, the bin door), and its screens are read back from the kiosk's log, where the
     simulated display writes every text it shows."""
 
-    def __init__(self, kiosk_id, sim_root, kiosk_log):
+    def __init__(self, kiosk_id, sim_root, kiosk_log, procs, timeout_s):
         self.kiosk_id = kiosk_id
         self.sim_root = sim_root
         self.kiosk_log = kiosk_log
+        self.procs = procs  # the run's processes: waiting stops when one of them dies
+        self.timeout_s = timeout_s
         self.seen = 0  # bytes of the log already read for screens
 
     def act(self, *command):
@@ -315,7 +314,7 @@ class Box:
                 shown.append(line[at + len('display: "'):-1])
         return shown
 
-    def show_until(self, part, procs):
+    def show_until(self, part):
         """Prints what the box shows until a text containing `part` (Wrong if it never does)."""
         shown = []
 
@@ -323,7 +322,7 @@ class Box:
             shown.extend(self.screens())
             return any(part in text for text in shown)
 
-        ok = wait_for(f"{self.kiosk_id} to show '{part}'", arrived, ACTION_TIMEOUT_S, procs)
+        ok = wait_for(f"{self.kiosk_id} to show '{part}'", arrived, self.timeout_s, self.procs)
         for text in shown:
             say(f"box {self.kiosk_id} shows: \"{text}\"")
         expect(ok, f"{self.kiosk_id} never showed '{part}'")
@@ -465,7 +464,8 @@ class Demo:
         self.boxes = {}
         for k in KIOSKS:
             sim_root = work / k["id"] / "box"
-            self.boxes[k["id"]] = Box(k["id"], sim_root, work / f"{k['id']}.log")
+            self.boxes[k["id"]] = Box(k["id"], sim_root, work / f"{k['id']}.log", self.procs,
+                                      self.args.timeout)
             self.procs.append((k["id"], run.start(k["id"], [
                 BIN / "lostcard-kiosk", "--id", k["id"], "--cloud", f"127.0.0.1:{self.cloud_port}",
                 "--server-name", "localhost", "--ca", pki / "ca.crt",
@@ -494,8 +494,9 @@ class Demo:
     def notices(self):
         return read_jsonl(self.notices_file)
 
-    def wait_for(self, what, condition, timeout_s=ACTION_TIMEOUT_S):
-        expect(wait_for(what, condition, timeout_s, self.procs), f"timed out waiting for {what}")
+    def wait_for(self, what, condition):
+        expect(wait_for(what, condition, self.args.timeout, self.procs),
+               f"timed out waiting for {what}")
 
     def login(self, who):
         """Logs `who` in and says who the cloud takes them for (GET /v1/me)."""
@@ -550,12 +551,12 @@ class Demo:
             box = self.boxes[card["kiosk"]]
             intake = box.sim_root / "intake"
             self.wait_for(f"{box.kiosk_id}'s intake",
-                          lambda: intake.is_dir() and not any(intake.iterdir()), self.args.timeout)
+                          lambda: intake.is_dir() and not any(intake.iterdir()))
             box.screens()  # what it showed before this card is not the finder's
             shutil.copytree(self.photos / card["name"], staging / card["name"])
             os.rename(staging / card["name"], intake / card["name"])
             log(f"dropped {card['name']} into {card['kiosk']}")
-            box.show_until("Thank you", self.procs)
+            box.show_until("Thank you")
 
         expected_notices = sum(1 for c in self.cards if c["holder"] and c["readable"])
 
@@ -628,16 +629,16 @@ class Demo:
         box.screens()
         say(f"ada types slot {slot:02} and a wrong code {wrong}")
         box.act("type", f"{slot:02} {wrong}")
-        box.show_until("Wrong code", self.procs)
+        box.show_until("Wrong code")
         expect(not box.unlocked_slots(), "a wrong code unlocked a slot")
         say(f"ada types slot {slot:02} and her code {code}")
         box.act("type", f"{slot:02} {code}")
-        box.show_until("is open", self.procs)
+        box.show_until("is open")
         expect(box.unlocked_slots() == [slot - 1], f"the code unlocked {box.unlocked_slots()}")
         taken = box.act("collect", slot - 1).strip()
         say(f"ada takes her card from slot {slot:02}")
         expect(taken == "card-ada", f"slot {slot:02} held {taken}, not ada's card")
-        box.show_until("Thank you", self.procs)
+        box.show_until("Thank you")
         deposit = notice["depositId"]
         self.wait_for("the cloud to record ada's card collected",
                       lambda: self.cloud_status(deposit) == "collected")
@@ -705,14 +706,14 @@ class Demo:
         box.screens()
         say("olga types * and her box code")
         box.act("type", f"* {self.operator_code}")
-        box.show_until("Bin unlocked", self.procs)
+        box.show_until("Bin unlocked")
         box.act("bin-door", "open")
         taken = box.act("empty-bin").split()
         say(f"olga opens the bin door and takes out {len(taken)} card(s)")
-        box.show_until("Bin door open", self.procs)
+        box.show_until("Bin door open")
         box.act("bin-door", "shut")
         say("olga shuts the bin door")
-        box.show_until("Bin emptied", self.procs)
+        box.show_until("Bin emptied")
         in_bin = [c["name"] for c in self.cards
                   if c["kiosk"] == box.kiosk_id and self.expected_place(c) == "bin"]
         expect(sorted(taken) == sorted(in_bin), f"the bin held {taken}, not {in_bin}")
@@ -732,7 +733,7 @@ class Demo:
                           if e["issuer_id"] == issuer)
 
         arrived = wait_for("the issuers' events", lambda: all(
-            len(received(i)) >= len(expected(i)) for i, _ in ISSUERS), ACTION_TIMEOUT_S,
+            len(received(i)) >= len(expected(i)) for i, _ in ISSUERS), self.args.timeout,
                            self.procs)
         for e in read_jsonl(self.events_file):
             ev = e["event"]
@@ -829,7 +830,9 @@ class Demo:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=2026, help="card numbers and images")
-    parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for the cards")
+    parser.add_argument("--timeout", type=float, default=180,
+                        help="seconds to wait for the cards to settle, and for each person's "
+                             "action to show")
     parser.add_argument("--keep", metavar="DIR", type=Path,
                         help="run in DIR (empty or new) and leave every file of the run there, "
                              "with DIR/dropped.tsv the only one holding card numbers")

@@ -138,7 +138,8 @@ TEST_CASE("tools/demo --serve keeps the system and its API running until SIGTERM
   const auto ada = login("ada");
   const auto own = request(http_port, ca, http::verb::get, "/v1/holder/deposits", ada);
   REQUIRE(own.status == 200);
-  CHECK(parse<v1::DepositList>(own).deposits_size() == 1);
+  REQUIRE(parse<v1::DepositList>(own).deposits_size() == 1);
+  CHECK(parse<v1::DepositList>(own).deposits(0).status() == "collected");  // she took it back
   CHECK(request(http_port, ca, http::verb::get, "/v1/holder/deposits?holder_id=holder-alan", ada)
             .status == 403);
 
