@@ -555,7 +555,7 @@ class Demo:
             box.screens()  # what it showed before this card is not the finder's
             shutil.copytree(self.photos / card["name"], staging / card["name"])
             os.rename(staging / card["name"], intake / card["name"])
-            log(f"dropped {card['name']} into {card['kiosk']}")
+            say(f"drops {card['name']} into {card['kiosk']}")
             box.show_until("Thank you")
 
         expected_notices = sum(1 for c in self.cards if c["holder"] and c["readable"])
@@ -589,8 +589,9 @@ class Demo:
         token = self.login(HOLDER_LOGIN)
         self.holder_token = token
         mine = self.api.get("/v1/holder/cards", token)["cards"]
-        say(f"ada's cards: " + ", ".join(f"{c['issuer_name']} ending {c['last4']} "
-                                         f"(enrolled by {c['enrolled_by']})" for c in mine))
+        say(f"her {len(mine)} cards: " + ", ".join(
+            f"{c['issuer_name']} ending {c['last4']} (enrolled by {c['enrolled_by']})"
+            for c in mine))
         card = self.card["card-ada"]
         asked = next(c for c in mine if c["last4"] == card["number"][-4:])
         answer = self.api.post("/v1/holder/card-queries", token, {"card_id": asked["card_id"]})
@@ -696,7 +697,7 @@ class Demo:
         for item in todo.get("items", []):
             say(f"to take out of {KIOSKS[0]['id']}: {item['deposit_id'][:8]}… in "
                 f"{item['location']}: {item['action']}"
-                + (f" (to {item['issuer_id']})" if item.get("issuer_id") else ""))
+                + f" (issuer {item.get('issuer_id') or 'unknown'})")
 
     def operator_empties_bin(self):
         """Olga empties the bin of her box. She types the operator key and her code, the bin
