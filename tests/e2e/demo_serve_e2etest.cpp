@@ -64,7 +64,8 @@ TEST_CASE("tools/demo --serve keeps the system and its API running until SIGTERM
       900s));
   INFO(output);
   REQUIRE(demo.running());
-  CHECK(output.find("demo: dropped=6 notified=4 difficult=2 lost=0") != std::string::npos);
+  CHECK(output.find("demo: dropped=7 notified=4 difficult=3 picked_up=1 lost=0") !=
+        std::string::npos);
   const auto http_port = static_cast<unsigned short>(std::stoi(serving[2].str()));
   const auto ca = (run / "pki" / "ca.crt").string();
 
@@ -90,7 +91,7 @@ TEST_CASE("tools/demo --serve keeps the system and its API running until SIGTERM
   const auto hbf =
       request(http_port, ca, http::verb::get, "/v1/operator/kiosks/kiosk-hbf/deposits", olga);
   REQUIRE(hbf.status == 200);
-  CHECK(parse<v1::DepositList>(hbf).deposits_size() == 3);
+  CHECK(parse<v1::DepositList>(hbf).deposits_size() == 4);
   CHECK(request(http_port, ca, http::verb::get, "/v1/operator/kiosks/kiosk-campus/deposits", olga)
             .status == 403);
 
@@ -107,7 +108,8 @@ TEST_CASE("tools/demo --serve keeps the system and its API running until SIGTERM
   const auto ada = login("ada");
   const auto own = request(http_port, ca, http::verb::get, "/v1/holder/deposits", ada);
   REQUIRE(own.status == 200);
-  CHECK(parse<v1::DepositList>(own).deposits_size() == 1);
+  REQUIRE(parse<v1::DepositList>(own).deposits_size() == 1);
+  CHECK(parse<v1::DepositList>(own).deposits(0).status() == "collected");  // she took it back
   CHECK(request(http_port, ca, http::verb::get, "/v1/holder/deposits?holder_id=holder-alan", ada)
             .status == 403);
 
