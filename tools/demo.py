@@ -13,7 +13,8 @@ and the events its webhook receives; the finder's drops and the box's screens; e
 its holder reads it (the card named by its last four digits only); the holder's question to
 the API, her inbox, a wrong and then the right code typed at the box; the operator's fleet,
 alerts, difficult cards, one redacted photo, a resolution by number, a card sent back to its
-issuer and the bin emptied at the box; at the end, what each box holds and shows.
+issuer, the bin emptied at the box and the resolved card put back in a slot (its holder then
+told); at the end, what each box holds and shows.
 
 It ends with one line, `demo: dropped=N notified=R difficult=D picked_up=P lost=L`, and exits 0
 only when no card is lost and every step saw what it should: enrolled readable cards in a slot
@@ -92,9 +93,7 @@ STEPS = [
     ("operator", "operator_reviews"),
     ("operator", "operator_resolves"),
     ("operator", "operator_empties_bin"),
-    # restock_at_box goes here: the operator puts the card she resolved by hand (in her hands
-    # since she emptied the bin) back in a slot of its box; the kiosk reports it stored and its
-    # holder is notified.
+    ("operator", "restock_at_box"),
     ("issuer", "issuer_hears_back"),
     ("box", "boxes_at_the_end"),
 ]
@@ -687,7 +686,9 @@ class Demo:
         resolved = self.api.post(f"/v1/operator/difficult/{self.difficult['unreadable']}/resolve",
                                  token, {"number": worn["number"]})
         say(f"resolved {resolved['deposit_id'][:8]}… by its number: card ending "
-            f"{resolved['last4']}, now {resolved['status']}")
+            f"{resolved['last4']}, now {resolved['status']}, restock number "
+            f"{resolved.get('restock_number')}")
+        self.restock_number = resolved.get("restock_number")
         expect(resolved["last4"] == worn["number"][-4:], "the resolution names another card")
         returned = self.api.post(f"/v1/operator/difficult/{self.difficult['no_holder']}/resolve",
                                  token, {"return_to_issuer": True})
@@ -721,6 +722,43 @@ class Demo:
         returned = self.difficult["no_holder"]
         self.wait_for("the cloud to record the bin emptied",
                       lambda: self.cloud_status(returned) == "collected")
+
+    def restock_at_box(self):
+        """Olga puts the card she resolved by hand back in a slot of its box. Still in her
+        session, she types # and the card's restock number and puts it in the intake; the box
+        stores it in a free slot, the cloud makes its pickup code and its holder is told. She
+        ends her session with *."""
+        box = self.boxes[KIOSKS[0]["id"]]
+        worn = self.card["card-alan-worn"]
+        deposit = self.difficult["unreadable"]
+        expect(self.restock_number, "the resolution gave no restock number")
+        box.screens()
+        say(f"olga types #{self.restock_number}")
+        box.act("type", f"#{self.restock_number}")
+        box.show_until("in the intake")
+        box.act("put-back", worn["name"])
+        say(f"olga puts {worn['name']} (written #{self.restock_number}) in the intake")
+
+        def notified():
+            return any(n["notice"]["depositId"] == deposit for n in self.notices())
+
+        self.wait_for("the card restocked and its holder notified",
+                      lambda: self.cloud_status(deposit) == "stored" and notified())
+        place = physical_places(box.sim_root).get(worn["name"], "nowhere")
+        expect(place.startswith("slot:"), f"{worn['name']} went to {place}, not a slot")
+        notice = next(n for n in self.notices() if n["notice"]["depositId"] == deposit)
+        expect(notice["holder_id"] == worn["holder"],
+               f"the restocked card's notice went to {notice['holder_id']}")
+        say(f"the box holds it in slot {int(place[len('slot:'):]) + 1}; "
+            f"{worn['holder']}'s phone receives:")
+        for line in notice["notice"]["message"].splitlines():
+            say(f"  {line}")
+        self.facts["notified"] = len({n["notice"]["depositId"] for n in self.notices()})
+        box.act("type", "*")
+        self.wait_for("the operator's session to end",
+                      lambda: b"operator session" in box.kiosk_log.read_bytes()
+                      and b" ends: " in box.kiosk_log.read_bytes())
+        say("olga types * and leaves: her session at the box ends")
 
     def issuer_hears_back(self):
         """The issuers' systems hear about their cards. Each card found (block it), and each

@@ -64,7 +64,7 @@ TEST_CASE("tools/demo --serve keeps the system and its API running until SIGTERM
       900s));
   INFO(output);
   REQUIRE(demo.running());
-  CHECK(output.find("demo: dropped=7 notified=4 difficult=3 picked_up=1 lost=0") !=
+  CHECK(output.find("demo: dropped=7 notified=5 difficult=3 picked_up=1 lost=0") !=
         std::string::npos);
   const auto http_port = static_cast<unsigned short>(std::stoi(serving[2].str()));
   const auto ca = (run / "pki" / "ca.crt").string();
