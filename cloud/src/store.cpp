@@ -355,11 +355,12 @@ StoredResult Store::recordStored(const std::string& kiosk_id, const std::string&
     }
 
     const std::string now_sql = detail::pgTimestamp(now);
-    // A restocked card is back in the box: it no longer counts as collected from the bin.
+    // A restocked card is back in the box: it no longer counts as collected from the bin, and
+    // its restock number is free for the next card resolved at this box.
     tx.exec_params(
         "UPDATE deposits SET status = 'stored', location_kind = $2, location_slot = $3, "
         "stored_at = $4::timestamptz, collected_at = NULL, collected_by = NULL, "
-        "collected_by_account = NULL WHERE id = $1::uuid",
+        "collected_by_account = NULL, restock_number = NULL WHERE id = $1::uuid",
         deposit_id, in_slot ? "slot" : "bin",
         in_slot ? std::optional<std::int64_t>(location.slot()) : std::nullopt, now_sql);
 
