@@ -6,20 +6,13 @@
 #include <stdexcept>
 
 #include "lostcard/v1/api.pb.h"
+#include "registry_pg.hpp"
 
 namespace lostcard::cloud {
 
 namespace {
 
-// "2024-05-01T12:00:00Z".
-std::string rfc3339(std::chrono::system_clock::time_point t) {
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-  std::tm parts{};
-  gmtime_r(&seconds, &parts);
-  char out[32];
-  std::strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return out;
-}
+using detail::rfc3339;
 
 AccountStoreOptions accountOptions(const PeopleApiOptions& api) {
   AccountStoreOptions options;

@@ -28,14 +28,7 @@ constexpr std::size_t kMaxUrlBytes = 2048;
 constexpr std::size_t kMaxNameChars = 100;
 constexpr const char* kVerifyKind = "contact.verify";
 
-std::string rfc3339(std::chrono::system_clock::time_point t) {
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-  std::tm parts{};
-  gmtime_r(&seconds, &parts);
-  char out[32];
-  std::strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return out;
-}
+using detail::rfc3339;
 
 std::size_t utf8Chars(std::string_view s) {
   return static_cast<std::size_t>(

@@ -16,14 +16,7 @@ namespace lostcard::cloud {
 
 namespace {
 
-std::string rfc3339(std::chrono::system_clock::time_point t) {
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-  std::tm parts{};
-  gmtime_r(&seconds, &parts);
-  char out[32];
-  std::strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return out;
-}
+using detail::rfc3339;
 
 }  // namespace
 

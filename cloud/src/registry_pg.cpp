@@ -113,6 +113,15 @@ std::optional<int> freeRestockNumber(pqxx::transaction_base& tx, const std::stri
   return free[0][0].as<int>();
 }
 
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
+  std::tm parts{};
+  gmtime_r(&seconds, &parts);
+  char out[32];
+  std::strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return out;
+}
+
 std::string epochMicrosSql(const std::string& column) {
   return "(extract(epoch FROM " + column + ") * 1000000)::bigint";
 }

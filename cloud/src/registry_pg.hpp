@@ -80,6 +80,9 @@ std::string textArrayLiteral(const std::vector<std::string>& items);
 // "2024-05-01 12:00:00.123456+00": a timestamptz literal for a query parameter.
 std::string pgTimestamp(std::chrono::system_clock::time_point t);
 
+// "2024-05-01T12:00:00Z": a time as the API's and the webhooks' JSON give it (whole seconds).
+std::string rfc3339(std::chrono::system_clock::time_point t);
+
 // The SQL expression that reads a timestamptz column as microseconds since the epoch.
 std::string epochMicrosSql(const std::string& column);
 std::chrono::system_clock::time_point fromEpochMicros(std::int64_t micros);
