@@ -5,7 +5,6 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
-#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl.hpp>
@@ -26,6 +25,7 @@
 #include "lostcard/cloud/unclaimed.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/https_client.hpp"
+#include "lostcard/test/manual_clock.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 #include "lostcard/v1/api.pb.h"
 #include "lostcard/wire/envelope.hpp"
@@ -105,10 +105,8 @@ class Api {
     work_.join();
   }
 
-  std::chrono::system_clock::time_point now() const {
-    return kT0 + std::chrono::seconds(offset_s_.load());
-  }
-  void advance(std::chrono::seconds by) { offset_s_ += by.count(); }
+  std::chrono::system_clock::time_point now() const { return clock_.now(); }
+  void advance(std::chrono::seconds by) { clock_.advance(by); }
   unsigned short port() const { return server_.localEndpoint().port(); }
   const std::string& conninfo() const { return db_.conninfo(); }
   cloud::AccountStore& accounts() { return accounts_; }
@@ -124,13 +122,7 @@ class Api {
     return client_.login(who, password);
   }
 
-  pqxx::result query(const std::string& sql) {
-    pqxx::connection c(db_.conninfo());
-    pqxx::work tx(c);
-    auto r = tx.exec(sql);
-    tx.commit();
-    return r;
-  }
+  pqxx::result query(const std::string& sql) { return db_.query(sql); }
 
  public:
   using Stream = test::HttpsClient::Stream;
@@ -206,7 +198,7 @@ class Api {
   cloud::HolderData holder_data_;
   cloud::NoticeStreams streams_;
   cloud::HolderApi holder_api_;
-  std::atomic<std::int64_t> offset_s_{0};
+  test::ManualClock clock_{kT0};
   cloud::HttpRouter router_;
   asio::io_context io_;
   asio::thread_pool work_{2};

@@ -19,6 +19,7 @@
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/test/files.hpp"
 #include "lostcard/test/https_client.hpp"
+#include "lostcard/test/manual_clock.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 #include "lostcard/test/webhook_sink_process.hpp"
 #include "lostcard/v1/api.pb.h"
@@ -81,10 +82,8 @@ class SignupApi {
     work_.join();
   }
 
-  std::chrono::system_clock::time_point now() const {
-    return kT0 + std::chrono::seconds(offset_s_.load());
-  }
-  void advance(std::chrono::seconds by) { offset_s_ += by.count(); }
+  std::chrono::system_clock::time_point now() const { return clock_.now(); }
+  void advance(std::chrono::seconds by) { clock_.advance(by); }
   test::HttpsClient& client() { return client_; }
   test::WebhookSinkProcess& sink() { return sink_; }
   cloud::HolderContacts& contacts() { return contacts_; }
@@ -151,13 +150,7 @@ class SignupApi {
     REQUIRE(store_.recordStored("kiosk-1", deposit_id, slot, now()).ok);
   }
 
-  pqxx::result query(const std::string& sql) {
-    pqxx::connection c(db_.conninfo());
-    pqxx::work tx(c);
-    auto r = tx.exec(sql);
-    tx.commit();
-    return r;
-  }
+  pqxx::result query(const std::string& sql) { return db_.query(sql); }
 
  private:
   static cloud::HolderContactOptions contactOptions(const std::string& conninfo,
@@ -179,7 +172,7 @@ class SignupApi {
   cloud::NoticeStreams streams_;
   cloud::HolderContacts contacts_;
   cloud::HolderApi holder_api_;
-  std::atomic<std::int64_t> offset_s_{0};
+  test::ManualClock clock_{kT0};
   cloud::HttpRouter router_;
   asio::io_context io_;
   asio::thread_pool work_{2};

@@ -1,9 +1,6 @@
 // The people's HTTPS API (lostcard_http_api) through real TLS sockets, with a real PostgreSQL
 // behind it: logins, token expiry, every refusal by role and tenant, the audit rows, and the
 // server's answers to malformed and oversized requests.
-#include <google/protobuf/util/json_util.h>
-
-#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl.hpp>
@@ -18,7 +15,8 @@
 
 #include "lostcard/cloud/api_v1.hpp"
 #include "lostcard/cloud/store.hpp"
-#include "lostcard/test/child_process.hpp"
+#include "lostcard/test/https_client.hpp"
+#include "lostcard/test/manual_clock.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 #include "lostcard/v1/api.pb.h"
 
@@ -37,34 +35,9 @@ constexpr const char* kCarlNumber = "4111111111111111";
 const auto kT0 = std::chrono::system_clock::time_point(1714564800s);  // 2024-05-01T12:00:00Z
 constexpr std::size_t kMaxBody = 4096;
 
-const std::string& pkiDir() {
-  static const std::string dir = [] {
-    const std::string d = test::makeTestDir("http_api_pgtest_pki");
-    const std::string pki = test::sourceDir() + "/tools/pki";
-    test::runProgram({pki, "init", d});
-    test::runProgram({pki, "server", d, "localhost", "127.0.0.1"});
-    return d;
-  }();
-  return dir;
-}
+const std::string& pkiDir() { return test::testPki("http_api_pgtest_pki"); }
 
-struct Reply {
-  unsigned status = 0;
-  std::string body;
-  std::string www_authenticate;
-  std::string allow;
-  std::string cache_control;
-
-  // The JSON body read as `M` (fails the test when it is not one).
-  template <class M>
-  M as() const {
-    M m;
-    INFO(body);
-    REQUIRE(google::protobuf::util::JsonStringToMessage(body, &m).ok());
-    return m;
-  }
-  v1::ErrorBody error() const { return as<v1::ErrorBody>(); }
-};
+using Reply = test::HttpsReply;
 
 // The registry with two issuers, three holders, two kiosks, a card each, a deposit stored in a
 // slot for each card; accounts for every role; and the API on 127.0.0.1:<any> over TLS with an
@@ -115,10 +88,8 @@ class Api {
     work_.join();
   }
 
-  std::chrono::system_clock::time_point now() const {
-    return kT0 + std::chrono::seconds(offset_s_.load());
-  }
-  void advance(std::chrono::seconds by) { offset_s_ += by.count(); }
+  std::chrono::system_clock::time_point now() const { return clock_.now(); }
+  void advance(std::chrono::seconds by) { clock_.advance(by); }
   unsigned short port() const { return server_.localEndpoint().port(); }
   const std::string& conninfo() const { return db_.conninfo(); }
   cloud::AccountStore& accounts() { return accounts_; }
@@ -126,29 +97,11 @@ class Api {
   // One request on a new TLS connection (the client verifies the server against the test CA).
   Reply call(http::verb method, const std::string& target, const std::string& token = "",
              const std::string& body = "", const std::string& content_type = "application/json") {
-    asio::io_context io;
-    auto stream = connect(io);
-    http::request<http::string_body> request{method, target, 11};
-    request.set(http::field::host, "localhost");
-    if (!token.empty()) {
-      request.set(http::field::authorization, "Bearer " + token);
-    }
-    if (!body.empty()) {
-      request.set(http::field::content_type, content_type);
-      request.body() = body;
-    }
-    request.prepare_payload();
-    http::write(*stream, request);
-    return read(*stream);
+    return client_.call(method, target, token, body, content_type);
   }
 
   // Raw bytes over TLS, then the answer (for requests Beast's client would not make).
-  Reply raw(const std::string& bytes) {
-    asio::io_context io;
-    auto stream = connect(io);
-    asio::write(*stream, asio::buffer(bytes));
-    return read(*stream);
-  }
+  Reply raw(const std::string& bytes) { return client_.raw(bytes); }
 
   // Two requests on one kept-alive connection; their statuses.
   std::pair<unsigned, unsigned> twoOnOneConnection(const std::string& token) {
@@ -161,7 +114,7 @@ class Api {
       request.set(http::field::authorization, "Bearer " + token);
       request.keep_alive(true);
       http::write(*stream, request);
-      *status = read(*stream).status;
+      *status = test::HttpsClient::read(*stream).status;
     }
     return statuses;
   }
@@ -194,46 +147,14 @@ class Api {
   }
 
   std::string login(const std::string& who, const std::string& password) {
-    const auto reply = call(http::verb::post, "/v1/auth/login", "",
-                            R"({"login": ")" + who + R"(", "password": ")" + password + R"("})");
-    INFO(reply.body);
-    REQUIRE(reply.status == 200);
-    return reply.as<v1::LoginResponse>().token();
+    return client_.login(who, password);
   }
 
-  pqxx::result query(const std::string& sql) {
-    pqxx::connection c(db_.conninfo());
-    pqxx::work tx(c);
-    auto r = tx.exec(sql);
-    tx.commit();
-    return r;
-  }
+  pqxx::result query(const std::string& sql) { return db_.query(sql); }
 
  private:
-  using Stream = beast::ssl_stream<beast::tcp_stream>;
-
-  std::unique_ptr<Stream> connect(asio::io_context& io) {
-    client_tls_.set_verify_mode(asio::ssl::verify_peer);
-    auto stream = std::make_unique<Stream>(io, client_tls_);
-    beast::get_lowest_layer(*stream).expires_after(30s);
-    beast::get_lowest_layer(*stream).connect(
-        tcp::endpoint(asio::ip::make_address("127.0.0.1"), port()));
-    stream->set_verify_callback(asio::ssl::host_name_verification("localhost"));
-    stream->handshake(asio::ssl::stream_base::client);
-    return stream;
-  }
-
-  static Reply read(Stream& stream) {
-    beast::flat_buffer buffer;
-    http::response<http::string_body> response;
-    http::read(stream, buffer, response);
-    Reply reply;
-    reply.status = response.result_int();
-    reply.body = response.body();
-    reply.www_authenticate = std::string(response[http::field::www_authenticate]);
-    reply.allow = std::string(response[http::field::allow]);
-    reply.cache_control = std::string(response[http::field::cache_control]);
-    return reply;
+  std::unique_ptr<test::HttpsClient::Stream> connect(asio::io_context& io) {
+    return client_.connect(io);
   }
 
   // An account whose password is "<login>-password".
@@ -294,18 +215,14 @@ class Api {
   const cloud::CardHasher hasher_{"test-key", std::string(32, 'k')};
   cloud::IssuerKeyStore keys_;
   cloud::CardEnrollment enrollment_;
-  std::atomic<std::int64_t> offset_s_{0};
+  test::ManualClock clock_{kT0};
   cloud::HttpRouter router_;
   asio::io_context io_;
   asio::thread_pool work_{2};
   asio::ssl::context tls_;
   cloud::HttpServer server_;
   std::thread thread_;
-  asio::ssl::context client_tls_ = [] {
-    asio::ssl::context ctx(asio::ssl::context::tls_client);
-    ctx.load_verify_file(pkiDir() + "/ca.crt");
-    return ctx;
-  }();
+  test::HttpsClient client_{pkiDir() + "/ca.crt", [this] { return port(); }};
 };
 
 std::vector<std::string> depositIds(const v1::DepositList& list) {

@@ -2,8 +2,6 @@
 // confined to their issuer, revoked, with lostcard-admin too) and bulk enrollment streamed in
 // CSV and NDJSON: the exact report, idempotent re-imports, the route's body limit, a large
 // import, and no card number anywhere but as its keyed hash.
-#include <google/protobuf/util/json_util.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -19,6 +17,7 @@
 #include "lostcard/cloud/luhn.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/test/child_process.hpp"
+#include "lostcard/test/https_client.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 #include "lostcard/v1/api.pb.h"
 
@@ -34,30 +33,9 @@ namespace {
 constexpr const char* kBobNumber = "5200828282828210";  // contoso's card, enrolled to bob
 constexpr std::uint64_t kMaxImport = 4 * 1024 * 1024;
 
-const std::string& pkiDir() {
-  static const std::string dir = [] {
-    const std::string d = test::makeTestDir("issuer_api_pgtest_pki");
-    const std::string pki = test::sourceDir() + "/tools/pki";
-    test::runProgram({pki, "init", d});
-    test::runProgram({pki, "server", d, "localhost", "127.0.0.1"});
-    return d;
-  }();
-  return dir;
-}
+const std::string& pkiDir() { return test::testPki("issuer_api_pgtest_pki"); }
 
-struct Reply {
-  unsigned status = 0;
-  std::string body;
-  std::string retry_after;
-
-  template <class M>
-  M as() const {
-    M m;
-    INFO(body);
-    REQUIRE(google::protobuf::util::JsonStringToMessage(body, &m).ok());
-    return m;
-  }
-};
+using Reply = test::HttpsReply;
 
 // A 16-digit Visa-like number that passes Luhn, made from n.
 std::string luhnNumber(std::uint64_t n) {
@@ -107,20 +85,7 @@ class IssuerApiServer {
 
   Reply call(http::verb method, const std::string& target, const std::string& token,
              const std::string& body = "", const std::string& content_type = "text/csv") {
-    asio::io_context io;
-    auto stream = connect(io);
-    http::request<http::string_body> request{method, target, 11};
-    request.set(http::field::host, "localhost");
-    if (!token.empty()) {
-      request.set(http::field::authorization, "Bearer " + token);
-    }
-    if (!body.empty()) {
-      request.set(http::field::content_type, content_type);
-      request.body() = body;
-    }
-    request.prepare_payload();
-    http::write(*stream, request);
-    return read(*stream);
+    return client_.call(method, target, token, body, content_type);
   }
 
   Reply enroll(const std::string& key, const std::string& body,
@@ -129,12 +94,7 @@ class IssuerApiServer {
   }
 
   // Raw bytes over TLS, then the answer.
-  Reply raw(const std::string& bytes) {
-    asio::io_context io;
-    auto stream = connect(io);
-    asio::write(*stream, asio::buffer(bytes));
-    return read(*stream);
-  }
+  Reply raw(const std::string& bytes) { return client_.raw(bytes); }
 
   // An upload begun and left open, with "Expect: 100-continue": the server answers "100
   // Continue" only once the route's handler runs and asks for the body, so when beginUpload()
@@ -142,12 +102,12 @@ class IssuerApiServer {
   // reads the answer.
   struct Upload {
     asio::io_context io;
-    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> stream;
+    std::unique_ptr<test::HttpsClient::Stream> stream;
     beast::flat_buffer buffer;
   };
   std::unique_ptr<Upload> beginUpload(const std::string& key) {
     auto upload = std::make_unique<Upload>();
-    upload->stream = connect(upload->io);
+    upload->stream = client_.connect(upload->io);
     asio::write(*upload->stream,
                 asio::buffer("POST /v1/issuer/enrollments HTTP/1.1\r\nHost: localhost\r\n"
                              "Authorization: Bearer " +
@@ -161,18 +121,12 @@ class IssuerApiServer {
   }
   Reply finishUpload(Upload& upload) {
     asio::write(*upload.stream, asio::buffer(std::string("11\r\nholder_id,number\n\r\n0\r\n\r\n")));
-    return read(*upload.stream, upload.buffer);
+    return test::HttpsClient::read(*upload.stream, upload.buffer);
   }
 
   cloud::AccountStore& accounts() { return accounts_; }
 
-  pqxx::result query(const std::string& sql) {
-    pqxx::connection c(db_.conninfo());
-    pqxx::work tx(c);
-    auto r = tx.exec(sql);
-    tx.commit();
-    return r;
-  }
+  pqxx::result query(const std::string& sql) { return db_.query(sql); }
   // "holder:last4" of the issuer's cards, sorted.
   std::vector<std::string> cardsOf(const std::string& issuer) {
     std::vector<std::string> out;
@@ -184,35 +138,6 @@ class IssuerApiServer {
   }
 
  private:
-  using Stream = beast::ssl_stream<beast::tcp_stream>;
-
-  std::unique_ptr<Stream> connect(asio::io_context& io) {
-    client_tls_.set_verify_mode(asio::ssl::verify_peer);
-    auto stream = std::make_unique<Stream>(io, client_tls_);
-    beast::get_lowest_layer(*stream).expires_after(60s);
-    beast::get_lowest_layer(*stream).connect(
-        tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_.localEndpoint().port()));
-    stream->set_verify_callback(asio::ssl::host_name_verification("localhost"));
-    stream->handshake(asio::ssl::stream_base::client);
-    return stream;
-  }
-
-  static Reply read(Stream& stream) {
-    beast::flat_buffer buffer;
-    return read(stream, buffer);
-  }
-  static Reply read(Stream& stream, beast::flat_buffer& buffer) {
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(64 * 1024 * 1024);
-    http::read(stream, buffer, parser);
-    const auto& response = parser.get();
-    Reply reply;
-    reply.status = response.result_int();
-    reply.body = response.body();
-    reply.retry_after = std::string(response[http::field::retry_after]);
-    return reply;
-  }
-
   static cloud::HttpServerOptions serverOptions() {
     cloud::HttpServerOptions options;
     options.listen = {asio::ip::make_address("127.0.0.1"), 0};
@@ -235,11 +160,9 @@ class IssuerApiServer {
   cloud::HttpServer server_;
   std::thread thread_;
   cloud::NewIssuerKey northwind_, contoso_;
-  asio::ssl::context client_tls_ = [] {
-    asio::ssl::context ctx(asio::ssl::context::tls_client);
-    ctx.load_verify_file(pkiDir() + "/ca.crt");
-    return ctx;
-  }();
+  // A 60 s deadline: the large imports take a while.
+  test::HttpsClient client_{pkiDir() + "/ca.crt", [this] { return server_.localEndpoint().port(); },
+                            60s};
 };
 
 // "line code last4" per listed rejection.

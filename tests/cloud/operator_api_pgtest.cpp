@@ -3,8 +3,6 @@
 // collection list, cards unclaimed for too long, and issuers' webhooks delivered by the notice
 // worker to the real lostcard-webhook-sink, signed and retried. With the refusals: an operator of
 // another kiosk, holders and issuer staff, another issuer.
-#include <google/protobuf/util/json_util.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -25,6 +23,7 @@
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/cloud/unclaimed.hpp"
 #include "lostcard/test/child_process.hpp"
+#include "lostcard/test/https_client.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 #include "lostcard/test/webhook_sink_process.hpp"
 #include "lostcard/v1/api.pb.h"
@@ -46,16 +45,7 @@ constexpr const char* kNobodyNumber = "4242424242424242";  // passes Luhn, enrol
 constexpr const char* kFront = "\xff\xd8 front photo, redacted";
 constexpr const char* kBack = "\xff\xd8 back photo, redacted";
 
-const std::string& pkiDir() {
-  static const std::string dir = [] {
-    const std::string d = test::makeTestDir("operator_api_pgtest_pki");
-    const std::string pki = test::sourceDir() + "/tools/pki";
-    test::runProgram({pki, "init", d});
-    test::runProgram({pki, "server", d, "localhost", "127.0.0.1"});
-    return d;
-  }();
-  return dir;
-}
+const std::string& pkiDir() { return test::testPki("operator_api_pgtest_pki"); }
 
 std::string readFile(const std::string& path) {
   std::ifstream in(path);
@@ -64,19 +54,7 @@ std::string readFile(const std::string& path) {
   return s.str();
 }
 
-struct Reply {
-  unsigned status = 0;
-  std::string body;
-  std::string content_type;
-
-  template <class M>
-  M as() const {
-    M m;
-    INFO(body);
-    REQUIRE(google::protobuf::util::JsonStringToMessage(body, &m).ok());
-    return m;
-  }
-};
+using Reply = test::HttpsReply;
 
 // Two issuers, two holders with a card each, two kiosks, an operator per kiosk, an admin, a
 // holder and issuer staff; the v1 API with the operators' endpoints over TLS.
@@ -134,27 +112,7 @@ class OpsServer {
 
   Reply call(http::verb method, const std::string& target, const std::string& token,
              const std::string& body = "") {
-    asio::io_context io;
-    Stream stream(io, client_tls_);
-    beast::get_lowest_layer(stream).expires_after(60s);
-    beast::get_lowest_layer(stream).connect(
-        tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_.localEndpoint().port()));
-    stream.set_verify_callback(asio::ssl::host_name_verification("localhost"));
-    stream.handshake(asio::ssl::stream_base::client);
-    http::request<http::string_body> request{method, target, 11};
-    request.set(http::field::host, "localhost");
-    request.set(http::field::authorization, "Bearer " + token);
-    if (!body.empty()) {
-      request.set(http::field::content_type, "application/json");
-      request.body() = body;
-    }
-    request.prepare_payload();
-    http::write(stream, request);
-    beast::flat_buffer buffer;
-    http::response<http::string_body> response;
-    http::read(stream, buffer, response);
-    return {response.result_int(), response.body(),
-            std::string(response[http::field::content_type])};
+    return client_.call(method, target, token, body);
   }
   Reply get(const std::string& target, const std::string& token) {
     return call(http::verb::get, target, token);
@@ -206,13 +164,7 @@ class OpsServer {
     return d.deposit_id;
   }
 
-  pqxx::result query(const std::string& sql) {
-    pqxx::connection c(db_.conninfo());
-    pqxx::work tx(c);
-    auto r = tx.exec(sql);
-    tx.commit();
-    return r;
-  }
+  pqxx::result query(const std::string& sql) { return db_.query(sql); }
   std::string status(const std::string& deposit) {
     return query("SELECT status FROM deposits WHERE id = '" + deposit + "'")[0][0]
         .as<std::string>();
@@ -234,8 +186,6 @@ class OpsServer {
   std::int64_t bobCard() const { return bob_card_; }
 
  private:
-  using Stream = beast::ssl_stream<beast::tcp_stream>;
-
   void account(const std::string& login, Role role, const std::string& holder,
                const std::string& issuer, std::vector<std::string> kiosks) {
     cloud::AccountSpec spec;
@@ -271,12 +221,8 @@ class OpsServer {
   cloud::HttpServer server_;
   std::thread thread_;
   std::int64_t ada_card_ = 0, bob_card_ = 0;
-  asio::ssl::context client_tls_ = [] {
-    asio::ssl::context ctx(asio::ssl::context::tls_client);
-    ctx.load_verify_file(pkiDir() + "/ca.crt");
-    ctx.set_verify_mode(asio::ssl::verify_peer);
-    return ctx;
-  }();
+  test::HttpsClient client_{pkiDir() + "/ca.crt", [this] { return server_.localEndpoint().port(); },
+                            60s};
 };
 
 std::vector<std::string> kindsOf(const google::protobuf::RepeatedPtrField<v1::KioskAlert>& alerts) {

@@ -48,4 +48,12 @@ PgTestDb::~PgTestDb() {
   }
 }
 
+pqxx::result PgTestDb::query(const std::string& sql) const {
+  pqxx::connection c(conninfo_);
+  pqxx::work tx(c);
+  auto r = tx.exec(sql);
+  tx.commit();
+  return r;
+}
+
 }  // namespace lostcard::test

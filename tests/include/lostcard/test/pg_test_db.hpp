@@ -5,6 +5,8 @@
 //
 //   lostcard::test::PgTestDb db;
 //   pqxx::connection conn(db.conninfo());
+//   db.query("SELECT count(*) FROM cards")[0][0].as<int>();  // with <pqxx/pqxx>
+#include <pqxx/types>
 #include <string>
 
 namespace lostcard::test {
@@ -19,6 +21,9 @@ class PgTestDb {
   // libpq conninfo of this test's database.
   const std::string& conninfo() const { return conninfo_; }
   const std::string& name() const { return name_; }
+
+  // Runs `sql` in a transaction of its own on a new connection, commits, and returns its rows.
+  pqxx::result query(const std::string& sql) const;
 
   // Conninfo of the cluster's maintenance database; throws when no cluster is running.
   static std::string clusterConninfo();
