@@ -330,6 +330,9 @@ ApiReply OperatorApi::collection(const ApiRequest& r) {
     if (tx.exec_params("SELECT 1 FROM kiosks WHERE id = $1", kiosk_id).empty()) {
       return errorReply(404, "not_found", "no such kiosk");
     }
+    // A card that found all 999 restock numbers taken gets one freed since.
+    detail::lockRestockNumbers(tx, kiosk_id);
+    detail::numberWaitingRestocks(tx, kiosk_id);
     // Cards still in the box (not collected): to return, to review; and every card to put back
     // in a slot, wherever it is: one that left the bin with the operator (collected_at set) is
     // still theirs to restock, so it stays listed, without a place, until the kiosk reports it in
@@ -487,7 +490,12 @@ ApiReply OperatorApi::resolve(const ApiRequest& r) {
   const auto& options = impl_->options;
   return impl_->pool.run([&](pqxx::connection& c) -> ApiReply {
     pqxx::work tx(c);
-    const auto kiosk = Impl::depositKiosk(tx, deposit_id, true);
+    // The kiosk's restock numbers first, then the deposit (registry_pg.hpp: the lock order).
+    auto kiosk = Impl::depositKiosk(tx, deposit_id, false);
+    if (kiosk) {
+      detail::lockRestockNumbers(tx, *kiosk);
+      kiosk = Impl::depositKiosk(tx, deposit_id, true);
+    }
     const auto access = kioskObjectAccess(who, kiosk, mayReviewDifficult);
     const auto audited = [&](const std::string& result, const std::string& detail) {
       entry.result = result;

@@ -100,17 +100,44 @@ std::string pgTimestamp(std::chrono::system_clock::time_point t) {
   return out;
 }
 
-std::optional<int> freeRestockNumber(pqxx::transaction_base& tx, const std::string& kiosk_id) {
+namespace {
+
+// The kiosk's free restock numbers, lowest first, with their rank `r` (1, 2, ...).
+constexpr const char* kFreeRestockNumbersSql =
+    "SELECT n, row_number() OVER (ORDER BY n) AS r FROM generate_series(1, 999) n "
+    "WHERE NOT EXISTS (SELECT 1 FROM deposits WHERE kiosk_id = $1 "
+    "  AND status = 'awaiting_restock' AND restock_number = n)";
+
+}  // namespace
+
+void lockRestockNumbers(pqxx::transaction_base& tx, const std::string& kiosk_id) {
   tx.exec_params("SELECT 1 FROM kiosks WHERE id = $1 FOR UPDATE", kiosk_id);
+}
+
+std::optional<int> freeRestockNumber(pqxx::transaction_base& tx, const std::string& kiosk_id) {
   const auto free = tx.exec_params(
-      "SELECT n FROM generate_series(1, 999) n WHERE NOT EXISTS (SELECT 1 FROM deposits "
-      "WHERE kiosk_id = $1 AND status = 'awaiting_restock' AND restock_number = n) "
-      "ORDER BY n LIMIT 1",
+      std::string("SELECT n FROM (") + kFreeRestockNumbersSql + ") f ORDER BY n LIMIT 1",
       kiosk_id);
   if (free.empty()) {
     return std::nullopt;
   }
   return free[0][0].as<int>();
+}
+
+int numberWaitingRestocks(pqxx::transaction_base& tx, const std::string& kiosk_id) {
+  tx.exec_params(std::string("WITH free AS (") + kFreeRestockNumbersSql +
+                     "), waiting AS (SELECT id, row_number() OVER ("
+                     "  ORDER BY coalesce(collected_at, resolved_at, decided_at), id) AS r "
+                     "  FROM deposits WHERE kiosk_id = $1 AND status = 'awaiting_restock' "
+                     "  AND restock_number IS NULL) "
+                     "UPDATE deposits d SET restock_number = free.n FROM waiting "
+                     "JOIN free USING (r) WHERE d.id = waiting.id",
+                 kiosk_id);
+  return tx
+      .exec_params1("SELECT count(*) FROM deposits WHERE kiosk_id = $1 "
+                    "AND status = 'awaiting_restock' AND restock_number IS NULL",
+                    kiosk_id)[0]
+      .as<int>();
 }
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {

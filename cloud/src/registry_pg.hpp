@@ -87,9 +87,19 @@ std::string rfc3339(std::chrono::system_clock::time_point t);
 std::string epochMicrosSql(const std::string& column);
 std::chrono::system_clock::time_point fromEpochMicros(std::int64_t micros);
 
-// The lowest restock number (1..999) that no card of `kiosk_id` waiting to be put back in a
-// slot holds, or none when all are taken. Takes the kiosk's row lock first, so two transactions
-// giving numbers at one box take turns and never pick the same one.
+// Restock numbers (1..999, unique among a kiosk's cards waiting to be put back in a slot) are
+// given under the kiosk's row lock, so two transactions giving numbers at one box take turns and
+// never pick the same one. Take it before locking any of the kiosk's deposit rows: every
+// transaction then waits for locks in the same order and none deadlocks another.
+void lockRestockNumbers(pqxx::transaction_base& tx, const std::string& kiosk_id);
+
+// The lowest restock number that no card of `kiosk_id` waiting to be put back holds, or none
+// when all 999 are taken. Under lockRestockNumbers.
 std::optional<int> freeRestockNumber(pqxx::transaction_base& tx, const std::string& kiosk_id);
+
+// Gives the lowest free numbers to the kiosk's cards waiting to be put back without one (a
+// holder's card that left the bin, or one that found every number taken), oldest first; returns
+// how many still have none (all 999 taken). Under lockRestockNumbers.
+int numberWaitingRestocks(pqxx::transaction_base& tx, const std::string& kiosk_id);
 
 }  // namespace lostcard::cloud::detail

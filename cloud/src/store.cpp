@@ -1378,6 +1378,7 @@ ReportResult Store::recordBinEmptied(const std::string& kiosk_id, const std::str
   }
   auto result = impl_->pool.run([&](pqxx::connection& c) -> ReportResult {
     pqxx::work tx(c);
+    detail::lockRestockNumbers(tx, kiosk_id);
     const auto opening = tx.exec_params(
         "SELECT account_id::text, emptied_at IS NOT NULL FROM bin_openings "
         "WHERE kiosk_id = $1 AND request_id = $2::uuid AND result = 'ok' FOR UPDATE",
@@ -1395,20 +1396,18 @@ ReportResult Store::recordBinEmptied(const std::string& kiosk_id, const std::str
     for (const auto& id : deposit_ids) {
       // A card that leaves the bin with the operator is collected, except a holder's card: one
       // resolved by hand stays awaiting_restock, and one of a known holder that went to the bin
-      // (no free slot, say) becomes awaiting_restock, with a restock number, as if resolved by
-      // hand. Either is the operator's to put back in a slot.
+      // (no free slot, say) becomes awaiting_restock, numbered below as if resolved by hand.
+      // Either is the operator's to put back in a slot.
       const auto changed = tx.exec_params(
           "UPDATE deposits SET collected_at = $3::timestamptz, "
           "  collected_by = 'operator', collected_by_account = $4::bigint, "
-          "  restock_number = CASE WHEN status = 'stored' AND decision = 'store' "
-          "                        THEN $5::integer ELSE restock_number END, "
           "  status = CASE WHEN status = 'awaiting_restock' THEN status "
           "                WHEN status = 'stored' AND decision = 'store' THEN 'awaiting_restock' "
           "                ELSE 'collected' END "
           "WHERE id = $1::uuid AND kiosk_id = $2 AND location_kind = 'bin' "
           "  AND collected_at IS NULL "
           "  AND status IN ('decided', 'stored', 'to_return', 'awaiting_restock') RETURNING status",
-          id, kiosk_id, now_sql, account_id, detail::freeRestockNumber(tx, kiosk_id));
+          id, kiosk_id, now_sql, account_id);
       if (changed.empty()) {
         impl_->log->warn(
             "kiosk {}: deposit {} reported taken from the bin, but the cloud does "
@@ -1421,6 +1420,11 @@ ReportResult Store::recordBinEmptied(const std::string& kiosk_id, const std::str
                            kiosk_id, id);
         }
       }
+    }
+    if (const int unnumbered = detail::numberWaitingRestocks(tx, kiosk_id); unnumbered > 0) {
+      impl_->log->warn("kiosk {}: {} card(s) to restock wait for a free restock number (all 999 "
+                       "taken); they get one when cards are put back",
+                       kiosk_id, unnumbered);
     }
     tx.exec_params(
         "UPDATE bin_openings SET emptied_at = $3::timestamptz, emptied_count = $4 "
@@ -1448,7 +1452,10 @@ ReportResult Store::recordBinEmptied(const std::string& kiosk_id, const std::str
 
 void Store::fillOperatorSession(const std::string& kiosk_id, v1::OperatorAuthAnswer& answer) {
   impl_->pool.run([&](pqxx::connection& c) {
-    pqxx::read_transaction tx(c);
+    pqxx::work tx(c);
+    // A card that found all 999 numbers taken gets one freed since.
+    detail::lockRestockNumbers(tx, kiosk_id);
+    detail::numberWaitingRestocks(tx, kiosk_id);
     for (const auto& row :
          tx.exec_params("SELECT location_slot, id::text FROM deposits WHERE kiosk_id = $1 "
                         "AND status = 'to_return' AND location_kind = 'slot' "
@@ -1468,6 +1475,7 @@ void Store::fillOperatorSession(const std::string& kiosk_id, v1::OperatorAuthAns
       card->set_deposit_id(row[1].as<std::string>());
       card->set_last4(row[2].as<std::string>());
     }
+    tx.commit();
     return 0;
   });
 }

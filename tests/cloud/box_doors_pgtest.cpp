@@ -349,3 +349,64 @@ TEST_CASE("an operator's session lists this kiosk's return slots and cards to re
   CHECK(after.restock_size() == 0);
   CHECK(after.return_slots_size() == 0);
 }
+
+TEST_CASE("a holder's card emptied from the bin gets a restock number; with all 999 taken it "
+          "waits and gets the first one freed",
+          "[box]") {
+  Fixture f;
+  f.addOperator("op-east", "kiosk-1");
+  f.store.setOperatorCode("op-east", "1112223333", kNow);
+  // 998 cards resolved by hand earlier wait with the operator, numbered 1..998.
+  f.exec("INSERT INTO deposits (id, kiosk_id, status, decision, card_id, last4, location_kind, "
+         "  decided_at, stored_at, collected_at, restock_number) "
+         "SELECT gen_random_uuid(), 'kiosk-1', 'awaiting_restock', 'store', " +
+         std::to_string(f.card) +
+         ", '5556', 'bin', now(), now(), now(), n FROM generate_series(1, 998) n");
+  // Two of a known holder's cards went to the bin (no free slot when they were dropped).
+  const auto binHolderCard = [&] {
+    DepositDecision d;
+    d.deposit_id = lostcard::wire::newUuid();
+    d.kiosk_id = "kiosk-1";
+    d.store = true;
+    d.card_id = f.card;
+    d.last4 = "5556";
+    f.store.recordDecision(d, kNow);
+    v1::Location bin;
+    bin.mutable_bin();
+    REQUIRE(f.store.recordStored("kiosk-1", d.deposit_id, bin, kNow).ok);
+    return d.deposit_id;
+  };
+  const auto first = binHolderCard();
+  const auto second = binHolderCard();
+
+  const std::string request = lostcard::wire::newUuid();
+  REQUIRE(f.store.checkOperatorCode("kiosk-1", request, "1112223333", kNow + 1min).result ==
+          v1::OPERATOR_AUTH_RESULT_OK);
+  REQUIRE(f.store.recordBinEmptied("kiosk-1", request, {first, second}, kNow + 2min).collected ==
+          2);
+  const auto number = [&](const std::string& id) {
+    return f.query1("SELECT coalesce(restock_number, 0) FROM deposits WHERE id = '" + id + "'")[0]
+        .as<int>();
+  };
+  CHECK(f.status(first) == "awaiting_restock");
+  CHECK(f.status(second) == "awaiting_restock");
+  CHECK(number(first) == 999);
+  CHECK(number(second) == 0);  // every number taken: it waits for one
+  v1::OperatorAuthAnswer full;
+  f.store.fillOperatorSession("kiosk-1", full);
+  CHECK(full.restock_size() == 999);
+
+  // Card #5 is put back in a slot: its number is free, and the waiting card gets it with the
+  // next operator session's list.
+  const auto fifth =
+      f.query1("SELECT id::text FROM deposits WHERE restock_number = 5")[0].as<std::string>();
+  v1::Location slot;
+  slot.set_slot(2);
+  REQUIRE(f.store.recordStored("kiosk-1", fifth, slot, kNow + 3min).ok);
+  v1::OperatorAuthAnswer after;
+  f.store.fillOperatorSession("kiosk-1", after);
+  CHECK(number(second) == 5);
+  REQUIRE(after.restock_size() == 999);
+  CHECK(after.restock(4).restock_number() == 5);
+  CHECK(after.restock(4).deposit_id() == second);
+}
