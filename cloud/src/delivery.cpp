@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <pqxx/pqxx>
 #include <stdexcept>
@@ -240,40 +241,51 @@ struct NoticeDelivery::Impl {
         pool(options.conninfo, 1),
         log(wire::componentLogger("cloud.delivery")) {}
 
-  std::vector<Claimed> claim() {
+  // Leases up to batch_size due rows of an outbox, so that no other worker sends them meanwhile:
+  // `sql` takes $1 now, $2 the batch size and $3 the lease's end, and returns the rows `make`
+  // turns into a claim.
+  template <class Row>
+  std::vector<Row> lease(const std::string& sql, const std::function<Row(const pqxx::row&)>& make) {
     const auto now = Clock::now();
     // A claimed row is not due again until well after this worker's request has timed out.
     const auto lease_until = now + 2 * options.request_timeout + std::chrono::seconds(5);
     return pool.run([&](pqxx::connection& c) {
       pqxx::work tx(c);
-      const auto rows = tx.exec_params(
-          "WITH due AS ("
-          "  SELECT id FROM notice_outbox "
-          "  WHERE " + std::string(kPending) + " AND next_attempt_at <= $1 "
-          "  ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
-          "UPDATE notice_outbox o SET next_attempt_at = $3 "
-          "FROM due, holders h WHERE o.id = due.id AND h.id = o.holder_id "
-          "RETURNING o.id::text, o.deposit_id::text, o.holder_id, o.attempts, "
-          "          h.webhook_url, h.webhook_secret, "
-          "          o.payload_key_id, o.payload_nonce, o.payload_sealed",
-          detail::pgTimestamp(now), options.batch_size, detail::pgTimestamp(lease_until));
+      const auto rows = tx.exec_params(sql, detail::pgTimestamp(now), options.batch_size,
+                                       detail::pgTimestamp(lease_until));
       tx.commit();
-      std::vector<Claimed> out;
+      std::vector<Row> out;
       for (const auto& r : rows) {
-        Claimed n;
-        n.id = r[0].as<std::string>();
-        n.deposit_id = r[1].as<std::string>();
-        n.holder_id = r[2].as<std::string>();
-        n.attempts = r[3].as<int>();
-        n.url = r[4].as<std::string>();
-        n.secret = r[5].as<std::string>();
-        n.sealed.key_id = r[6].as<std::string>();
-        n.sealed.nonce = pqxx::binarystring(r[7]).str();
-        n.sealed.ciphertext = pqxx::binarystring(r[8]).str();
-        out.push_back(std::move(n));
+        out.push_back(make(r));
       }
       return out;
     });
+  }
+
+  std::vector<Claimed> claim() {
+    return lease<Claimed>(
+        "WITH due AS ("
+        "  SELECT id FROM notice_outbox "
+        "  WHERE " + std::string(kPending) + " AND next_attempt_at <= $1 "
+        "  ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+        "UPDATE notice_outbox o SET next_attempt_at = $3 "
+        "FROM due, holders h WHERE o.id = due.id AND h.id = o.holder_id "
+        "RETURNING o.id::text, o.deposit_id::text, o.holder_id, o.attempts, "
+        "          h.webhook_url, h.webhook_secret, "
+        "          o.payload_key_id, o.payload_nonce, o.payload_sealed",
+        [](const pqxx::row& r) {
+          Claimed n;
+          n.id = r[0].as<std::string>();
+          n.deposit_id = r[1].as<std::string>();
+          n.holder_id = r[2].as<std::string>();
+          n.attempts = r[3].as<int>();
+          n.url = r[4].as<std::string>();
+          n.secret = r[5].as<std::string>();
+          n.sealed.key_id = r[6].as<std::string>();
+          n.sealed.nonce = pqxx::binarystring(r[7]).str();
+          n.sealed.ciphertext = pqxx::binarystring(r[8]).str();
+          return n;
+        });
   }
 
   // Opens and sends one notice; returns the error text, "" when the receiver took it.
@@ -342,29 +354,20 @@ struct NoticeDelivery::Impl {
   }
 
   std::vector<ClaimedEvent> claimEvents() {
-    const auto now = Clock::now();
-    const auto lease_until = now + 2 * options.request_timeout + std::chrono::seconds(5);
-    return pool.run([&](pqxx::connection& c) {
-      pqxx::work tx(c);
-      const auto rows = tx.exec_params(
-          "WITH due AS ("
-          "  SELECT o.id FROM issuer_event_outbox o JOIN issuers i ON i.id = o.issuer_id "
-          "  WHERE " + std::string(kEventPending) + " AND o.next_attempt_at <= $1 "
-          "  ORDER BY o.next_attempt_at LIMIT $2 FOR UPDATE OF o SKIP LOCKED) "
-          "UPDATE issuer_event_outbox o SET next_attempt_at = $3 "
-          "FROM due, issuers i WHERE o.id = due.id AND i.id = o.issuer_id "
-          "RETURNING o.id::text, o.deposit_id::text, o.issuer_id, o.attempts, "
-          "          i.webhook_url, i.webhook_secret, o.payload::text",
-          detail::pgTimestamp(now), options.batch_size, detail::pgTimestamp(lease_until));
-      tx.commit();
-      std::vector<ClaimedEvent> out;
-      for (const auto& r : rows) {
-        out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(),
-                       r[4].as<std::string>(), r[5].as<std::string>(), r[6].as<std::string>(),
-                       r[3].as<int>()});
-      }
-      return out;
-    });
+    return lease<ClaimedEvent>(
+        "WITH due AS ("
+        "  SELECT o.id FROM issuer_event_outbox o JOIN issuers i ON i.id = o.issuer_id "
+        "  WHERE " + std::string(kEventPending) + " AND o.next_attempt_at <= $1 "
+        "  ORDER BY o.next_attempt_at LIMIT $2 FOR UPDATE OF o SKIP LOCKED) "
+        "UPDATE issuer_event_outbox o SET next_attempt_at = $3 "
+        "FROM due, issuers i WHERE o.id = due.id AND i.id = o.issuer_id "
+        "RETURNING o.id::text, o.deposit_id::text, o.issuer_id, o.attempts, "
+        "          i.webhook_url, i.webhook_secret, o.payload::text",
+        [](const pqxx::row& r) {
+          return ClaimedEvent{r[0].as<std::string>(), r[1].as<std::string>(),
+                              r[2].as<std::string>(), r[4].as<std::string>(),
+                              r[5].as<std::string>(), r[6].as<std::string>(), r[3].as<int>()};
+        });
   }
 
   // Signs and POSTs one issuer event like a notice (the issuer's secret, the event id as
@@ -374,31 +377,22 @@ struct NoticeDelivery::Impl {
   }
 
   std::vector<ClaimedContact> claimContacts() {
-    const auto now = Clock::now();
-    const auto lease_until = now + 2 * options.request_timeout + std::chrono::seconds(5);
-    return pool.run([&](pqxx::connection& c) {
-      pqxx::work tx(c);
-      const auto rows = tx.exec_params(
-          "WITH due AS ("
-          "  SELECT id FROM contact_outbox "
-          "  WHERE " + std::string(kContactPending) + " AND next_attempt_at <= $1 "
-          "  ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
-          "UPDATE contact_outbox o SET next_attempt_at = $3 "
-          "FROM due, holders h WHERE o.id = due.id AND h.id = o.holder_id "
-          "RETURNING o.id::text, o.holder_id, o.attempts, h.webhook_url, h.webhook_secret, "
-          "          o.payload_key_id, o.payload_nonce, o.payload_sealed",
-          detail::pgTimestamp(now), options.batch_size, detail::pgTimestamp(lease_until));
-      tx.commit();
-      std::vector<ClaimedContact> out;
-      for (const auto& r : rows) {
-        out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[3].as<std::string>(),
-                       r[4].as<std::string>(),
-                       SealedImage{r[5].as<std::string>(), pqxx::binarystring(r[6]).str(),
-                                   pqxx::binarystring(r[7]).str()},
-                       r[2].as<int>()});
-      }
-      return out;
-    });
+    return lease<ClaimedContact>(
+        "WITH due AS ("
+        "  SELECT id FROM contact_outbox "
+        "  WHERE " + std::string(kContactPending) + " AND next_attempt_at <= $1 "
+        "  ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+        "UPDATE contact_outbox o SET next_attempt_at = $3 "
+        "FROM due, holders h WHERE o.id = due.id AND h.id = o.holder_id "
+        "RETURNING o.id::text, o.holder_id, o.attempts, h.webhook_url, h.webhook_secret, "
+        "          o.payload_key_id, o.payload_nonce, o.payload_sealed",
+        [](const pqxx::row& r) {
+          return ClaimedContact{r[0].as<std::string>(), r[1].as<std::string>(),
+                                r[3].as<std::string>(), r[4].as<std::string>(),
+                                SealedImage{r[5].as<std::string>(), pqxx::binarystring(r[6]).str(),
+                                            pqxx::binarystring(r[7]).str()},
+                                r[2].as<int>()};
+        });
   }
 
   // Opens and sends one contact message (it carries a verification code, wiped after).
