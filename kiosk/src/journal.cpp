@@ -494,15 +494,7 @@ void Journal::recordCapture(const v1::Envelope& card_captured, std::int64_t now_
     v1::Envelope slim = card_captured;
     slim.mutable_card_captured()->clear_front();
     slim.mutable_card_captured()->clear_back();
-    Statement(db_,
-              "INSERT INTO outbox (message_id, deposit_id, type, envelope, created_at_ms) "
-              "VALUES (?1, ?2, ?3, ?4, ?5)")
-        .bind(1, slim.message_id())
-        .bind(2, id)
-        .bind(3, wire::bodyName(slim))
-        .bindBlob(4, slim.SerializeAsString())
-        .bind(5, now_ms)
-        .run();
+    insertOutbox(id, slim, now_ms);
   });
 }
 
@@ -688,31 +680,42 @@ v1::Envelope Journal::enqueue(std::string_view deposit_id, const v1::Envelope& e
                               std::int64_t now_ms) {
   v1::Envelope queued_env;
   write([&] {
-    const std::string type = wire::bodyName(env);
-    Statement find(db_,
-                   "SELECT envelope FROM outbox WHERE deposit_id = ?1 AND type = ?2 "
-                   "ORDER BY seq LIMIT 1");
-    find.bind(1, deposit_id).bind(2, type);
-    if (find.step()) {
-      v1::Envelope existing;
-      if (!existing.ParseFromString(find.blob(0))) {
-        throw JournalError("journal: unreadable outbox entry for " + std::string(deposit_id));
-      }
-      queued_env = std::move(existing);
+    if (auto existing = firstQueued(deposit_id, wire::bodyName(env))) {
+      queued_env = std::move(*existing);
       return;
     }
-    Statement(db_,
-              "INSERT INTO outbox (message_id, deposit_id, type, envelope, created_at_ms) "
-              "VALUES (?1, ?2, ?3, ?4, ?5)")
-        .bind(1, env.message_id())
-        .bind(2, deposit_id)
-        .bind(3, type)
-        .bindBlob(4, env.SerializeAsString())
-        .bind(5, now_ms)
-        .run();
+    insertOutbox(deposit_id, env, now_ms);
     queued_env = env;
   });
   return queued_env;
+}
+
+std::optional<v1::Envelope> Journal::firstQueued(std::string_view key,
+                                                 std::string_view type) const {
+  Statement find(db_,
+                 "SELECT envelope FROM outbox WHERE deposit_id = ?1 AND (?2 = '' OR type = ?2) "
+                 "ORDER BY seq LIMIT 1");
+  find.bind(1, key).bind(2, type);
+  if (!find.step()) {
+    return std::nullopt;
+  }
+  v1::Envelope env;
+  if (!env.ParseFromString(find.blob(0))) {
+    throw JournalError("journal: unreadable outbox entry for " + std::string(key));
+  }
+  return env;
+}
+
+void Journal::insertOutbox(std::string_view key, const v1::Envelope& env, std::int64_t now_ms) {
+  Statement(db_,
+            "INSERT INTO outbox (message_id, deposit_id, type, envelope, created_at_ms) "
+            "VALUES (?1, ?2, ?3, ?4, ?5)")
+      .bind(1, env.message_id())
+      .bind(2, key)
+      .bind(3, wire::bodyName(env))
+      .bindBlob(4, env.SerializeAsString())
+      .bind(5, now_ms)
+      .run();
 }
 
 bool Journal::markAcked(std::string_view message_id, std::string_view error) {
@@ -824,23 +827,11 @@ v1::Envelope Journal::finishRelease(std::string_view request_id, ReleaseState ou
           .run();
     }
     // Keyed by the request id: one report per door opened.
-    Statement find(db_, "SELECT envelope FROM outbox WHERE deposit_id = ?1 ORDER BY seq LIMIT 1");
-    find.bind(1, request_id);
-    if (find.step()) {
-      if (!queued_env.ParseFromString(find.blob(0))) {
-        throw JournalError("journal: unreadable outbox entry for " + std::string(request_id));
-      }
+    if (auto existing = firstQueued(request_id, "")) {
+      queued_env = std::move(*existing);
       return;
     }
-    Statement(db_,
-              "INSERT INTO outbox (message_id, deposit_id, type, envelope, created_at_ms) "
-              "VALUES (?1, ?2, ?3, ?4, ?5)")
-        .bind(1, env.message_id())
-        .bind(2, request_id)
-        .bind(3, wire::bodyName(env))
-        .bindBlob(4, env.SerializeAsString())
-        .bind(5, now_ms)
-        .run();
+    insertOutbox(request_id, env, now_ms);
     queued_env = std::move(env);
   });
   return queued_env;
@@ -855,12 +846,8 @@ v1::Envelope Journal::finishReturns(std::string_view request_id, const std::set<
   const std::string report_key = std::string(request_id) + "/return";
   v1::Envelope queued_env;
   write([&] {
-    Statement find(db_, "SELECT envelope FROM outbox WHERE deposit_id = ?1 ORDER BY seq LIMIT 1");
-    find.bind(1, report_key);
-    if (find.step()) {
-      if (!queued_env.ParseFromString(find.blob(0))) {
-        throw JournalError("journal: unreadable outbox entry for " + report_key);
-      }
+    if (auto existing = firstQueued(report_key, "")) {
+      queued_env = std::move(*existing);
       return;
     }
     auto env = wire::makeEnvelope(now_ms);
@@ -895,15 +882,7 @@ v1::Envelope Journal::finishReturns(std::string_view request_id, const std::set<
           .run();
       env.mutable_return_collected()->add_deposit_ids(r.deposit_id);
     }
-    Statement(db_,
-              "INSERT INTO outbox (message_id, deposit_id, type, envelope, created_at_ms) "
-              "VALUES (?1, ?2, ?3, ?4, ?5)")
-        .bind(1, env.message_id())
-        .bind(2, report_key)
-        .bind(3, wire::bodyName(env))
-        .bindBlob(4, env.SerializeAsString())
-        .bind(5, now_ms)
-        .run();
+    insertOutbox(report_key, env, now_ms);
     queued_env = std::move(env);
   });
   return queued_env;
@@ -995,18 +974,7 @@ std::vector<v1::Envelope> Journal::unackedOutbox() const {
 
 std::optional<v1::Envelope> Journal::queued(std::string_view deposit_id,
                                             v1::Envelope::BodyCase type) const {
-  Statement find(db_,
-                 "SELECT envelope FROM outbox WHERE deposit_id = ?1 AND type = ?2 "
-                 "ORDER BY seq LIMIT 1");
-  find.bind(1, deposit_id).bind(2, typeName(type));
-  if (!find.step()) {
-    return std::nullopt;
-  }
-  v1::Envelope env;
-  if (!env.ParseFromString(find.blob(0))) {
-    throw JournalError("journal: unreadable outbox entry for " + std::string(deposit_id));
-  }
-  return env;
+  return firstQueued(deposit_id, typeName(type));
 }
 
 std::optional<OutboxRef> Journal::outboxRef(std::string_view message_id) const {

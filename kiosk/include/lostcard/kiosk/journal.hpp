@@ -256,6 +256,12 @@ class Journal {
 
  private:
   class Statement;
+
+  // The first envelope queued under `key` (a deposit or request id), of body `type` when not
+  // empty; throws JournalError when it does not parse.
+  std::optional<v1::Envelope> firstQueued(std::string_view key, std::string_view type) const;
+  // Queues `env` under `key` (inside write()).
+  void insertOutbox(std::string_view key, const v1::Envelope& env, std::int64_t now_ms);
   class Transaction;
   void exec(const char* sql) const;
   // Runs `body` as one write transaction, spending the reserve on a second try when the disk is
