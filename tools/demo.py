@@ -447,6 +447,7 @@ class Demo:
             "--cert", pki / "server" / "localhost.crt", "--key", pki / "server" / "localhost.key",
             "--crl", pki / "crl.pem",  # tools/pki init made it (none revoked)
             "--card-key-file", card_key, "--models-dir", ROOT / "models",
+            "--allow-internal-webhooks",  # the phones and the issuer's webhook are on 127.0.0.1
             "--image-key-file", image_key,
             "--http-listen", "127.0.0.1:0", "--http-port-file", http_port_file])))
         if not wait_for("the cloud", lambda: port_file.exists() and port_file.read_text().strip(),

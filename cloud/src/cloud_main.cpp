@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
   std::size_t http_max_body_bytes = 0;
   std::uint64_t http_max_import_bytes = 0;
   int signups_per_ip_per_hour = 0, signups_per_hour = 0;
-  bool signup_allow_http_webhooks = false;
+  bool signup_allow_http_webhooks = false, allow_internal_webhooks = false;
   unsigned crl_check_ms = 0;
   int workers = 0, db_pool = 0, pickup_ttl_hours = 0;
   int pickup_code_tries = 0, pickup_kiosk_wrong_tries = 0, pickup_kiosk_window_s = 0;
@@ -124,6 +124,7 @@ int main(int argc, char** argv) {
     ("signups-per-ip-per-hour", po::value(&signups_per_ip_per_hour)->default_value(5), "holder sign-ups (POST /v1/holder/signup) tried from one client address per hour (more: 429)")
     ("signups-per-hour", po::value(&signups_per_hour)->default_value(100), "holder sign-ups made per hour, from every address (more: 429)")
     ("signup-allow-http-webhooks", po::bool_switch(&signup_allow_http_webhooks), "accept http:// webhooks at sign-up (a demo on one machine; https only otherwise)")
+    ("allow-internal-webhooks", po::bool_switch(&allow_internal_webhooks), "POST notices and events to webhooks at loopback, private and link-local addresses too (tests, a demo on one machine, receivers on a private network); refused otherwise")
     ("token-ttl-minutes", po::value(&token_ttl_minutes)->default_value(15), "how long an API login token works")
     ("db", po::value(&db)->required(), "PostgreSQL conninfo")
     ("db-pool", po::value(&db_pool)->default_value(4), "database connections")
@@ -337,6 +338,7 @@ int main(int argc, char** argv) {
     cloud::DeliveryOptions delivery_options;
     delivery_options.conninfo = db;
     delivery_options.notice_vault = &notice_vault;
+    delivery_options.allow_internal_webhooks = allow_internal_webhooks;
     // One notice per round: the worker checks for stop() between rounds, so a stopping cloud
     // waits for the notice being sent, not for a whole batch.
     delivery_options.batch_size = 1;

@@ -128,8 +128,8 @@ std::string postSigned(const std::string& url_text, const std::string& secret,
       {"Idempotency-Key", id},
       {kSignatureHeader, signWebhook(secret, payload, unix_s)},
   };
-  const auto response =
-      httpPost(*url, headers, payload, options.request_timeout, options.extra_ca_file);
+  const auto response = httpPost(*url, headers, payload, options.request_timeout,
+                                 options.extra_ca_file, options.allow_internal_webhooks);
   if (response.status >= 200 && response.status < 300) {
     return "";
   }
@@ -147,7 +147,8 @@ bool recordSealedAttempt(pqxx::work& tx, const char* table, const char* wipe_sql
                          const std::string& id, int attempts, const std::string& error,
                          const DeliveryOptions& options) {
   const auto now = Clock::now();
-  const std::string waiting = " WHERE id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL";
+  const std::string waiting =
+      " WHERE id = $1::uuid AND delivered_at IS NULL AND gave_up_at IS NULL";
   if (error.empty()) {
     tx.exec_params(std::string("UPDATE ") + table + " SET delivered_at = $2::timestamptz, " +
                        "attempts = $3, last_error = NULL, " + wipe_sql + waiting,
@@ -160,11 +161,10 @@ bool recordSealedAttempt(pqxx::work& tx, const char* table, const char* wipe_sql
                    id, detail::pgTimestamp(now), attempts, error);
     return true;
   }
-  tx.exec_params(std::string("UPDATE ") + table +
-                     " SET next_attempt_at = $2::timestamptz, attempts = $3, last_error = $4" +
-                     waiting,
-                 id, detail::pgTimestamp(now + deliveryBackoff(attempts, options)), attempts,
-                 error);
+  tx.exec_params(
+      std::string("UPDATE ") + table +
+          " SET next_attempt_at = $2::timestamptz, attempts = $3, last_error = $4" + waiting,
+      id, detail::pgTimestamp(now + deliveryBackoff(attempts, options)), attempts, error);
   return false;
 }
 
@@ -207,16 +207,17 @@ std::string noticeAssociatedData(std::string_view notice_id, std::string_view de
 const ImageVault& processNoticeVault() {
   static const ImageVault vault = [] {
     std::string key(ImageVault::kKeyBytes, '\0');
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()),
-                   static_cast<int>(key.size())) != 1) {
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), static_cast<int>(key.size())) !=
+        1) {
       throw std::runtime_error("notice key: RAND_bytes failed");
     }
     ImageVault v({{"process-" + wire::newUuid().substr(0, 8), key}});
     OPENSSL_cleanse(key.data(), key.size());
     wire::componentLogger("cloud.delivery")
-        ->warn("no notice key given: notices are sealed with key {}, made for this process "
-               "alone (they cannot be delivered after a restart or by another process)",
-               v.keyId());
+        ->warn(
+            "no notice key given: notices are sealed with key {}, made for this process "
+            "alone (they cannot be delivered after a restart or by another process)",
+            v.keyId());
     return v;
   }();
   return vault;
@@ -266,13 +267,15 @@ struct NoticeDelivery::Impl {
     return lease<Claimed>(
         "WITH due AS ("
         "  SELECT id FROM notice_outbox "
-        "  WHERE " + std::string(kPending) + " AND next_attempt_at <= $1 "
-        "  ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
-        "UPDATE notice_outbox o SET next_attempt_at = $3 "
-        "FROM due, holders h WHERE o.id = due.id AND h.id = o.holder_id "
-        "RETURNING o.id::text, o.deposit_id::text, o.holder_id, o.attempts, "
-        "          h.webhook_url, h.webhook_secret, "
-        "          o.payload_key_id, o.payload_nonce, o.payload_sealed",
+        "  WHERE " +
+            std::string(kPending) +
+            " AND next_attempt_at <= $1 "
+            "  ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+            "UPDATE notice_outbox o SET next_attempt_at = $3 "
+            "FROM due, holders h WHERE o.id = due.id AND h.id = o.holder_id "
+            "RETURNING o.id::text, o.deposit_id::text, o.holder_id, o.attempts, "
+            "          h.webhook_url, h.webhook_secret, "
+            "          o.payload_key_id, o.payload_nonce, o.payload_sealed",
         [](const pqxx::row& r) {
           Claimed n;
           n.id = r[0].as<std::string>();
@@ -291,9 +294,8 @@ struct NoticeDelivery::Impl {
   // Opens and sends one notice; returns the error text, "" when the receiver took it.
   std::string send(const Claimed& notice) {
     std::string why;
-    auto payload = vault.open(notice.sealed,
-                              noticeAssociatedData(notice.id, notice.deposit_id, notice.holder_id),
-                              &why);
+    auto payload = vault.open(
+        notice.sealed, noticeAssociatedData(notice.id, notice.deposit_id, notice.holder_id), &why);
     if (!payload) {
       return kDoesNotOpen + why;
     }
@@ -357,16 +359,19 @@ struct NoticeDelivery::Impl {
     return lease<ClaimedEvent>(
         "WITH due AS ("
         "  SELECT o.id FROM issuer_event_outbox o JOIN issuers i ON i.id = o.issuer_id "
-        "  WHERE " + std::string(kEventPending) + " AND o.next_attempt_at <= $1 "
-        "  ORDER BY o.next_attempt_at LIMIT $2 FOR UPDATE OF o SKIP LOCKED) "
-        "UPDATE issuer_event_outbox o SET next_attempt_at = $3 "
-        "FROM due, issuers i WHERE o.id = due.id AND i.id = o.issuer_id "
-        "RETURNING o.id::text, o.deposit_id::text, o.issuer_id, o.attempts, "
-        "          i.webhook_url, i.webhook_secret, o.payload::text",
+        "  WHERE " +
+            std::string(kEventPending) +
+            " AND o.next_attempt_at <= $1 "
+            "  ORDER BY o.next_attempt_at LIMIT $2 FOR UPDATE OF o SKIP LOCKED) "
+            "UPDATE issuer_event_outbox o SET next_attempt_at = $3 "
+            "FROM due, issuers i WHERE o.id = due.id AND i.id = o.issuer_id "
+            "RETURNING o.id::text, o.deposit_id::text, o.issuer_id, o.attempts, "
+            "          i.webhook_url, i.webhook_secret, o.payload::text",
         [](const pqxx::row& r) {
           return ClaimedEvent{r[0].as<std::string>(), r[1].as<std::string>(),
                               r[2].as<std::string>(), r[4].as<std::string>(),
-                              r[5].as<std::string>(), r[6].as<std::string>(), r[3].as<int>()};
+                              r[5].as<std::string>(), r[6].as<std::string>(),
+                              r[3].as<int>()};
         });
   }
 
@@ -380,15 +385,19 @@ struct NoticeDelivery::Impl {
     return lease<ClaimedContact>(
         "WITH due AS ("
         "  SELECT id FROM contact_outbox "
-        "  WHERE " + std::string(kContactPending) + " AND next_attempt_at <= $1 "
-        "  ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
-        "UPDATE contact_outbox o SET next_attempt_at = $3 "
-        "FROM due, holders h WHERE o.id = due.id AND h.id = o.holder_id "
-        "RETURNING o.id::text, o.holder_id, o.attempts, h.webhook_url, h.webhook_secret, "
-        "          o.payload_key_id, o.payload_nonce, o.payload_sealed",
+        "  WHERE " +
+            std::string(kContactPending) +
+            " AND next_attempt_at <= $1 "
+            "  ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+            "UPDATE contact_outbox o SET next_attempt_at = $3 "
+            "FROM due, holders h WHERE o.id = due.id AND h.id = o.holder_id "
+            "RETURNING o.id::text, o.holder_id, o.attempts, h.webhook_url, h.webhook_secret, "
+            "          o.payload_key_id, o.payload_nonce, o.payload_sealed",
         [](const pqxx::row& r) {
-          return ClaimedContact{r[0].as<std::string>(), r[1].as<std::string>(),
-                                r[3].as<std::string>(), r[4].as<std::string>(),
+          return ClaimedContact{r[0].as<std::string>(),
+                                r[1].as<std::string>(),
+                                r[3].as<std::string>(),
+                                r[4].as<std::string>(),
                                 SealedImage{r[5].as<std::string>(), pqxx::binarystring(r[6]).str(),
                                             pqxx::binarystring(r[7]).str()},
                                 r[2].as<int>()};
@@ -446,8 +455,8 @@ struct NoticeDelivery::Impl {
       tx.commit();
     });
     if (error.empty()) {
-      log->info("issuer event {} (deposit {}) delivered to issuer {} after {} attempt(s)",
-                event.id, event.deposit_id, event.issuer_id, attempts);
+      log->info("issuer event {} (deposit {}) delivered to issuer {} after {} attempt(s)", event.id,
+                event.deposit_id, event.issuer_id, attempts);
     } else if (give_up) {
       log->error("issuer event {} (deposit {}) to issuer {}: giving up after {} attempts: {}",
                  event.id, event.deposit_id, event.issuer_id, attempts, error);

@@ -63,10 +63,23 @@ asio::awaitable<HttpResponse> exchange(Stream& stream, const HttpUrl& url,
 }
 
 asio::awaitable<HttpResponse> post(asio::ssl::context* tls, HttpUrl url, HttpHeaders headers,
-                                   std::string body, std::chrono::milliseconds timeout) {
+                                   std::string body, std::chrono::milliseconds timeout,
+                                   bool allow_internal) {
   auto ex = co_await asio::this_coro::executor;
   tcp::resolver resolver(ex);
-  const auto endpoints = co_await resolver.async_resolve(url.host, url.port, asio::use_awaitable);
+  std::vector<tcp::endpoint> endpoints;
+  for (const auto& entry :
+       co_await resolver.async_resolve(url.host, url.port, asio::use_awaitable)) {
+    if (allow_internal || !isInternalAddress(entry.endpoint().address())) {
+      endpoints.push_back(entry.endpoint());
+    }
+  }
+  if (endpoints.empty()) {
+    co_return HttpResponse{0, "",
+                           "refused: " + url.host +
+                               " resolves only to internal addresses (loopback, private, "
+                               "link-local...), which webhooks may not reach"};
+  }
   if (tls == nullptr) {
     beast::tcp_stream stream(ex);
     stream.expires_after(timeout);
@@ -91,6 +104,32 @@ asio::awaitable<HttpResponse> post(asio::ssl::context* tls, HttpUrl url, HttpHea
 }
 
 }  // namespace
+
+bool isInternalAddress(const asio::ip::address& address) {
+  if (address.is_v6()) {
+    const auto v6 = address.to_v6();
+    if (v6.is_v4_mapped()) {
+      return isInternalAddress(asio::ip::make_address_v4(asio::ip::v4_mapped, v6));
+    }
+    const auto bytes = v6.to_bytes();
+    return v6.is_loopback() || v6.is_unspecified() || v6.is_link_local() || v6.is_site_local() ||
+           v6.is_multicast() || (bytes[0] & 0xfe) == 0xfc;  // fc00::/7, unique local
+  }
+  const std::uint32_t v4 = address.to_v4().to_uint();
+  const auto in = [v4](std::uint32_t net, int bits) {
+    return (v4 >> (32 - bits)) == (net >> (32 - bits));
+  };
+  return in(0x00000000, 8) ||   // 0/8, "this network"
+         in(0x0a000000, 8) ||   // 10/8
+         in(0x64400000, 10) ||  // 100.64/10, carrier-grade NAT
+         in(0x7f000000, 8) ||   // 127/8, loopback
+         in(0xa9fe0000, 16) ||  // 169.254/16, link-local (cloud metadata services)
+         in(0xac100000, 12) ||  // 172.16/12
+         in(0xc0000000, 24) ||  // 192.0.0/24, protocol assignments
+         in(0xc0a80000, 16) ||  // 192.168/16
+         in(0xc6120000, 15) ||  // 198.18/15, benchmarking
+         v4 >= 0xe0000000;      // multicast, reserved, broadcast
+}
 
 std::optional<HttpUrl> parseHttpUrl(std::string_view url) {
   HttpUrl out;
@@ -150,7 +189,8 @@ std::optional<HttpUrl> parseHttpUrl(std::string_view url) {
 }
 
 HttpResponse httpPost(const HttpUrl& url, const HttpHeaders& headers, const std::string& body,
-                      std::chrono::milliseconds timeout, const std::string& extra_ca_file) {
+                      std::chrono::milliseconds timeout, const std::string& extra_ca_file,
+                      bool allow_internal) {
   std::optional<asio::ssl::context> tls;
   if (url.tls) {
     tls.emplace(asio::ssl::context::tls_client);
@@ -170,7 +210,7 @@ HttpResponse httpPost(const HttpUrl& url, const HttpHeaders& headers, const std:
   std::optional<HttpResponse> result;
   // Declared last so it is destroyed first: an unfinished request dies before what it uses.
   asio::io_context ioc;
-  asio::co_spawn(ioc, post(tls ? &*tls : nullptr, url, headers, body, timeout),
+  asio::co_spawn(ioc, post(tls ? &*tls : nullptr, url, headers, body, timeout, allow_internal),
                  [&](std::exception_ptr error, HttpResponse response) {
                    if (error) {
                      try {

@@ -31,8 +31,8 @@
 #include "lostcard/cloud/registry_http_client.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/cloud/webhook_signature.hpp"
-#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 #include "lostcard/test/webhook_sink_process.hpp"
 #include "lostcard/wire/envelope.hpp"
@@ -228,7 +228,8 @@ TEST_CASE("a notice is retried after a 500 and delivered, signed, with one idemp
   NoticeDelivery delivery({.conninfo = f.db.conninfo(),
                            .initial_backoff = 50ms,
                            .max_backoff = 200ms,
-                           .request_timeout = 5000ms});
+                           .request_timeout = 5000ms,
+                           .allow_internal_webhooks = true});
   delivery.start();
   const std::string deposit_id = f.queueNotice(7);
 
@@ -268,8 +269,11 @@ TEST_CASE("a notice is retried after a 500 and delivered, signed, with one idemp
 TEST_CASE("a notice nobody accepts is given up after max_attempts, its payload wiped") {
   WebhookServer server({503});
   Fixture f(server.url("ada"));
-  DeliveryOptions options{
-      .conninfo = f.db.conninfo(), .initial_backoff = 1ms, .max_backoff = 1ms, .max_attempts = 3};
+  DeliveryOptions options{.conninfo = f.db.conninfo(),
+                          .initial_backoff = 1ms,
+                          .max_backoff = 1ms,
+                          .max_attempts = 3,
+                          .allow_internal_webhooks = true};
   NoticeDelivery delivery(options);
   const std::string deposit_id = f.queueNotice(2);
   REQUIRE(lostcard::test::eventually(
@@ -297,7 +301,8 @@ TEST_CASE("an unreachable webhook is an attempt with an error, retried later") {
     url = "http://127.0.0.1:" + std::to_string(a.local_endpoint().port()) + "/holders/ada";
   }
   Fixture f(url);
-  NoticeDelivery delivery({.conninfo = f.db.conninfo(), .initial_backoff = 60000ms});
+  NoticeDelivery delivery(
+      {.conninfo = f.db.conninfo(), .initial_backoff = 60000ms, .allow_internal_webhooks = true});
   const std::string deposit_id = f.queueNotice(1);
   CHECK(delivery.deliverDue() == 1);
   const auto row = f.outbox(deposit_id);
@@ -316,8 +321,8 @@ TEST_CASE("two workers share the outbox and send each notice once") {
   for (std::uint32_t slot = 1; slot <= 12; ++slot) {
     deposits.push_back(f.queueNotice(slot));
   }
-  NoticeDelivery a({.conninfo = f.db.conninfo(), .batch_size = 2});
-  NoticeDelivery b({.conninfo = f.db.conninfo(), .batch_size = 2});
+  NoticeDelivery a({.conninfo = f.db.conninfo(), .batch_size = 2, .allow_internal_webhooks = true});
+  NoticeDelivery b({.conninfo = f.db.conninfo(), .batch_size = 2, .allow_internal_webhooks = true});
   a.start();
   b.start();
   REQUIRE(lostcard::test::eventually(
@@ -368,14 +373,17 @@ TEST_CASE("https webhooks are verified against the trusted CAs") {
   const std::string deposit_id = f.queueNotice(6);
 
   // Without the server's CA the certificate is refused and nothing is sent.
-  NoticeDelivery untrusting({.conninfo = f.db.conninfo(), .initial_backoff = 1ms});
+  NoticeDelivery untrusting(
+      {.conninfo = f.db.conninfo(), .initial_backoff = 1ms, .allow_internal_webhooks = true});
   CHECK(untrusting.deliverDue() == 1);
   auto row = f.outbox(deposit_id);
   CHECK_FALSE(row[2].as<bool>());
   CHECK_THAT(row[5].as<std::string>(), Catch::Contains("certificate", Catch::CaseSensitive::No));
   CHECK(server.requests().empty());
 
-  NoticeDelivery trusting({.conninfo = f.db.conninfo(), .extra_ca_file = dir + "/cert.pem"});
+  NoticeDelivery trusting({.conninfo = f.db.conninfo(),
+                           .extra_ca_file = dir + "/cert.pem",
+                           .allow_internal_webhooks = true});
   REQUIRE(lostcard::test::eventually(
       [&] {
         trusting.deliverDue();
@@ -387,13 +395,54 @@ TEST_CASE("https webhooks are verified against the trusted CAs") {
   CHECK(verifyWebhook(kSecret, requests[0].body, requests[0].signature, unixNow()).ok);
 }
 
+TEST_CASE("webhooks at internal addresses are refused unless allowed, before any connection") {
+  using boost::asio::ip::make_address;
+  for (const char* internal :
+       {"127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
+        "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "198.18.0.1", "::1",
+        "::", "fe80::1", "fd00::1", "fc12::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1"}) {
+    INFO(internal);
+    CHECK(isInternalAddress(make_address(internal)));
+  }
+  for (const char* external : {"8.8.8.8", "172.32.0.1", "192.169.0.1", "100.128.0.1",
+                               "2001:4860:4860::8888", "::ffff:8.8.8.8"}) {
+    INFO(external);
+    CHECK_FALSE(isInternalAddress(make_address(external)));
+  }
+
+  // The holder's webhook is the test's server on 127.0.0.1: not sent, the reason recorded.
+  WebhookServer server({200});
+  Fixture f(server.url("ada"));
+  const std::string deposit_id = f.queueNotice(4);
+  NoticeDelivery guarded({.conninfo = f.db.conninfo(), .initial_backoff = 1ms});
+  CHECK(guarded.deliverDue() == 1);
+  const auto row = f.outbox(deposit_id);
+  CHECK_FALSE(row[2].as<bool>());
+  CHECK_THAT(row[5].as<std::string>(), Catch::Contains("internal addresses"));
+  CHECK(server.requests().empty());
+  // "localhost" is a name, resolved and refused the same way.
+  const auto by_name = httpPost(*parseHttpUrl("http://localhost:9/x"), {}, "{}", 5000ms);
+  CHECK(by_name.status == 0);
+  CHECK_THAT(by_name.error, Catch::Contains("internal addresses"));
+
+  NoticeDelivery allowed(
+      {.conninfo = f.db.conninfo(), .initial_backoff = 1ms, .allow_internal_webhooks = true});
+  REQUIRE(lostcard::test::eventually(
+      [&] {
+        allowed.deliverDue();
+        return f.outbox(deposit_id)[2].as<bool>();
+      },
+      30s));
+  CHECK(server.requests().size() == 1);
+}
+
 TEST_CASE("lostcard-webhook-sink receives, checks and records each notice once") {
   lostcard::test::WebhookSinkProcess sink(lostcard::test::makeTestDir("delivery_sink"));
   sink.addSecret("ada", kSecret);
   const std::string base = sink.url("");
 
   Fixture f(base + "/holders/ada");
-  NoticeDelivery delivery({.conninfo = f.db.conninfo()});
+  NoticeDelivery delivery({.conninfo = f.db.conninfo(), .allow_internal_webhooks = true});
   delivery.start();
   const std::string deposit_id = f.queueNotice(5);
   REQUIRE(lostcard::test::eventually([&] { return f.outbox(deposit_id)[2].as<bool>(); }, 30s));
@@ -419,16 +468,16 @@ TEST_CASE("lostcard-webhook-sink receives, checks and records each notice once")
                                {{"Content-Type", "application/json"},
                                 {"Idempotency-Key", notice_id},
                                 {kSignatureHeader, signWebhook(kSecret, body, unixNow())}},
-                               body, 5000ms);
+                               body, 5000ms, "", true);
   CHECK(repeat.status == 200);
   const auto forged =
       httpPost(*url,
                {{"Idempotency-Key", "another"},
                 {kSignatureHeader, signWebhook("not-the-secret-0123456789", body, unixNow())}},
-               body, 5000ms);
+               body, 5000ms, "", true);
   CHECK(forged.status == 401);
   CHECK_THAT(forged.body, Catch::Contains("signature mismatch"));
-  const auto unknown = httpPost(*parseHttpUrl(base + "/holders/bob"), {}, body, 5000ms);
+  const auto unknown = httpPost(*parseHttpUrl(base + "/holders/bob"), {}, body, 5000ms, "", true);
   CHECK(unknown.status == 404);
   CHECK(readFile(sink.outFile()) == lines);
 

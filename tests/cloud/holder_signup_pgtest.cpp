@@ -4,18 +4,19 @@
 // Notices to an unverified webhook are held, and go out once it is verified; wrong, replaced,
 // expired and used codes are refused; a taken login, bad fields and the limits too; a holder
 // sees and changes only their own contact.
+#include <google/protobuf/struct.pb.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
-#include <google/protobuf/struct.pb.h>
 #include <pqxx/pqxx>
 #include <thread>
 
 #include "lostcard/cloud/api_v1.hpp"
 #include "lostcard/cloud/delivery.hpp"
-#include "lostcard/cloud/holder_contact.hpp"
 #include "lostcard/cloud/holder_api.hpp"
+#include "lostcard/cloud/holder_contact.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/test/files.hpp"
 #include "lostcard/test/https_client.hpp"
@@ -52,13 +53,14 @@ class SignupApi {
         streams_({.conninfo = db_.conninfo(), .listen_slice = 20ms}),
         contacts_(contactOptions(db_.conninfo(), std::move(contact_options))),
         holder_api_{holder_data_, streams_, &contacts_},
-        router_(cloud::makeApiV1Router(accounts_, reader_, {keys_, enrollment_},
-                                       [this] { return now(); }, &holder_api_)),
+        router_(cloud::makeApiV1Router(
+            accounts_, reader_, {keys_, enrollment_}, [this] { return now(); }, &holder_api_)),
         tls_(cloud::makeHttpsServerContext(pkiDir() + "/server/localhost.crt",
                                            pkiDir() + "/server/localhost.key")),
         server_(io_, tls_, router_, work_.get_executor(),
                 {.listen = {asio::ip::make_address("127.0.0.1"), 0}}),
-        delivery_({.conninfo = db_.conninfo(), .initial_backoff = 1ms}) {
+        delivery_(
+            {.conninfo = db_.conninfo(), .initial_backoff = 1ms, .allow_internal_webhooks = true}) {
     store_.migrate();
     store_.upsertIssuer("northwind", "Northwind Bank");
     store_.upsertKiosk({"kiosk-1", "Main Station", "Station Square 1", 47.37, 8.54, "24/7", 8});
@@ -180,7 +182,8 @@ class SignupApi {
   cloud::HttpServer server_;
   std::thread thread_;
   cloud::NoticeDelivery delivery_;
-  test::HttpsClient client_{pkiDir() + "/ca.crt", [this] { return server_.localEndpoint().port(); }};
+  test::HttpsClient client_{pkiDir() + "/ca.crt",
+                            [this] { return server_.localEndpoint().port(); }};
 };
 
 cloud::HolderContactOptions allowingHttp() {
@@ -214,32 +217,35 @@ TEST_CASE("a holder signs up; notices wait until the webhook is verified with it
   api.storeCardOf(holder, "4000056655665556", "44444444-4444-4444-8444-444444444444");
   api.deliver();
   CHECK(api.noticesFor("grace") == 0);
-  const auto held = api.query("SELECT attempts, delivered_at IS NULL AND gave_up_at IS NULL "
-                              "FROM notice_outbox WHERE holder_id = '" + holder + "'");
+  const auto held = api.query(
+      "SELECT attempts, delivered_at IS NULL AND gave_up_at IS NULL "
+      "FROM notice_outbox WHERE holder_id = '" +
+      holder + "'");
   REQUIRE(held.size() == 1);
   CHECK(held[0][0].as<int>() == 0);
   CHECK(held[0][1].as<bool>());
-  const auto inbox = api.client().call(http::verb::get, "/v1/holder/notices", token)
-                         .as<v1::HolderNoticeList>();
+  const auto inbox =
+      api.client().call(http::verb::get, "/v1/holder/notices", token).as<v1::HolderNoticeList>();
   REQUIRE(inbox.notices_size() == 1);
   CHECK(inbox.notices(0).state() == "waiting");
 
   // A wrong code: refused, one try fewer.
   const std::string wrong = codes[0] == "000-000-0000" ? "111-111-1111" : "000-000-0000";
-  auto reply = api.client().call(http::verb::post, "/v1/holder/contact/verify", token,
-                                 codeBody(wrong));
+  auto reply =
+      api.client().call(http::verb::post, "/v1/holder/contact/verify", token, codeBody(wrong));
   CHECK(reply.status == 400);
   CHECK(reply.error().reason().find("4 tries left") != std::string::npos);
   auto contact =
       api.client().call(http::verb::get, "/v1/holder/contact", token).as<v1::HolderContact>();
   CHECK_FALSE(contact.verified());
   CHECK(contact.code_tries_left() == 4);
-  CHECK(api.client().call(http::verb::post, "/v1/holder/contact/verify", token, codeBody("12"))
+  CHECK(api.client()
+            .call(http::verb::post, "/v1/holder/contact/verify", token, codeBody("12"))
             .status == 400);
 
   // The right one: verified, and the held notice goes out.
-  reply = api.client().call(http::verb::post, "/v1/holder/contact/verify", token,
-                            codeBody(codes[0]));
+  reply =
+      api.client().call(http::verb::post, "/v1/holder/contact/verify", token, codeBody(codes[0]));
   INFO(reply.body);
   REQUIRE(reply.status == 200);
   CHECK(reply.as<v1::HolderContact>().verified());
@@ -247,8 +253,8 @@ TEST_CASE("a holder signs up; notices wait until the webhook is verified with it
   CHECK(api.noticesFor("grace") == 1);
 
   // The used code again: refused.
-  reply = api.client().call(http::verb::post, "/v1/holder/contact/verify", token,
-                            codeBody(codes[0]));
+  reply =
+      api.client().call(http::verb::post, "/v1/holder/contact/verify", token, codeBody(codes[0]));
   CHECK(reply.status == 409);
 
   // Audited as anonymous from the client's address; never the password, the secret or a code.
@@ -290,8 +296,8 @@ TEST_CASE("replaced, expired and used codes are refused; resend and a new webhoo
   // Past its expiry (30 minutes): gone.
   api.advance(31min);
   const auto later = api.client().login("hopper", kPassword);
-  reply = api.client().call(http::verb::post, "/v1/holder/contact/verify", later,
-                            codeBody(codes[1]));
+  reply =
+      api.client().call(http::verb::post, "/v1/holder/contact/verify", later, codeBody(codes[1]));
   CHECK(reply.status == 410);
   CHECK(reply.error().error() == "gone");
 
@@ -323,8 +329,9 @@ TEST_CASE("replaced, expired and used codes are refused; resend and a new webhoo
   CHECK(api.client()
             .call(http::verb::post, "/v1/holder/contact/verify", later, codeBody(codes[3]))
             .status == 200);
-  CHECK(api.client().call(http::verb::put, "/v1/holder/contact", later,
-                          R"({"webhook_url": "ftp://example.org/x"})")
+  CHECK(api.client()
+            .call(http::verb::put, "/v1/holder/contact", later,
+                  R"({"webhook_url": "ftp://example.org/x"})")
             .status == 422);
 
   // Codes per hour: four sent in the last hour, a fifth may go, the sixth is refused.
@@ -377,7 +384,8 @@ TEST_CASE("sign-up refusals: a taken login, bad fields, an http webhook, the lim
   request.set_webhook_url(https);
   for (const auto* login : {"other1", "other2"}) {
     request.set_login(login);
-    CHECK(api.contacts().signUp(request, std::string("10.0.0.") + login[5] + ":4000", api.now())
+    CHECK(api.contacts()
+              .signUp(request, std::string("10.0.0.") + login[5] + ":4000", api.now())
               .access.allowed);
   }
   request.set_login("other3");
@@ -428,6 +436,7 @@ TEST_CASE("a holder reads and changes only their own contact") {
             .status == 403);
   CHECK(api.client().call(http::verb::post, "/v1/holder/contact/resend", op).status == 403);
   CHECK(api.client().call(http::verb::get, "/v1/holder/contact").status == 401);
-  CHECK(api.client().call(http::verb::post, "/v1/holder/contact/verify", "", codeBody("1")).status ==
-        401);
+  CHECK(
+      api.client().call(http::verb::post, "/v1/holder/contact/verify", "", codeBody("1")).status ==
+      401);
 }

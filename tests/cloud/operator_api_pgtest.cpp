@@ -492,7 +492,8 @@ TEST_CASE(
   CHECK_FALSE(cloud::setIssuerWebhook(api.conninfo(), "nobody", base, nw_secret));
 
   const auto deposit = api.storedInSlot("k1", api.adaCard(), 1, std::chrono::system_clock::now());
-  cloud::NoticeDelivery delivery({.conninfo = api.conninfo(), .request_timeout = 5000ms});
+  cloud::NoticeDelivery delivery(
+      {.conninfo = api.conninfo(), .request_timeout = 5000ms, .allow_internal_webhooks = true});
   delivery.deliverDue();
   auto row = api.query(
       "SELECT attempts, delivered_at IS NULL, last_error FROM issuer_event_outbox "

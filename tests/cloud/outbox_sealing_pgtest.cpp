@@ -52,8 +52,7 @@ ImageVault vaultOf(const std::string& id, char fill) {
 class Sink {
  public:
   explicit Sink(const std::string& name)
-      : dir_(lostcard::test::makeTestDir(name)),
-        process_(start(dir_), dir_ + "/sink.log") {
+      : dir_(lostcard::test::makeTestDir(name)), process_(start(dir_), dir_ + "/sink.log") {
     std::smatch match;
     const std::regex listening("listening on 127\\.0\\.0\\.1:([0-9]+)");
     std::string log;
@@ -68,15 +67,23 @@ class Sink {
   ~Sink() { process_.terminate(); }
 
   std::string url(const std::string& holder) const { return base_ + "/holders/" + holder; }
-  std::vector<std::string> notices() const { return lostcard::test::readLines(dir_ + "/notices.jsonl"); }
+  std::vector<std::string> notices() const {
+    return lostcard::test::readLines(dir_ + "/notices.jsonl");
+  }
   std::vector<std::string> requests() const { return lostcard::test::readLines(dir_ + "/raw.tsv"); }
 
  private:
   static std::vector<std::string> start(const std::string& dir) {
-    std::ofstream(dir + "/secrets.tsv") << "ada\t" << kAdaSecret << "\nmallory\t" << kMallorySecret
-                                        << "\n";
-    return {lostcard::test::binDir() + "/lostcard-webhook-sink", "--listen", "127.0.0.1:0",
-            "--secrets", dir + "/secrets.tsv", "--out", dir + "/notices.jsonl", "--raw-log",
+    std::ofstream(dir + "/secrets.tsv")
+        << "ada\t" << kAdaSecret << "\nmallory\t" << kMallorySecret << "\n";
+    return {lostcard::test::binDir() + "/lostcard-webhook-sink",
+            "--listen",
+            "127.0.0.1:0",
+            "--secrets",
+            dir + "/secrets.tsv",
+            "--out",
+            dir + "/notices.jsonl",
+            "--raw-log",
             dir + "/raw.tsv"};
   }
 
@@ -197,8 +204,9 @@ std::string codeIn(const std::string& line) {
 
 }  // namespace
 
-TEST_CASE("a waiting notice is sealed: its code is nowhere in the outbox row, then sent and "
-          "wiped") {
+TEST_CASE(
+    "a waiting notice is sealed: its code is nowhere in the outbox row, then sent and "
+    "wiped") {
   Sink sink("outbox_sealed");
   const auto vault = vaultOf("notice-1", 'n');
   Fixture f(vault, sink.url("ada"));
@@ -209,9 +217,9 @@ TEST_CASE("a waiting notice is sealed: its code is nowhere in the outbox row, th
   REQUIRE(waiting.has_value());
   const std::string code = waiting->pickup_code();
   REQUIRE(normalizePickupCode(code).size() == 10);
-  CHECK(verifyCode(code, f.query1("SELECT code_hash FROM pickup_codes WHERE deposit_id = $1::uuid",
-                                  deposit)[0]
-                             .as<std::string>()));
+  CHECK(verifyCode(
+      code, f.query1("SELECT code_hash FROM pickup_codes WHERE deposit_id = $1::uuid", deposit)[0]
+                .as<std::string>()));
 
   // Neither the code (as shown or as typed) nor the rest of the notice is in the row's bytes.
   const std::string bytes = f.outboxBytes(deposit);
@@ -229,7 +237,8 @@ TEST_CASE("a waiting notice is sealed: its code is nowhere in the outbox row, th
   CHECK(sealed[2].as<int>() == 12);
   CHECK(sealed[3].as<int>() > 100);
 
-  NoticeDelivery delivery({.conninfo = f.db.conninfo(), .notice_vault = &vault});
+  NoticeDelivery delivery(
+      {.conninfo = f.db.conninfo(), .notice_vault = &vault, .allow_internal_webhooks = true});
   delivery.start();
   REQUIRE(eventually([&] { return f.outbox(deposit)[0].as<bool>(); }, 30s));
   delivery.stop();
@@ -264,13 +273,19 @@ TEST_CASE("a notice that does not open is not sent, is logged, and waits for the
 
   SECTION("the same key id with other bytes: the notice does not authenticate") {
     const auto other = vaultOf("notice-1", 'x');
-    NoticeDelivery wrong({.conninfo = f.db.conninfo(), .initial_backoff = 1ms, .notice_vault = &other});
+    NoticeDelivery wrong({.conninfo = f.db.conninfo(),
+                          .initial_backoff = 1ms,
+                          .notice_vault = &other,
+                          .allow_internal_webhooks = true});
     CHECK(wrong.deliverDue() == 1);
     CHECK_THAT(f.outbox(deposit)[5].as<std::string>(), Catch::Contains("does not authenticate"));
   }
   SECTION("a key id this worker does not hold") {
     const auto other = vaultOf("notice-0", 'n');
-    NoticeDelivery wrong({.conninfo = f.db.conninfo(), .initial_backoff = 1ms, .notice_vault = &other});
+    NoticeDelivery wrong({.conninfo = f.db.conninfo(),
+                          .initial_backoff = 1ms,
+                          .notice_vault = &other,
+                          .allow_internal_webhooks = true});
     CHECK(wrong.deliverDue() == 1);
     CHECK_THAT(f.outbox(deposit)[5].as<std::string>(),
                Catch::Contains("sealed with key 'notice-1'"));
@@ -288,15 +303,16 @@ TEST_CASE("a notice that does not open is not sent, is logged, and waits for the
   CHECK_THAT(row[5].as<std::string>(), Catch::StartsWith("the sealed notice does not open"));
   const std::string logged = log.text();
   CHECK_THAT(logged, Catch::Contains("[error]"));
-  CHECK_THAT(logged, Catch::Contains("notice") && Catch::Contains(deposit) &&
-                         Catch::Contains("not sent"));
+  CHECK_THAT(logged,
+             Catch::Contains("notice") && Catch::Contains(deposit) && Catch::Contains("not sent"));
   CHECK(logged.find(code) == std::string::npos);
 
   // After a rotation the worker holds the new key (it seals) and the old one (it still opens):
   // the notice goes out with its code.
   const ImageVault rotated({{"notice-2", std::string(ImageVault::kKeyBytes, 'm')},
                             {"notice-1", std::string(ImageVault::kKeyBytes, 'n')}});
-  NoticeDelivery right({.conninfo = f.db.conninfo(), .notice_vault = &rotated});
+  NoticeDelivery right(
+      {.conninfo = f.db.conninfo(), .notice_vault = &rotated, .allow_internal_webhooks = true});
   REQUIRE(eventually(
       [&] {
         right.deliverDue();
@@ -320,7 +336,8 @@ TEST_CASE("a sealed notice moved to another holder's row does not open there") {
   // Someone who can write to the database points Ada's notice at Mallory.
   f.exec("UPDATE notice_outbox SET holder_id = 'mallory' WHERE deposit_id = $1::uuid", deposit);
 
-  NoticeDelivery delivery({.conninfo = f.db.conninfo(), .notice_vault = &vault});
+  NoticeDelivery delivery(
+      {.conninfo = f.db.conninfo(), .notice_vault = &vault, .allow_internal_webhooks = true});
   CHECK(delivery.deliverDue() == 1);
   CHECK(sink.requests().empty());
   const auto row = f.outbox(deposit);
@@ -350,7 +367,8 @@ TEST_CASE("a notice queued in clear before migration 6 is sealed by migrate, the
 
   // Not sent in clear, and not sealed by a store that has no key of its own (one made for its
   // process would seal it for good).
-  NoticeDelivery delivery({.conninfo = f.db.conninfo(), .notice_vault = &vault});
+  NoticeDelivery delivery(
+      {.conninfo = f.db.conninfo(), .notice_vault = &vault, .allow_internal_webhooks = true});
   CHECK(delivery.deliverDue() == 0);
   Store keyless(storeOptions(f.db.conninfo(), nullptr));
   keyless.migrate();
@@ -384,7 +402,8 @@ TEST_CASE("the notice key comes from its file, else the environment, else the ca
   const auto sealed = derived.seal("{\"pickupCode\":\"123-456-7890\"}", ad);
   CHECK(loadNoticeVault("", CardHasher("card-7", std::string(32, 'c'))).open(sealed, ad));
   std::string why;
-  CHECK_FALSE(loadNoticeVault("", CardHasher("card-7", std::string(32, 'd'))).open(sealed, ad, &why));
+  CHECK_FALSE(
+      loadNoticeVault("", CardHasher("card-7", std::string(32, 'd'))).open(sealed, ad, &why));
   CHECK_THAT(why, Catch::Contains("does not authenticate"));
   // Not the card key itself, nor the card hash of anything a card could be.
   CHECK_FALSE(ImageVault({{"card-card-7", std::string(32, 'c')}}).open(sealed, ad));
@@ -395,7 +414,7 @@ TEST_CASE("the notice key comes from its file, else the environment, else the ca
   CHECK(noticeKeySource("") == "env");
   const std::string dir = lostcard::test::makeTestDir("outbox_key_file");
   std::ofstream(dir + "/notice.key") << "# new key first\nfile-2 " << std::string(64, 'b')
-                                      << "\nfile-1 " << std::string(64, 'a') << "\n";
+                                     << "\nfile-1 " << std::string(64, 'a') << "\n";
   const auto from_file = loadNoticeVault(dir + "/notice.key", card_key);
   CHECK(from_file.keyId() == "file-2");
   CHECK(noticeKeySource(dir + "/notice.key") == "file");

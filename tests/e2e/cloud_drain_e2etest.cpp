@@ -6,21 +6,19 @@
 //
 // The card is held "in hand" deterministically: the test locks the deposits table, so the
 // cloud's session blocks inside its decision until the test lets go.
+#include <sys/wait.h>
+
 #include <catch2/catch.hpp>
-
-#include <pqxx/pqxx>
-
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <pqxx/pqxx>
 #include <sstream>
 
-#include <sys/wait.h>
-
-#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 
 using namespace lostcard;
@@ -40,8 +38,10 @@ using lostcard::test::readLines;
 int lockWaiters(const std::string& conninfo) {
   pqxx::connection c(conninfo);
   pqxx::read_transaction tx(c);
-  return tx.exec1("SELECT count(*) FROM pg_stat_activity "
-                  "WHERE datname = current_database() AND wait_event_type = 'Lock'")[0]
+  return tx
+      .exec1(
+          "SELECT count(*) FROM pg_stat_activity "
+          "WHERE datname = current_database() AND wait_event_type = 'Lock'")[0]
       .as<int>();
 }
 
@@ -88,12 +88,11 @@ TEST_CASE("a stopping cloud answers the card in hand, exits 0, and nothing is de
             "Mo-Fr 09:00-18:00", "--slots", "6"});
   std::ofstream(dir / "secrets.tsv") << "holder-marie\tmarie-secret\n";
 
-  test::ChildProcess sink({bin + "/lostcard-webhook-sink", "--listen",
-                           "127.0.0.1:" + std::to_string(sink_port), "--secrets",
-                           (dir / "secrets.tsv").string(), "--out",
-                           (dir / "notices.jsonl").string(), "--raw-log",
-                           (dir / "raw.tsv").string()},
-                          (dir / "phones.log").string());
+  test::ChildProcess sink(
+      {bin + "/lostcard-webhook-sink", "--listen", "127.0.0.1:" + std::to_string(sink_port),
+       "--secrets", (dir / "secrets.tsv").string(), "--out", (dir / "notices.jsonl").string(),
+       "--raw-log", (dir / "raw.tsv").string()},
+      (dir / "phones.log").string());
 
   // Both clouds listen on one port, as a restarted service would.
   const std::string cloud_port = std::to_string(test::freeLocalPort());
@@ -105,7 +104,8 @@ TEST_CASE("a stopping cloud answers the card in hand, exits 0, and nothing is de
             (dir / "pki/server/localhost.crt").string(), "--key",
             (dir / "pki/server/localhost.key").string(), "--card-key-file",
             (dir / "card.key").string(), "--models-dir", test::sourceDir() + "/models",
-            "--workers", "2", "--max-queued-recognitions", "1", "--busy-keepalive-ms", "300",
+            "--allow-internal-webhooks", "--workers", "2", "--max-queued-recognitions", "1",
+            "--busy-keepalive-ms", "300",
             // Far beyond what the test needs: the deadline must never decide this test.
             "--drain-timeout-ms", "120000"},
         (dir / log_name).string());
@@ -114,18 +114,34 @@ TEST_CASE("a stopping cloud answers the card in hand, exits 0, and nothing is de
   auto cloudLogHas = [&](const std::string& log_name, const std::string& text) {
     return readFile(dir / log_name).find(text) != std::string::npos;
   };
-  REQUIRE(test::eventually([&] { return cloudLogHas("cloud-1.log", "lostcard-cloud ready"); },
-                           60s));
+  REQUIRE(
+      test::eventually([&] { return cloudLogHas("cloud-1.log", "lostcard-cloud ready"); }, 60s));
 
   auto startKiosk = [&](const std::string& id) {
     return std::make_unique<test::ChildProcess>(
-        std::vector<std::string>{
-            bin + "/lostcard-kiosk", "--id", id, "--cloud", "127.0.0.1:" + cloud_port,
-            "--server-name", "localhost", "--ca", (dir / "pki/ca.crt").string(), "--cert",
-            (dir / "pki/kiosks" / (id + ".crt")).string(), "--key",
-            (dir / "pki/kiosks" / (id + ".key")).string(), "--journal",
-            (dir / (id + ".journal")).string(), "--hw", "sim", "--sim-root", (dir / id).string(),
-            "--slots", "6", "--heartbeat-ms", "500"},
+        std::vector<std::string>{bin + "/lostcard-kiosk",
+                                 "--id",
+                                 id,
+                                 "--cloud",
+                                 "127.0.0.1:" + cloud_port,
+                                 "--server-name",
+                                 "localhost",
+                                 "--ca",
+                                 (dir / "pki/ca.crt").string(),
+                                 "--cert",
+                                 (dir / "pki/kiosks" / (id + ".crt")).string(),
+                                 "--key",
+                                 (dir / "pki/kiosks" / (id + ".key")).string(),
+                                 "--journal",
+                                 (dir / (id + ".journal")).string(),
+                                 "--hw",
+                                 "sim",
+                                 "--sim-root",
+                                 (dir / id).string(),
+                                 "--slots",
+                                 "6",
+                                 "--heartbeat-ms",
+                                 "500"},
         (dir / (id + ".log")).string());
   };
   auto east = startKiosk("kiosk-east");
@@ -193,8 +209,8 @@ TEST_CASE("a stopping cloud answers the card in hand, exits 0, and nothing is de
   CHECK(second_log.find("seen again") == std::string::npos);
 
   // One deposit row per card, both stored where the boxes hold them.
-  REQUIRE(test::eventually(
-      [&] { return countOf(adminRun({"deposits"}), "\tstored\t") == 2; }, 60s));
+  REQUIRE(
+      test::eventually([&] { return countOf(adminRun({"deposits"}), "\tstored\t") == 2; }, 60s));
   const auto deposits = nonEmptyLines(adminRun({"deposits"}));
   REQUIRE(deposits.size() == 2);
   int in_bin = 0;

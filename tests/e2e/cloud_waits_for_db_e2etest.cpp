@@ -3,14 +3,13 @@
 // by a PostgreSQL restart left no cloud running. The database is put out of reach by a
 // lostcard-fault-proxy in front of it that refuses connections until told otherwise.
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
 
-#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 
 using namespace lostcard;
@@ -46,28 +45,42 @@ TEST_CASE("the cloud waits for an unreachable database, then serves", "[e2e]") {
 
   // The database, behind a proxy that refuses every connection for now.
   writeControl(dir / "faults.conf", "refuse = 1\n");
-  test::ChildProcess proxy({bin + "/lostcard-fault-proxy", "--listen", "127.0.0.1:0",
-                            "--port-file", (dir / "proxy.port").string(), "--target",
-                            "127.0.0.1:" + pg_port, "--control", (dir / "faults.conf").string(),
-                            "--poll-ms", "20"},
+  test::ChildProcess proxy({bin + "/lostcard-fault-proxy", "--listen", "127.0.0.1:0", "--port-file",
+                            (dir / "proxy.port").string(), "--target", "127.0.0.1:" + pg_port,
+                            "--control", (dir / "faults.conf").string(), "--poll-ms", "20"},
                            (dir / "proxy.log").string());
   REQUIRE(test::eventually([&] { return fs::exists(dir / "proxy.port"); }, 30s));
   const std::string proxy_port = std::to_string(std::stoi(readFile(dir / "proxy.port")));
   // libpq takes the last value of a repeated keyword: the same database, through the proxy.
   const std::string gated = conninfo + " port=" + proxy_port;
 
-  test::ChildProcess cloud(
-      {bin + "/lostcard-cloud", "--db", gated, "--listen", "127.0.0.1:0", "--port-file",
-       (dir / "cloud.port").string(), "--ca", (dir / "pki/ca.crt").string(), "--cert",
-       (dir / "pki/server/localhost.crt").string(), "--key",
-       (dir / "pki/server/localhost.key").string(), "--card-key-file",
-       (dir / "card.key").string(), "--models-dir", test::sourceDir() + "/models",
-       "--db-wait-ms", "600000"},
-      (dir / "cloud.log").string());
+  test::ChildProcess cloud({bin + "/lostcard-cloud",
+                            "--db",
+                            gated,
+                            "--listen",
+                            "127.0.0.1:0",
+                            "--port-file",
+                            (dir / "cloud.port").string(),
+                            "--ca",
+                            (dir / "pki/ca.crt").string(),
+                            "--cert",
+                            (dir / "pki/server/localhost.crt").string(),
+                            "--key",
+                            (dir / "pki/server/localhost.key").string(),
+                            "--card-key-file",
+                            (dir / "card.key").string(),
+                            "--models-dir",
+                            test::sourceDir() + "/models",
+                            "--allow-internal-webhooks",
+                            "--db-wait-ms",
+                            "600000"},
+                           (dir / "cloud.log").string());
 
   // It says it is waiting, and is still there.
   REQUIRE(test::eventually(
-      [&] { return readFile(dir / "cloud.log").find("database not reachable") != std::string::npos; },
+      [&] {
+        return readFile(dir / "cloud.log").find("database not reachable") != std::string::npos;
+      },
       60s));
   CHECK(cloud.running());
   CHECK_FALSE(fs::exists(dir / "cloud.port"));

@@ -1,17 +1,16 @@
 // The whole drop path on real processes: PostgreSQL, lostcard-cloud, two lostcard-kiosk daemons
 // on simulated hardware, and lostcard-webhook-sink standing for the holders' phones. A card
 // dropped into one box must produce exactly one notice, to its own holder, naming that box.
-#include <catch2/catch.hpp>
-
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 
 using namespace lostcard;
@@ -47,9 +46,7 @@ std::string field(const google::protobuf::Struct& s, const std::string& path) {
   }
 }
 
-bool holds(const fs::path& folder, const std::string& card) {
-  return fs::exists(folder / card);
-}
+bool holds(const fs::path& folder, const std::string& card) { return fs::exists(folder / card); }
 
 }  // namespace
 
@@ -95,30 +92,45 @@ TEST_CASE("a dropped card becomes one notice to its holder naming the box", "[e2
             "Mo-Fr 09:00-18:00", "--slots", "6"});
   std::ofstream(dir / "secrets.tsv") << "holder-marie\tmarie-secret\n";
 
-  test::ChildProcess sink({bin + "/lostcard-webhook-sink", "--listen",
-                           "127.0.0.1:" + std::to_string(sink_port), "--secrets",
-                           (dir / "secrets.tsv").string(), "--out",
-                           (dir / "notices.jsonl").string()},
-                          (dir / "phones.log").string());
+  test::ChildProcess sink(
+      {bin + "/lostcard-webhook-sink", "--listen", "127.0.0.1:" + std::to_string(sink_port),
+       "--secrets", (dir / "secrets.tsv").string(), "--out", (dir / "notices.jsonl").string()},
+      (dir / "phones.log").string());
   test::ChildProcess cloud(
       {bin + "/lostcard-cloud", "--db", db.conninfo(), "--listen", "127.0.0.1:0", "--port-file",
        (dir / "cloud.port").string(), "--ca", (dir / "pki/ca.crt").string(), "--cert",
        (dir / "pki/server/localhost.crt").string(), "--key",
-       (dir / "pki/server/localhost.key").string(), "--card-key-file",
-       (dir / "card.key").string(), "--models-dir", test::sourceDir() + "/models"},
+       (dir / "pki/server/localhost.key").string(), "--card-key-file", (dir / "card.key").string(),
+       "--models-dir", test::sourceDir() + "/models", "--allow-internal-webhooks"},
       (dir / "cloud.log").string());
   REQUIRE(test::eventually([&] { return !readLines(dir / "cloud.port").empty(); }, 60s));
   const std::string cloud_port = readLines(dir / "cloud.port").front();
 
   auto startKiosk = [&](const std::string& id) {
     return std::make_unique<test::ChildProcess>(
-        std::vector<std::string>{
-            bin + "/lostcard-kiosk", "--id", id, "--cloud", "127.0.0.1:" + cloud_port,
-            "--server-name", "localhost", "--ca", (dir / "pki/ca.crt").string(), "--cert",
-            (dir / "pki/kiosks" / (id + ".crt")).string(), "--key",
-            (dir / "pki/kiosks" / (id + ".key")).string(), "--journal",
-            (dir / (id + ".journal")).string(), "--hw", "sim", "--sim-root",
-            (dir / id).string(), "--slots", "6", "--heartbeat-ms", "500"},
+        std::vector<std::string>{bin + "/lostcard-kiosk",
+                                 "--id",
+                                 id,
+                                 "--cloud",
+                                 "127.0.0.1:" + cloud_port,
+                                 "--server-name",
+                                 "localhost",
+                                 "--ca",
+                                 (dir / "pki/ca.crt").string(),
+                                 "--cert",
+                                 (dir / "pki/kiosks" / (id + ".crt")).string(),
+                                 "--key",
+                                 (dir / "pki/kiosks" / (id + ".key")).string(),
+                                 "--journal",
+                                 (dir / (id + ".journal")).string(),
+                                 "--hw",
+                                 "sim",
+                                 "--sim-root",
+                                 (dir / id).string(),
+                                 "--slots",
+                                 "6",
+                                 "--heartbeat-ms",
+                                 "500"},
         (dir / (id + ".log")).string());
   };
   auto east = startKiosk("kiosk-east");
@@ -127,8 +139,7 @@ TEST_CASE("a dropped card becomes one notice to its holder naming the box", "[e2
   // Marie's card goes into the west box; the two others into the east box.
   dropCard(dir / "cards/card-marie", dir / "kiosk-west");
   dropCard(dir / "cards/card-unknown", dir / "kiosk-east");
-  REQUIRE(test::eventually(
-      [&] { return holds(dir / "kiosk-east/bin", "card-unknown"); }, 120s));
+  REQUIRE(test::eventually([&] { return holds(dir / "kiosk-east/bin", "card-unknown"); }, 120s));
   dropCard(dir / "cards/card-blank", dir / "kiosk-east");
 
   REQUIRE(test::eventually([&] { return readLines(dir / "notices.jsonl").size() >= 1; }, 120s));

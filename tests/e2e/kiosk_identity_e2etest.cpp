@@ -210,7 +210,8 @@ struct Fleet {
             "--card-key-file",
             (dir / "card.key").string(),
             "--models-dir",
-            test::sourceDir() + "/models"};
+            test::sourceDir() + "/models",
+            "--allow-internal-webhooks"};
   }
 
   ClientTls kiosk(const std::string& id, const std::string& pki = "pki") const {

@@ -8,16 +8,14 @@
 // link (every chunk delayed) carries a card whose upload takes longer than the kiosk's peer
 // timeout, and the kiosk does not give up on it.
 #include <catch2/catch.hpp>
-
-#include <pqxx/pqxx>
-
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <pqxx/pqxx>
 #include <sstream>
 
-#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 
 using namespace lostcard;
@@ -42,8 +40,9 @@ void writeControl(const fs::path& path, const std::string& text) {
 double lastHeartbeatS(const std::string& conninfo) {
   pqxx::connection c(conninfo);
   pqxx::read_transaction tx(c);
-  const auto v = tx.exec1("SELECT extract(epoch FROM last_heartbeat_at) FROM kiosks "
-                          "WHERE id = 'kiosk-east'")[0];
+  const auto v = tx.exec1(
+      "SELECT extract(epoch FROM last_heartbeat_at) FROM kiosks "
+      "WHERE id = 'kiosk-east'")[0];
   return v.is_null() ? 0.0 : v.as<double>();
 }
 
@@ -84,18 +83,17 @@ TEST_CASE("a stalled link is left by the kiosk and closed by the cloud; nothing 
             "Mo-Su 06:00-23:00", "--slots", "6"});
   std::ofstream(dir / "secrets.tsv") << "holder-marie\tmarie-secret\n";
 
-  test::ChildProcess sink({bin + "/lostcard-webhook-sink", "--listen",
-                           "127.0.0.1:" + std::to_string(sink_port), "--secrets",
-                           (dir / "secrets.tsv").string(), "--out",
-                           (dir / "notices.jsonl").string(), "--raw-log",
-                           (dir / "raw.tsv").string()},
-                          (dir / "phones.log").string());
+  test::ChildProcess sink(
+      {bin + "/lostcard-webhook-sink", "--listen", "127.0.0.1:" + std::to_string(sink_port),
+       "--secrets", (dir / "secrets.tsv").string(), "--out", (dir / "notices.jsonl").string(),
+       "--raw-log", (dir / "raw.tsv").string()},
+      (dir / "phones.log").string());
   test::ChildProcess cloud(
       {bin + "/lostcard-cloud", "--db", db.conninfo(), "--listen", "127.0.0.1:0", "--port-file",
        (dir / "cloud.port").string(), "--ca", (dir / "pki/ca.crt").string(), "--cert",
        (dir / "pki/server/localhost.crt").string(), "--key",
-       (dir / "pki/server/localhost.key").string(), "--card-key-file",
-       (dir / "card.key").string(), "--models-dir", test::sourceDir() + "/models",
+       (dir / "pki/server/localhost.key").string(), "--card-key-file", (dir / "card.key").string(),
+       "--models-dir", test::sourceDir() + "/models", "--allow-internal-webhooks",
        // Longer than the slow upload below takes, which the cloud counts as silence.
        "--idle-timeout-ms", "12000", "--busy-keepalive-ms", "300"},
       (dir / "cloud.log").string());
@@ -104,24 +102,40 @@ TEST_CASE("a stalled link is left by the kiosk and closed by the cloud; nothing 
 
   const fs::path control = dir / "faults.conf";
   writeControl(control, "");
-  test::ChildProcess proxy({bin + "/lostcard-fault-proxy", "--listen", "127.0.0.1:0",
-                            "--port-file", (dir / "proxy.port").string(), "--target",
-                            "127.0.0.1:" + cloud_port, "--control", control.string(),
-                            "--poll-ms", "20"},
+  test::ChildProcess proxy({bin + "/lostcard-fault-proxy", "--listen", "127.0.0.1:0", "--port-file",
+                            (dir / "proxy.port").string(), "--target", "127.0.0.1:" + cloud_port,
+                            "--control", control.string(), "--poll-ms", "20"},
                            (dir / "proxy.log").string());
   REQUIRE(test::eventually([&] { return !readLines(dir / "proxy.port").empty(); }, 60s));
   const std::string proxy_port = readLines(dir / "proxy.port").front();
 
   const std::string peer_timeout_ms = "2500";
-  test::ChildProcess kiosk(
-      {bin + "/lostcard-kiosk", "--id", "kiosk-east", "--cloud", "127.0.0.1:" + proxy_port,
-       "--server-name", "localhost", "--ca", (dir / "pki/ca.crt").string(), "--cert",
-       (dir / "pki/kiosks/kiosk-east.crt").string(), "--key",
-       (dir / "pki/kiosks/kiosk-east.key").string(), "--journal",
-       (dir / "kiosk-east.journal").string(), "--hw", "sim", "--sim-root",
-       (dir / "kiosk-east").string(), "--slots", "6", "--heartbeat-ms", "500",
-       "--peer-timeout-ms", peer_timeout_ms},
-      (dir / "kiosk-east.log").string());
+  test::ChildProcess kiosk({bin + "/lostcard-kiosk",
+                            "--id",
+                            "kiosk-east",
+                            "--cloud",
+                            "127.0.0.1:" + proxy_port,
+                            "--server-name",
+                            "localhost",
+                            "--ca",
+                            (dir / "pki/ca.crt").string(),
+                            "--cert",
+                            (dir / "pki/kiosks/kiosk-east.crt").string(),
+                            "--key",
+                            (dir / "pki/kiosks/kiosk-east.key").string(),
+                            "--journal",
+                            (dir / "kiosk-east.journal").string(),
+                            "--hw",
+                            "sim",
+                            "--sim-root",
+                            (dir / "kiosk-east").string(),
+                            "--slots",
+                            "6",
+                            "--heartbeat-ms",
+                            "500",
+                            "--peer-timeout-ms",
+                            peer_timeout_ms},
+                           (dir / "kiosk-east.log").string());
   auto kioskLog = [&] { return readFile(dir / "kiosk-east.log"); };
   REQUIRE(test::eventually([&] { return countOf(kioskLog(), "cloud link up") == 1; }, 60s));
 
@@ -176,8 +190,7 @@ TEST_CASE("a stalled link is left by the kiosk and closed by the cloud; nothing 
   REQUIRE(test::eventually(
       [&] { return countOf(readFile(dir / "proxy.log"), "delay_ms=200") >= 1; }, 30s));
   dropCard(dir / "cards/card-unknown", dir / "kiosk-east");
-  REQUIRE(test::eventually(
-      [&] { return fs::exists(dir / "kiosk-east/bin/card-unknown"); }, 180s));
+  REQUIRE(test::eventually([&] { return fs::exists(dir / "kiosk-east/bin/card-unknown"); }, 180s));
   CHECK(countOf(kioskLog(), "cloud link up") == links_before);
   CHECK(countOf(kioskLog(), "nothing from the cloud") == silences_before);
   writeControl(control, "");

@@ -12,8 +12,8 @@
 #include <sstream>
 
 #include "lostcard/kiosk/journal.hpp"
-#include "lostcard/test/files.hpp"
 #include "lostcard/test/child_process.hpp"
+#include "lostcard/test/files.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 
 using namespace lostcard;
@@ -105,10 +105,10 @@ TEST_CASE("lostcard-admin reconcile reports agreement, then each disagreement", 
        (dir / "cloud.port").string(), "--ca", (dir / "pki/ca.crt").string(), "--cert",
        (dir / "pki/server/localhost.crt").string(), "--key",
        (dir / "pki/server/localhost.key").string(), "--card-key-file", (dir / "card.key").string(),
-       "--models-dir", test::sourceDir() + "/models"},
+       "--models-dir", test::sourceDir() + "/models", "--allow-internal-webhooks"},
       (dir / "cloud.log").string());
-  REQUIRE(test::eventually(
-      [&] { return !nonEmptyLines(readFile(dir / "cloud.port")).empty(); }, 60s));
+  REQUIRE(
+      test::eventually([&] { return !nonEmptyLines(readFile(dir / "cloud.port")).empty(); }, 60s));
   const std::string cloud_port = nonEmptyLines(readFile(dir / "cloud.port")).front();
 
   const fs::path journal_path = dir / "kiosk-1.journal";

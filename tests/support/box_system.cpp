@@ -118,7 +118,8 @@ std::unique_ptr<ChildProcess> BoxSystem::startCloud(bool http,
                                    "--card-key-file",
                                    (dir / "card.key").string(),
                                    "--models-dir",
-                                   sourceDir() + "/models"};
+                                   sourceDir() + "/models",
+                                   "--allow-internal-webhooks"};
   if (http) {
     argv.insert(argv.end(),
                 {"--http-listen", "127.0.0.1:0", "--http-port-file", (dir / "http.port").string()});

@@ -104,6 +104,10 @@ struct DeliveryOptions {
   int batch_size = 16;
   // Opens the sealed notices (loadNoticeVault); must outlive the worker. Null: processNoticeVault.
   const ImageVault* notice_vault = nullptr;
+  // POST to webhooks at internal addresses too (registry_http_client.hpp): for tests, a demo on
+  // one machine, or a deployment whose receivers are on a private network. Off, a webhook
+  // naming the cloud's own network fails like an unreachable one.
+  bool allow_internal_webhooks = false;
 };
 
 // The wait before the next attempt after `attempts` failed ones (1, 2, ...):
