@@ -23,6 +23,7 @@
 #include "lostcard/cloud/holder_api.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/cloud/unclaimed.hpp"
+#include "lostcard/test/api_server.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/https_client.hpp"
 #include "lostcard/test/manual_clock.hpp"
@@ -65,11 +66,9 @@ class Api {
         holder_data_({.conninfo = db_.conninfo(), .max_new_codes_per_hour = 5}, store_, hasher_),
         streams_({.conninfo = db_.conninfo(), .listen_slice = 20ms}),
         holder_api_{holder_data_, streams_},
-        router_(cloud::makeApiV1Router(accounts_, reader_, {keys_, enrollment_},
-                                       [this] { return now(); }, &holder_api_)),
-        tls_(cloud::makeHttpsServerContext(pkiDir() + "/server/localhost.crt",
-                                           pkiDir() + "/server/localhost.key")),
-        server_(io_, tls_, router_, work_.get_executor(), serverOptions()) {
+        router_(cloud::makeApiV1Router(
+            accounts_, reader_, {keys_, enrollment_}, [this] { return now(); }, &holder_api_)),
+        server_(router_, pkiDir(), serverOptions()) {
     store_.migrate();
     store_.upsertIssuer("northwind", "Northwind Bank");
     store_.upsertIssuer("contoso", "Contoso Transit");
@@ -95,19 +94,13 @@ class Api {
 
     streams_.start();
     server_.start();
-    thread_ = std::thread([this] { io_.run(); });
   }
 
-  ~Api() {
-    streams_.stop();
-    server_.stop();
-    thread_.join();
-    work_.join();
-  }
+  ~Api() { streams_.stop(); }
 
   std::chrono::system_clock::time_point now() const { return clock_.now(); }
   void advance(std::chrono::seconds by) { clock_.advance(by); }
-  unsigned short port() const { return server_.localEndpoint().port(); }
+  unsigned short port() const { return server_.port(); }
   const std::string& conninfo() const { return db_.conninfo(); }
   cloud::AccountStore& accounts() { return accounts_; }
   cloud::Store& store() { return store_; }
@@ -145,7 +138,6 @@ class Api {
   // Short timeouts, so the test of a silent client does not wait long.
   static cloud::HttpServerOptions serverOptions() {
     cloud::HttpServerOptions options;
-    options.listen = {asio::ip::make_address("127.0.0.1"), 0};
     options.max_body_bytes = kMaxBody;
     options.handshake_timeout = 3s;
     options.read_timeout = 3s;
@@ -200,11 +192,7 @@ class Api {
   cloud::HolderApi holder_api_;
   test::ManualClock clock_{kT0};
   cloud::HttpRouter router_;
-  asio::io_context io_;
-  asio::thread_pool work_{2};
-  asio::ssl::context tls_;
-  cloud::HttpServer server_;
-  std::thread thread_;
+  test::ApiServer server_;
   test::HttpsClient client_{pkiDir() + "/ca.crt", [this] { return port(); }};
 };
 
@@ -215,9 +203,10 @@ class EventStream {
   EventStream(Api& api, asio::io_context& io, const std::string& token,
               const std::string& last_event_id = "")
       : stream_(api.connect(io)) {
-    std::string request = "GET /v1/holder/notices/stream HTTP/1.1\r\nHost: localhost\r\n"
-                          "Accept: text/event-stream\r\nAuthorization: Bearer " +
-                          token + "\r\n";
+    std::string request =
+        "GET /v1/holder/notices/stream HTTP/1.1\r\nHost: localhost\r\n"
+        "Accept: text/event-stream\r\nAuthorization: Bearer " +
+        token + "\r\n";
     if (!last_event_id.empty()) {
       request += "Last-Event-ID: " + last_event_id + "\r\n";
     }
@@ -269,9 +258,10 @@ std::int64_t cardIdOf(Api& api, const std::string& holder) {
 }
 
 void markDelivered(Api& api, const std::string& deposit) {
-  api.query("UPDATE notice_outbox SET delivered_at = now(), payload_key_id = NULL, "
-            "payload_nonce = NULL, payload_sealed = NULL WHERE deposit_id = '" +
-            deposit + "' AND delivered_at IS NULL AND gave_up_at IS NULL");
+  api.query(
+      "UPDATE notice_outbox SET delivered_at = now(), payload_key_id = NULL, "
+      "payload_nonce = NULL, payload_sealed = NULL WHERE deposit_id = '" +
+      deposit + "' AND delivered_at IS NULL AND gave_up_at IS NULL");
 }
 
 }  // namespace
@@ -308,8 +298,7 @@ TEST_CASE("a holder sees their own cards, and anyone sees a box with its map lin
   CHECK(api.call(http::verb::get, "/v1/kiosks/nowhere").status == 404);
 
   // The holder's deposits name their box's place too.
-  const auto deposits =
-      api.call(http::verb::get, "/v1/holder/deposits", ada).as<v1::DepositList>();
+  const auto deposits = api.call(http::verb::get, "/v1/holder/deposits", ada).as<v1::DepositList>();
   REQUIRE(deposits.deposits_size() == 1);
   CHECK(deposits.deposits(0).kiosk().map_url() == kiosk.map_url());
   CHECK(deposits.deposits(0).kiosk().opening_hours() == "24/7");
@@ -341,11 +330,11 @@ TEST_CASE("is my card in a box: answers only about the asker's own cards") {
 
   // Another holder's card: by id 404 (as for no card at all), by number "not found", the same
   // answer as a number nobody enrolled.
-  CHECK(api.call(http::verb::post, "/v1/holder/card-queries", ada,
-                 R"({"card_id": ")" + std::to_string(bob_card) + R"("})")
-            .body ==
-        api.call(http::verb::post, "/v1/holder/card-queries", ada, R"({"card_id": "999999"})")
-            .body);
+  CHECK(
+      api.call(http::verb::post, "/v1/holder/card-queries", ada,
+               R"({"card_id": ")" + std::to_string(bob_card) + R"("})")
+          .body ==
+      api.call(http::verb::post, "/v1/holder/card-queries", ada, R"({"card_id": "999999"})").body);
   CHECK(api.call(http::verb::post, "/v1/holder/card-queries", ada,
                  R"({"card_id": ")" + std::to_string(bob_card) + R"("})")
             .status == 404);
@@ -375,14 +364,14 @@ TEST_CASE("is my card in a box: answers only about the asker's own cards") {
   CHECK(again.deposits(0).notice() == "on_its_way");
   CHECK(again.deposits(0).notice_id() == pushed.deposits(0).notice_id());
   CHECK(api.query("SELECT count(*) FROM notice_outbox WHERE deposit_id = '" +
-                  std::string(kAdaDeposit) + "' AND delivered_at IS NULL AND gave_up_at IS NULL")[0][0]
+                  std::string(kAdaDeposit) +
+                  "' AND delivered_at IS NULL AND gave_up_at IS NULL")[0][0]
             .as<int>() == 1);
 
   // Audited, never with the number.
   CHECK(api.query("SELECT count(*) FROM audit_log WHERE action = 'cards.query'")[0][0].as<int>() >=
         8);
-  CHECK(api.query("SELECT count(*) FROM audit_log WHERE detail ~ '[0-9]{8}'")[0][0].as<int>() ==
-        0);
+  CHECK(api.query("SELECT count(*) FROM audit_log WHERE detail ~ '[0-9]{8}'")[0][0].as<int>() == 0);
 }
 
 TEST_CASE("the inbox lists the holder's own notices, with the code only while it waits") {
@@ -438,8 +427,8 @@ TEST_CASE("a new pickup code: only for the holder's own deposit, audited, thrott
   const auto notice = newCode(api, ada, kAdaDeposit);
   CHECK_FALSE(notice.empty());
   // Another holder's deposit, an unknown one and a malformed id: the same 404.
-  const auto others = api.call(http::verb::post,
-                               std::string("/v1/holder/deposits/") + kAdaDeposit + "/new-code", bob);
+  const auto others = api.call(
+      http::verb::post, std::string("/v1/holder/deposits/") + kAdaDeposit + "/new-code", bob);
   CHECK(others.status == 404);
   CHECK(others.body == api.call(http::verb::post,
                                 "/v1/holder/deposits/99999999-9999-4999-8999-999999999999/new-code",
@@ -528,9 +517,9 @@ TEST_CASE("a holder adds their own card with the issuer's proof, and only then")
            R"("})";
   };
 
-  const auto added = api.call(http::verb::post, "/v1/holder/cards", ada,
-                              body("contoso", "5555 5555 5555 4444",
-                                   cloud::cardProof(contoso, "ada", number)));
+  const auto added =
+      api.call(http::verb::post, "/v1/holder/cards", ada,
+               body("contoso", "5555 5555 5555 4444", cloud::cardProof(contoso, "ada", number)));
   INFO(added.body);
   REQUIRE(added.status == 201);
   const auto card = added.as<v1::HolderCard>();
@@ -548,7 +537,8 @@ TEST_CASE("a holder adds their own card with the issuer's proof, and only then")
   // Refusals: a proof for someone else, or by another issuer's key; another holder's card (even
   // with a proof for ada); an unknown issuer; a malformed number.
   CHECK(api.call(http::verb::post, "/v1/holder/cards", ada,
-                 body("contoso", "4242424242424242", cloud::cardProof(contoso, "bob", "4242424242424242")))
+                 body("contoso", "4242424242424242",
+                      cloud::cardProof(contoso, "bob", "4242424242424242")))
             .status == 403);
   CHECK(api.call(http::verb::post, "/v1/holder/cards", ada,
                  body("northwind", "4242424242424242",
@@ -562,8 +552,12 @@ TEST_CASE("a holder adds their own card with the issuer's proof, and only then")
   CHECK(api.call(http::verb::post, "/v1/holder/cards", ada, body("contoso", "12x4", "00")).status ==
         400);
   CHECK(api.query("SELECT count(*) FROM cards WHERE holder_id = 'ada'")[0][0].as<int>() == 2);
-  CHECK(api.query("SELECT count(*) FROM audit_log WHERE action = 'cards.add' AND result = 'refused'")
-            [0][0].as<int>() == 5);
+  CHECK(
+      api
+          .query(
+              "SELECT count(*) FROM audit_log WHERE action = 'cards.add' AND result = 'refused'")[0]
+                                                                                                 [0]
+          .as<int>() == 5);
   CHECK(api.query("SELECT count(*) FROM audit_log WHERE detail ~ '[0-9]{8}'")[0][0].as<int>() == 0);
 }
 

@@ -18,6 +18,7 @@
 #include "lostcard/cloud/holder_api.hpp"
 #include "lostcard/cloud/holder_contact.hpp"
 #include "lostcard/cloud/store.hpp"
+#include "lostcard/test/api_server.hpp"
 #include "lostcard/test/files.hpp"
 #include "lostcard/test/https_client.hpp"
 #include "lostcard/test/manual_clock.hpp"
@@ -55,10 +56,7 @@ class SignupApi {
         holder_api_{holder_data_, streams_, &contacts_},
         router_(cloud::makeApiV1Router(
             accounts_, reader_, {keys_, enrollment_}, [this] { return now(); }, &holder_api_)),
-        tls_(cloud::makeHttpsServerContext(pkiDir() + "/server/localhost.crt",
-                                           pkiDir() + "/server/localhost.key")),
-        server_(io_, tls_, router_, work_.get_executor(),
-                {.listen = {asio::ip::make_address("127.0.0.1"), 0}}),
+        server_(router_, pkiDir()),
         delivery_(
             {.conninfo = db_.conninfo(), .initial_backoff = 1ms, .allow_internal_webhooks = true}) {
     store_.migrate();
@@ -75,13 +73,6 @@ class SignupApi {
     op.role = cloud::Role::kOperator;
     accounts_.upsertAccount(op, kPassword, kT0);
     server_.start();
-    thread_ = std::thread([this] { io_.run(); });
-  }
-
-  ~SignupApi() {
-    server_.stop();
-    thread_.join();
-    work_.join();
   }
 
   std::chrono::system_clock::time_point now() const { return clock_.now(); }
@@ -176,14 +167,9 @@ class SignupApi {
   cloud::HolderApi holder_api_;
   test::ManualClock clock_{kT0};
   cloud::HttpRouter router_;
-  asio::io_context io_;
-  asio::thread_pool work_{2};
-  asio::ssl::context tls_;
-  cloud::HttpServer server_;
-  std::thread thread_;
+  test::ApiServer server_;
   cloud::NoticeDelivery delivery_;
-  test::HttpsClient client_{pkiDir() + "/ca.crt",
-                            [this] { return server_.localEndpoint().port(); }};
+  test::HttpsClient client_{pkiDir() + "/ca.crt", [this] { return server_.port(); }};
 };
 
 cloud::HolderContactOptions allowingHttp() {

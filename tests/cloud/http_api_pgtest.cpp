@@ -15,6 +15,7 @@
 
 #include "lostcard/cloud/api_v1.hpp"
 #include "lostcard/cloud/store.hpp"
+#include "lostcard/test/api_server.hpp"
 #include "lostcard/test/https_client.hpp"
 #include "lostcard/test/manual_clock.hpp"
 #include "lostcard/test/pg_test_db.hpp"
@@ -52,9 +53,7 @@ class Api {
         enrollment_({.conninfo = db_.conninfo()}, hasher_),
         router_(cloud::makeApiV1Router(accounts_, reader_, {keys_, enrollment_},
                                        [this] { return now(); })),
-        tls_(cloud::makeHttpsServerContext(pkiDir() + "/server/localhost.crt",
-                                           pkiDir() + "/server/localhost.key")),
-        server_(io_, tls_, router_, work_.get_executor(), serverOptions()) {
+        server_(router_, pkiDir(), serverOptions()) {
     store_.migrate();
     store_.upsertIssuer("northwind", "Northwind Bank");
     store_.upsertIssuer("contoso", "Contoso Transit");
@@ -79,18 +78,11 @@ class Api {
     account("root", Role::kAdmin, "", "", {});
 
     server_.start();
-    thread_ = std::thread([this] { io_.run(); });
-  }
-
-  ~Api() {
-    server_.stop();
-    thread_.join();
-    work_.join();
   }
 
   std::chrono::system_clock::time_point now() const { return clock_.now(); }
   void advance(std::chrono::seconds by) { clock_.advance(by); }
-  unsigned short port() const { return server_.localEndpoint().port(); }
+  unsigned short port() const { return server_.port(); }
   const std::string& conninfo() const { return db_.conninfo(); }
   cloud::AccountStore& accounts() { return accounts_; }
 
@@ -172,7 +164,6 @@ class Api {
   // Short timeouts, so the test of a silent client does not wait long.
   static cloud::HttpServerOptions serverOptions() {
     cloud::HttpServerOptions options;
-    options.listen = {asio::ip::make_address("127.0.0.1"), 0};
     options.max_body_bytes = kMaxBody;
     options.handshake_timeout = 3s;
     options.read_timeout = 3s;
@@ -217,11 +208,7 @@ class Api {
   cloud::CardEnrollment enrollment_;
   test::ManualClock clock_{kT0};
   cloud::HttpRouter router_;
-  asio::io_context io_;
-  asio::thread_pool work_{2};
-  asio::ssl::context tls_;
-  cloud::HttpServer server_;
-  std::thread thread_;
+  test::ApiServer server_;
   test::HttpsClient client_{pkiDir() + "/ca.crt", [this] { return port(); }};
 };
 

@@ -16,6 +16,7 @@
 #include "lostcard/cloud/api_v1.hpp"
 #include "lostcard/cloud/luhn.hpp"
 #include "lostcard/cloud/store.hpp"
+#include "lostcard/test/api_server.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/https_client.hpp"
 #include "lostcard/test/pg_test_db.hpp"
@@ -56,9 +57,7 @@ class IssuerApiServer {
         enrollment_({.conninfo = db_.conninfo(), .batch_rows = 1000}, hasher_),
         router_(cloud::makeApiV1Router(
             accounts_, reader_, {keys_, enrollment_, cloud::defaultCardFormats(), kMaxImport, 1})),
-        tls_(cloud::makeHttpsServerContext(pkiDir() + "/server/localhost.crt",
-                                           pkiDir() + "/server/localhost.key")),
-        server_(io_, tls_, router_, work_.get_executor(), serverOptions()) {
+        server_(router_, pkiDir(), serverOptions()) {
     store_.migrate();
     store_.upsertIssuer("northwind", "Northwind Bank");
     store_.upsertIssuer("contoso", "Contoso Transit");
@@ -69,13 +68,6 @@ class IssuerApiServer {
     northwind_ = keys_.createKey("northwind", std::chrono::system_clock::now());
     contoso_ = keys_.createKey("contoso", std::chrono::system_clock::now());
     server_.start();
-    thread_ = std::thread([this] { io_.run(); });
-  }
-
-  ~IssuerApiServer() {
-    server_.stop();
-    thread_.join();
-    work_.join();
   }
 
   const cloud::NewIssuerKey& northwind() const { return northwind_; }
@@ -140,7 +132,6 @@ class IssuerApiServer {
  private:
   static cloud::HttpServerOptions serverOptions() {
     cloud::HttpServerOptions options;
-    options.listen = {asio::ip::make_address("127.0.0.1"), 0};
     options.max_body_bytes = 4096;
     options.read_timeout = 10s;
     return options;
@@ -154,15 +145,10 @@ class IssuerApiServer {
   cloud::IssuerKeyStore keys_;
   cloud::CardEnrollment enrollment_;
   cloud::HttpRouter router_;
-  asio::io_context io_;
-  asio::thread_pool work_{2};
-  asio::ssl::context tls_;
-  cloud::HttpServer server_;
-  std::thread thread_;
+  test::ApiServer server_;
   cloud::NewIssuerKey northwind_, contoso_;
   // A 60 s deadline: the large imports take a while.
-  test::HttpsClient client_{pkiDir() + "/ca.crt", [this] { return server_.localEndpoint().port(); },
-                            60s};
+  test::HttpsClient client_{pkiDir() + "/ca.crt", [this] { return server_.port(); }, 60s};
 };
 
 // "line code last4" per listed rejection.

@@ -22,6 +22,7 @@
 #include "lostcard/cloud/operator_api.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/cloud/unclaimed.hpp"
+#include "lostcard/test/api_server.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/https_client.hpp"
 #include "lostcard/test/pg_test_db.hpp"
@@ -75,9 +76,7 @@ class OpsServer {
               .resolve_tries = resolve_tries,
               .resolve_window = 1h}),
         router_(cloud::makeApiV1Router(accounts_, reader_, {keys_, enrollment_})),
-        tls_(cloud::makeHttpsServerContext(pkiDir() + "/server/localhost.crt",
-                                           pkiDir() + "/server/localhost.key")),
-        server_(io_, tls_, router_, work_.get_executor(), serverOptions()) {
+        server_(router_, pkiDir(), serverOptions()) {
     ops_.addRoutes(router_);
     store_.migrate();
     store_.upsertIssuer("northwind", "Northwind Bank");
@@ -95,13 +94,6 @@ class OpsServer {
     account("ada", Role::kHolder, "ada", "", {});
     account("nw-staff", Role::kIssuerStaff, "", "northwind", {});
     server_.start();
-    thread_ = std::thread([this] { io_.run(); });
-  }
-
-  ~OpsServer() {
-    server_.stop();
-    thread_.join();
-    work_.join();
   }
 
   std::string login(const std::string& who) {
@@ -199,7 +191,6 @@ class OpsServer {
 
   static cloud::HttpServerOptions serverOptions() {
     cloud::HttpServerOptions options;
-    options.listen = {asio::ip::make_address("127.0.0.1"), 0};
     options.max_body_bytes = 4096;
     options.read_timeout = 10s;
     return options;
@@ -215,14 +206,9 @@ class OpsServer {
   cloud::ImageVault vault_;
   cloud::OperatorApi ops_;
   cloud::HttpRouter router_;
-  asio::io_context io_;
-  asio::thread_pool work_{2};
-  asio::ssl::context tls_;
-  cloud::HttpServer server_;
-  std::thread thread_;
+  test::ApiServer server_;
   std::int64_t ada_card_ = 0, bob_card_ = 0;
-  test::HttpsClient client_{pkiDir() + "/ca.crt", [this] { return server_.localEndpoint().port(); },
-                            60s};
+  test::HttpsClient client_{pkiDir() + "/ca.crt", [this] { return server_.port(); }, 60s};
 };
 
 std::vector<std::string> kindsOf(const google::protobuf::RepeatedPtrField<v1::KioskAlert>& alerts) {
