@@ -306,6 +306,22 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
         }
         co_return std::nullopt;
       }
+      case v1::Envelope::kRestockCheck: {
+        // Answered with a RestockCheckAnswer, or an error Ack when malformed. Never the number.
+        auto result = *co_await onWorker([this, &env, now] {
+          return service_.handleRestockCheck(kiosk_id_, env.restock_check(), now);
+        });
+        if (auto* refusal = std::get_if<Refusal>(&result)) {
+          log_->warn("kiosk {}: RestockCheck {} refused: {}", kiosk_id_, env.message_id(),
+                     refusal->reason);
+          conn_.send(wire::makeAck(env.message_id(), nowMs(), refusal->reason));
+        } else {
+          auto reply = wire::makeEnvelope(nowMs());
+          *reply.mutable_restock_check_answer() = std::get<v1::RestockCheckAnswer>(result);
+          conn_.send(reply);
+        }
+        co_return std::nullopt;
+      }
       case v1::Envelope::kAck:
         co_return std::nullopt;
       case v1::Envelope::BODY_NOT_SET: {
