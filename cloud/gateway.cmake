@@ -5,7 +5,7 @@ lostcard_add_library(NAME lostcard_gateway
     ${CMAKE_CURRENT_LIST_DIR}/src/deposit_service.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/gateway.cpp
   DEPS lostcard_recognition lostcard_registry lostcard_wire lostcard_image_vault
-       lostcard_difficult_images)
+       lostcard_difficult_images lostcard_enrollment)
 
 lostcard_add_executable(NAME lostcard-cloud
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/src/cloud_main.cpp

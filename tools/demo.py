@@ -726,16 +726,19 @@ class Demo:
 
     def restock_at_box(self):
         """Olga puts the card she resolved by hand back in a slot of its box. Still in her
-        session, she types # and the card's restock number and puts it in the intake; the box
-        stores it in a free slot, the cloud makes its pickup code and its holder is told. She
-        ends her session with *."""
+        session, she types #, the card's restock number and the number printed on the card; the
+        cloud checks that the card in her hand is that deposit's, and she puts it in the intake;
+        the box stores it in a free slot, the cloud makes its pickup code and its holder is told.
+        She ends her session with *."""
         box = self.boxes[KIOSKS[0]["id"]]
         worn = self.card["card-alan-worn"]
         deposit = self.difficult["unreadable"]
         expect(self.restock_number, "the resolution gave no restock number")
         box.screens()
-        say(f"olga types #{self.restock_number}")
-        box.act("type", f"#{self.restock_number}")
+        printed = " ".join(worn["number"][i:i + 4] for i in range(0, len(worn["number"]), 4))
+        say(f"olga types #{self.restock_number} and the number printed on the card (ending "
+            f"{worn['number'][-4:]})")
+        box.act("type", f"#{self.restock_number} {printed}")
         box.show_until("in the intake")
         box.act("put-back", worn["name"])
         say(f"olga puts {worn['name']} (written #{self.restock_number}) in the intake")

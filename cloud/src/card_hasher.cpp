@@ -1,5 +1,6 @@
 #include "lostcard/cloud/card_hasher.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -112,5 +113,7 @@ std::string CardHasher::hash(std::string_view number) const {
   }
   return std::string(reinterpret_cast<const char*>(mac), mac_len);
 }
+
+Cleanse::~Cleanse() { OPENSSL_cleanse(s.data(), s.size()); }
 
 }  // namespace lostcard::cloud

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "lostcard/cloud/card_import.hpp"
 #include "lostcard/cloud/image_redaction.hpp"
 #include "lostcard/wire/envelope.hpp"
 #include "lostcard/wire/log.hpp"
@@ -22,7 +23,8 @@ DepositService::DepositService(Store& store, const CardHasher& hasher,
       hasher_(hasher),
       recognizer_options_(std::move(recognizer_options)),
       policy_(policy),
-      image_vault_(image_vault) {}
+      image_vault_(image_vault),
+      card_formats_(loadCardFormats(recognizer_options_.models_dir)) {}
 
 std::variant<KioskRecord, Refusal> DepositService::admitKiosk(const v1::Hello& hello,
                                                               const std::string& certificate_cn) {
@@ -229,6 +231,49 @@ std::variant<v1::OperatorAuthAnswer, Refusal> DepositService::handleOperatorAuth
       break;
     default:
       answer.set_message("Operator code refused.");
+      break;
+  }
+  return answer;
+}
+
+std::variant<v1::RestockCheckAnswer, Refusal> DepositService::handleRestockCheck(
+    const std::string& kiosk_id, const v1::RestockCheck& check,
+    std::chrono::system_clock::time_point now) {
+  if (!wire::isUuid(check.request_id()) || !wire::isUuid(check.deposit_id())) {
+    return Refusal{"restock check: request or deposit id is not a UUID"};
+  }
+  RestockCheckAttempt attempt;
+  attempt.kiosk_id = kiosk_id;
+  attempt.request_id = check.request_id();
+  attempt.deposit_id = check.deposit_id();
+  attempt.key_id = hasher_.keyId();
+  {
+    // The manual resolution's check (operator_api.hpp): the card formats, then the keyed hash.
+    std::string number = check.number();
+    std::string digits, last4, code, reason;
+    const Cleanse cleanse_number{number};
+    const Cleanse cleanse_digits{digits};
+    if (checkCardNumber(card_formats_, number, &digits, &last4, &code, &reason)) {
+      attempt.number_hmac = hasher_.hash(digits);
+    }
+  }
+  const RestockCheckOutcome outcome = store_.checkRestockCard(attempt, now);
+  v1::RestockCheckAnswer answer;
+  answer.set_request_id(check.request_id());
+  answer.set_result(outcome.result);
+  answer.set_retry_after_ms(outcome.retry_after_ms);
+  switch (outcome.result) {
+    case v1::RESTOCK_CHECK_RESULT_OK:
+      answer.set_message("Card checked: put it in the intake.");
+      break;
+    case v1::RESTOCK_CHECK_RESULT_NOT_WAITING:
+      answer.set_message("This card does not wait to be put back at this box.");
+      break;
+    case v1::RESTOCK_CHECK_RESULT_THROTTLED:
+      answer.set_message("Too many wrong card numbers at this box. Try again later.");
+      break;
+    default:
+      answer.set_message("The number is not this card's: check its label and number.");
       break;
   }
   return answer;

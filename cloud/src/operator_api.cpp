@@ -1,7 +1,5 @@
 #include "lostcard/cloud/operator_api.hpp"
 
-#include <openssl/crypto.h>
-
 #include <pqxx/pqxx>
 
 #include "lostcard/cloud/audit.hpp"
@@ -95,12 +93,6 @@ v1::KioskAlert raisedAlert(const pqxx::row& r) {
   a.set_message(raisedAlertMessage(a.kind(), r[7]));
   return a;
 }
-
-// Overwrites a string (a typed card number) when the scope ends.
-struct Cleanse {
-  std::string& s;
-  ~Cleanse() { OPENSSL_cleanse(s.data(), s.size()); }
-};
 
 }  // namespace
 

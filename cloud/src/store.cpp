@@ -1124,9 +1124,27 @@ int Store::purgeDifficultImages(std::chrono::system_clock::time_point now,
 
 namespace {
 
-// The kiosk's operator lock: serializes its operator-code checks (their throttle count), as
-// kPickupLockClass does its pickups.
+// The kiosk's operator lock: serializes its operator-code checks and restock checks (their
+// throttle counts), as kPickupLockClass does its pickups.
 constexpr int kOperatorLockClass = 0x62696e;  // "bin"
+
+void lockKioskOperator(pqxx::work& tx, const std::string& kiosk_id) {
+  tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kOperatorLockClass, kiosk_id);
+}
+
+// The per-kiosk limit on wrong entries at the box (operator codes, restock numbers): `newest`
+// holds the times (epochMicrosSql) of the kiosk's wrong entries within `window`, newest first,
+// at most `tries` of them. 0 when another entry is taken now; else the milliseconds until the
+// oldest of them leaves the window.
+std::int64_t entryWaitMs(const pqxx::result& newest, int tries, std::chrono::seconds window,
+                         std::chrono::system_clock::time_point now) {
+  if (tries <= 0 || static_cast<int>(newest.size()) < tries) {
+    return 0;
+  }
+  const auto oldest = detail::fromEpochMicros(newest.back()[0].as<std::int64_t>());
+  return std::max<std::int64_t>(
+      1, std::chrono::duration_cast<std::chrono::milliseconds>(oldest + window - now).count());
+}
 
 std::string outcomeName(v1::PickupOutcome outcome) {
   switch (outcome) {
@@ -1260,9 +1278,7 @@ OperatorAuthOutcome Store::checkOperatorCode(const std::string& kiosk_id,
     std::string account_id;
     std::string code_hash;
   };
-  const auto lock = [&](pqxx::work& tx) {
-    tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kOperatorLockClass, kiosk_id);
-  };
+  const auto lock = [&](pqxx::work& tx) { lockKioskOperator(tx, kiosk_id); };
   const auto recorded = [&](pqxx::work& tx) -> std::optional<OperatorAuthOutcome> {
     const auto rows = tx.exec_params(
         "SELECT result, retry_after_ms, coalesce(account_id::text, '') FROM bin_openings "
@@ -1282,13 +1298,7 @@ OperatorAuthOutcome Store::checkOperatorCode(const std::string& kiosk_id,
                            " FROM bin_openings WHERE kiosk_id = $1 AND result = 'refused' "
                            "AND at > $2::timestamptz ORDER BY at DESC LIMIT $3",
                        kiosk_id, detail::pgTimestamp(now - window), options.operator_code_tries);
-    if (options.operator_code_tries <= 0 ||
-        static_cast<int>(rows.size()) < options.operator_code_tries) {
-      return 0;
-    }
-    const auto oldest = detail::fromEpochMicros(rows.back()[0].as<std::int64_t>());
-    return std::max<std::int64_t>(
-        1, std::chrono::duration_cast<std::chrono::milliseconds>(oldest + window - now).count());
+    return entryWaitMs(rows, options.operator_code_tries, window, now);
   };
 
   // First: a repeat, the throttle, and the candidates' hashes; nothing written.
@@ -1361,6 +1371,112 @@ OperatorAuthOutcome Store::checkOperatorCode(const std::string& kiosk_id,
         "kiosk {}: operator code (request {}): {}{}", kiosk_id, request_id,
         operatorResultName(outcome.result),
         outcome.account_id.empty() ? "" : "; bin unlocked for account " + outcome.account_id);
+  }
+  return outcome;
+}
+
+namespace {
+
+std::string restockResultName(v1::RestockCheckResult result) {
+  switch (result) {
+    case v1::RESTOCK_CHECK_RESULT_OK:
+      return "ok";
+    case v1::RESTOCK_CHECK_RESULT_NOT_WAITING:
+      return "not_waiting";
+    case v1::RESTOCK_CHECK_RESULT_THROTTLED:
+      return "throttled";
+    default:
+      return "mismatch";
+  }
+}
+
+v1::RestockCheckResult restockResultFromName(const std::string& name) {
+  return name == "ok"            ? v1::RESTOCK_CHECK_RESULT_OK
+         : name == "not_waiting" ? v1::RESTOCK_CHECK_RESULT_NOT_WAITING
+         : name == "throttled"   ? v1::RESTOCK_CHECK_RESULT_THROTTLED
+                                 : v1::RESTOCK_CHECK_RESULT_MISMATCH;
+}
+
+}  // namespace
+
+RestockCheckOutcome Store::checkRestockCard(const RestockCheckAttempt& a,
+                                            std::chrono::system_clock::time_point now) {
+  if (!wire::isUuid(a.request_id) || !wire::isUuid(a.deposit_id)) {
+    throw std::invalid_argument("restock check: request or deposit id is not a UUID");
+  }
+  const auto& options = impl_->options;
+  const auto window = options.operator_code_window;
+  // The audit row is the check's record: its detail names the request (as appendAudit writes it,
+  // digit runs masked), so a resend finds the first answer.
+  const std::string request_detail = maskDigitRuns("request " + a.request_id, 6);
+  auto outcome = impl_->pool.run([&](pqxx::connection& c) -> RestockCheckOutcome {
+    pqxx::work tx(c);
+    lockKioskOperator(tx, a.kiosk_id);
+    const std::string since = detail::pgTimestamp(now - window);
+    const auto mismatches =
+        tx.exec_params("SELECT " + detail::epochMicrosSql("at") +
+                           " FROM audit_log WHERE action = 'restock.check' AND actor_id = $1 "
+                           "AND result = 'mismatch' AND at > $2::timestamptz "
+                           "ORDER BY at DESC LIMIT $3",
+                       a.kiosk_id, since, options.operator_code_tries);
+    const std::int64_t wait_ms = entryWaitMs(mismatches, options.operator_code_tries, window, now);
+    const auto before = tx.exec_params(
+        "SELECT result FROM audit_log WHERE action = 'restock.check' AND actor_id = $1 "
+        "AND at > $2::timestamptz AND detail = $3 LIMIT 1",
+        a.kiosk_id, since, request_detail);
+    if (!before.empty()) {
+      const std::string name = before[0][0].as<std::string>();
+      return {restockResultFromName(name), name == "throttled" ? wait_ms : 0, true};
+    }
+    RestockCheckOutcome o;
+    std::string result;
+    if (wait_ms > 0) {
+      o.result = v1::RESTOCK_CHECK_RESULT_THROTTLED;
+      o.retry_after_ms = wait_ms;
+    } else {
+      // The deposit's card: named at the manual resolution, or at the decision for a holder's
+      // card that left the bin (recordBinEmptied); either way its keyed hash is the card's.
+      const auto card = tx.exec_params(
+          "SELECT c.number_key_id, c.number_hmac FROM deposits d JOIN cards c ON c.id = d.card_id "
+          "WHERE d.id = $1::uuid AND d.kiosk_id = $2 AND d.status = 'awaiting_restock' "
+          "AND d.decision = 'store'",
+          a.deposit_id, a.kiosk_id);
+      if (card.empty()) {
+        o.result = v1::RESTOCK_CHECK_RESULT_NOT_WAITING;
+      } else if (!a.number_hmac) {
+        // Not a card number by the card formats: a typo that says nothing about any card, so it
+        // is not counted against the kiosk.
+        o.result = v1::RESTOCK_CHECK_RESULT_MISMATCH;
+        result = "bad_number";
+      } else {
+        const std::string key_id = card[0][0].as<std::string>();
+        const pqxx::binarystring hmac(card[0][1]);
+        const bool same = key_id == a.key_id && hmac.size() == a.number_hmac->size() &&
+                          CRYPTO_memcmp(hmac.data(), a.number_hmac->data(), hmac.size()) == 0;
+        if (key_id != a.key_id) {
+          impl_->log->error("deposit {}: its card is hashed under key {}, this node's is {}",
+                            a.deposit_id, key_id, a.key_id);
+        }
+        o.result = same ? v1::RESTOCK_CHECK_RESULT_OK : v1::RESTOCK_CHECK_RESULT_MISMATCH;
+      }
+    }
+    AuditEntry entry;
+    entry.actor_role = "kiosk";
+    entry.actor_id = a.kiosk_id;
+    entry.action = "restock.check";
+    entry.object_kind = "deposit";
+    entry.object_ids = {a.deposit_id};
+    entry.result = result.empty() ? restockResultName(o.result) : result;
+    entry.detail = request_detail;
+    appendAudit(tx, entry, now);
+    tx.commit();
+    return o;
+  });
+  if (!outcome.repeated) {
+    impl_->log->log(
+        outcome.result == v1::RESTOCK_CHECK_RESULT_OK ? spdlog::level::info : spdlog::level::warn,
+        "kiosk {}: restock check of deposit {} (request {}): {}", a.kiosk_id, a.deposit_id,
+        a.request_id, restockResultName(outcome.result));
   }
   return outcome;
 }

@@ -9,8 +9,9 @@
 //   lostcard-simbox --root /tmp/box collect 3 | empty-bin | clear-jams
 //   lostcard-simbox --root /tmp/box type "07 1234567890"   (a cardholder at the keypad)
 //   lostcard-simbox --root /tmp/box bin-door open|shut      (an operator at the bin door)
-//   lostcard-simbox --root /tmp/box type "#3"; ... put-back CARD   (an operator restocks a card
-//                                                    taken out, after typing its restock number)
+//   lostcard-simbox --root /tmp/box type "#3 4000 0566 5566 5556"; ... put-back CARD
+//                                    (an operator restocks a card taken out, after typing its
+//                                    restock number and the number printed on it)
 //
 // `status` prints one fact per line, tab-separated, for scripts:
 //   intake <card> | slot <NN> <card> | bin <card> | jam <card> | transit <card> |

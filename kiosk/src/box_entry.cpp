@@ -31,11 +31,21 @@ BoxEntry parseBoxEntry(std::string_view typed, int slot_count) {
     return EndSessionEntry{};
   }
   if (typed.front() == '#') {
-    const std::string_view number = trim(typed.substr(1));
+    const std::string_view rest = trim(typed.substr(1));
+    const auto space = rest.find(' ');
+    const std::string_view number = rest.substr(0, space);
     if (!allDigits(number) || number.size() > 3 || std::stoi(std::string(number)) < 1) {
-      return BadEntry{"Type # and the card's restock number (1 to 999)."};
+      return BadEntry{std::string(kTextRestockFormat)};
     }
-    return RestockEntry{std::stoi(std::string(number))};
+    const std::string_view card =
+        space == std::string_view::npos ? std::string_view() : trim(rest.substr(space + 1));
+    const auto digits = static_cast<std::size_t>(std::count_if(
+        card.begin(), card.end(), [](char c) { return c >= '0' && c <= '9'; }));
+    if (card.empty() || card.find_first_not_of("0123456789 ") != std::string_view::npos ||
+        digits < kMinCardDigits || digits > kMaxCardDigits) {
+      return BadEntry{std::string(kTextRestockFormat)};
+    }
+    return RestockEntry{std::stoi(std::string(number)), std::string(card)};
   }
   if (typed.front() == '*') {
     std::string code;

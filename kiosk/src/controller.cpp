@@ -273,6 +273,14 @@ void Controller::onMessage(const v1::Envelope& env) {
     }
     return;
   }
+  if (env.has_restock_check_answer()) {
+    try {
+      onRestockCheckAnswer(env.restock_check_answer());
+    } catch (const JournalFull& e) {
+      outOfService(e.what());  // nothing armed: the operator types the entry again
+    }
+    return;
+  }
   if (!env.has_disposition()) {
     return;
   }
@@ -341,6 +349,11 @@ std::vector<v1::Envelope> Controller::backlog() const {
       env.mutable_operator_auth_request()->set_request_id(r.request_id);
     }
     out.push_back(std::move(env));
+  }
+  // A restock check still waited for, with its number (only ever in memory): the cloud answers a
+  // resend with its first answer.
+  if (restock_check_) {
+    out.push_back(restock_check_->request);
   }
   return out;
 }
@@ -658,6 +671,12 @@ void Controller::pollBox() {
     asking_.reset();
     showBox(std::string(kTextNoAnswer));
   }
+  if (restock_check_ && now() - restock_check_->asked_at_ms >= box_.answer_timeout_ms) {
+    box_log_->warn("restock check {}: no answer from the cloud in {} ms; nothing armed",
+                   restock_check_->request_id, box_.answer_timeout_ms);
+    restock_check_.reset();
+    showBox(std::string(kTextNoAnswer));
+  }
   if (session_ && now() >= session_->deadline_ms) {
     endSession("its time ran out");
   }
@@ -852,8 +871,8 @@ void Controller::onOperatorAnswer(const v1::OperatorAuthAnswer& answer) {
   opened_ = Opened{id, ReleaseKind::kBin, -1, "", now() + box_.bin_open_ms, false};
   box_log_->info("bin unlocked for an operator (request {})", id);
   beginSession(id, answer);
-  showBox("Bin unlocked. Shut the door when done. # and a restock number to put a card back, "
-          "* to finish.");
+  showBox("Bin unlocked. Shut the door when done. To put a card back: #, its restock number, "
+          "then the number on the card. * to finish.");
 }
 
 void Controller::beginSession(const std::string& request_id,
@@ -906,6 +925,13 @@ void Controller::openReturnSlot(const std::string& request_id, const v1::ReturnS
 }
 
 void Controller::onSessionEntry(const BoxEntry& entry) {
+  if (restock_check_) {
+    // Whatever the operator types now replaces the check still waited for: its answer, when it
+    // comes, arms nothing.
+    box_log_->info("restock check {} given up: the operator typed again",
+                   restock_check_->request_id);
+    restock_check_.reset();
+  }
   if (std::holds_alternative<EndSessionEntry>(entry)) {
     endSession("the operator finished");
     return;
@@ -924,35 +950,97 @@ void Controller::onSessionEntry(const BoxEntry& entry) {
     showBox("No card to put back has number " + label + " at this box.");
     return;
   }
+  if (auto refused = restockRefusal(label)) {
+    showBox(*refused);
+    return;
+  }
+  // The card in hand must be that deposit's: the cloud compares the number printed on it with
+  // the deposit's card before anything is armed (a mislabelled card would otherwise get another
+  // holder's pickup code). The number goes only on the wire, never to the journal or a log.
+  auto env = wire::makeEnvelope(now());
+  auto* check = env.mutable_restock_check();
+  check->set_request_id(wire::newUuid());
+  check->set_deposit_id(card->second.deposit_id());
+  check->set_number(restock->card_number);
+  restock_check_ = RestockChecking{check->request_id(), restock->number, card->second, env, now()};
+  box_log_->info("restock {}: asking the cloud whether the card is deposit {}'s (request {})",
+                 label, card->second.deposit_id(), check->request_id());
+  showBox("Checking card " + label + "...");
+  send_(env);
+}
+
+std::optional<std::string> Controller::restockRefusal(const std::string& label) {
   if (!intake_ || out_of_service_ || intake_->phase() != Intake::Phase::kIdle ||
       intake_->trayDeposit()) {
-    showBox(std::string(kTextBusy));
-    return;
+    return std::string(kTextBusy);
   }
   if (cardOnTray(true)) {
     // A card already lying in the intake came without '#N': it is a finder's, never the
     // operator's. It is taken as a drop once the session ends.
     box_log_->warn("restock {} refused: a card is already in the intake", label);
-    showBox(std::string(kTextTrayTaken));
-    return;
+    return std::string(kTextTrayTaken);
   }
   if (!intake_->lowestFreeSlot()) {
     box_log_->warn("restock {} refused: no free slot", label);
-    showBox("No free slot: card " + label + " cannot be put back now.");
+    return "No free slot: card " + label + " cannot be put back now.";
+  }
+  return std::nullopt;
+}
+
+void Controller::onRestockCheckAnswer(const v1::RestockCheckAnswer& answer) {
+  if (!session_ || !restock_check_ || restock_check_->request_id != answer.request_id()) {
+    // The session ended, the operator typed again, or the kiosk gave up waiting.
+    box_log_->info("restock check {}: answered ({}) after it was given up; nothing armed",
+                   answer.request_id(), v1::RestockCheckResult_Name(answer.result()));
     return;
   }
-  run(intake_->handle(event::RestockArmed{card->second.deposit_id(), card->second.last4()}, now()));
-  if (intake_->restockArmed() != card->second.deposit_id()) {
+  const RestockChecking check = std::move(*restock_check_);
+  restock_check_.reset();
+  const std::string label = "#" + std::to_string(check.number);
+  const std::string& deposit_id = check.card.deposit_id();
+  switch (answer.result()) {
+    case v1::RESTOCK_CHECK_RESULT_OK:
+      break;
+    case v1::RESTOCK_CHECK_RESULT_MISMATCH:
+      box_log_->warn("restock {} refused: the number typed is not deposit {}'s card", label,
+                     deposit_id);
+      showBox("That card is not " + label + ": check its label and number.");
+      return;
+    case v1::RESTOCK_CHECK_RESULT_NOT_WAITING:
+      box_log_->warn("restock {} refused: deposit {} does not wait to be put back here", label,
+                     deposit_id);
+      showBox("Card " + label + " does not wait to be put back at this box.");
+      return;
+    case v1::RESTOCK_CHECK_RESULT_THROTTLED:
+      box_log_->warn("restock {} refused: too many wrong card numbers at this box lately", label);
+      showBox(answer.message().empty()
+                  ? "Too many wrong card numbers at this box. Try again later."
+                  : answer.message());
+      return;
+    default:
+      box_log_->warn("restock {}: the cloud's answer is {}; nothing armed", label,
+                     v1::RestockCheckResult_Name(answer.result()));
+      showBox("Card " + label + " could not be checked. Please try again.");
+      return;
+  }
+  // Checked: the box may have changed while the cloud answered.
+  if (auto refused = restockRefusal(label)) {
+    showBox(*refused);
+    return;
+  }
+  run(intake_->handle(event::RestockArmed{deposit_id, check.card.last4()}, now()));
+  if (intake_->restockArmed() != deposit_id) {
     showBox(std::string(kTextBusy));
     return;
   }
-  box_log_->info("restock {} armed for deposit {}", label, card->second.deposit_id());
+  box_log_->info("restock {} armed for deposit {}: the card's number matched", label, deposit_id);
   showBox("Put card " + label + " in the intake.");
 }
 
 void Controller::endSession(std::string_view why) {
   const Session session = std::move(*session_);
   session_.reset();
+  restock_check_.reset();  // an answer still to come arms nothing
   box_log_->info("operator session {} ends: {}", session.request_id, why);
   if (!session.return_slots.empty()) {
     settleReturns(session.request_id, session.return_slots);

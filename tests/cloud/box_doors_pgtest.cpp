@@ -1,9 +1,11 @@
 // Doors opened at the box (issue 6) against a real PostgreSQL, with injected time: what the
 // store does with a kiosk's PickupDone (taken, not taken, door failed, repeated, refused) and
-// with an operator's box code and the BinEmptied that follows.
+// with an operator's box code and the BinEmptied that follows, and the check of the number typed
+// for a card put back at the box (a RestockCheck, through the DepositService).
 #include <catch2/catch.hpp>
 #include <pqxx/pqxx>
 
+#include "lostcard/cloud/deposit_service.hpp"
 #include "lostcard/cloud/store.hpp"
 #include "lostcard/test/pg_test_db.hpp"
 #include "lostcard/wire/envelope.hpp"
@@ -409,4 +411,161 @@ TEST_CASE("a holder's card emptied from the bin gets a restock number; with all 
   REQUIRE(after.restock_size() == 999);
   CHECK(after.restock(4).restock_number() == 5);
   CHECK(after.restock(4).deposit_id() == second);
+}
+
+// ---- A card put back at the box: its number is checked against the deposit's card ----
+
+namespace {
+
+constexpr const char* kAdaNumber = "4000 0566 5566 5556";
+constexpr const char* kMarieNumber = "4556737586899855";  // another holder's, valid
+
+// A difficult card of `kiosk` resolved by hand to Ada's card: awaiting restock with `number`.
+std::string resolvedToAda(Fixture& f, const std::string& kiosk, int number) {
+  const auto id = f.difficultInBin(kiosk);
+  f.exec("UPDATE deposits SET status = 'awaiting_restock', decision = 'store', card_id = " +
+         std::to_string(f.card) + ", last4 = '5556', difficult_reason = NULL, restock_number = " +
+         std::to_string(number) + ", collected_at = now() WHERE id = '" + id + "'");
+  return id;
+}
+
+v1::RestockCheck restockCheck(const std::string& deposit_id, const std::string& number,
+                              const std::string& request_id = lostcard::wire::newUuid()) {
+  v1::RestockCheck check;
+  check.set_request_id(request_id);
+  check.set_deposit_id(deposit_id);
+  check.set_number(number);
+  return check;
+}
+
+v1::RestockCheckAnswer answerOf(const std::variant<v1::RestockCheckAnswer, Refusal>& result) {
+  REQUIRE(std::holds_alternative<v1::RestockCheckAnswer>(result));
+  return std::get<v1::RestockCheckAnswer>(result);
+}
+
+struct RestockFixture : Fixture {
+  RestockFixture() : service(store, hasher, {}, {}) {
+    store.upsertHolder("marie", "Marie Curie", "http://127.0.0.1:9/marie",
+                       "marie-secret-0123456789");
+    store.enrollCard(hasher, "northwind", "marie", kMarieNumber);
+  }
+  v1::RestockCheckAnswer check(const std::string& kiosk, const std::string& deposit_id,
+                               const std::string& number, std::chrono::system_clock::time_point at,
+                               const std::string& request_id = lostcard::wire::newUuid()) {
+    return answerOf(service.handleRestockCheck(kiosk, restockCheck(deposit_id, number, request_id),
+                                               at));
+  }
+  const CardHasher hasher{"test-key", std::string(32, 'k')};
+  DepositService service;
+};
+
+}  // namespace
+
+TEST_CASE("a restock check answers OK only for the deposit's own card number", "[box][restock]") {
+  RestockFixture f;
+  const auto resolved = resolvedToAda(f, "kiosk-1", 1);
+  const auto others = resolvedToAda(f, "kiosk-2", 1);
+  const auto stored = f.storeCard("kiosk-1", 3);
+
+  // Another holder's valid number: a mismatch, and nothing about the deposit changes.
+  const auto mismatch = f.check("kiosk-1", resolved, kMarieNumber, kNow);
+  CHECK(mismatch.result() == v1::RESTOCK_CHECK_RESULT_MISMATCH);
+  CHECK_FALSE(mismatch.message().empty());
+  CHECK(f.status(resolved) == "awaiting_restock");
+  CHECK(f.count("SELECT restock_number FROM deposits WHERE id = '" + resolved + "'") == 1);
+  CHECK(f.count("SELECT count(*) FROM notice_outbox WHERE deposit_id = '" + resolved + "'") == 0);
+
+  // The deposit's own number, typed with spaces: OK (and still nothing changes until the kiosk
+  // reports the card in a slot).
+  const auto ok = f.check("kiosk-1", resolved, kAdaNumber, kNow + 1s);
+  CHECK(ok.result() == v1::RESTOCK_CHECK_RESULT_OK);
+  CHECK(f.status(resolved) == "awaiting_restock");
+
+  // Another kiosk's deposit, and a card already in a slot, are not this kiosk's to restock.
+  CHECK(f.check("kiosk-1", others, kAdaNumber, kNow + 2s).result() ==
+        v1::RESTOCK_CHECK_RESULT_NOT_WAITING);
+  CHECK(f.check("kiosk-1", stored, kAdaNumber, kNow + 3s).result() ==
+        v1::RESTOCK_CHECK_RESULT_NOT_WAITING);
+  CHECK(f.check("kiosk-1", lostcard::wire::newUuid(), kAdaNumber, kNow + 4s).result() ==
+        v1::RESTOCK_CHECK_RESULT_NOT_WAITING);
+  // Not a card number (bad check digit): refused, but not counted against the kiosk.
+  CHECK(f.check("kiosk-1", resolved, "4000056655665557", kNow + 5s).result() ==
+        v1::RESTOCK_CHECK_RESULT_MISMATCH);
+
+  // Malformed ids are refused (an error Ack), with nothing recorded.
+  CHECK(std::holds_alternative<Refusal>(
+      f.service.handleRestockCheck("kiosk-1", restockCheck(resolved, kAdaNumber, "x"), kNow)));
+  CHECK(std::holds_alternative<Refusal>(
+      f.service.handleRestockCheck("kiosk-1", restockCheck("not-a-uuid", kAdaNumber), kNow)));
+
+  // Audited, the number never.
+  CHECK(f.count("SELECT count(*) FROM audit_log WHERE action = 'restock.check'") == 6);
+  CHECK(f.count("SELECT count(*) FROM audit_log WHERE action = 'restock.check' AND "
+                "result = 'mismatch'") == 1);
+  CHECK(f.count("SELECT count(*) FROM audit_log WHERE detail LIKE '%5556%' OR "
+                "detail LIKE '%9855%' OR detail LIKE '%4000%'") == 0);
+
+  // The kiosk's next report of the card in a slot resumes its path (pickup code, notice).
+  v1::Location slot;
+  slot.set_slot(5);
+  REQUIRE(f.store.recordStored("kiosk-1", resolved, slot, kNow + 1min).ok);
+  CHECK(f.check("kiosk-1", resolved, kAdaNumber, kNow + 2min).result() ==
+        v1::RESTOCK_CHECK_RESULT_NOT_WAITING);
+}
+
+TEST_CASE("a holder's card taken out of the bin is checked against the card it was decided for",
+          "[box][restock]") {
+  RestockFixture f;
+  f.addOperator("op-east", "kiosk-1");
+  f.store.setOperatorCode("op-east", "1112223333", kNow);
+  // Ada's card, recognized, that went to the bin (no free slot, say), then left it.
+  DepositDecision d;
+  d.deposit_id = lostcard::wire::newUuid();
+  d.kiosk_id = "kiosk-1";
+  d.store = true;
+  d.card_id = f.card;
+  d.last4 = "5556";
+  f.store.recordDecision(d, kNow);
+  v1::Location bin;
+  bin.mutable_bin();
+  REQUIRE(f.store.recordStored("kiosk-1", d.deposit_id, bin, kNow).ok);
+  const std::string request = lostcard::wire::newUuid();
+  REQUIRE(f.store.checkOperatorCode("kiosk-1", request, "1112223333", kNow).result ==
+          v1::OPERATOR_AUTH_RESULT_OK);
+  REQUIRE(f.store.recordBinEmptied("kiosk-1", request, {d.deposit_id}, kNow + 1min).ok);
+  REQUIRE(f.status(d.deposit_id) == "awaiting_restock");
+
+  CHECK(f.check("kiosk-1", d.deposit_id, kMarieNumber, kNow + 2min).result() ==
+        v1::RESTOCK_CHECK_RESULT_MISMATCH);
+  CHECK(f.check("kiosk-1", d.deposit_id, kAdaNumber, kNow + 3min).result() ==
+        v1::RESTOCK_CHECK_RESULT_OK);
+}
+
+TEST_CASE("mismatches throttle the kiosk's restock checks, the right number too; a resend gets "
+          "the first answer",
+          "[box][restock]") {
+  RestockFixture f;
+  const auto resolved = resolvedToAda(f, "kiosk-1", 1);
+  const auto elsewhere = resolvedToAda(f, "kiosk-2", 1);
+  const std::string first = lostcard::wire::newUuid();
+  for (int i = 0; i < 3; ++i) {  // operator_code_tries = 3
+    CHECK(f.check("kiosk-1", resolved, kMarieNumber, kNow + std::chrono::seconds(i),
+                  i == 0 ? first : lostcard::wire::newUuid())
+              .result() == v1::RESTOCK_CHECK_RESULT_MISMATCH);
+  }
+  const auto throttled = f.check("kiosk-1", resolved, kAdaNumber, kNow + 10s);
+  CHECK(throttled.result() == v1::RESTOCK_CHECK_RESULT_THROTTLED);
+  CHECK(throttled.retry_after_ms() == (15min - 10s).count() * 1000);
+  // A resend of the first check is answered as the first time, without being counted again.
+  CHECK(f.check("kiosk-1", resolved, kAdaNumber, kNow + 11s, first).result() ==
+        v1::RESTOCK_CHECK_RESULT_MISMATCH);
+  CHECK(f.count("SELECT count(*) FROM audit_log WHERE action = 'restock.check' AND "
+                "result = 'mismatch'") == 3);
+  // Another kiosk is not throttled by this one's mismatches.
+  CHECK(f.check("kiosk-2", elsewhere, kAdaNumber, kNow + 12s).result() ==
+        v1::RESTOCK_CHECK_RESULT_OK);
+  // Once the oldest mismatch leaves the window, the right number is accepted.
+  CHECK(f.check("kiosk-1", resolved, kAdaNumber, kNow + 15min + 1s).result() ==
+        v1::RESTOCK_CHECK_RESULT_OK);
+  CHECK(f.status(resolved) == "awaiting_restock");
 }

@@ -9,7 +9,8 @@ lostcard_add_test(NAME pickup_pgtest TIER pg FIXTURES pg
 lostcard_add_test(NAME pickup_gateway_pgtest TIER pg FIXTURES pg
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/pickup_gateway_pgtest.cpp
   DEPS lostcard_gateway lostcard_test_support)
-# Doors opened at the box (issue 6): the kiosk's pickup reports, operators' box codes, the bin.
+# Doors opened at the box (issue 6): the kiosk's pickup reports, operators' box codes, the bin,
+# the check of a card put back (RestockCheck, through the DepositService).
 lostcard_add_test(NAME box_doors_pgtest TIER pg FIXTURES pg
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/box_doors_pgtest.cpp
-  DEPS lostcard_registry lostcard_test_support)
+  DEPS lostcard_gateway lostcard_test_support)

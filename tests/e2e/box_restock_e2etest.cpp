@@ -2,10 +2,12 @@
 // and the lostcard-kiosk daemon on a simulated box. A difficult card goes to the bin; the
 // operator empties the bin at the box; over HTTPS they resolve it by number (its holder is
 // enrolled by then) and find it on the collection list with its restock number; at the box they
-// type '#' and that number and put the card in the intake; the kiosk stores it in a slot as that
-// deposit, the cloud makes the pickup code and queues the holder's notice, and the code opens
-// that slot. Refused on the way: a wrong restock number, another kiosk's, and a finder's card
-// dropped in the operator's session without '#N' (it is taken as a new drop afterwards).
+// type '#', that number and the number printed on the card, the cloud checks it is the deposit's
+// card, and they put the card in the intake; the kiosk stores it in a slot as that deposit, the
+// cloud makes the pickup code and queues the holder's notice, and the code opens that slot.
+// Refused on the way: a wrong restock number, another kiosk's, a finder's card dropped in the
+// operator's session without '#N' (it is taken as a new drop afterwards), and another card's
+// number typed for '#1' (a mislabelled card: nothing is armed, the card is not taken).
 #include <google/protobuf/util/json_util.h>
 #include <sys/wait.h>
 
@@ -29,6 +31,7 @@ namespace {
 
 constexpr int kSlots = 4;
 constexpr const char* kUnknownNumber = "5105105105105100";
+constexpr const char* kMarieNumber = "4556737586899855";
 
 template <class M>
 M parse(const test::HttpsReply& reply) {
@@ -44,7 +47,7 @@ TEST_CASE("a resolved card is put back at the box and its holder collects it", "
   test::PgTestDb db;
   test::BoxSystem sys(test::makeTestDir("box_restock_e2etest"), db.conninfo());
   sys.makePki({"kiosk-1"});
-  sys.makeCards({{"card-marie", "4556737586899855"}, {"card-unknown", kUnknownNumber}});
+  sys.makeCards({{"card-marie", kMarieNumber}, {"card-unknown", kUnknownNumber}});
   sys.addPeople(kSlots);
 
   pqxx::connection pg(db.conninfo());
@@ -165,13 +168,13 @@ TEST_CASE("a resolved card is put back at the box and its holder collects it", "
   // the session is not taken for the operator's.
   startSession("2");
   CHECK(box.shutterState() == "closed");
-  box.type("#7");
+  box.type("#7 5105 1051 0510 5100");
   REQUIRE(displayIs("No card to put back has number #7 at this box."));
-  box.type("#2");
+  box.type("#2 5105 1051 0510 5100");
   REQUIRE(displayIs("No card to put back has number #2 at this box."));
   CHECK(box.shutterState() == "closed");
   const std::string finder = box.dropCard(sys.dir / "cards/card-marie");
-  box.type("#1");
+  box.type("#1 5105 1051 0510 5100");
   REQUIRE(
       displayIs("A card is in the intake: finish with * so the box takes it, then start "
                 "again."));
@@ -184,10 +187,18 @@ TEST_CASE("a resolved card is put back at the box and its holder collects it", "
       [&] { return q("SELECT count(*) FROM deposits WHERE kiosk_id = 'kiosk-1'") == "2"; }, 60s));
   CHECK(status() == "awaiting_restock");
 
-  // 5. The restock: '#1', then the card in the intake.
+  // 5. The restock. Another card's number for '#1' (the finder's card, enrolled, mislabelled
+  // #1): refused by the cloud, nothing armed, the deposit unchanged.
   REQUIRE(test::eventually([&] { return box.displayText() == "Please insert a found card"; }, 60s));
   startSession("3");
-  box.type("#1");
+  box.type(std::string("#1 ") + kMarieNumber);
+  REQUIRE(displayIs("That card is not #1: check its label and number."));
+  CHECK(box.shutterState() == "closed");
+  CHECK(status() == "awaiting_restock");
+  CHECK(q("SELECT count(*) FROM audit_log WHERE action = 'restock.check' AND "
+          "result = 'mismatch'") == "1");
+  // The card's own number, as printed on it: checked, and the intake takes it.
+  box.type("#1 5105 1051 0510 5100");
   REQUIRE(displayIs("Put card #1 in the intake."));
   CHECK(box.shutterState() == "open");
   REQUIRE(box.putBack(card) == std::optional<std::string>(card));
@@ -234,6 +245,8 @@ TEST_CASE("a resolved card is put back at the box and its holder collects it", "
       CHECK(text.find("1357924680") == std::string::npos);
       CHECK(text.find("4445556667") == std::string::npos);
       CHECK(text.find(kUnknownNumber) == std::string::npos);
+      CHECK(text.find("5105 1051 0510 5100") == std::string::npos);
+      CHECK(text.find(kMarieNumber) == std::string::npos);
     }
   }
 }

@@ -226,6 +226,11 @@ void kioskSessionSeeds(const fs::path& dir) {
   returned.mutable_return_collected()->set_request_id("6f7a8b9c-0d1e-4f2a-8b3c-4d5e6f7a8b9c");
   returned.mutable_return_collected()->add_deposit_ids(kDeposit);
   write(dir, "return-collected", flags(1) + record(returned));
+  auto restock = envelope();
+  restock.mutable_restock_check()->set_request_id("7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d");
+  restock.mutable_restock_check()->set_deposit_id(kDeposit);
+  restock.mutable_restock_check()->set_number("4000 0566 5566 5556");
+  write(dir, "restock-check", flags(1) + record(restock));
   write(dir, "newer-message", flags(1) + record(withRawBody(99, "\x08\x01")));
   auto no_version = heartbeat();
   no_version.set_version(v1::PROTOCOL_VERSION_UNSPECIFIED);

@@ -25,15 +25,25 @@ TEST_CASE("an operator's entry starts with the operator key", "[box]") {
   CHECK(std::holds_alternative<BadEntry>(parseBoxEntry("* 12*4567890", 24)));
 }
 
-TEST_CASE("an operator in a session types # and a restock number, or * alone to end", "[box]") {
-  CHECK(parseBoxEntry("#12", 24) == BoxEntry{RestockEntry{12}});
-  CHECK(parseBoxEntry(" # 7 ", 24) == BoxEntry{RestockEntry{7}});
-  CHECK(parseBoxEntry("#999", 24) == BoxEntry{RestockEntry{999}});
+TEST_CASE("an operator in a session types # and a restock number, then the card's number",
+          "[box]") {
+  CHECK(parseBoxEntry("#12 4000 1234 5678 9010", 24) ==
+        BoxEntry{RestockEntry{12, "4000 1234 5678 9010"}});
+  CHECK(parseBoxEntry(" # 7 4000123456789010 ", 24) == BoxEntry{RestockEntry{7, "4000123456789010"}});
+  CHECK(parseBoxEntry("#999 12345678", 24) == BoxEntry{RestockEntry{999, "12345678"}});
+  CHECK(parseBoxEntry("#1 1234567890123456789", 24) ==
+        BoxEntry{RestockEntry{1, "1234567890123456789"}});
   CHECK(parseBoxEntry("*", 24) == BoxEntry{EndSessionEntry{}});
   CHECK(parseBoxEntry(" * ", 24) == BoxEntry{EndSessionEntry{}});
-  for (const std::string typed : {"#", "#0", "#1000", "#12 3", "#*4", "#-1"}) {
+  // '#N' alone, or a number that cannot be a card's: the format, never what was typed.
+  for (const std::string typed :
+       {"#", "#7", " # 7 ", "#0 4000123456789010", "#1000 4000123456789010", "#*4 40001234",
+        "#-1 40001234", "#7 1234567", "#7 12345678901234567890", "#7 4000-1234-5678-9010",
+        "#7 4000*1234"}) {
     INFO(typed);
-    CHECK(std::holds_alternative<BadEntry>(parseBoxEntry(typed, 24)));
+    const auto entry = parseBoxEntry(typed, 24);
+    REQUIRE(std::holds_alternative<BadEntry>(entry));
+    CHECK(std::get<BadEntry>(entry).why == kTextRestockFormat);
   }
 }
 

@@ -286,6 +286,25 @@ void typeAndPoll(Fixture& f, const std::string& entry) {
   f.controller->poll();
 }
 
+// The number printed on card-b, as the operator types it after '#N'.
+constexpr const char* kCardB = "4000 0566 5566 5556";
+
+// The operator types `entry` ('#N' and a card number): the RestockCheck the kiosk sent.
+v1::RestockCheck restockTyped(Fixture& f, const std::string& entry) {
+  const auto before = f.sent.size();
+  typeAndPoll(f, entry);
+  REQUIRE(f.sent.size() == before + 1);
+  REQUIRE(f.sent.back().has_restock_check());
+  return f.sent.back().restock_check();
+}
+
+void answerRestock(Fixture& f, const std::string& request_id, v1::RestockCheckResult result) {
+  auto env = lostcard::wire::makeEnvelope(0);
+  env.mutable_restock_check_answer()->set_request_id(request_id);
+  env.mutable_restock_check_answer()->set_result(result);
+  f.controller->onMessage(env);
+}
+
 }  // namespace
 
 TEST_CASE("restock: only after # and a listed number, one card, stored as that deposit", "[box]") {
@@ -296,12 +315,25 @@ TEST_CASE("restock: only after # and a listed number, one card, stored as that d
   operatorSession(f, {}, {restockCard(7, kB)});
   CHECK(f.box.shutterState() == "closed");  // no finder's card while the operator works
 
-  // A number not on this box's list (a wrong one, or another box's) arms nothing.
-  typeAndPoll(f, "#8");
+  // A number not on this box's list (a wrong one, or another box's) arms nothing, unasked.
+  typeAndPoll(f, std::string("#8 ") + kCardB);
   CHECK(f.box.displayText() == "No card to put back has number #8 at this box.");
   CHECK(f.box.shutterState() == "closed");
-
+  CHECK(countSent(f, [](const v1::Envelope& e) { return e.has_restock_check(); }) == 0);
+  // '#N' alone: the format, nothing asked.
   typeAndPoll(f, "#7");
+  CHECK(f.box.displayText() == std::string(kTextRestockFormat));
+  CHECK(countSent(f, [](const v1::Envelope& e) { return e.has_restock_check(); }) == 0);
+
+  // '#7' and the card's number: the cloud is asked about deposit kB; nothing is armed meanwhile.
+  const auto check = restockTyped(f, std::string("#7 ") + kCardB);
+  CHECK(check.deposit_id() == kB);
+  CHECK(check.number() == kCardB);
+  CHECK(lostcard::wire::isUuid(check.request_id()));
+  CHECK(f.box.displayText() == "Checking card #7...");
+  CHECK(f.box.shutterState() == "closed");
+  CHECK_FALSE(f.controller->intake()->restockArmed());
+  answerRestock(f, check.request_id(), v1::RESTOCK_CHECK_RESULT_OK);
   CHECK(f.box.displayText() == "Put card #7 in the intake.");
   CHECK(f.box.shutterState() == "open");
   REQUIRE(f.box.putBack("card-b").has_value());
@@ -322,16 +354,90 @@ TEST_CASE("restock: only after # and a listed number, one card, stored as that d
   CHECK(b->decision->isStore());
   CHECK(b->decision->last4 == "4242");
   CHECK(f.box.shutterState() == "closed");  // armed for one card only
+  // The card's number is in no journal file.
+  for (const auto* suffix : {"", "-wal"}) {
+    const auto bytes = fileBytes(f.dir / (std::string("journal.sqlite") + suffix));
+    CHECK(bytes.find(kCardB) == std::string::npos);
+    CHECK(bytes.find("4000056655665556") == std::string::npos);
+  }
 
   // Put back once: the number no longer arms anything.
-  typeAndPoll(f, "#7");
+  typeAndPoll(f, std::string("#7 ") + kCardB);
   CHECK(f.box.displayText() == "No card to put back has number #7 at this box.");
   typeAndPoll(f, "*");
   CHECK(f.box.shutterState() == "open");
   CHECK(f.box.displayText() == std::string(kTextReady));
   // Outside a session, '#' and '*' do nothing.
-  typeAndPoll(f, "#7");
+  typeAndPoll(f, std::string("#7 ") + kCardB);
   CHECK(f.box.displayText() == "Operators: type * and your code first.");
+}
+
+TEST_CASE("restock: a card whose number is not the deposit's is refused and nothing is armed",
+          "[box]") {
+  Fixture f("restock-mismatch");
+  collectedFromBin(f);
+  f.start();
+  operatorSession(f, {}, {restockCard(7, kB)});
+
+  // Another holder's card labelled #7: the cloud says MISMATCH.
+  const auto wrong = restockTyped(f, "#7 4556 7375 8689 9855");
+  answerRestock(f, wrong.request_id(), v1::RESTOCK_CHECK_RESULT_MISMATCH);
+  CHECK(f.box.displayText() == "That card is not #7: check its label and number.");
+  CHECK(f.box.shutterState() == "closed");
+  CHECK_FALSE(f.controller->intake()->restockArmed());
+  // A card put in the intake now is not taken for kB.
+  REQUIRE(f.box.putBack("card-b").has_value());
+  f.now_ms += 100;
+  f.controller->poll();
+  CHECK(countSent(f, [](const v1::Envelope& e) { return e.has_card_stored(); }) == 0);
+  CHECK(f.journal.deposit(kB)->state == DepositState::kCollected);
+}
+
+TEST_CASE("restock: an answer for a check no longer waited for arms nothing", "[box]") {
+  Fixture f("restock-stale");
+  collectedFromBin(f);
+  f.start();
+  operatorSession(f, {}, {restockCard(7, kB), restockCard(9, kA)});
+
+  // Another entry typed since: the first check's OK arms nothing.
+  const auto first = restockTyped(f, std::string("#7 ") + kCardB);
+  const auto second = restockTyped(f, std::string("#9 ") + kCardB);
+  CHECK(second.request_id() != first.request_id());
+  answerRestock(f, first.request_id(), v1::RESTOCK_CHECK_RESULT_OK);
+  CHECK_FALSE(f.controller->intake()->restockArmed());
+  CHECK(f.box.shutterState() == "closed");
+  answerRestock(f, second.request_id(), v1::RESTOCK_CHECK_RESULT_NOT_WAITING);
+  CHECK(f.box.displayText() == "Card #9 does not wait to be put back at this box.");
+  CHECK_FALSE(f.controller->intake()->restockArmed());
+
+  // No answer in time: given up; an OK that comes later arms nothing. While it is waited for,
+  // it is in the backlog (sent again after a reconnect).
+  const auto late = restockTyped(f, std::string("#7 ") + kCardB);
+  const auto backlog = f.controller->backlog();
+  CHECK(std::count_if(backlog.begin(), backlog.end(), [&](const v1::Envelope& e) {
+          return e.has_restock_check() && e.restock_check().request_id() == late.request_id();
+        }) == 1);
+  f.now_ms += 2000;  // answer_timeout_ms
+  f.controller->poll();
+  CHECK_THAT(f.box.displayText(), Catch::Contains("does not answer"));
+  for (const auto& e : f.controller->backlog()) {
+    CHECK_FALSE(e.has_restock_check());
+  }
+  answerRestock(f, late.request_id(), v1::RESTOCK_CHECK_RESULT_OK);
+  CHECK_FALSE(f.controller->intake()->restockArmed());
+
+  // A throttled kiosk says so, and arms nothing.
+  const auto throttled = restockTyped(f, std::string("#7 ") + kCardB);
+  answerRestock(f, throttled.request_id(), v1::RESTOCK_CHECK_RESULT_THROTTLED);
+  CHECK_THAT(f.box.displayText(), Catch::Contains("Too many wrong card numbers"));
+  CHECK_FALSE(f.controller->intake()->restockArmed());
+
+  // The session ended before the answer came: nothing armed, the intake serves finders again.
+  const auto ended = restockTyped(f, std::string("#7 ") + kCardB);
+  typeAndPoll(f, "*");
+  answerRestock(f, ended.request_id(), v1::RESTOCK_CHECK_RESULT_OK);
+  CHECK_FALSE(f.controller->intake()->restockArmed());
+  CHECK(f.box.displayText() == std::string(kTextReady));
 }
 
 TEST_CASE("restock: a card dropped without # is a finder's, taken after the session", "[box]") {
@@ -346,7 +452,7 @@ TEST_CASE("restock: a card dropped without # is a finder's, taken after the sess
   f.controller->poll();
   CHECK(countSent(f, [](const v1::Envelope& e) { return e.has_card_captured(); }) == 0);
   // Nor does #N arm while it lies there: it would be taken for the operator's card.
-  typeAndPoll(f, "#7");
+  typeAndPoll(f, std::string("#7 ") + kCardB);
   CHECK_THAT(f.box.displayText(), Catch::Contains("A card is in the intake"));
   CHECK_FALSE(f.controller->intake()->restockArmed());
   typeAndPoll(f, "*");

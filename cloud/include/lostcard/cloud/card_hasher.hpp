@@ -46,6 +46,13 @@ class CardHasher {
   std::string key_;
 };
 
+// Overwrites a string holding a typed card number (or its digits) when the scope ends, so the
+// number does not linger in freed memory:  const Cleanse cleanse{number};
+struct Cleanse {
+  std::string& s;
+  ~Cleanse();
+};
+
 // The digits of a card number typed or printed with spaces or dashes ("4111 1111-1111 1111");
 // "" when anything else is in it or it has no digit.
 std::string cardDigits(std::string_view number);

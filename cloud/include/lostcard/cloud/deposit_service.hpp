@@ -18,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "lostcard/cloud/card_formats.hpp"
 #include "lostcard/cloud/card_hasher.hpp"
 #include "lostcard/cloud/decision.hpp"
 #include "lostcard/cloud/image_vault.hpp"
@@ -75,6 +76,14 @@ class DepositService {
       const std::string& kiosk_id, const v1::OperatorAuthRequest& request,
       std::chrono::system_clock::time_point now);
 
+  // The number an operator typed at the kiosk for a card to restock: checked by the card formats
+  // (as the manual resolution does), hashed with the card key and compared with the deposit's
+  // card (Store::checkRestockCard); the number is wiped from memory once hashed and never logged.
+  // Refused: a request or deposit id that is not a UUID.
+  std::variant<v1::RestockCheckAnswer, Refusal> handleRestockCheck(
+      const std::string& kiosk_id, const v1::RestockCheck& check,
+      std::chrono::system_clock::time_point now);
+
   // The bin's cards left with the operator (Store::recordBinEmptied).
   std::optional<Refusal> handleBinEmptied(const std::string& kiosk_id,
                                           const v1::BinEmptied& emptied,
@@ -113,6 +122,8 @@ class DepositService {
   RecognizerOptions recognizer_options_;
   DecisionPolicy policy_;
   const ImageVault* image_vault_;
+  // For the numbers typed at the box (the recognizer's formats: RecognizerOptions::models_dir).
+  std::vector<CardFormat> card_formats_;
   std::mutex recognizers_mutex_;
   std::vector<std::unique_ptr<Recognizer>> idle_recognizers_;
 };

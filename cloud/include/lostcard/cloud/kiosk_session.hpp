@@ -34,6 +34,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 
 #include "lostcard/cloud/async_semaphore.hpp"
 #include "lostcard/cloud/deposit_service.hpp"
@@ -258,18 +259,10 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
       }
       case v1::Envelope::kPickupRequest: {
         // Answered with a PickupAnswer, or an error Ack when malformed. The code is never logged.
-        auto result = *co_await onWorker([this, &env, now] {
+        const auto result = *co_await onWorker([this, &env, now] {
           return service_.handlePickup(kiosk_id_, env.pickup_request(), now);
         });
-        if (auto* refusal = std::get_if<Refusal>(&result)) {
-          log_->warn("kiosk {}: PickupRequest {} refused: {}", kiosk_id_, env.message_id(),
-                     refusal->reason);
-          conn_.send(wire::makeAck(env.message_id(), nowMs(), refusal->reason));
-        } else {
-          auto reply = wire::makeEnvelope(nowMs());
-          *reply.mutable_pickup_answer() = std::get<v1::PickupAnswer>(result);
-          conn_.send(reply);
-        }
+        answer(env, result, [](v1::Envelope& out) { return out.mutable_pickup_answer(); });
         co_return std::nullopt;
       }
       case v1::Envelope::kPickupDone:
@@ -292,18 +285,18 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
       }
       case v1::Envelope::kOperatorAuthRequest: {
         // Answered with an OperatorAuthAnswer, or an error Ack when malformed. Never the code.
-        auto result = *co_await onWorker([this, &env, now] {
+        const auto result = *co_await onWorker([this, &env, now] {
           return service_.handleOperatorAuth(kiosk_id_, env.operator_auth_request(), now);
         });
-        if (auto* refusal = std::get_if<Refusal>(&result)) {
-          log_->warn("kiosk {}: OperatorAuthRequest {} refused: {}", kiosk_id_, env.message_id(),
-                     refusal->reason);
-          conn_.send(wire::makeAck(env.message_id(), nowMs(), refusal->reason));
-        } else {
-          auto reply = wire::makeEnvelope(nowMs());
-          *reply.mutable_operator_auth_answer() = std::get<v1::OperatorAuthAnswer>(result);
-          conn_.send(reply);
-        }
+        answer(env, result, [](v1::Envelope& out) { return out.mutable_operator_auth_answer(); });
+        co_return std::nullopt;
+      }
+      case v1::Envelope::kRestockCheck: {
+        // Answered with a RestockCheckAnswer, or an error Ack when malformed. Never the number.
+        const auto result = *co_await onWorker([this, &env, now] {
+          return service_.handleRestockCheck(kiosk_id_, env.restock_check(), now);
+        });
+        answer(env, result, [](v1::Envelope& out) { return out.mutable_restock_check_answer(); });
         co_return std::nullopt;
       }
       case v1::Envelope::kAck:
@@ -320,6 +313,23 @@ class KioskSession : public std::enable_shared_from_this<KioskSession<Stream>> {
       default:
         co_return "unexpected " + wire::bodyName(env) + " from a kiosk";
     }
+  }
+
+  // Sends the answer to a request (`body` picks its field in a fresh envelope), or an error Ack
+  // with the reason when the request was refused as malformed. Never logs the request's body
+  // (it holds a code or a card number).
+  template <class Answer, class Body>
+  void answer(const v1::Envelope& request, const std::variant<Answer, Refusal>& result,
+              Body body) {
+    if (const auto* refusal = std::get_if<Refusal>(&result)) {
+      log_->warn("kiosk {}: {} {} refused: {}", kiosk_id_, wire::bodyName(request),
+                 request.message_id(), refusal->reason);
+      conn_.send(wire::makeAck(request.message_id(), nowMs(), refusal->reason));
+      return;
+    }
+    auto reply = wire::makeEnvelope(nowMs());
+    *body(reply) = std::get<Answer>(result);
+    conn_.send(reply);
   }
 
   // Names an envelope body this cloud does not know by its field numbers: "Envelope field 18".

@@ -158,6 +158,23 @@ struct OperatorAuthOutcome {
   bool repeated = false;
 };
 
+// The number an operator typed at a kiosk for a card to restock (a RestockCheck), as its keyed
+// hash: the number itself never reaches the store.
+struct RestockCheckAttempt {
+  std::string kiosk_id;
+  std::string request_id;  // the kiosk's UUID for this check
+  std::string deposit_id;
+  std::string key_id;                       // the hasher's key id
+  std::optional<std::string> number_hmac;  // none: not a card number by the card formats
+};
+
+// The answer to one RestockCheck.
+struct RestockCheckOutcome {
+  lostcard::v1::RestockCheckResult result = lostcard::v1::RESTOCK_CHECK_RESULT_MISMATCH;
+  std::int64_t retry_after_ms = 0;  // THROTTLED
+  bool repeated = false;            // the kiosk sent this request id before: the first answer
+};
+
 class Store {
  public:
   explicit Store(StoreOptions options);
@@ -292,6 +309,20 @@ class Store {
   OperatorAuthOutcome checkOperatorCode(const std::string& kiosk_id, const std::string& request_id,
                                         const std::string& typed_code,
                                         std::chrono::system_clock::time_point now);
+
+  // An operator at `a.kiosk_id` typed the number of the card in their hand to put back deposit
+  // `a.deposit_id` (a RestockCheck). OK only when that deposit is one of this kiosk's cards
+  // awaiting restock and the number's keyed hash is its card's (cards.number_hmac, the card
+  // named at the manual resolution or at the decision); NOT_WAITING for another kiosk's deposit
+  // or one not awaiting restock; MISMATCH otherwise. A mismatch changes nothing about the
+  // deposit; those of numbers that pass the card formats count against the kiosk: after
+  // StoreOptions::operator_code_tries of them within operator_code_window (the operator codes'
+  // limit and options), THROTTLED. Audited as restock.check (result, the deposit and the
+  // request; never the number), in one transaction under the kiosk's operator lock. Idempotent by
+  // (kiosk, request id) within operator_code_window. Throws std::invalid_argument for a request
+  // or deposit id that is not a UUID.
+  RestockCheckOutcome checkRestockCard(const RestockCheckAttempt& a,
+                                       std::chrono::system_clock::time_point now);
 
   // After an OK opening (request `request_id`) the kiosk emptied its journal's bin: the listed
   // deposits of that kiosk recorded in the bin become "collected" (collected_by 'operator', the

@@ -40,8 +40,9 @@
 //   box.type("03 1234567890");  ...  box.collectFromSlot(2);
 //   box.type("* 2468135790");  ...  box.setBinDoorOpen(true); box.emptyBin();
 //   box.setBinDoorOpen(false);
-// To put a resolved card back, the operator types '#' and its restock number, then puts it in
-// the intake: box.type("#3"); box.putBack(card);  and '*' alone ends their session.
+// To put a resolved card back, the operator types '#', its restock number and the number printed
+// on the card, then puts it in the intake: box.type("#3 4000 0566 5566 5556");
+// box.putBack(card);  and '*' alone ends their session.
 //
 // A deterministic power cut mid-move (what tests and tools/chaos do to a running kiosk):
 //   box.holdMidMove();            // the next move stops halfway: card in ROOT/transit/

@@ -48,9 +48,14 @@
 // journaled first (returnKey()); at the session's end each slot's sensor says whether its card
 // went, and the cards gone leave the journal with their ReturnCollected report in one write
 // (a restart settles an unfinished one the same way at start-up). Meanwhile the intake takes no
-// finder's card (see intake.hpp); '#N' names a card of the answer's restock list, and the next
-// card put in the intake is stored in a free slot as that deposit and reported (CardStored). A
-// number not on the list (a wrong one, or another box's) is refused and arms nothing; '#N' or
+// finder's card (see intake.hpp); '#N' names a card of the answer's restock list, followed by the
+// number printed on the card in hand. That number goes to the cloud in a RestockCheck (in memory
+// and on the wire only, like a code) and only on an OK answer for the check still waited for is
+// the intake armed: the next card put in it is stored in a free slot as that deposit and
+// reported (CardStored). MISMATCH ("That card is not #N: check its label and number."),
+// NOT_WAITING, THROTTLED or no answer within answer_timeout_ms arm nothing; an answer that comes
+// after the session ended, another entry was typed or the wait was given up arms nothing either.
+// A number not on the list (a wrong one, or another box's) is refused without asking; '#N' or
 // '*' outside a session is refused too.
 #include <cstdint>
 #include <deque>
@@ -177,6 +182,9 @@ class Controller {
   void beginSession(const std::string& request_id, const v1::OperatorAuthAnswer& answer);
   void openReturnSlot(const std::string& request_id, const v1::ReturnSlot& slot);
   void onSessionEntry(const BoxEntry& entry);
+  // What the display says when the intake cannot take a card to restock now; none when it can.
+  std::optional<std::string> restockRefusal(const std::string& label);
+  void onRestockCheckAnswer(const v1::RestockCheckAnswer& answer);
   void endSession(std::string_view why);
   // Journals which of the return slots opened for `request_id` were emptied, and reports them.
   void settleReturns(const std::string& request_id, const std::vector<int>& slots);
@@ -207,6 +215,15 @@ class Controller {
   std::optional<Asking> asking_;
   std::optional<Opened> opened_;
   std::optional<Session> session_;
+  // A '#N' entry whose card number the cloud is checking (RestockCheck); the number only here.
+  struct RestockChecking {
+    std::string request_id;
+    int number = 0;
+    v1::RestockCard card;
+    v1::Envelope request;  // with the card's number: only here, never journaled
+    std::int64_t asked_at_ms = 0;
+  };
+  std::optional<RestockChecking> restock_check_;
   std::string last_keypad_error_;
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<spdlog::logger> box_log_;

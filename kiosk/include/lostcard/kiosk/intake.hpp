@@ -29,7 +29,8 @@
 //   in that slot (a difficult one is also flagged for the operator). With no free slot it waits.
 // - A Disposition for a deposit the machine is not waiting for is ignored.
 // - While an operator's session lasts (OperatorPresent) the shutter stays closed and no card is
-//   taken, except one: after RestockArmed (the operator typed '#' and a restock number) the
+//   taken, except one: after RestockArmed (the operator typed '#', a restock number and the
+//   card's own number, and the cloud found it to be that deposit's card: controller.hpp) the
 //   shutter opens and the next card detected is that deposit, put back by the operator. It is
 //   not photographed and not sent to the cloud for recognition (the operator resolved it by
 //   hand); it is journaled on the tray (JournalRestock) and goes to the lowest free slot like a
@@ -59,7 +60,7 @@ inline constexpr std::string_view kTextThanks = "Thank you";
 inline constexpr std::string_view kTextFull = "Box full - please use another box";
 inline constexpr std::string_view kTextOutOfOrder = "Out of order";
 inline constexpr std::string_view kTextOperator =
-    "Operator: # and a restock number to put a card back, * to finish";
+    "Operator: #, the restock number and the card's number to put a card back, * to finish";
 inline constexpr std::string_view kTextPutBack = "Put the card in the intake";
 
 // Local reasons written to the journal next to the cloud's.
@@ -126,7 +127,8 @@ struct Tick {};
 struct OperatorPresent {
   bool present = false;
 };
-// The operator typed the restock number of `deposit_id`: the next card is that one.
+// The operator typed the restock number of `deposit_id` and the number of the card in hand,
+// checked by the cloud: the next card is that one.
 struct RestockArmed {
   std::string deposit_id;
   std::string last4;

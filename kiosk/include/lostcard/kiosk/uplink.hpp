@@ -88,7 +88,8 @@ struct UplinkOptions {
 struct UplinkHandlers {
   // Durable messages not yet answered, oldest first; sent after every HelloAck.
   std::function<std::vector<v1::Envelope>()> backlog;
-  // A Disposition, a PickupAnswer, an OperatorAuthAnswer or an Ack from the cloud.
+  // A Disposition, a PickupAnswer, an OperatorAuthAnswer, a RestockCheckAnswer or an Ack from
+  // the cloud.
   std::function<void(const v1::Envelope&)> on_message;
   // The link came up (after HelloAck) or went down; optional.
   std::function<void(bool up)> on_link;
@@ -413,6 +414,7 @@ std::string Uplink<Stream>::handleInbound(Session& session, const v1::Envelope& 
     case v1::Envelope::kDisposition:
     case v1::Envelope::kPickupAnswer:
     case v1::Envelope::kOperatorAuthAnswer:
+    case v1::Envelope::kRestockCheckAnswer:
       if (handlers_.on_message) {
         handlers_.on_message(env);
       }
