@@ -29,13 +29,6 @@ constexpr const char* kDigitsConfig = "tessdata/configs/lostcard-card-digits";
 // The accepted number formats (card_formats.hpp), relative to the models folder.
 // The digit classifier (digit_classifier.hpp), relative to the models folder.
 constexpr const char* kDigitModel = "digits/digit_mlp.yml.gz";
-// A frame this many times wider than tall is a crop of the number line alone (a photo of the
-// number, not of the card); it is read as one line.
-constexpr double kMinLineCropAspect = 3.0;
-// A frame whose whole picture has the card's aspect (within this tolerance) may be a tight crop
-// of the card itself, used as is when no outline is found.
-constexpr double kCropAspectTolerance = 0.08;
-
 // The classifier's reading alone decides a frame when its decoded confidence reaches this;
 // below it, its number must agree with Tesseract's.
 constexpr double kMinGlyphConfidence = 0.9;
@@ -311,22 +304,15 @@ class Recognizer::Impl {
   // orientation, then (when that gave no sure number) with Tesseract both ways up.
   FrameResult readFrame(const cv::Mat& image, bool try_mirrored) {
     FrameResult frame;
-    cv::Mat card;
-    const double image_aspect = static_cast<double>(image.cols) / image.rows;
-    if (image_aspect >= kMinLineCropAspect) {
-      return readLineCrop(image);
+    const FrameView view = viewOfFrame(image);
+    if (view.kind == FrameView::Kind::kLineCrop) {
+      return readLineCrop(view.image);
     }
-    if (const auto corners = findCard(image)) {
-      card = straighten(image, *corners);
-    } else {
-      const double aspect = static_cast<double>(image.cols) / image.rows;
-      const double card_aspect = static_cast<double>(kCardWidthPx) / kCardHeightPx;
-      if (std::abs(aspect / card_aspect - 1.0) > kCropAspectTolerance) {
-        frame.note = "no card found";
-        return frame;
-      }
-      cv::resize(image, card, cv::Size(kCardWidthPx, kCardHeightPx), 0, 0, cv::INTER_AREA);
+    if (view.kind == FrameView::Kind::kNothing) {
+      frame.note = "no card found";
+      return frame;
     }
+    const cv::Mat& card = view.image;
 
     // The card as it lies and turned: -2 as is, -1 rotated 180 degrees, 1 mirrored left-right,
     // 0 mirrored top-bottom (embossed digits seen from the back of the card show reversed).

@@ -22,6 +22,13 @@ constexpr double kMinCardAreaShare = 0.10;
 constexpr double kMinCardAspect = 1.30;
 constexpr double kMaxCardAspect = 1.95;
 
+// A frame this many times wider than tall is a crop of the number line alone (a photo of the
+// number, not of the card).
+constexpr double kMinLineCropAspect = 3.0;
+// A frame whose whole picture has the card's aspect (within this tolerance) may be a tight crop
+// of the card itself, used as is when no outline is found.
+constexpr double kCropAspectTolerance = 0.08;
+
 // locateNumberLine: ignore this margin of the straightened card (its edge, the tray showing in
 // the rounded corners), accept text lines this tall and at least this wide.
 constexpr int kCardMarginPx = 14;
@@ -371,6 +378,31 @@ cv::Mat straighten(const cv::Mat& frame_bgr, const Quad& corners) {
   cv::warpPerspective(frame_bgr, card, transform, cv::Size(kCardWidthPx, kCardHeightPx),
                       cv::INTER_LINEAR, cv::BORDER_REPLICATE);
   return card;
+}
+
+FrameView viewOfFrame(const cv::Mat& frame_bgr) {
+  FrameView view;
+  if (frame_bgr.empty()) {
+    return view;
+  }
+  const double aspect = static_cast<double>(frame_bgr.cols) / frame_bgr.rows;
+  if (aspect >= kMinLineCropAspect) {
+    view.kind = FrameView::Kind::kLineCrop;
+    view.image = frame_bgr;
+    return view;
+  }
+  if (const auto corners = findCard(frame_bgr)) {
+    view.kind = FrameView::Kind::kCard;
+    view.image = straighten(frame_bgr, *corners);
+    return view;
+  }
+  const double card_aspect = static_cast<double>(kCardWidthPx) / kCardHeightPx;
+  if (std::abs(aspect / card_aspect - 1.0) <= kCropAspectTolerance) {
+    view.kind = FrameView::Kind::kCard;
+    cv::resize(frame_bgr, view.image, cv::Size(kCardWidthPx, kCardHeightPx), 0, 0,
+               cv::INTER_AREA);
+  }
+  return view;
 }
 
 std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
