@@ -34,6 +34,12 @@ constexpr const char* kDigitModel = "digits/digit_mlp.yml.gz";
 constexpr double kMinGlyphConfidence = 0.9;
 // The classifier's readings may be repaired like Tesseract's (one character, clearly likelier).
 constexpr RepairPolicy kGlyphRepairs{};
+// A Tesseract line read with at least these confidences (mean, least sure digit) passes without
+// the word gate: on a patterned background (dots, lines between the groups) the LSTM's word
+// confidences run low however clear the digits, and an inserted digit does not come with every
+// digit read this surely.
+constexpr double kSureLineMeanConfidence = 90.0;
+constexpr double kSureLineSymbolConfidence = 80.0;
 // A group of at most this many glyphs at either end of a line may be a stray mark.
 constexpr std::size_t kMaxStrayGroup = 2;
 // ...and a reading without it, or from a cut that left tall ink out (digits may be missing),
@@ -186,7 +192,9 @@ class Recognizer::Impl {
     } else if (ocr.min_symbol_confidence < gates.min_symbol_confidence) {
       out.why = fmt::format("a digit read with confidence {:.0f}, below {:.0f}",
                             ocr.min_symbol_confidence, gates.min_symbol_confidence);
-    } else if (ocr.min_word_confidence < gates.min_word_confidence && !relax_word_gate) {
+    } else if (ocr.min_word_confidence < gates.min_word_confidence && !relax_word_gate &&
+               !(ocr.mean_confidence >= kSureLineMeanConfidence &&
+                 ocr.min_symbol_confidence >= kSureLineSymbolConfidence)) {
       out.why = fmt::format("a digit group read with confidence {:.0f}, below {:.0f}",
                             ocr.min_word_confidence, gates.min_word_confidence);
     } else {
