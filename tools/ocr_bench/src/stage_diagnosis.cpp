@@ -62,8 +62,8 @@ StageDiagnosis::StageDiagnosis(const std::string& tessdata_dir, const std::strin
     : reader_(cloud::LineReaderOptions{
           tessdata_dir,
           (fs::path(models_dir) / "tessdata/configs/lostcard-card-digits").string()}),
-      classifier_(
-          cloud::DigitClassifier::load((fs::path(models_dir) / "digits/digit_mlp.yml.gz").string())) {}
+      classifier_(cloud::DigitClassifier::load(
+          (fs::path(models_dir) / "digits/digit_mlp.yml.gz").string())) {}
 
 StageVerdict StageDiagnosis::diagnose(const cloud::CardImages& images,
                                       const cloud::CardReading& reading, const std::string& truth) {
@@ -108,8 +108,9 @@ StageVerdict StageDiagnosis::diagnose(const cloud::CardImages& images,
                      std::string("tesseract ") + prepName(prep) + " " + where);
           }
           for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
-            consider(digitsOf(cloud::readLineGlyphs(classifier_, oriented, lines[l], nullptr, prep)),
-                     std::string("classifier ") + prepName(prep) + " " + where);
+            const cloud::LineReading glyphs =
+                cloud::readLineGlyphs(classifier_, oriented, lines[l], nullptr, prep);
+            consider(digitsOf(glyphs), std::string("classifier ") + prepName(prep) + " " + where);
           }
         }
       }
