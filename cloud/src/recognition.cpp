@@ -34,12 +34,6 @@ constexpr const char* kDigitModel = "digits/digit_mlp.yml.gz";
 constexpr double kMinGlyphConfidence = 0.9;
 // The classifier's readings may be repaired like Tesseract's (one character, clearly likelier).
 constexpr RepairPolicy kGlyphRepairs{};
-// A Tesseract line read with at least these confidences (mean, least sure digit) passes without
-// the word gate: on a patterned background (dots, lines between the groups) the LSTM's word
-// confidences run low however clear the digits, and an inserted digit does not come with every
-// digit read this surely.
-constexpr double kSureLineMeanConfidence = 90.0;
-constexpr double kSureLineSymbolConfidence = 80.0;
 // The confidence of a number read only by filling the classifier's doubtful glyphs from
 // Tesseract (below kMinGlyphConfidence: read, but not a sure reading).
 constexpr double kFilledConfidence = 0.5;
@@ -195,9 +189,7 @@ class Recognizer::Impl {
     } else if (ocr.min_symbol_confidence < gates.min_symbol_confidence) {
       out.why = fmt::format("a digit read with confidence {:.0f}, below {:.0f}",
                             ocr.min_symbol_confidence, gates.min_symbol_confidence);
-    } else if (ocr.min_word_confidence < gates.min_word_confidence && !relax_word_gate &&
-               !(ocr.mean_confidence >= kSureLineMeanConfidence &&
-                 ocr.min_symbol_confidence >= kSureLineSymbolConfidence)) {
+    } else if (ocr.min_word_confidence < gates.min_word_confidence && !relax_word_gate) {
       out.why = fmt::format("a digit group read with confidence {:.0f}, below {:.0f}",
                             ocr.min_word_confidence, gates.min_word_confidence);
     } else {
