@@ -345,4 +345,77 @@ LineReading readingOfText(const std::string& text, double score) {
   return reading;
 }
 
+std::optional<std::string> fillErasures(const std::string& glyphs, const std::string& other,
+                                        const FillPolicy& policy) {
+  const std::size_t n = glyphs.size();
+  const std::size_t m = other.size();
+  const auto fills = static_cast<std::size_t>(std::count(glyphs.begin(), glyphs.end(), '?'));
+  if (fills == 0 || fills > static_cast<std::size_t>(policy.max_fills) || m == 0) {
+    return std::nullopt;
+  }
+  // cost[i][j]: the fewest gaps aligning glyphs[0, i) with other[0, j), or kNever.
+  constexpr int kNever = 1 << 20;
+  std::vector<std::vector<int>> cost(n + 1, std::vector<int>(m + 1, kNever));
+  cost[0][0] = 0;
+  for (std::size_t i = 0; i <= n; ++i) {
+    for (std::size_t j = 0; j <= m; ++j) {
+      if (cost[i][j] >= kNever) {
+        continue;
+      }
+      if (i < n && j < m && (glyphs[i] == '?' || glyphs[i] == other[j])) {
+        cost[i + 1][j + 1] = std::min(cost[i + 1][j + 1], cost[i][j]);
+      }
+      // A glyph the other reader missed, before it began or after it ended (a '?' must be
+      // filled; a glyph missed in the middle, next to one added, would be a digit read
+      // differently).
+      if (i < n && glyphs[i] != '?' && (j == 0 || j == m)) {
+        cost[i + 1][j] = std::min(cost[i + 1][j], cost[i][j] + 1);
+      }
+      if (j < m) {  // a digit Tesseract added
+        cost[i][j + 1] = std::min(cost[i][j + 1], cost[i][j] + 1);
+      }
+    }
+  }
+  if (cost[n][m] > policy.max_gaps) {
+    return std::nullopt;
+  }
+  // Back from the end along one of the shortest alignments. A missed glyph next to an added one
+  // is a digit the two read differently: no fill then.
+  std::string filled = glyphs;
+  std::size_t i = n;
+  std::size_t j = m;
+  std::size_t matches = 0;
+  char previous = ' ';  // the step taken before (in the walk back): 'm'atch, 'g'ap, 'a'dded
+  while (i > 0 || j > 0) {
+    char step = 'a';
+    if (i > 0 && j > 0 && (glyphs[i - 1] == '?' || glyphs[i - 1] == other[j - 1]) &&
+        cost[i - 1][j - 1] == cost[i][j]) {
+      step = 'm';
+      if (glyphs[i - 1] == '?') {
+        filled[i - 1] = other[j - 1];
+      } else {
+        ++matches;
+      }
+      --i;
+      --j;
+    } else if (i > 0 && glyphs[i - 1] != '?' && (j == 0 || j == m) &&
+               cost[i - 1][j] + 1 == cost[i][j]) {
+      step = 'g';
+      --i;
+    } else {
+      --j;
+    }
+    if ((step == 'g' && previous == 'a') || (step == 'a' && previous == 'g')) {
+      return std::nullopt;
+    }
+    previous = step;
+  }
+  if (matches < static_cast<std::size_t>(policy.min_matches) ||
+      filled.find('?') != std::string::npos) {
+    return std::nullopt;
+  }
+  return filled;
+}
+
+
 }  // namespace lostcard::cloud

@@ -29,18 +29,14 @@ constexpr const char* kDigitsConfig = "tessdata/configs/lostcard-card-digits";
 // The accepted number formats (card_formats.hpp), relative to the models folder.
 // The digit classifier (digit_classifier.hpp), relative to the models folder.
 constexpr const char* kDigitModel = "digits/digit_mlp.yml.gz";
-// A frame this many times wider than tall is a crop of the number line alone (a photo of the
-// number, not of the card); it is read as one line.
-constexpr double kMinLineCropAspect = 3.0;
-// A frame whose whole picture has the card's aspect (within this tolerance) may be a tight crop
-// of the card itself, used as is when no outline is found.
-constexpr double kCropAspectTolerance = 0.08;
-
 // The classifier's reading alone decides a frame when its decoded confidence reaches this;
 // below it, its number must agree with Tesseract's.
 constexpr double kMinGlyphConfidence = 0.9;
 // The classifier's readings may be repaired like Tesseract's (one character, clearly likelier).
 constexpr RepairPolicy kGlyphRepairs{};
+// The confidence of a number read only by filling the classifier's doubtful glyphs from
+// Tesseract (below kMinGlyphConfidence: read, but not a sure reading).
+constexpr double kFilledConfidence = 0.5;
 // A group of at most this many glyphs at either end of a line may be a stray mark.
 constexpr std::size_t kMaxStrayGroup = 2;
 // ...and a reading without it, or from a cut that left tall ink out (digits may be missing),
@@ -208,13 +204,25 @@ class Recognizer::Impl {
   // with every gate passed but the word one (the LSTM's word confidences run low on good card
   // lines; the gate is there to catch an inserted digit, which two different preparations of
   // the line rarely insert alike). The first reading's reason is kept for the operator.
-  DecodedReading readAndDecode(const cv::Mat& card, const cv::Rect& line) {
+  // Tesseract's digits of both readings of a line that gave no number go to *raw (when given),
+  // for filledFromTesseract.
+  DecodedReading readAndDecode(const cv::Mat& card, const cv::Rect& line,
+                               std::vector<std::string>* raw = nullptr) {
     const OcrLine binary = reader_.readLine(card, line, LinePrep::kBinary);
     DecodedReading first = decodeLine(binary);
     if (first.number) {
       return first;
     }
     const OcrLine gray = reader_.readLine(card, line, LinePrep::kGray);
+    if (raw != nullptr) {
+      for (const OcrLine* ocr : {&binary, &gray}) {
+        std::string digits;
+        for (const auto& choices : ocr->reading.positions) {
+          digits.push_back(choices.front().symbol);
+        }
+        raw->push_back(std::move(digits));
+      }
+    }
     DecodedReading second = decodeLine(gray);
     if (second.number) {
       return second;
@@ -307,26 +315,51 @@ class Recognizer::Impl {
     return false;
   }
 
+  // A frame neither reader read with confidence, one reader's doubt settled by the other: the
+  // classifier's reading of a line (grey, then relief) whose only flaws are one or two glyphs
+  // it took for no digit, filled from Tesseract's digits of the same line (fillErasures,
+  // card_number_decoder.hpp: both must read every other digit alike), then checked as a number.
+  // The two readers see the line differently (a general LSTM over the whole line, a glyph
+  // classifier over cut glyphs), so agreeing on a dozen digits and more, and the check digit
+  // passing, is strong evidence. Every line of `view` is tried; two different numbers give none.
+  std::optional<std::string> filledFromTesseract(
+      const View& view, const std::vector<std::vector<std::string>>& tesseract_by_line) const {
+    std::set<std::string> numbers;
+    for (std::size_t l = 0; l < view.lines.size() && l < tesseract_by_line.size(); ++l) {
+      for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
+        const LineReading glyphs =
+            readLineGlyphs(*classifier_, *view.image, view.lines[l], nullptr, prep);
+        std::string best;
+        for (const auto& choices : glyphs.positions) {
+          best.push_back(choices.empty() ? '?' : choices.front().symbol);
+        }
+        for (const std::string& digits : tesseract_by_line[l]) {
+          const auto filled = fillErasures(best, digits);
+          if (filled && matchFormat(formats_, *filled, glyphs.groups) != nullptr) {
+            numbers.insert(*filled);
+          }
+        }
+      }
+    }
+    if (numbers.size() != 1) {
+      return std::nullopt;
+    }
+    return *numbers.begin();
+  }
+
   // One photo: find and straighten the card, then read it: with the digit classifier in every
   // orientation, then (when that gave no sure number) with Tesseract both ways up.
   FrameResult readFrame(const cv::Mat& image, bool try_mirrored) {
     FrameResult frame;
-    cv::Mat card;
-    const double image_aspect = static_cast<double>(image.cols) / image.rows;
-    if (image_aspect >= kMinLineCropAspect) {
-      return readLineCrop(image);
+    const FrameView view = viewOfFrame(image);
+    if (view.kind == FrameView::Kind::kLineCrop) {
+      return readLineCrop(view.image);
     }
-    if (const auto corners = findCard(image)) {
-      card = straighten(image, *corners);
-    } else {
-      const double aspect = static_cast<double>(image.cols) / image.rows;
-      const double card_aspect = static_cast<double>(kCardWidthPx) / kCardHeightPx;
-      if (std::abs(aspect / card_aspect - 1.0) > kCropAspectTolerance) {
-        frame.note = "no card found";
-        return frame;
-      }
-      cv::resize(image, card, cv::Size(kCardWidthPx, kCardHeightPx), 0, 0, cv::INTER_AREA);
+    if (view.kind == FrameView::Kind::kNothing) {
+      frame.note = "no card found";
+      return frame;
     }
+    const cv::Mat& card = view.image;
 
     // The card as it lies and turned: -2 as is, -1 rotated 180 degrees, 1 mirrored left-right,
     // 0 mirrored top-bottom (embossed digits seen from the back of the card show reversed).
@@ -357,6 +390,8 @@ class Recognizer::Impl {
     std::set<std::string> numbers;
     double confidence = 0.0;
     std::vector<std::string> why_not;  // per orientation, the best line's reason
+    // Per orientation and line, Tesseract's digits of the readings that gave no number.
+    std::map<int, std::vector<std::vector<std::string>>> tesseract_raw;
     // 1. The digit classifier (cheap; reading both ways up is what shows a line that passes
     // for a number the wrong way round).
     // Both ways up first; mirrored only when that read nothing, as a mirrored line (seen through
@@ -396,7 +431,8 @@ class Recognizer::Impl {
       }
       std::string first_why;
       for (const cv::Rect& line : o.lines) {
-        const DecodedReading decoded = readAndDecode(o.card, line);
+        const DecodedReading decoded =
+            readAndDecode(o.card, line, &tesseract_raw[flip].emplace_back());
         if (decoded.number) {
           numbers.insert(*decoded.number);
           confidence = std::max(confidence, decoded.confidence);
@@ -414,6 +450,19 @@ class Recognizer::Impl {
     // A number the classifier was unsure of must be the one Tesseract read, if it read one.
     if (glyph_number && !numbers.empty()) {
       numbers.insert(*glyph_number);
+    }
+    // 3. Neither reader sure on its own: the classifier's doubtful glyphs filled from Tesseract's
+    // reading, in every orientation Tesseract read (two orientations giving numbers conflict).
+    if (numbers.empty() && !glyph_number && classifier_) {
+      std::set<std::string> filled;
+      for (const auto& [flip, by_line] : tesseract_raw) {
+        const Orientation& o = orientation(flip);
+        if (const auto number = filledFromTesseract(View{&o.card, o.lines}, by_line)) {
+          filled.insert(*number);
+        }
+      }
+      numbers = filled;
+      confidence = kFilledConfidence;
     }
     if (numbers.size() > 1) {
       frame.self_conflicting = true;

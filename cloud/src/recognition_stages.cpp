@@ -22,6 +22,13 @@ constexpr double kMinCardAreaShare = 0.10;
 constexpr double kMinCardAspect = 1.30;
 constexpr double kMaxCardAspect = 1.95;
 
+// A frame this many times wider than tall is a crop of the number line alone (a photo of the
+// number, not of the card).
+constexpr double kMinLineCropAspect = 3.0;
+// A frame whose whole picture has the card's aspect (within this tolerance) may be a tight crop
+// of the card itself, used as is when no outline is found.
+constexpr double kCropAspectTolerance = 0.08;
+
 // locateNumberLine: ignore this margin of the straightened card (its edge, the tray showing in
 // the rounded corners), accept text lines this tall and at least this wide.
 constexpr int kCardMarginPx = 14;
@@ -29,6 +36,10 @@ constexpr int kMinLineHeightPx = 20;
 constexpr int kMaxLineHeightPx = 90;
 constexpr double kMinLineWidthShare = 0.40;
 constexpr std::size_t kMaxLineCandidates = 3;
+// A row is widened (extendAlongRow) over columns whose glyph outlines fill at least this share of
+// its height, across gaps up to this many row heights (a digit group's gap is under one).
+constexpr double kMinColumnInkShare = 0.15;
+constexpr double kMaxRowGapHeights = 1.2;
 
 // The border prepareLine puts around the line (Tesseract reads text touching the edge badly).
 constexpr int kOcrBorderPx = 16;
@@ -175,6 +186,31 @@ Quad refineCorners(const Quad& rough, const std::vector<cv::Point>& contour, cv:
     refined[i] = *corner;
   }
   return refined;
+}
+
+// A text row widened over the glyph outlines (`outlines`, a 0/255 mask) that continue it at its
+// height: digits that were not joined into the row (faint relief, a group crossed by a pattern,
+// which made its blob too tall) are taken in as long as no gap wider than a digit group's gap
+// breaks the run.
+cv::Rect extendAlongRow(const cv::Mat& outlines, const cv::Rect& row) {
+  const cv::Rect band = cv::Rect(0, row.y, outlines.cols, row.height) &
+                        cv::Rect(0, 0, outlines.cols, outlines.rows);
+  cv::Mat ink_per_column;
+  cv::reduce(outlines(band) / 255, ink_per_column, 0, cv::REDUCE_SUM, CV_32S);
+  const int min_ink = std::max(2, static_cast<int>(kMinColumnInkShare * row.height));
+  const int max_gap = static_cast<int>(kMaxRowGapHeights * row.height);
+  const auto inked = [&](int x) { return ink_per_column.at<int>(0, x) >= min_ink; };
+  int left = row.x;
+  for (int x = row.x - 1, gap = 0; x >= 0 && gap <= max_gap; --x) {
+    gap = inked(x) ? 0 : gap + 1;
+    left = gap == 0 ? x : left;
+  }
+  int right = row.br().x;  // exclusive
+  for (int x = row.br().x, gap = 0; x < outlines.cols && gap <= max_gap; ++x) {
+    gap = inked(x) ? 0 : gap + 1;
+    right = gap == 0 ? x + 1 : right;
+  }
+  return cv::Rect(left, row.y, right - left, row.height);
 }
 
 // Rows of text: boxes that overlap vertically by most of their height are joined.
@@ -373,6 +409,31 @@ cv::Mat straighten(const cv::Mat& frame_bgr, const Quad& corners) {
   return card;
 }
 
+FrameView viewOfFrame(const cv::Mat& frame_bgr) {
+  FrameView view;
+  if (frame_bgr.empty()) {
+    return view;
+  }
+  const double aspect = static_cast<double>(frame_bgr.cols) / frame_bgr.rows;
+  if (aspect >= kMinLineCropAspect) {
+    view.kind = FrameView::Kind::kLineCrop;
+    view.image = frame_bgr;
+    return view;
+  }
+  if (const auto corners = findCard(frame_bgr)) {
+    view.kind = FrameView::Kind::kCard;
+    view.image = straighten(frame_bgr, *corners);
+    return view;
+  }
+  const double card_aspect = static_cast<double>(kCardWidthPx) / kCardHeightPx;
+  if (std::abs(aspect / card_aspect - 1.0) <= kCropAspectTolerance) {
+    view.kind = FrameView::Kind::kCard;
+    cv::resize(frame_bgr, view.image, cv::Size(kCardWidthPx, kCardHeightPx), 0, 0,
+               cv::INTER_AREA);
+  }
+  return view;
+}
+
 std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
   cv::Mat gray;
   if (card_bgr.channels() == 3) {
@@ -413,6 +474,7 @@ std::vector<cv::Rect> locateRows(const cv::Mat& gray) {
                        mask.rows - 2 * kCardMarginPx);
   cv::Mat cleaned = cv::Mat::zeros(mask.size(), mask.type());
   mask(inner).copyTo(cleaned(inner));
+  const cv::Mat outlines = cleaned.clone();
   // Fill the glyph outlines and join the glyphs of a digit group into one blob (but not lines
   // above or below each other), then drop what is thinner than print: hairlines, noise.
   cv::morphologyEx(cleaned, cleaned, cv::MORPH_CLOSE,
@@ -430,7 +492,8 @@ std::vector<cv::Rect> locateRows(const cv::Mat& gray) {
     }
   }
   std::vector<cv::Rect> rows;
-  for (const auto& row : joinIntoRows(std::move(pieces))) {
+  for (const auto& joined : joinIntoRows(std::move(pieces))) {
+    const cv::Rect row = extendAlongRow(outlines, joined);
     if (row.width >= kMinLineWidthShare * gray.cols && row.width >= 6 * row.height) {
       rows.push_back(row);
     }

@@ -251,3 +251,26 @@ TEST_CASE("fuseReadings keeps one reading as it is and leaves out other lengths"
   CHECK(fused.positions.size() == 16);
   CHECK(fuseReadings({}).positions.empty());
 }
+
+TEST_CASE("fillErasures fills a reader's doubtful glyphs from another reader that agrees") {
+  using lostcard::cloud::fillErasures;
+  SECTION("the other reader lost the line's end but agrees on the rest") {
+    CHECK(fillErasures("42?8355435010392", "42083554350103") == "4208355435010392");
+  }
+  SECTION("the other reader added and missed a glyph") {
+    CHECK(fillErasures("45?9148802731234", "7451914880273123") == "4519148802731234");
+  }
+  SECTION("two doubtful glyphs") {
+    CHECK(fillErasures("4?11111111?11111", "4211111111311111") == "4211111111311111");
+  }
+  SECTION("a digit the readers read differently gives nothing") {
+    CHECK_FALSE(fillErasures("42?8355435010392", "4208355435010393").has_value());
+    CHECK_FALSE(fillErasures("42?8355435010392", "4208355475010392").has_value());
+  }
+  SECTION("nothing to fill, too much to fill, too little agreement") {
+    CHECK_FALSE(fillErasures("4208355435010392", "4208355435010392").has_value());
+    CHECK_FALSE(fillErasures("4???355435010392", "4208355435010392").has_value());
+    CHECK_FALSE(fillErasures("42?8355435010392", "420835").has_value());
+    CHECK_FALSE(fillErasures("42?8355435010392", "").has_value());
+  }
+}

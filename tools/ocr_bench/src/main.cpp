@@ -1,6 +1,6 @@
 // lostcard-ocr-bench: how well and how fast the recognizer reads a labeled set of card photos.
 //
-//   lostcard-ocr-bench DIR [--limit N] [--tessdata-dir D] [--models-dir M]
+//   lostcard-ocr-bench DIR [--limit N] [--why] [--tessdata-dir D] [--models-dir M]
 //
 // DIR/labels.tsv holds "<file>\t<number>" lines. <file> is a card folder with front.jpg and
 // back.jpg (what lostcard-cardgen writes), or one image (a whole card face or just the number
@@ -9,6 +9,10 @@
 // thread, as the cloud runs it). One line per card:
 //
 //   <file>\t<read|wrong|unread>\t<ms>\t<last four digits of the truth, of a wrong reading, why>
+//
+// With --why, an unread card's line ends with the stage where it was lost (stage_diagnosis.hpp:
+// no-card, no-line, misread, rejected, disagree), and the totals are broken down by stage and
+// number style too.
 //
 // then, when DIR/details.tsv exists (cardgen writes it), the counts by number style, face and
 // grouping, and last EXACTLY:
@@ -43,6 +47,7 @@
 
 #include "lostcard/cloud/recognition.hpp"
 #include "lostcard/cloud/recognition_stages.hpp"
+#include "stage_diagnosis.hpp"
 
 namespace fs = std::filesystem;
 namespace po = boost::program_options;
@@ -176,21 +181,16 @@ std::optional<cv::Mat> numberLineCrop(const std::string& jpeg) {
   if (frame.empty()) {
     return std::nullopt;
   }
-  cv::Mat card;
-  if (const auto quad = lostcard::cloud::findCard(frame)) {
-    card = lostcard::cloud::straighten(frame, *quad);
-  } else {
-    const double aspect = static_cast<double>(frame.cols) / frame.rows;
-    const double card_aspect =
-        static_cast<double>(lostcard::cloud::kCardWidthPx) / lostcard::cloud::kCardHeightPx;
-    if (std::abs(aspect / card_aspect - 1.0) > 0.1) {
-      cv::Mat gray;
-      cv::cvtColor(frame, gray, cv::COLOR_BGR2GRAY);
-      return gray;  // a crop of the line itself
+  const auto view = lostcard::cloud::viewOfFrame(frame);
+  if (view.kind != lostcard::cloud::FrameView::Kind::kCard) {
+    if (view.kind == lostcard::cloud::FrameView::Kind::kNothing) {
+      return std::nullopt;
     }
-    cv::resize(frame, card, cv::Size(lostcard::cloud::kCardWidthPx, lostcard::cloud::kCardHeightPx),
-               0, 0, cv::INTER_AREA);
+    cv::Mat gray;
+    cv::cvtColor(view.image, gray, cv::COLOR_BGR2GRAY);
+    return gray;  // a crop of the line itself
   }
+  const cv::Mat& card = view.image;
   const auto lines = lostcard::cloud::locateNumberLine(card);
   if (lines.empty()) {
     return std::nullopt;
@@ -240,11 +240,13 @@ int main(int argc, char** argv) {
   std::string tessdata_dir;
   std::string models_dir;
   int limit = 0;
+  bool why = false;
   po::options_description options(
       "lostcard-ocr-bench DIR: reads DIR/labels.tsv and its images, prints a line per image and "
       "the totals");
   options.add_options()("help,h", "show this help")("limit", po::value(&limit)->default_value(0),
                                                     "read only the first N images (0: all)")(
+      "why", po::bool_switch(&why), "diagnose the stage where each unread card was lost")(
       "tessdata-dir", po::value(&tessdata_dir)->default_value(""),
       "Tesseract data folder (default: the system's)")(
       "models-dir", po::value(&models_dir)->default_value(LOSTCARD_DEFAULT_MODELS_DIR),
@@ -280,6 +282,10 @@ int main(int argc, char** argv) {
     const auto details = readDetails(fs::path(dir) / "details.tsv");
     lostcard::cloud::Recognizer recognizer({tessdata_dir, models_dir, {}});
     BareLineReader bare(tessdata_dir);
+    std::optional<lostcard::bench::StageDiagnosis> diagnosis;
+    if (why) {
+      diagnosis.emplace(tessdata_dir, models_dir);
+    }
 
     Tally total;
     std::map<std::string, Tally> by_kind;  // "style=flat" -> its counts
@@ -323,6 +329,7 @@ int main(int argc, char** argv) {
 
       std::string verdict;
       std::string note;
+      std::string stage;  // --why: where an unread card was lost
       if (reading.outcome == ReadOutcome::kRead && reading.number == label.number) {
         verdict = "read";
         note = lastFour(label.number);
@@ -333,6 +340,12 @@ int main(int argc, char** argv) {
         verdict = "unread";
         note = lastFour(label.number) + " " + lostcard::cloud::toString(reading.outcome) + ": " +
                reading.detail;
+        if (diagnosis && !label.number.empty()) {
+          const auto v = diagnosis->diagnose(images, reading, label.number);
+          note = "why=" + v.stage + " edits=" + std::to_string(v.best_edits) + " by=" + v.best_by +
+                 "\t" + note;
+          stage = v.stage;
+        }
       }
       std::printf("%s\t%s\t%.1f\t%s\n", label.file.c_str(), verdict.c_str(), ms, note.c_str());
       std::fflush(stdout);
@@ -343,6 +356,14 @@ int main(int argc, char** argv) {
                                                           "face_up"};
         for (std::size_t i = 0; i < kColumns.size() && i < it->second.size(); ++i) {
           kinds.push_back(kColumns[i] + "=" + it->second[i]);
+        }
+      }
+      if (!stage.empty()) {
+        const std::size_t n = kinds.size();
+        for (std::size_t i = 0; i < n; ++i) {
+          if (kinds[i] == "all" || kinds[i].rfind("style=", 0) == 0) {
+            kinds.push_back("why=" + stage + " " + kinds[i]);
+          }
         }
       }
       for (const auto& kind : kinds) {

@@ -102,6 +102,25 @@ LineReading fuseReadings(const std::vector<LineReading>& readings);
 // gaps), each with `score`. For tests and for readers without alternatives.
 LineReading readingOfText(const std::string& text, double score);
 
+// How far fillErasures trusts the other reader.
+struct FillPolicy {
+  int max_fills = 2;     // at most this many '?' glyphs to fill
+  int max_gaps = 4;      // glyphs the other reader missed (at the ends) or added, in all
+  int min_matches = 11;  // digits both readers read alike, at least
+};
+
+// One reader's line (`glyphs`: digits, and '?' for glyphs it took for no digit) with each '?'
+// filled by the digit another reader read at that place (`other`: its digits of the same line).
+// The two are aligned glyph by glyph with the fewest gaps: the other reader may have added a few
+// glyphs anywhere and missed some at either end, but wherever both read a digit they must read
+// the same one. nullopt when they do not align within the policy, or when there is nothing to
+// fill. The result is not checked: the caller checks it as a number (matchFormat), which is what
+// makes it evidence.
+//
+//   fillErasures("42?8355435010392", "42083554350103") == "4208355435010392"
+std::optional<std::string> fillErasures(const std::string& glyphs, const std::string& other,
+                                        const FillPolicy& policy = {});
+
 // `text` with every run of more than `max_run` digits replaced by '#', for log lines and
 // operator details that must never carry a card number. The default keeps sizes such as
 // "50000x50000 px" readable and hides any card number (13-19 digits) or 6-digit Amex group.

@@ -33,6 +33,16 @@ std::optional<Quad> findCard(const cv::Mat& frame_bgr);
 // The card cut out of the frame and warped to kCardWidthPx x kCardHeightPx.
 cv::Mat straighten(const cv::Mat& frame_bgr, const Quad& corners);
 
+// What one photo shows, ready for the line stages: the card straightened (found by its outline,
+// or the whole photo resized when it has the card's aspect: a tight crop of the card), the
+// number line alone (a photo much wider than tall, kept as it is), or nothing card-like.
+struct FrameView {
+  enum class Kind { kCard, kLineCrop, kNothing };
+  Kind kind = Kind::kNothing;
+  cv::Mat image;  // the straightened card (kCardWidthPx x kCardHeightPx) or the line crop
+};
+FrameView viewOfFrame(const cv::Mat& frame_bgr);
+
 // Boxes (in card pixels) of wide horizontal text lines that may hold the number, most likely
 // first. Works for light-on-dark and dark-on-light print. When no row lies in the band where
 // embossed numbers sit (centre 280..360 px, for relief too faint to show as a text row), the
