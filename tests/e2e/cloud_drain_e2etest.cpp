@@ -17,6 +17,7 @@
 #include <pqxx/pqxx>
 #include <sstream>
 
+#include "lostcard/test/box_system.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/files.hpp"
 #include "lostcard/test/pg_test_db.hpp"
@@ -98,16 +99,11 @@ TEST_CASE("a stopping cloud answers the card in hand, exits 0, and nothing is de
   const std::string cloud_port = std::to_string(test::freeLocalPort());
   auto startCloud = [&](const std::string& log_name) {
     return std::make_unique<test::ChildProcess>(
-        std::vector<std::string>{
-            bin + "/lostcard-cloud", "--db", db.conninfo(), "--listen", "127.0.0.1:" + cloud_port,
-            "--ca", (dir / "pki/ca.crt").string(), "--cert",
-            (dir / "pki/server/localhost.crt").string(), "--key",
-            (dir / "pki/server/localhost.key").string(), "--card-key-file",
-            (dir / "card.key").string(), "--models-dir", test::sourceDir() + "/models",
-            "--allow-internal-webhooks", "--workers", "2", "--max-queued-recognitions", "1",
-            "--busy-keepalive-ms", "300",
-            // Far beyond what the test needs: the deadline must never decide this test.
-            "--drain-timeout-ms", "120000"},
+        test::cloudArgv(dir, db.conninfo(),
+                        {"--listen", "127.0.0.1:" + cloud_port, "--workers", "2",
+                         "--max-queued-recognitions", "1", "--busy-keepalive-ms", "300",
+                         // Far beyond what the test needs: the deadline must never decide this.
+                         "--drain-timeout-ms", "120000"}),
         (dir / log_name).string());
   };
   auto cloud = startCloud("cloud-1.log");

@@ -8,6 +8,7 @@
 #include <regex>
 #include <sstream>
 
+#include "lostcard/test/box_system.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/files.hpp"
 #include "lostcard/test/pg_test_db.hpp"
@@ -54,27 +55,11 @@ TEST_CASE("the cloud waits for an unreachable database, then serves", "[e2e]") {
   // libpq takes the last value of a repeated keyword: the same database, through the proxy.
   const std::string gated = conninfo + " port=" + proxy_port;
 
-  test::ChildProcess cloud({bin + "/lostcard-cloud",
-                            "--db",
-                            gated,
-                            "--listen",
-                            "127.0.0.1:0",
-                            "--port-file",
-                            (dir / "cloud.port").string(),
-                            "--ca",
-                            (dir / "pki/ca.crt").string(),
-                            "--cert",
-                            (dir / "pki/server/localhost.crt").string(),
-                            "--key",
-                            (dir / "pki/server/localhost.key").string(),
-                            "--card-key-file",
-                            (dir / "card.key").string(),
-                            "--models-dir",
-                            test::sourceDir() + "/models",
-                            "--allow-internal-webhooks",
-                            "--db-wait-ms",
-                            "600000"},
-                           (dir / "cloud.log").string());
+  test::ChildProcess cloud(
+      test::cloudArgv(dir, gated,
+                      {"--listen", "127.0.0.1:0", "--port-file", (dir / "cloud.port").string(),
+                       "--db-wait-ms", "600000"}),
+      (dir / "cloud.log").string());
 
   // It says it is waiting, and is still there.
   REQUIRE(test::eventually(

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "lostcard/test/box_system.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/files.hpp"
 #include "lostcard/test/pg_test_db.hpp"
@@ -97,11 +98,8 @@ TEST_CASE("a dropped card becomes one notice to its holder naming the box", "[e2
        "--secrets", (dir / "secrets.tsv").string(), "--out", (dir / "notices.jsonl").string()},
       (dir / "phones.log").string());
   test::ChildProcess cloud(
-      {bin + "/lostcard-cloud", "--db", db.conninfo(), "--listen", "127.0.0.1:0", "--port-file",
-       (dir / "cloud.port").string(), "--ca", (dir / "pki/ca.crt").string(), "--cert",
-       (dir / "pki/server/localhost.crt").string(), "--key",
-       (dir / "pki/server/localhost.key").string(), "--card-key-file", (dir / "card.key").string(),
-       "--models-dir", test::sourceDir() + "/models", "--allow-internal-webhooks"},
+      test::cloudArgv(dir, db.conninfo(),
+                      {"--listen", "127.0.0.1:0", "--port-file", (dir / "cloud.port").string()}),
       (dir / "cloud.log").string());
   REQUIRE(test::eventually([&] { return !readLines(dir / "cloud.port").empty(); }, 60s));
   const std::string cloud_port = readLines(dir / "cloud.port").front();

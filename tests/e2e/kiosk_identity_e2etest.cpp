@@ -16,6 +16,7 @@
 #include <optional>
 #include <pqxx/pqxx>
 
+#include "lostcard/test/box_system.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/files.hpp"
 #include "lostcard/test/pg_test_db.hpp"
@@ -188,30 +189,9 @@ struct Fleet {
   }
 
   std::vector<std::string> cloudArgs(const std::string& crl) const {
-    return {bin + "/lostcard-cloud",
-            "--db",
-            db.conninfo(),
-            "--listen",
-            "127.0.0.1:0",
-            "--port-file",
-            (dir / "cloud.port").string(),
-            "--ca",
-            (dir / "pki/ca.crt").string(),
-            "--cert",
-            (dir / "pki/server/localhost.crt").string(),
-            "--key",
-            (dir / "pki/server/localhost.key").string(),
-            "--crl",
-            crl,
-            "--crl-check-ms",
-            "100",
-            "--idle-timeout-ms",
-            "600000",
-            "--card-key-file",
-            (dir / "card.key").string(),
-            "--models-dir",
-            test::sourceDir() + "/models",
-            "--allow-internal-webhooks"};
+    return test::cloudArgv(dir, db.conninfo(),
+                           {"--listen", "127.0.0.1:0", "--port-file", (dir / "cloud.port").string(),
+                            "--crl", crl, "--crl-check-ms", "100", "--idle-timeout-ms", "600000"});
   }
 
   ClientTls kiosk(const std::string& id, const std::string& pki = "pki") const {

@@ -14,6 +14,7 @@
 #include <pqxx/pqxx>
 #include <sstream>
 
+#include "lostcard/test/box_system.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/files.hpp"
 #include "lostcard/test/pg_test_db.hpp"
@@ -89,13 +90,11 @@ TEST_CASE("a stalled link is left by the kiosk and closed by the cloud; nothing 
        "--raw-log", (dir / "raw.tsv").string()},
       (dir / "phones.log").string());
   test::ChildProcess cloud(
-      {bin + "/lostcard-cloud", "--db", db.conninfo(), "--listen", "127.0.0.1:0", "--port-file",
-       (dir / "cloud.port").string(), "--ca", (dir / "pki/ca.crt").string(), "--cert",
-       (dir / "pki/server/localhost.crt").string(), "--key",
-       (dir / "pki/server/localhost.key").string(), "--card-key-file", (dir / "card.key").string(),
-       "--models-dir", test::sourceDir() + "/models", "--allow-internal-webhooks",
-       // Longer than the slow upload below takes, which the cloud counts as silence.
-       "--idle-timeout-ms", "12000", "--busy-keepalive-ms", "300"},
+      test::cloudArgv(dir, db.conninfo(),
+                      {"--listen", "127.0.0.1:0", "--port-file", (dir / "cloud.port").string(),
+                       // Longer than the slow upload below takes, which the cloud counts as
+                       // silence.
+                       "--idle-timeout-ms", "12000", "--busy-keepalive-ms", "300"}),
       (dir / "cloud.log").string());
   REQUIRE(test::eventually([&] { return !readLines(dir / "cloud.port").empty(); }, 60s));
   const std::string cloud_port = readLines(dir / "cloud.port").front();

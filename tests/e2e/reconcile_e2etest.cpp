@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "lostcard/kiosk/journal.hpp"
+#include "lostcard/test/box_system.hpp"
 #include "lostcard/test/child_process.hpp"
 #include "lostcard/test/files.hpp"
 #include "lostcard/test/pg_test_db.hpp"
@@ -101,11 +102,8 @@ TEST_CASE("lostcard-admin reconcile reports agreement, then each disagreement", 
   }
 
   test::ChildProcess cloud(
-      {bin + "/lostcard-cloud", "--db", db.conninfo(), "--listen", "127.0.0.1:0", "--port-file",
-       (dir / "cloud.port").string(), "--ca", (dir / "pki/ca.crt").string(), "--cert",
-       (dir / "pki/server/localhost.crt").string(), "--key",
-       (dir / "pki/server/localhost.key").string(), "--card-key-file", (dir / "card.key").string(),
-       "--models-dir", test::sourceDir() + "/models", "--allow-internal-webhooks"},
+      test::cloudArgv(dir, db.conninfo(),
+                      {"--listen", "127.0.0.1:0", "--port-file", (dir / "cloud.port").string()}),
       (dir / "cloud.log").string());
   REQUIRE(
       test::eventually([&] { return !nonEmptyLines(readFile(dir / "cloud.port")).empty(); }, 60s));

@@ -100,17 +100,13 @@ void BoxSystem::addPeople(int slots) const {
   admin({"set-operator-code", "op-west"}, "2468013579\n");
 }
 
-std::unique_ptr<ChildProcess> BoxSystem::startCloud(bool http,
-                                                    const std::vector<std::string>& extra) {
-  std::vector<std::string> argv = {bin + "/lostcard-cloud",
+std::vector<std::string> cloudArgv(const fs::path& dir, const std::string& conninfo,
+                                   const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {binDir() + "/lostcard-cloud",
                                    "--db",
-                                   conninfo_,
-                                   "--listen",
-                                   "127.0.0.1:0",
-                                   "--port-file",
-                                   (dir / "cloud.port").string(),
+                                   conninfo,
                                    "--ca",
-                                   caFile(),
+                                   (dir / "pki/ca.crt").string(),
                                    "--cert",
                                    (dir / "pki/server/localhost.crt").string(),
                                    "--key",
@@ -120,6 +116,14 @@ std::unique_ptr<ChildProcess> BoxSystem::startCloud(bool http,
                                    "--models-dir",
                                    sourceDir() + "/models",
                                    "--allow-internal-webhooks"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+std::unique_ptr<ChildProcess> BoxSystem::startCloud(bool http,
+                                                    const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = cloudArgv(
+      dir, conninfo_, {"--listen", "127.0.0.1:0", "--port-file", (dir / "cloud.port").string()});
   if (http) {
     argv.insert(argv.end(),
                 {"--http-listen", "127.0.0.1:0", "--http-port-file", (dir / "http.port").string()});

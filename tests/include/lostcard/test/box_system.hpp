@@ -35,6 +35,12 @@ HttpsReply httpsRequest(unsigned short port, const std::string& ca_file, const s
                         const std::string& target, const std::string& token,
                         const std::string& body = "");
 
+// lostcard-cloud's argv on the database `conninfo`, with the test PKI under dir/pki (tools/pki),
+// the card key dir/card.key and the repository's models, webhooks to 127.0.0.1 allowed (the
+// tests' receivers); `extra` (--listen, port files, limits) appended.
+std::vector<std::string> cloudArgv(const std::filesystem::path& dir, const std::string& conninfo,
+                                   const std::vector<std::string>& extra);
+
 class BoxSystem {
  public:
   BoxSystem(std::filesystem::path dir, std::string conninfo);
