@@ -51,6 +51,21 @@ struct Fixture {
     return d.deposit_id;
   }
 
+  // A known holder's card (Ada's) that went to the bin: no free slot when it was dropped, say.
+  std::string holderCardInBin(const std::string& kiosk) {
+    DepositDecision d;
+    d.deposit_id = lostcard::wire::newUuid();
+    d.kiosk_id = kiosk;
+    d.store = true;
+    d.card_id = card;
+    d.last4 = "5556";
+    store.recordDecision(d, kNow);
+    v1::Location bin;
+    bin.mutable_bin();
+    REQUIRE(store.recordStored(kiosk, d.deposit_id, bin, kNow).ok);
+    return d.deposit_id;
+  }
+
   std::string difficultInBin(const std::string& kiosk) {
     DepositDecision d;
     d.deposit_id = lostcard::wire::newUuid();
@@ -219,8 +234,10 @@ TEST_CASE("an operator's box code opens only their kiosks' bins; the bin's cards
   const auto other_bin = f.difficultInBin("kiosk-2");
   // A difficult card an operator marked for return to its issuer still lies in the bin too.
   const auto returning = f.difficultInBin("kiosk-1");
-  f.exec("UPDATE deposits SET status = 'to_return', return_reason = 'operator', "
-         "return_marked_at = now() WHERE id = '" + returning + "'");
+  f.exec(
+      "UPDATE deposits SET status = 'to_return', return_reason = 'operator', "
+      "return_marked_at = now() WHERE id = '" +
+      returning + "'");
 
   // The operator of another kiosk.
   const auto west_here =
@@ -282,9 +299,10 @@ TEST_CASE("refused operator codes throttle the kiosk, the right code too", "[box
           .result == v1::OPERATOR_AUTH_RESULT_OK);
 }
 
-TEST_CASE("an operator's session lists this kiosk's return slots and cards to restock; the "
-          "cards taken from return slots are collected",
-          "[box]") {
+TEST_CASE(
+    "an operator's session lists this kiosk's return slots and cards to restock; the "
+    "cards taken from return slots are collected",
+    "[box]") {
   Fixture f;
   const auto east = f.addOperator("op-east", "kiosk-1");
   f.store.setOperatorCode("op-east", "1112223333", kNow);
@@ -292,15 +310,18 @@ TEST_CASE("an operator's session lists this kiosk's return slots and cards to re
   const auto staying = f.storeCard("kiosk-1", 5);
   const auto other_returning = f.storeCard("kiosk-2", 4);
   for (const auto& id : {returning, other_returning}) {
-    f.exec("UPDATE deposits SET status = 'to_return', return_reason = 'unclaimed', "
-           "return_marked_at = now() WHERE id = '" + id + "'");
+    f.exec(
+        "UPDATE deposits SET status = 'to_return', return_reason = 'unclaimed', "
+        "return_marked_at = now() WHERE id = '" +
+        id + "'");
   }
   // A card resolved by hand, taken out of the bin by the operator: waiting to be restocked.
   const auto resolved = f.difficultInBin("kiosk-1");
   f.exec("UPDATE deposits SET status = 'awaiting_restock', decision = 'store', card_id = " +
          std::to_string(f.card) +
          ", last4 = '5556', difficult_reason = NULL, restock_number = 3, collected_at = now() "
-         "WHERE id = '" + resolved + "'");
+         "WHERE id = '" +
+         resolved + "'");
 
   const std::string request = lostcard::wire::newUuid();
   REQUIRE(f.store.checkOperatorCode("kiosk-1", request, "1112223333", kNow).result ==
@@ -316,9 +337,9 @@ TEST_CASE("an operator's session lists this kiosk's return slots and cards to re
   CHECK(answer.restock(0).last4() == "5556");
 
   // Refused without an OK opening of that request at that kiosk.
-  CHECK_FALSE(f.store.recordReturnCollected("kiosk-1", lostcard::wire::newUuid(), {returning},
-                                            kNow + 1min)
-                  .ok);
+  CHECK_FALSE(
+      f.store.recordReturnCollected("kiosk-1", lostcard::wire::newUuid(), {returning}, kNow + 1min)
+          .ok);
   CHECK_FALSE(f.store.recordReturnCollected("kiosk-2", request, {other_returning}, kNow).ok);
   CHECK_FALSE(f.store.recordReturnCollected("kiosk-1", request, {"not-a-uuid"}, kNow).ok);
   // Only a card to return, in a slot, of this kiosk, is collected.
@@ -352,34 +373,23 @@ TEST_CASE("an operator's session lists this kiosk's return slots and cards to re
   CHECK(after.return_slots_size() == 0);
 }
 
-TEST_CASE("a holder's card emptied from the bin gets a restock number; with all 999 taken it "
-          "waits and gets the first one freed",
-          "[box]") {
+TEST_CASE(
+    "a holder's card emptied from the bin gets a restock number; with all 999 taken it "
+    "waits and gets the first one freed",
+    "[box]") {
   Fixture f;
   f.addOperator("op-east", "kiosk-1");
   f.store.setOperatorCode("op-east", "1112223333", kNow);
   // 998 cards resolved by hand earlier wait with the operator, numbered 1..998.
-  f.exec("INSERT INTO deposits (id, kiosk_id, status, decision, card_id, last4, location_kind, "
-         "  decided_at, stored_at, collected_at, restock_number) "
-         "SELECT gen_random_uuid(), 'kiosk-1', 'awaiting_restock', 'store', " +
-         std::to_string(f.card) +
-         ", '5556', 'bin', now(), now(), now(), n FROM generate_series(1, 998) n");
-  // Two of a known holder's cards went to the bin (no free slot when they were dropped).
-  const auto binHolderCard = [&] {
-    DepositDecision d;
-    d.deposit_id = lostcard::wire::newUuid();
-    d.kiosk_id = "kiosk-1";
-    d.store = true;
-    d.card_id = f.card;
-    d.last4 = "5556";
-    f.store.recordDecision(d, kNow);
-    v1::Location bin;
-    bin.mutable_bin();
-    REQUIRE(f.store.recordStored("kiosk-1", d.deposit_id, bin, kNow).ok);
-    return d.deposit_id;
-  };
-  const auto first = binHolderCard();
-  const auto second = binHolderCard();
+  f.exec(
+      "INSERT INTO deposits (id, kiosk_id, status, decision, card_id, last4, location_kind, "
+      "  decided_at, stored_at, collected_at, restock_number) "
+      "SELECT gen_random_uuid(), 'kiosk-1', 'awaiting_restock', 'store', " +
+      std::to_string(f.card) +
+      ", '5556', 'bin', now(), now(), now(), n FROM generate_series(1, 998) n");
+  // Two of a known holder's cards went to the bin.
+  const auto first = f.holderCardInBin("kiosk-1");
+  const auto second = f.holderCardInBin("kiosk-1");
 
   const std::string request = lostcard::wire::newUuid();
   REQUIRE(f.store.checkOperatorCode("kiosk-1", request, "1112223333", kNow + 1min).result ==
@@ -455,8 +465,8 @@ struct RestockFixture : Fixture {
   v1::RestockCheckAnswer check(const std::string& kiosk, const std::string& deposit_id,
                                const std::string& number, std::chrono::system_clock::time_point at,
                                const std::string& request_id = lostcard::wire::newUuid()) {
-    return answerOf(service.handleRestockCheck(kiosk, restockCheck(deposit_id, number, request_id),
-                                               at));
+    return answerOf(
+        service.handleRestockCheck(kiosk, restockCheck(deposit_id, number, request_id), at));
   }
   const CardHasher hasher{"test-key", std::string(32, 'k')};
   DepositService service;
@@ -522,31 +532,23 @@ TEST_CASE("a holder's card taken out of the bin is checked against the card it w
   f.addOperator("op-east", "kiosk-1");
   f.store.setOperatorCode("op-east", "1112223333", kNow);
   // Ada's card, recognized, that went to the bin (no free slot, say), then left it.
-  DepositDecision d;
-  d.deposit_id = lostcard::wire::newUuid();
-  d.kiosk_id = "kiosk-1";
-  d.store = true;
-  d.card_id = f.card;
-  d.last4 = "5556";
-  f.store.recordDecision(d, kNow);
-  v1::Location bin;
-  bin.mutable_bin();
-  REQUIRE(f.store.recordStored("kiosk-1", d.deposit_id, bin, kNow).ok);
+  const std::string deposit = f.holderCardInBin("kiosk-1");
   const std::string request = lostcard::wire::newUuid();
   REQUIRE(f.store.checkOperatorCode("kiosk-1", request, "1112223333", kNow).result ==
           v1::OPERATOR_AUTH_RESULT_OK);
-  REQUIRE(f.store.recordBinEmptied("kiosk-1", request, {d.deposit_id}, kNow + 1min).ok);
-  REQUIRE(f.status(d.deposit_id) == "awaiting_restock");
+  REQUIRE(f.store.recordBinEmptied("kiosk-1", request, {deposit}, kNow + 1min).ok);
+  REQUIRE(f.status(deposit) == "awaiting_restock");
 
-  CHECK(f.check("kiosk-1", d.deposit_id, kMarieNumber, kNow + 2min).result() ==
+  CHECK(f.check("kiosk-1", deposit, kMarieNumber, kNow + 2min).result() ==
         v1::RESTOCK_CHECK_RESULT_MISMATCH);
-  CHECK(f.check("kiosk-1", d.deposit_id, kAdaNumber, kNow + 3min).result() ==
+  CHECK(f.check("kiosk-1", deposit, kAdaNumber, kNow + 3min).result() ==
         v1::RESTOCK_CHECK_RESULT_OK);
 }
 
-TEST_CASE("mismatches throttle the kiosk's restock checks, the right number too; a resend gets "
-          "the first answer",
-          "[box][restock]") {
+TEST_CASE(
+    "mismatches throttle the kiosk's restock checks, the right number too; a resend gets "
+    "the first answer",
+    "[box][restock]") {
   RestockFixture f;
   const auto resolved = resolvedToAda(f, "kiosk-1", 1);
   const auto elsewhere = resolvedToAda(f, "kiosk-2", 1);

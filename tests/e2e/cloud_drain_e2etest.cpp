@@ -115,30 +115,7 @@ TEST_CASE("a stopping cloud answers the card in hand, exits 0, and nothing is de
 
   auto startKiosk = [&](const std::string& id) {
     return std::make_unique<test::ChildProcess>(
-        std::vector<std::string>{bin + "/lostcard-kiosk",
-                                 "--id",
-                                 id,
-                                 "--cloud",
-                                 "127.0.0.1:" + cloud_port,
-                                 "--server-name",
-                                 "localhost",
-                                 "--ca",
-                                 (dir / "pki/ca.crt").string(),
-                                 "--cert",
-                                 (dir / "pki/kiosks" / (id + ".crt")).string(),
-                                 "--key",
-                                 (dir / "pki/kiosks" / (id + ".key")).string(),
-                                 "--journal",
-                                 (dir / (id + ".journal")).string(),
-                                 "--hw",
-                                 "sim",
-                                 "--sim-root",
-                                 (dir / id).string(),
-                                 "--slots",
-                                 "6",
-                                 "--heartbeat-ms",
-                                 "500"},
-        (dir / (id + ".log")).string());
+        test::kioskArgv(dir, id, "127.0.0.1:" + cloud_port, 6), (dir / (id + ".log")).string());
   };
   auto east = startKiosk("kiosk-east");
   auto west = startKiosk("kiosk-west");

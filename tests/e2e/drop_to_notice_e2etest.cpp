@@ -106,30 +106,7 @@ TEST_CASE("a dropped card becomes one notice to its holder naming the box", "[e2
 
   auto startKiosk = [&](const std::string& id) {
     return std::make_unique<test::ChildProcess>(
-        std::vector<std::string>{bin + "/lostcard-kiosk",
-                                 "--id",
-                                 id,
-                                 "--cloud",
-                                 "127.0.0.1:" + cloud_port,
-                                 "--server-name",
-                                 "localhost",
-                                 "--ca",
-                                 (dir / "pki/ca.crt").string(),
-                                 "--cert",
-                                 (dir / "pki/kiosks" / (id + ".crt")).string(),
-                                 "--key",
-                                 (dir / "pki/kiosks" / (id + ".key")).string(),
-                                 "--journal",
-                                 (dir / (id + ".journal")).string(),
-                                 "--hw",
-                                 "sim",
-                                 "--sim-root",
-                                 (dir / id).string(),
-                                 "--slots",
-                                 "6",
-                                 "--heartbeat-ms",
-                                 "500"},
-        (dir / (id + ".log")).string());
+        test::kioskArgv(dir, id, "127.0.0.1:" + cloud_port, 6), (dir / (id + ".log")).string());
   };
   auto east = startKiosk("kiosk-east");
   auto west = startKiosk("kiosk-west");

@@ -144,33 +144,39 @@ std::unique_ptr<ChildProcess> BoxSystem::startCloud(bool http,
   return cloud;
 }
 
-std::vector<std::string> BoxSystem::kioskArgv(const std::string& kiosk_id, int slots,
-                                              const std::vector<std::string>& extra) const {
-  std::vector<std::string> argv = {bin + "/lostcard-kiosk",
+std::vector<std::string> kioskArgv(const fs::path& dir, const std::string& kiosk_id,
+                                   const std::string& cloud, int slots,
+                                   const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {binDir() + "/lostcard-kiosk",
                                    "--id",
                                    kiosk_id,
                                    "--cloud",
-                                   "127.0.0.1:" + kiosk_port_,
+                                   cloud,
                                    "--server-name",
                                    "localhost",
                                    "--ca",
-                                   caFile(),
+                                   (dir / "pki/ca.crt").string(),
                                    "--cert",
                                    (dir / "pki/kiosks" / (kiosk_id + ".crt")).string(),
                                    "--key",
                                    (dir / "pki/kiosks" / (kiosk_id + ".key")).string(),
                                    "--journal",
-                                   journal(kiosk_id).string(),
+                                   (dir / (kiosk_id + ".journal")).string(),
                                    "--hw",
                                    "sim",
                                    "--sim-root",
-                                   simRoot(kiosk_id).string(),
+                                   (dir / kiosk_id).string(),
                                    "--slots",
                                    std::to_string(slots),
                                    "--heartbeat-ms",
                                    "500"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
+}
+
+std::vector<std::string> BoxSystem::kioskArgv(const std::string& kiosk_id, int slots,
+                                              const std::vector<std::string>& extra) const {
+  return test::kioskArgv(dir, kiosk_id, "127.0.0.1:" + kiosk_port_, slots, extra);
 }
 
 }  // namespace lostcard::test

@@ -41,6 +41,14 @@ HttpsReply httpsRequest(unsigned short port, const std::string& ca_file, const s
 std::vector<std::string> cloudArgv(const std::filesystem::path& dir, const std::string& conninfo,
                                    const std::vector<std::string>& extra);
 
+// lostcard-kiosk's argv for `kiosk_id` on a simulated box at dir/<kiosk_id> with the journal
+// dir/<kiosk_id>.journal and its certificate from dir/pki/kiosks, talking to the cloud's gateway
+// at `cloud` (HOST:PORT, server name localhost), `slots` slots, a heartbeat every 500 ms;
+// `extra` appended.
+std::vector<std::string> kioskArgv(const std::filesystem::path& dir, const std::string& kiosk_id,
+                                   const std::string& cloud, int slots,
+                                   const std::vector<std::string>& extra = {});
+
 class BoxSystem {
  public:
   BoxSystem(std::filesystem::path dir, std::string conninfo);
