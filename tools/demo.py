@@ -695,8 +695,8 @@ class Demo:
                                  token, {"return_to_issuer": True})
         say(f"sent {returned['deposit_id'][:8]}… (ending {returned.get('last4', '')}) back to "
             f"its issuer: now {returned['status']}")
-        todo = self.api.get(f"/v1/operator/kiosks/{KIOSKS[0]['id']}/collection", token)
-        for item in todo.get("items", []):
+        collection = self.api.get(f"/v1/operator/kiosks/{KIOSKS[0]['id']}/collection", token)
+        for item in collection.get("items", []):
             say(f"to take out of {KIOSKS[0]['id']}: {item['deposit_id'][:8]}… in "
                 f"{item['location']}: {item['action']}"
                 + f" (issuer {item.get('issuer_id') or 'unknown'})")

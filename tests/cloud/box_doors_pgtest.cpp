@@ -37,7 +37,8 @@ struct Fixture {
     return o;
   }
 
-  std::string storeCard(const std::string& kiosk, std::uint32_t slot) {
+  // Ada's card, recognized and put at `location` of `kiosk`.
+  std::string holderCard(const std::string& kiosk, const v1::Location& location) {
     DepositDecision d;
     d.deposit_id = lostcard::wire::newUuid();
     d.kiosk_id = kiosk;
@@ -45,25 +46,21 @@ struct Fixture {
     d.card_id = card;
     d.last4 = "5556";
     store.recordDecision(d, kNow);
-    v1::Location location;
-    location.set_slot(slot);
     REQUIRE(store.recordStored(kiosk, d.deposit_id, location, kNow).ok);
     return d.deposit_id;
   }
 
-  // A known holder's card (Ada's) that went to the bin: no free slot when it was dropped, say.
+  std::string storeCard(const std::string& kiosk, std::uint32_t slot) {
+    v1::Location location;
+    location.set_slot(slot);
+    return holderCard(kiosk, location);
+  }
+
+  // A known holder's card that went to the bin: no free slot when it was dropped, say.
   std::string holderCardInBin(const std::string& kiosk) {
-    DepositDecision d;
-    d.deposit_id = lostcard::wire::newUuid();
-    d.kiosk_id = kiosk;
-    d.store = true;
-    d.card_id = card;
-    d.last4 = "5556";
-    store.recordDecision(d, kNow);
     v1::Location bin;
     bin.mutable_bin();
-    REQUIRE(store.recordStored(kiosk, d.deposit_id, bin, kNow).ok);
-    return d.deposit_id;
+    return holderCard(kiosk, bin);
   }
 
   std::string difficultInBin(const std::string& kiosk) {
