@@ -232,7 +232,8 @@ TEST_CASE("a resolved card is put back at the box and its holder collects it", "
       typeUntil(std::to_string(slot + 1) + " 4445556667", [&] { return status() == "releasing"; }));
   char unlocked[32];
   std::snprintf(unlocked, sizeof unlocked, "unlocked-slot-%02d", slot);
-  CHECK(fs::exists(sim_root / "state" / unlocked));
+  // "releasing" is the cloud's answer; the kiosk unlocks the slot once that answer arrives.
+  REQUIRE(test::eventually([&] { return fs::exists(sim_root / "state" / unlocked); }, 60s));
   REQUIRE(box.collectFromSlot(slot) == std::optional<std::string>(card));
   REQUIRE(test::eventually([&] { return status() == "collected"; }, 60s));
   CHECK(q("SELECT collected_by FROM deposits WHERE id = '" + deposit + "'") == "pickup");
