@@ -6,12 +6,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <map>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <optional>
-#include <map>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include "lostcard/cloud/card_formats.hpp"
@@ -37,6 +37,8 @@ constexpr RepairPolicy kGlyphRepairs{};
 // The confidence of a number read only by filling the classifier's doubtful glyphs from
 // Tesseract (below kMinGlyphConfidence: read, but not a sure reading).
 constexpr double kFilledConfidence = 0.5;
+// The confidence of a number read only by both readers agreeing on it (agreedOnLine).
+constexpr double kAgreedConfidence = 0.5;
 // A group of at most this many glyphs at either end of a line may be a stray mark.
 constexpr std::size_t kMaxStrayGroup = 2;
 // ...and a reading without it, or from a cut that left tall ink out (digits may be missing),
@@ -249,7 +251,8 @@ class Recognizer::Impl {
     const std::size_t head = g.front() <= kMaxStrayGroup ? g.front() : 0;
     const std::size_t tail = g.back() <= kMaxStrayGroup ? g.back() : 0;
     for (const auto& [drop_head, drop_tail] :
-         {std::pair{head, std::size_t{0}}, std::pair{std::size_t{0}, tail}, std::pair{head, tail}}) {
+         {std::pair{head, std::size_t{0}}, std::pair{std::size_t{0}, tail},
+          std::pair{head, tail}}) {
       if (drop_head == 0 && drop_tail == 0) {
         continue;
       }
@@ -345,6 +348,37 @@ class Recognizer::Impl {
       return std::nullopt;
     }
     return *numbers.begin();
+  }
+
+  // A line no reader read with confidence, read again by both in every preparation: the number
+  // that the classifier's reading (grey, relief or height) and Tesseract's (height, relief, grey
+  // or binary) decode to alike, each with at most one repair and without the confidence gates.
+  // Two readers that see the line differently (cut glyphs against the whole line) and fail
+  // differently rarely decode to the same checked number unless it is the printed one; the
+  // gates, which each reader alone needs, would throw away inkless embossing, whose readings are
+  // never confident. Tesseract is asked only when the classifier decoded one number, and that
+  // number only is checked: a line the classifier reads as two numbers gives none.
+  std::optional<std::string> agreedOnLine(const cv::Mat& card, const cv::Rect& line) {
+    std::set<std::string> by_glyphs;
+    for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
+      const DecodedReading decoded =
+          decodeGlyphs(readLineGlyphs(*classifier_, card, line, nullptr, prep));
+      if (decoded.number) {
+        by_glyphs.insert(*decoded.number);
+      }
+    }
+    if (by_glyphs.size() != 1) {
+      return std::nullopt;
+    }
+    for (const LinePrep prep :
+         {LinePrep::kHeight, LinePrep::kRelief, LinePrep::kGray, LinePrep::kBinary}) {
+      const DecodedReading decoded =
+          decodeReading(reader_.readLine(card, line, prep).reading, formats_);
+      if (decoded.number && *decoded.number == *by_glyphs.begin()) {
+        return decoded.number;
+      }
+    }
+    return std::nullopt;
   }
 
   // One photo: find and straighten the card, then read it: with the digit classifier in every
@@ -464,6 +498,27 @@ class Recognizer::Impl {
       numbers = filled;
       confidence = kFilledConfidence;
     }
+    // 4. Still nothing: both readers agreeing on a line, in any preparation (agreedOnLine), both
+    // ways up, then mirrored; two orientations giving numbers conflict, and so does a number
+    // that differs from the one the classifier was unsure of.
+    if (numbers.empty() && classifier_) {
+      for (const int flip : {-2, -1, 1, 0}) {
+        if (flip >= 0 && (!numbers.empty() || !try_mirrored)) {
+          break;
+        }
+        const Orientation& o = orientation(flip);
+        for (const cv::Rect& line : o.lines) {
+          if (const auto number = agreedOnLine(o.card, line)) {
+            numbers.insert(*number);
+            break;
+          }
+        }
+      }
+      confidence = kAgreedConfidence;
+      if (glyph_number && !numbers.empty()) {
+        numbers.insert(*glyph_number);
+      }
+    }
     if (numbers.size() > 1) {
       frame.self_conflicting = true;
       frame.note = "the card read as different numbers in different orientations or readers";
@@ -534,8 +589,8 @@ class Recognizer::Impl {
       return bad.empty() ? text : text + "; unusable: " + bad_note;
     };
     for (const auto& f : frames) {
-      if (f.number && std::find(reading.number_faces.begin(), reading.number_faces.end(),
-                                f.face) == reading.number_faces.end()) {
+      if (f.number && std::find(reading.number_faces.begin(), reading.number_faces.end(), f.face) ==
+                          reading.number_faces.end()) {
         reading.number_faces.push_back(f.face);
       }
     }

@@ -40,6 +40,9 @@ constexpr std::size_t kMaxLineCandidates = 3;
 // its height, across gaps up to this many row heights (a digit group's gap is under one).
 constexpr double kMinColumnInkShare = 0.15;
 constexpr double kMaxRowGapHeights = 1.2;
+// A row's box is cut down (tightenRow) to the rows where glyph outlines cover at least this share
+// of what the best-covered row does.
+constexpr double kMinBandCoverage = 0.5;
 
 // The border prepareLine puts around the line (Tesseract reads text touching the edge badly).
 constexpr int kOcrBorderPx = 16;
@@ -193,8 +196,8 @@ Quad refineCorners(const Quad& rough, const std::vector<cv::Point>& contour, cv:
 // which made its blob too tall) are taken in as long as no gap wider than a digit group's gap
 // breaks the run.
 cv::Rect extendAlongRow(const cv::Mat& outlines, const cv::Rect& row) {
-  const cv::Rect band = cv::Rect(0, row.y, outlines.cols, row.height) &
-                        cv::Rect(0, 0, outlines.cols, outlines.rows);
+  const cv::Rect band =
+      cv::Rect(0, row.y, outlines.cols, row.height) & cv::Rect(0, 0, outlines.cols, outlines.rows);
   cv::Mat ink_per_column;
   cv::reduce(outlines(band) / 255, ink_per_column, 0, cv::REDUCE_SUM, CV_32S);
   const int min_ink = std::max(2, static_cast<int>(kMinColumnInkShare * row.height));
@@ -211,6 +214,46 @@ cv::Rect extendAlongRow(const cv::Mat& outlines, const cv::Rect& row) {
     right = gap == 0 ? x + 1 : right;
   }
   return cv::Rect(left, row.y, right - left, row.height);
+}
+
+// A text row cut down to the band its glyphs share: the rows of the box in which at least
+// kMinBandCoverage of the best-covered row's stretches (each as wide as the box is tall) hold
+// glyph outlines. Small print under part of the line (the first group repeated under the
+// number, a date) and marks crossing only part of it are left out, so that the box's height is
+// the text's, which sets the scale the readers see. The row is kept whole when the band would
+// be thinner than half of it and thinner than kMinLineHeightPx.
+cv::Rect tightenRow(const cv::Mat& outlines, const cv::Rect& row) {
+  const cv::Rect box = row & cv::Rect(0, 0, outlines.cols, outlines.rows);
+  const int stretch = std::max(1, box.height);
+  const int stretches = std::max(1, box.width / stretch);
+  std::vector<int> coverage(static_cast<std::size_t>(box.height), 0);
+  for (int y = 0; y < box.height; ++y) {
+    const uchar* line = outlines.ptr<uchar>(box.y + y) + box.x;
+    for (int s = 0; s < stretches; ++s) {
+      const int from = s * box.width / stretches;
+      const int to = (s + 1) * box.width / stretches;
+      coverage[static_cast<std::size_t>(y)] +=
+          std::any_of(line + from, line + to, [](uchar v) { return v != 0; }) ? 1 : 0;
+    }
+  }
+  const auto peak = std::max_element(coverage.begin(), coverage.end());
+  if (peak == coverage.end() || *peak == 0) {
+    return row;
+  }
+  const int need = static_cast<int>(std::ceil(kMinBandCoverage * *peak));
+  int top = static_cast<int>(peak - coverage.begin());
+  int bottom = top;  // inclusive
+  while (top > 0 && coverage[static_cast<std::size_t>(top - 1)] >= need) {
+    --top;
+  }
+  while (bottom + 1 < box.height && coverage[static_cast<std::size_t>(bottom + 1)] >= need) {
+    ++bottom;
+  }
+  const int height = bottom - top + 1;
+  if (height < kMinLineHeightPx && 2 * height < box.height) {
+    return row;
+  }
+  return cv::Rect(box.x, box.y + top, box.width, height);
 }
 
 // Rows of text: boxes that overlap vertically by most of their height are joined.
@@ -332,8 +375,8 @@ cv::Rect embossBandLine(const cv::Mat& gray) {
   cv::Sobel(gray, dx, CV_32F, 1, 0, 3);
   dx = cv::abs(dx);
   cv::Mat row_energy;
-  cv::reduce(dx.colRange(kCardMarginPx, gray.cols - kCardMarginPx), row_energy, 1,
-             cv::REDUCE_SUM, CV_32F);
+  cv::reduce(dx.colRange(kCardMarginPx, gray.cols - kCardMarginPx), row_energy, 1, cv::REDUCE_SUM,
+             CV_32F);
   int best_top = kEmbossBandTopPx - kEmbossTextPx / 2;
   double best = -1.0;
   for (int top = kEmbossBandTopPx - kEmbossTextPx / 2;
@@ -428,8 +471,7 @@ FrameView viewOfFrame(const cv::Mat& frame_bgr) {
   const double card_aspect = static_cast<double>(kCardWidthPx) / kCardHeightPx;
   if (std::abs(aspect / card_aspect - 1.0) <= kCropAspectTolerance) {
     view.kind = FrameView::Kind::kCard;
-    cv::resize(frame_bgr, view.image, cv::Size(kCardWidthPx, kCardHeightPx), 0, 0,
-               cv::INTER_AREA);
+    cv::resize(frame_bgr, view.image, cv::Size(kCardWidthPx, kCardHeightPx), 0, 0, cv::INTER_AREA);
   }
   return view;
 }
@@ -493,7 +535,7 @@ std::vector<cv::Rect> locateRows(const cv::Mat& gray) {
   }
   std::vector<cv::Rect> rows;
   for (const auto& joined : joinIntoRows(std::move(pieces))) {
-    const cv::Rect row = extendAlongRow(outlines, joined);
+    const cv::Rect row = extendAlongRow(outlines, tightenRow(outlines, joined));
     if (row.width >= kMinLineWidthShare * gray.cols && row.width >= 6 * row.height) {
       rows.push_back(row);
     }
@@ -515,8 +557,8 @@ namespace {
 // each stroke, a dark one on the other, at any angle. Whichever way a pixel departs from its
 // neighbourhood (the median of a window a few strokes wide, which thin strokes do not move and
 // which leaves no halo around them as a blur would), the departure is ink; the two edges then
-// read as the outline of the digit. The scale is set by the line's strongest relief (a high quantile, so
-// that a speck of glare does not decide it).
+// read as the outline of the digit. The scale is set by the line's strongest relief (a high
+// quantile, so that a speck of glare does not decide it).
 cv::Mat reliefLine(const cv::Mat& gray) {
   constexpr double kEdgeSigma = 1.0;
   constexpr double kStrongQuantile = 0.995;
@@ -530,7 +572,8 @@ cv::Mat reliefLine(const cv::Mat& gray) {
   cv::Mat departure = cv::abs(level - around);
   cv::GaussianBlur(departure, departure, cv::Size(), kEdgeSigma);
   std::vector<float> values(departure.begin<float>(), departure.end<float>());
-  const auto at = values.begin() + static_cast<std::ptrdiff_t>(kStrongQuantile * (values.size() - 1));
+  const auto at =
+      values.begin() + static_cast<std::ptrdiff_t>(kStrongQuantile * (values.size() - 1));
   std::nth_element(values.begin(), at, values.end());
   const double strong = std::max(4.0, static_cast<double>(*at));
   cv::Mat out;
@@ -653,8 +696,7 @@ cv::Mat prepareLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep 
     gray = card_bgr(crop).clone();
   }
   const double scale = std::clamp(kLineTextHeightPx / line_box.height, 0.5, 3.0);
-  cv::resize(gray, gray, cv::Size(), scale, scale,
-             scale < 1.0 ? cv::INTER_AREA : cv::INTER_CUBIC);
+  cv::resize(gray, gray, cv::Size(), scale, scale, scale < 1.0 ? cv::INTER_AREA : cv::INTER_CUBIC);
 
   if (prep == LinePrep::kRelief) {
     return reliefLine(gray);
@@ -759,7 +801,8 @@ class LineReader::Impl {
         const double conf = it->Confidence(tesseract::RIL_SYMBOL);
         std::unique_ptr<char[]> symbol(it->GetUTF8Text(tesseract::RIL_SYMBOL));
         if (symbol && symbol[0] != '\0') {
-          line.reading.positions.push_back({CharChoice{symbol[0], std::clamp(conf / 100.0, 0.0, 1.0)}});
+          line.reading.positions.push_back(
+              {CharChoice{symbol[0], std::clamp(conf / 100.0, 0.0, 1.0)}});
         }
         sum += conf;
         ++symbols;

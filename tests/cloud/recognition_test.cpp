@@ -2,13 +2,14 @@
 // (easy preset, fixed seeds), encoded as the box would send them, read back.
 #include "lostcard/cloud/recognition.hpp"
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <opencv2/imgproc.hpp>
-#include <unistd.h>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <regex>
 #include <string>
 #include <vector>
@@ -163,6 +164,30 @@ TEST_CASE("locateNumberLine offers the emboss band when the card shows no text r
     CHECK(centre <= 360);
     CHECK(band.width > kCardWidthPx / 2);
   }
+}
+
+TEST_CASE("locateNumberLine leaves small print under the number out of the line's box") {
+  using lostcard::cloud::kCardHeightPx;
+  using lostcard::cloud::kCardWidthPx;
+  // Many cards repeat the first group in small type just under it: joined into the number's box,
+  // it would make the box taller than the text, and the readers would see the digits too small.
+  cv::Mat card(kCardHeightPx, kCardWidthPx, CV_8UC3, cv::Scalar(200, 190, 180));
+  const cv::Size text =
+      cv::getTextSize("4024 0071 0393 9509", cv::FONT_HERSHEY_SIMPLEX, 1.7, 4, nullptr);
+  const int baseline = 340;
+  cv::putText(card, "4024 0071 0393 9509", {70, baseline}, cv::FONT_HERSHEY_SIMPLEX, 1.7,
+              cv::Scalar(40, 40, 40), 4);
+  const int small_top = baseline + 8;
+  cv::putText(card, "4024", {72, small_top + 14}, cv::FONT_HERSHEY_SIMPLEX, 0.5,
+              cv::Scalar(40, 40, 40), 1);
+  const auto lines = lostcard::cloud::locateNumberLine(card);
+  REQUIRE_FALSE(lines.empty());
+  const cv::Rect& line = lines.front();
+  INFO("line " << line << ", text " << text);
+  CHECK(line.width > text.width * 9 / 10);
+  CHECK(line.y >= baseline - text.height - 6);
+  CHECK(line.br().y <= small_top + 2);
+  CHECK(line.height <= text.height * 13 / 10);
 }
 
 TEST_CASE("prepareLine recovers inkless embossed digits from their shading, whatever the light") {
