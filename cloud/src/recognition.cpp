@@ -124,34 +124,53 @@ class Recognizer::Impl {
 
   CardReading read(const CardImages& images) {
     std::vector<FrameResult> frames;
+    std::vector<cv::Mat> decoded;  // frames[i]'s image
     std::vector<std::string> bad;
+    const auto anyNumber = [&] {
+      return std::any_of(frames.begin(), frames.end(),
+                         [](const FrameResult& f) { return f.number.has_value(); });
+    };
+    // A frame OpenCV chokes on is unreadable, not a reason to fail the whole card.
+    const auto readSafely = [&](const cv::Mat& image, const std::string& label, bool mirrored,
+                                bool agreement) {
+      FrameResult frame;
+      try {
+        frame = readFrame(image, mirrored, agreement);
+      } catch (const cv::Exception& e) {
+        log_->warn("{}: image processing failed: {}", label, e.what());
+        frame.note = "image processing failed";
+      }
+      return frame;
+    };
     const auto readFace = [&](const std::vector<std::string>& jpegs, const char* face) {
       for (std::size_t i = 0; i < jpegs.size(); ++i) {
         const std::string label = frameLabel(face, i);
         std::string why;
-        const auto image = decodeWithinLimits(jpegs[i], options_.limits, &why);
+        auto image = decodeWithinLimits(jpegs[i], options_.limits, &why);
         if (!image) {
           bad.push_back(label + ": " + why);
           continue;
         }
-        FrameResult frame;
-        try {
-          // Mirrored readings are a last resort: skip them once some frame read a number.
-          const bool any_number = std::any_of(frames.begin(), frames.end(),
-                                              [](const FrameResult& f) { return f.number; });
-          frame = readFrame(*image, !any_number);
-        } catch (const cv::Exception& e) {
-          // A frame OpenCV chokes on is unreadable, not a reason to fail the whole card.
-          log_->warn("{}: image processing failed: {}", label, e.what());
-          frame.note = "image processing failed";
-        }
+        // Mirrored readings are a last resort: skip them once some frame read a number.
+        FrameResult frame = readSafely(*image, label, !anyNumber(), false);
         frame.face = face;
         frame.label = label;
         frames.push_back(std::move(frame));
+        decoded.push_back(std::move(*image));
       }
     };
     readFace(images.front_jpegs, "front");
     readFace(images.back_jpegs, "back");
+    // The line-by-line agreement (agreedOnLine, many Tesseract reads) is the last resort of all:
+    // only when no frame of either face read a number, every frame is read again with it.
+    if (!anyNumber()) {
+      for (std::size_t i = 0; i < frames.size(); ++i) {
+        FrameResult again = readSafely(decoded[i], frames[i].label, !anyNumber(), true);
+        again.face = frames[i].face;
+        again.label = frames[i].label;
+        frames[i] = std::move(again);
+      }
+    }
 
     CardReading reading = combine(frames, bad);
     reading.detail = redactDigitRuns(reading.detail);
@@ -200,31 +219,32 @@ class Recognizer::Impl {
     return out;
   }
 
+  // Tesseract's readings of one line, by preparation (each line is read at most once each way).
+  using LineReads = std::map<LinePrep, OcrLine>;
+
+  const OcrLine& readOnce(const cv::Mat& card, const cv::Rect& line, LinePrep prep,
+                          LineReads* reads) {
+    auto it = reads->find(prep);
+    if (it == reads->end()) {
+      it = reads->emplace(prep, reader_.readLine(card, line, prep)).first;
+    }
+    return it->second;
+  }
+
   // One line read and decoded: first thresholded (the original path), then, when that gives no
   // checked number, from its grey levels, which keep thin strokes on busy backgrounds. Each
   // reading must pass all the gates on its own; or else both must give the same checked number
   // with every gate passed but the word one (the LSTM's word confidences run low on good card
   // lines; the gate is there to catch an inserted digit, which two different preparations of
   // the line rarely insert alike). The first reading's reason is kept for the operator.
-  // Tesseract's digits of both readings of a line that gave no number go to *raw (when given),
-  // for filledFromTesseract.
-  DecodedReading readAndDecode(const cv::Mat& card, const cv::Rect& line,
-                               std::vector<std::string>* raw = nullptr) {
-    const OcrLine binary = reader_.readLine(card, line, LinePrep::kBinary);
+  // The readings go to *reads, for the later stages (filledFromTesseract, agreedOnLine).
+  DecodedReading readAndDecode(const cv::Mat& card, const cv::Rect& line, LineReads* reads) {
+    const OcrLine& binary = readOnce(card, line, LinePrep::kBinary, reads);
     DecodedReading first = decodeLine(binary);
     if (first.number) {
       return first;
     }
-    const OcrLine gray = reader_.readLine(card, line, LinePrep::kGray);
-    if (raw != nullptr) {
-      for (const OcrLine* ocr : {&binary, &gray}) {
-        std::string digits;
-        for (const auto& choices : ocr->reading.positions) {
-          digits.push_back(choices.front().symbol);
-        }
-        raw->push_back(std::move(digits));
-      }
-    }
+    const OcrLine& gray = readOnce(card, line, LinePrep::kGray, reads);
     DecodedReading second = decodeLine(gray);
     if (second.number) {
       return second;
@@ -291,8 +311,10 @@ class Recognizer::Impl {
         bool complete = true;
         DecodedReading decoded =
             decodeGlyphs(readLineGlyphs(*classifier_, *view.image, line, &complete, prep));
-        if (!complete) {
-          // Digits may be missing and the rest still pass the check: Tesseract must agree.
+        if (!complete || decoded.repaired > 0) {
+          // Digits may be missing and the rest still pass the check, or a glyph read wrong was
+          // repaired into another wrong digit that happens to pass it (seen on a hard set with
+          // another seed: 3 read as 5, a second digit repaired): Tesseract must agree.
           decoded.confidence = std::min(decoded.confidence, kTrimmedConfidenceCap);
         }
         if (decoded.number) {
@@ -326,7 +348,7 @@ class Recognizer::Impl {
   // classifier over cut glyphs), so agreeing on a dozen digits and more, and the check digit
   // passing, is strong evidence. Every line of `view` is tried; two different numbers give none.
   std::optional<std::string> filledFromTesseract(
-      const View& view, const std::vector<std::vector<std::string>>& tesseract_by_line) const {
+      const View& view, const std::vector<LineReads>& tesseract_by_line) const {
     std::set<std::string> numbers;
     for (std::size_t l = 0; l < view.lines.size() && l < tesseract_by_line.size(); ++l) {
       for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
@@ -336,7 +358,11 @@ class Recognizer::Impl {
         for (const auto& choices : glyphs.positions) {
           best.push_back(choices.empty() ? '?' : choices.front().symbol);
         }
-        for (const std::string& digits : tesseract_by_line[l]) {
+        for (const auto& [prep_read, ocr] : tesseract_by_line[l]) {
+          std::string digits;
+          for (const auto& choices : ocr.reading.positions) {
+            digits.push_back(choices.front().symbol);
+          }
           const auto filled = fillErasures(best, digits);
           if (filled && matchFormat(formats_, *filled, glyphs.groups) != nullptr) {
             numbers.insert(*filled);
@@ -350,40 +376,70 @@ class Recognizer::Impl {
     return *numbers.begin();
   }
 
-  // A line no reader read with confidence, read again by both in every preparation: the number
-  // that the classifier's reading (grey, relief or height) and Tesseract's (height, relief, grey
-  // or binary) decode to alike, each with at most one repair and without the confidence gates.
-  // Two readers that see the line differently (cut glyphs against the whole line) and fail
-  // differently rarely decode to the same checked number unless it is the printed one; the
-  // gates, which each reader alone needs, would throw away inkless embossing, whose readings are
-  // never confident. Tesseract is asked only when the classifier decoded one number, and that
-  // number only is checked: a line the classifier reads as two numbers gives none.
-  std::optional<std::string> agreedOnLine(const cv::Mat& card, const cv::Rect& line) {
-    std::set<std::string> by_glyphs;
-    for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
-      const DecodedReading decoded =
-          decodeGlyphs(readLineGlyphs(*classifier_, card, line, nullptr, prep));
-      if (decoded.number) {
-        by_glyphs.insert(*decoded.number);
+  // A line no reader read with confidence, read by Tesseract in every preparation (the height
+  // and relief of inkless embossing too) and weighed again. Its number is the one that
+  //   - two of them read alike, unrepaired, every gate passed but the word one;
+  //   - or the classifier's reading (grey, relief or height) and one of Tesseract's decode to,
+  //     without the gates, one of the two unrepaired. Two readers that see the line differently
+  //     (cut glyphs against the whole line) and fail differently rarely decode to the same
+  //     checked number unless it is the printed one; the gates, which each reader alone needs,
+  //     would throw away inkless embossing, whose readings are never confident. A line the
+  //     classifier reads as two numbers gives it no say.
+  // The agreement must not lean on repairs on both sides: a glyph that looks like another digit
+  // fools both readers alike, and the same repair could then make the same wrong number pass
+  // the check. A single reading is not enough, however confident: on the hard set a relief
+  // reading passed every gate with two digits wrong, and the check digit by chance.
+  // When these give different numbers, the line gives none.
+  std::optional<std::string> agreedOnLine(const cv::Mat& card, const cv::Rect& line,
+                                          LineReads* reads) {
+    constexpr LinePrep kPreps[] = {LinePrep::kBinary, LinePrep::kGray, LinePrep::kRelief,
+                                   LinePrep::kHeight};
+    std::set<std::string> numbers;
+    std::map<std::string, int> relaxed;  // number -> preparations reading it unrepaired
+    std::map<std::string, int> ungated;  // number -> fewest repairs of a reading giving it
+    for (const LinePrep prep : kPreps) {
+      const OcrLine& ocr = readOnce(card, line, prep, reads);
+      if (const auto loose = decodeLine(ocr, true); loose.number && loose.repaired == 0) {
+        ++relaxed[*loose.number];
+      }
+      if (const auto any = decodeReading(ocr.reading, formats_); any.number) {
+        const auto [it, fresh] = ungated.emplace(*any.number, any.repaired);
+        it->second = std::min(it->second, any.repaired);
       }
     }
-    if (by_glyphs.size() != 1) {
+    for (const auto& [number, preps] : relaxed) {
+      if (preps >= 2) {
+        numbers.insert(number);
+      }
+    }
+    if (classifier_) {
+      std::map<std::string, int> by_glyphs;  // number -> fewest repairs
+      for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
+        const DecodedReading decoded =
+            decodeGlyphs(readLineGlyphs(*classifier_, card, line, nullptr, prep));
+        if (decoded.number) {
+          const auto [it, fresh] = by_glyphs.emplace(*decoded.number, decoded.repaired);
+          it->second = std::min(it->second, decoded.repaired);
+        }
+      }
+      if (by_glyphs.size() == 1) {
+        const auto& [number, glyph_repairs] = *by_glyphs.begin();
+        const auto tesseract = ungated.find(number);
+        if (tesseract != ungated.end() && std::min(glyph_repairs, tesseract->second) == 0) {
+          numbers.insert(number);
+        }
+      }
+    }
+    if (numbers.size() != 1) {
       return std::nullopt;
     }
-    for (const LinePrep prep :
-         {LinePrep::kHeight, LinePrep::kRelief, LinePrep::kGray, LinePrep::kBinary}) {
-      const DecodedReading decoded =
-          decodeReading(reader_.readLine(card, line, prep).reading, formats_);
-      if (decoded.number && *decoded.number == *by_glyphs.begin()) {
-        return decoded.number;
-      }
-    }
-    return std::nullopt;
+    return *numbers.begin();
   }
 
   // One photo: find and straighten the card, then read it: with the digit classifier in every
-  // orientation, then (when that gave no sure number) with Tesseract both ways up.
-  FrameResult readFrame(const cv::Mat& image, bool try_mirrored) {
+  // orientation, then (when that gave no sure number) with Tesseract both ways up; mirrored
+  // only when `mirrored`, and line by line (agreedOnLine) only when `agreement`.
+  FrameResult readFrame(const cv::Mat& image, bool mirrored, bool agreement) {
     FrameResult frame;
     const FrameView view = viewOfFrame(image);
     if (view.kind == FrameView::Kind::kLineCrop) {
@@ -425,7 +481,7 @@ class Recognizer::Impl {
     double confidence = 0.0;
     std::vector<std::string> why_not;  // per orientation, the best line's reason
     // Per orientation and line, Tesseract's digits of the readings that gave no number.
-    std::map<int, std::vector<std::vector<std::string>>> tesseract_raw;
+    std::map<int, std::vector<LineReads>> tesseract_raw;
     // 1. The digit classifier (cheap; reading both ways up is what shows a line that passes
     // for a number the wrong way round).
     // Both ways up first; mirrored only when that read nothing, as a mirrored line (seen through
@@ -448,14 +504,14 @@ class Recognizer::Impl {
             break;
           }
         }
-        if (glyph_number || !try_mirrored) {
+        if (glyph_number || !mirrored) {
           break;
         }
       }
     }
     // 2. Tesseract: upright and upside down first, then mirrored only when nothing was read.
     for (const int flip : {-2, -1, 1, 0}) {
-      if (flip >= 0 && (!numbers.empty() || !try_mirrored)) {
+      if (flip >= 0 && (!numbers.empty() || !mirrored)) {
         break;
       }
       const Orientation& o = orientation(flip);
@@ -501,14 +557,16 @@ class Recognizer::Impl {
     // 4. Still nothing: both readers agreeing on a line, in any preparation (agreedOnLine), both
     // ways up, then mirrored; two orientations giving numbers conflict, and so does a number
     // that differs from the one the classifier was unsure of.
-    if (numbers.empty() && classifier_) {
+    if (numbers.empty() && agreement) {
       for (const int flip : {-2, -1, 1, 0}) {
-        if (flip >= 0 && (!numbers.empty() || !try_mirrored)) {
+        if (flip >= 0 && (!numbers.empty() || !mirrored)) {
           break;
         }
         const Orientation& o = orientation(flip);
-        for (const cv::Rect& line : o.lines) {
-          if (const auto number = agreedOnLine(o.card, line)) {
+        std::vector<LineReads>& reads = tesseract_raw[flip];
+        reads.resize(std::max(reads.size(), o.lines.size()));
+        for (std::size_t l = 0; l < o.lines.size(); ++l) {
+          if (const auto number = agreedOnLine(o.card, o.lines[l], &reads[l])) {
             numbers.insert(*number);
             break;
           }
@@ -546,7 +604,8 @@ class Recognizer::Impl {
     }
     for (const bool upside_down : {false, true}) {
       const cv::Mat& oriented = upside_down ? turned : image;
-      const DecodedReading decoded = readAndDecode(oriented, whole);
+      LineReads reads;
+      const DecodedReading decoded = readAndDecode(oriented, whole, &reads);
       if (decoded.number) {
         numbers.insert(*decoded.number);
         frame.confidence = std::max(frame.confidence, decoded.confidence);

@@ -20,12 +20,14 @@
 //   ocr-bench: images=M read=R wrong=W unread=U median_ms=X p95_ms=Y tesseract_line_ms=T
 //
 // read: exactly the labeled number; wrong: a number that is not it; unread: declared difficult
-// (any outcome but kRead). X, Y: wall-clock time of one whole Recognizer::read (decoding the
-// JPEGs included, file reading not). T: the median time of one bare Tesseract single-line read
-// (LSTM, PSM 7, digit whitelist: SetImage + GetUTF8Text) of a number-line crop of each card, cut
-// with the recognizer's own stages (findCard, straighten, locateNumberLine), or of the whole image
-// when it is a crop already. So median_ms / tesseract_line_ms is the pipeline's cost in line reads.
-// Exit 0 whenever it ran: it is a benchmark, not a test. Full card numbers are never printed.
+// (any outcome but kRead, or the number read with a confidence below kMinTrustedConfidence,
+// which the deposit decision makes a difficult card). X, Y: wall-clock time of one whole
+// Recognizer::read (decoding the JPEGs included, file reading not). T: the median time of one bare
+// Tesseract single-line read (LSTM, PSM 7, digit whitelist: SetImage + GetUTF8Text) of a
+// number-line crop of each card, cut with the recognizer's own stages (findCard, straighten,
+// locateNumberLine), or of the whole image when it is a crop already. So median_ms /
+// tesseract_line_ms is the pipeline's cost in line reads. Exit 0 whenever it ran: it is a
+// benchmark, not a test. Full card numbers are never printed.
 #include <tesseract/baseapi.h>
 #include <unistd.h>
 
@@ -330,7 +332,15 @@ int main(int argc, char** argv) {
       std::string verdict;
       std::string note;
       std::string stage;  // --why: where an unread card was lost
-      if (reading.outcome == ReadOutcome::kRead && reading.number == label.number) {
+      // The right number read with a confidence the deposit decision would not trust is a
+      // difficult card, as it would be in service (a wrong number counts as wrong whatever its
+      // confidence).
+      const bool trusted = reading.confidence >= lostcard::cloud::kMinTrustedConfidence;
+      if (reading.outcome == ReadOutcome::kRead && reading.number == label.number && !trusted) {
+        verdict = "unread";
+        note = lastFour(label.number) + " read with low confidence " +
+               std::to_string(reading.confidence).substr(0, 4);
+      } else if (reading.outcome == ReadOutcome::kRead && reading.number == label.number) {
         verdict = "read";
         note = lastFour(label.number);
       } else if (reading.outcome == ReadOutcome::kRead) {

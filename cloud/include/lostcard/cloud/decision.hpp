@@ -18,7 +18,7 @@ namespace lostcard::cloud {
 
 struct DecisionPolicy {
   // Readings below this confidence (0..1) are difficult even when a holder matches.
-  double min_confidence = 0.5;
+  double min_confidence = kMinTrustedConfidence;
   // A kiosk sends a few frames per face; more is refused before decoding (each frame costs a
   // full decode and recognition).
   int max_frames_per_face = 8;

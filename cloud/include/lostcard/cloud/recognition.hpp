@@ -16,7 +16,11 @@
 // when nothing was read yet; a frame that is only the number line (a crop) is read as one line.
 // Each line is read thresholded, then (if that gives no checked number) in grey levels; a
 // reading must pass every confidence gate, except that the word gate is waived when both
-// readings give the same checked number.
+// readings give the same checked number. A frame still unread is weighed once more line by line
+// (Recognizer::Impl::agreedOnLine): Tesseract reads the line in every preparation (relief and
+// the height recovered from it too), and a number counts only when two of those readings give
+// it unrepaired, or when the classifier and Tesseract decode the line to it; such a number has
+// confidence 0.5, the least the deposit decision trusts (kMinTrustedConfidence).
 // The stages (findCard, straighten, locateNumberLine, readLine, decode) are in
 // recognition_stages.hpp, card_number_decoder.hpp and card_formats.hpp.
 #include <cstddef>
@@ -54,6 +58,11 @@ enum class ReadOutcome {
 };
 
 const char* toString(ReadOutcome outcome);
+
+// A reading below this confidence is not trusted to name a holder: the deposit decision's
+// default (DecisionPolicy::min_confidence, decision.hpp) makes it a difficult card, and
+// lostcard-ocr-bench counts it as unread.
+inline constexpr double kMinTrustedConfidence = 0.5;
 
 struct CardReading {
   ReadOutcome outcome = ReadOutcome::kUnreadable;
