@@ -37,8 +37,9 @@ constexpr RepairPolicy kGlyphRepairs{};
 // The confidence of a number read only by filling the classifier's doubtful glyphs from
 // Tesseract (below kMinGlyphConfidence: read, but not a sure reading).
 constexpr double kFilledConfidence = 0.5;
-// The confidence of a number read only by both readers agreeing on it (agreedOnLine).
-constexpr double kAgreedConfidence = 0.5;
+// The confidence of a number read only by the line-by-line agreement (agreedOnLine): the least
+// the deposit decision trusts.
+constexpr double kAgreedConfidence = kMinTrustedConfidence;
 // A group of at most this many glyphs at either end of a line may be a stray mark.
 constexpr std::size_t kMaxStrayGroup = 2;
 // ...and a reading without it, or from a cut that left tall ink out (digits may be missing),
@@ -54,6 +55,23 @@ struct FrameResult {
   bool self_conflicting = false;      // its two orientations read different checked numbers
   std::string note;                   // why nothing was read (no digits in it)
 };
+
+// A reader's best choice at every position ('?' where it has none).
+std::string topChoices(const LineReading& reading) {
+  std::string best;
+  for (const auto& choices : reading.positions) {
+    best.push_back(choices.empty() ? '?' : choices.front().symbol);
+  }
+  return best;
+}
+
+// number -> the fewest repairs of a reading that decoded to it.
+void keepFewestRepairs(const DecodedReading& decoded, std::map<std::string, int>* repairs) {
+  if (decoded.number) {
+    const auto it = repairs->emplace(*decoded.number, decoded.repaired).first;
+    it->second = std::min(it->second, decoded.repaired);
+  }
+}
 
 std::string frameLabel(const char* face, std::size_t index) {
   return fmt::format("{} frame {}", face, index + 1);
@@ -124,18 +142,19 @@ class Recognizer::Impl {
 
   CardReading read(const CardImages& images) {
     std::vector<FrameResult> frames;
-    std::vector<cv::Mat> decoded;  // frames[i]'s image
+    std::vector<cv::Mat> decoded;                 // frames[i]'s image
+    std::vector<TesseractReads> tesseract_reads;  // and Tesseract's reads of its lines
     std::vector<std::string> bad;
     const auto anyNumber = [&] {
       return std::any_of(frames.begin(), frames.end(),
                          [](const FrameResult& f) { return f.number.has_value(); });
     };
     // A frame OpenCV chokes on is unreadable, not a reason to fail the whole card.
-    const auto readSafely = [&](const cv::Mat& image, const std::string& label, bool mirrored,
+    const auto readSafely = [&](std::size_t i, const std::string& label, bool mirrored,
                                 bool agreement) {
       FrameResult frame;
       try {
-        frame = readFrame(image, mirrored, agreement);
+        frame = readFrame(decoded[i], mirrored, agreement, &tesseract_reads[i]);
       } catch (const cv::Exception& e) {
         log_->warn("{}: image processing failed: {}", label, e.what());
         frame.note = "image processing failed";
@@ -151,21 +170,23 @@ class Recognizer::Impl {
           bad.push_back(label + ": " + why);
           continue;
         }
+        decoded.push_back(std::move(*image));
+        tesseract_reads.emplace_back();
         // Mirrored readings are a last resort: skip them once some frame read a number.
-        FrameResult frame = readSafely(*image, label, !anyNumber(), false);
+        FrameResult frame = readSafely(frames.size(), label, !anyNumber(), false);
         frame.face = face;
         frame.label = label;
         frames.push_back(std::move(frame));
-        decoded.push_back(std::move(*image));
       }
     };
     readFace(images.front_jpegs, "front");
     readFace(images.back_jpegs, "back");
     // The line-by-line agreement (agreedOnLine, many Tesseract reads) is the last resort of all:
-    // only when no frame of either face read a number, every frame is read again with it.
+    // only when no frame of either face read a number, every frame is read again with it
+    // (Tesseract's reads of the first pass are kept: the stages are deterministic).
     if (!anyNumber()) {
       for (std::size_t i = 0; i < frames.size(); ++i) {
-        FrameResult again = readSafely(decoded[i], frames[i].label, !anyNumber(), true);
+        FrameResult again = readSafely(i, frames[i].label, !anyNumber(), true);
         again.face = frames[i].face;
         again.label = frames[i].label;
         frames[i] = std::move(again);
@@ -219,8 +240,10 @@ class Recognizer::Impl {
     return out;
   }
 
-  // Tesseract's readings of one line, by preparation (each line is read at most once each way).
+  // Tesseract's readings of one line, by preparation (each line is read at most once each way),
+  // and of a whole frame: by orientation (readFrame's flip codes), then line.
   using LineReads = std::map<LinePrep, OcrLine>;
+  using TesseractReads = std::map<int, std::vector<LineReads>>;
 
   const OcrLine& readOnce(const cv::Mat& card, const cv::Rect& line, LinePrep prep,
                           LineReads* reads) {
@@ -354,16 +377,9 @@ class Recognizer::Impl {
       for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
         const LineReading glyphs =
             readLineGlyphs(*classifier_, *view.image, view.lines[l], nullptr, prep);
-        std::string best;
-        for (const auto& choices : glyphs.positions) {
-          best.push_back(choices.empty() ? '?' : choices.front().symbol);
-        }
+        const std::string best = topChoices(glyphs);
         for (const auto& [prep_read, ocr] : tesseract_by_line[l]) {
-          std::string digits;
-          for (const auto& choices : ocr.reading.positions) {
-            digits.push_back(choices.front().symbol);
-          }
-          const auto filled = fillErasures(best, digits);
+          const auto filled = fillErasures(best, topChoices(ocr.reading));
           if (filled && matchFormat(formats_, *filled, glyphs.groups) != nullptr) {
             numbers.insert(*filled);
           }
@@ -402,10 +418,7 @@ class Recognizer::Impl {
       if (const auto loose = decodeLine(ocr, true); loose.number && loose.repaired == 0) {
         ++relaxed[*loose.number];
       }
-      if (const auto any = decodeReading(ocr.reading, formats_); any.number) {
-        const auto [it, fresh] = ungated.emplace(*any.number, any.repaired);
-        it->second = std::min(it->second, any.repaired);
-      }
+      keepFewestRepairs(decodeReading(ocr.reading, formats_), &ungated);
     }
     for (const auto& [number, preps] : relaxed) {
       if (preps >= 2) {
@@ -415,12 +428,8 @@ class Recognizer::Impl {
     if (classifier_) {
       std::map<std::string, int> by_glyphs;  // number -> fewest repairs
       for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
-        const DecodedReading decoded =
-            decodeGlyphs(readLineGlyphs(*classifier_, card, line, nullptr, prep));
-        if (decoded.number) {
-          const auto [it, fresh] = by_glyphs.emplace(*decoded.number, decoded.repaired);
-          it->second = std::min(it->second, decoded.repaired);
-        }
+        keepFewestRepairs(decodeGlyphs(readLineGlyphs(*classifier_, card, line, nullptr, prep)),
+                          &by_glyphs);
       }
       if (by_glyphs.size() == 1) {
         const auto& [number, glyph_repairs] = *by_glyphs.begin();
@@ -438,8 +447,10 @@ class Recognizer::Impl {
 
   // One photo: find and straighten the card, then read it: with the digit classifier in every
   // orientation, then (when that gave no sure number) with Tesseract both ways up; mirrored
-  // only when `mirrored`, and line by line (agreedOnLine) only when `agreement`.
-  FrameResult readFrame(const cv::Mat& image, bool mirrored, bool agreement) {
+  // only when `mirrored`, and line by line (agreedOnLine) only when `agreement`. Tesseract's
+  // reads go to *tesseract_reads, and those already there are not made again.
+  FrameResult readFrame(const cv::Mat& image, bool mirrored, bool agreement,
+                        TesseractReads* tesseract_reads) {
     FrameResult frame;
     const FrameView view = viewOfFrame(image);
     if (view.kind == FrameView::Kind::kLineCrop) {
@@ -480,8 +491,6 @@ class Recognizer::Impl {
     std::set<std::string> numbers;
     double confidence = 0.0;
     std::vector<std::string> why_not;  // per orientation, the best line's reason
-    // Per orientation and line, Tesseract's digits of the readings that gave no number.
-    std::map<int, std::vector<LineReads>> tesseract_raw;
     // 1. The digit classifier (cheap; reading both ways up is what shows a line that passes
     // for a number the wrong way round).
     // Both ways up first; mirrored only when that read nothing, as a mirrored line (seen through
@@ -520,9 +529,10 @@ class Recognizer::Impl {
         continue;
       }
       std::string first_why;
-      for (const cv::Rect& line : o.lines) {
-        const DecodedReading decoded =
-            readAndDecode(o.card, line, &tesseract_raw[flip].emplace_back());
+      std::vector<LineReads>& reads = (*tesseract_reads)[flip];
+      reads.resize(std::max(reads.size(), o.lines.size()));
+      for (std::size_t l = 0; l < o.lines.size(); ++l) {
+        const DecodedReading decoded = readAndDecode(o.card, o.lines[l], &reads[l]);
         if (decoded.number) {
           numbers.insert(*decoded.number);
           confidence = std::max(confidence, decoded.confidence);
@@ -545,7 +555,7 @@ class Recognizer::Impl {
     // reading, in every orientation Tesseract read (two orientations giving numbers conflict).
     if (numbers.empty() && !glyph_number && classifier_) {
       std::set<std::string> filled;
-      for (const auto& [flip, by_line] : tesseract_raw) {
+      for (const auto& [flip, by_line] : *tesseract_reads) {
         const Orientation& o = orientation(flip);
         if (const auto number = filledFromTesseract(View{&o.card, o.lines}, by_line)) {
           filled.insert(*number);
@@ -563,7 +573,7 @@ class Recognizer::Impl {
           break;
         }
         const Orientation& o = orientation(flip);
-        std::vector<LineReads>& reads = tesseract_raw[flip];
+        std::vector<LineReads>& reads = (*tesseract_reads)[flip];
         reads.resize(std::max(reads.size(), o.lines.size()));
         for (std::size_t l = 0; l < o.lines.size(); ++l) {
           if (const auto number = agreedOnLine(o.card, o.lines[l], &reads[l])) {
