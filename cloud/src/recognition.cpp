@@ -140,28 +140,21 @@ class Recognizer::Impl {
         classifier_(loadClassifier(options_.models_dir)),
         log_(wire::componentLogger("cloud.recognition")) {}
 
+  // A card's frames are read cheapest first, each stage only on the frames the earlier ones left
+  // unsettled:
+  //   1. the digit classifier, on every frame (a few milliseconds a frame);
+  //   2. Tesseract (stages 2 and 3 of the frame), on the frames still unsettled; but not on the
+  //      frames of a face other than one a frame has read a number on, unless the classifier
+  //      saw a number there too (it could conflict). The side of the card without the number
+  //      is most of the cost of a card otherwise: every line of it read both ways up, in vain;
+  //   3. the line-by-line agreement (agreedOnLine, many Tesseract reads), only when no frame of
+  //      either face read a number.
+  // The frames of the face the number was read on are all read as far as they need: the
+  // confidence counts how many of them agree.
   CardReading read(const CardImages& images) {
-    std::vector<FrameResult> frames;
-    std::vector<cv::Mat> decoded;                 // frames[i]'s image
-    std::vector<TesseractReads> tesseract_reads;  // and Tesseract's reads of its lines
+    std::vector<FrameWork> work;
     std::vector<std::string> bad;
-    const auto anyNumber = [&] {
-      return std::any_of(frames.begin(), frames.end(),
-                         [](const FrameResult& f) { return f.number.has_value(); });
-    };
-    // A frame OpenCV chokes on is unreadable, not a reason to fail the whole card.
-    const auto readSafely = [&](std::size_t i, const std::string& label, bool mirrored,
-                                bool agreement) {
-      FrameResult frame;
-      try {
-        frame = readFrame(decoded[i], mirrored, agreement, &tesseract_reads[i]);
-      } catch (const cv::Exception& e) {
-        log_->warn("{}: image processing failed: {}", label, e.what());
-        frame.note = "image processing failed";
-      }
-      return frame;
-    };
-    const auto readFace = [&](const std::vector<std::string>& jpegs, const char* face) {
+    const auto decodeFace = [&](const std::vector<std::string>& jpegs, const char* face) {
       for (std::size_t i = 0; i < jpegs.size(); ++i) {
         const std::string label = frameLabel(face, i);
         std::string why;
@@ -170,29 +163,64 @@ class Recognizer::Impl {
           bad.push_back(label + ": " + why);
           continue;
         }
-        decoded.push_back(std::move(*image));
-        tesseract_reads.emplace_back();
-        // Mirrored readings are a last resort: skip them once some frame read a number.
-        FrameResult frame = readSafely(frames.size(), label, !anyNumber(), false);
-        frame.face = face;
-        frame.label = label;
-        frames.push_back(std::move(frame));
+        FrameWork& w = work.emplace_back();
+        w.image = std::move(*image);
+        w.result.face = face;
+        w.result.label = label;
       }
     };
-    readFace(images.front_jpegs, "front");
-    readFace(images.back_jpegs, "back");
-    // The line-by-line agreement (agreedOnLine, many Tesseract reads) is the last resort of all:
-    // only when no frame of either face read a number, every frame is read again with it
-    // (Tesseract's reads of the first pass are kept: the stages are deterministic).
+    decodeFace(images.front_jpegs, "front");
+    decodeFace(images.back_jpegs, "back");
+
+    const auto anyNumber = [&] {
+      return std::any_of(work.begin(), work.end(),
+                         [](const FrameWork& w) { return w.result.number.has_value(); });
+    };
+    const auto otherFaceRead = [&](const FrameWork& frame) {
+      return std::any_of(work.begin(), work.end(), [&](const FrameWork& w) {
+        return w.result.number && w.result.face != frame.result.face;
+      });
+    };
+    // A frame OpenCV chokes on is unreadable, not a reason to fail the whole card.
+    const auto safely = [&](FrameWork& w, const auto& stage) {
+      try {
+        stage(w);
+      } catch (const cv::Exception& e) {
+        log_->warn("{}: image processing failed: {}", w.result.label, e.what());
+        FrameResult failed;
+        failed.face = w.result.face;
+        failed.label = w.result.label;
+        failed.note = "image processing failed";
+        w.result = std::move(failed);
+        w.settled = true;
+      }
+    };
+    // Mirrored readings are a last resort: skipped once some frame read a number.
+    for (FrameWork& w : work) {
+      safely(w, [&](FrameWork& f) { readByGlyphs(f, !anyNumber()); });
+    }
+    for (FrameWork& w : work) {
+      if (w.settled) {
+        continue;
+      }
+      if (!w.glyph_number && otherFaceRead(w)) {
+        w.result.note = "not read further: a frame of the other face read a number";
+        continue;
+      }
+      safely(w, [&](FrameWork& f) { readByTesseract(f, !anyNumber()); });
+    }
     if (!anyNumber()) {
-      for (std::size_t i = 0; i < frames.size(); ++i) {
-        FrameResult again = readSafely(i, frames[i].label, !anyNumber(), true);
-        again.face = frames[i].face;
-        again.label = frames[i].label;
-        frames[i] = std::move(again);
+      for (FrameWork& w : work) {
+        if (!w.settled) {
+          safely(w, [&](FrameWork& f) { readByAgreement(f, !anyNumber()); });
+        }
       }
     }
 
+    std::vector<FrameResult> frames;
+    for (FrameWork& w : work) {
+      frames.push_back(std::move(w.result));
+    }
     CardReading reading = combine(frames, bad);
     reading.detail = redactDigitRuns(reading.detail);
     log_->debug("{} ({:.2f}): {}", toString(reading.outcome), reading.confidence, reading.detail);
@@ -445,97 +473,118 @@ class Recognizer::Impl {
     return *numbers.begin();
   }
 
-  // One photo: find and straighten the card, then read it: with the digit classifier in every
-  // orientation, then (when that gave no sure number) with Tesseract both ways up; mirrored
-  // only when `mirrored`, and line by line (agreedOnLine) only when `agreement`. Tesseract's
-  // reads go to *tesseract_reads, and those already there are not made again.
-  FrameResult readFrame(const cv::Mat& image, bool mirrored, bool agreement,
-                        TesseractReads* tesseract_reads) {
-    FrameResult frame;
-    const FrameView view = viewOfFrame(image);
-    if (view.kind == FrameView::Kind::kLineCrop) {
-      return readLineCrop(view.image);
-    }
-    if (view.kind == FrameView::Kind::kNothing) {
-      frame.note = "no card found";
-      return frame;
-    }
-    const cv::Mat& card = view.image;
+  // The card as one orientation shows it, with the lines that may hold the number.
+  struct Orientation {
+    cv::Mat card;
+    std::vector<cv::Rect> lines;
+  };
 
-    // The card as it lies and turned: -2 as is, -1 rotated 180 degrees, 1 mirrored left-right,
-    // 0 mirrored top-bottom (embossed digits seen from the back of the card show reversed).
-    // Each orientation's line candidates are found once and shared by both readers.
-    struct Orientation {
-      cv::Mat card;
-      std::vector<cv::Rect> lines;
-    };
-    std::map<int, Orientation> oriented_cards;
-    const auto orientation = [&](int flip) -> const Orientation& {
-      auto it = oriented_cards.find(flip);
-      if (it == oriented_cards.end()) {
-        // A fresh Mat each time: rotating into a header that shares `card` would turn it.
-        Orientation o;
-        if (flip == -2) {
-          o.card = card;
-        } else if (flip == -1) {
-          cv::rotate(card, o.card, cv::ROTATE_180);
-        } else {
-          cv::flip(card, o.card, flip);
-        }
-        o.lines = locateNumberLine(o.card);
-        it = oriented_cards.emplace(flip, std::move(o)).first;
+  // One photo's reading, kept from one stage of read() to the next.
+  struct FrameWork {
+    cv::Mat image;                            // as decoded
+    FrameView view;                           // set by readByGlyphs
+    std::map<int, Orientation> oriented;      // by flip code (orientation()), made on first use
+    std::optional<std::string> glyph_number;  // a checked number the classifier was unsure of
+    TesseractReads tesseract;                 // Tesseract's reads of its lines
+    std::set<std::string> numbers;            // read by Tesseract's stages (several: a conflict)
+    double confidence = 0.0;                  // of those numbers
+    std::vector<std::string> why_not;         // per orientation Tesseract read, its best reason
+    FrameResult result;
+    bool settled = false;  // a number, a conflict, or nothing more to try: no later stage
+  };
+
+  // The card of a frame as it lies and turned: -2 as is, -1 rotated 180 degrees, 1 mirrored
+  // left-right, 0 mirrored top-bottom (embossed digits seen from the back of the card show
+  // reversed). Each orientation's line candidates are found once and shared by all stages.
+  static const Orientation& orientation(FrameWork& w, int flip) {
+    auto it = w.oriented.find(flip);
+    if (it == w.oriented.end()) {
+      // A fresh Mat each time: rotating into a header that shares the card would turn it.
+      Orientation o;
+      if (flip == -2) {
+        o.card = w.view.image;
+      } else if (flip == -1) {
+        cv::rotate(w.view.image, o.card, cv::ROTATE_180);
+      } else {
+        cv::flip(w.view.image, o.card, flip);
       }
-      return it->second;
-    };
+      o.lines = locateNumberLine(o.card);
+      it = w.oriented.emplace(flip, std::move(o)).first;
+    }
+    return it->second;
+  }
 
-    std::set<std::string> numbers;
-    double confidence = 0.0;
-    std::vector<std::string> why_not;  // per orientation, the best line's reason
-    // 1. The digit classifier (cheap; reading both ways up is what shows a line that passes
-    // for a number the wrong way round).
-    // Both ways up first; mirrored only when that read nothing, as a mirrored line (seen through
-    // the wrong side) passes for a number far more easily than a card read the right way.
-    std::optional<std::string> glyph_number;  // a checked number read with low confidence
-    // Each way, the line's grey levels first, then its relief (inkless embossing) as outlines.
-    // (The height recovered from the relief's shading, LinePrep::kHeight, is not tried here
-    // yet: on the hard set it read 22 more cards but one of them wrong.)
-    if (classifier_) {
-      for (const auto& flips : {std::vector<int>{-2, -1}, std::vector<int>{1, 0}}) {
-        std::vector<View> views;
-        for (const int flip : flips) {
-          views.push_back({&orientation(flip).card, orientation(flip).lines});
+  // Stage 1 of a frame: find and straighten the card (a line crop is read whole here), then
+  // read it with the digit classifier both ways up, and mirrored only when `mirrored` and that
+  // read nothing (a mirrored line, seen through the wrong side, passes for a number far more
+  // easily than a card read the right way). Reading both ways up is what shows a line that
+  // passes for a number the wrong way round. Each way, the line's grey levels first, then its
+  // relief (inkless embossing) as outlines. (The height recovered from the relief's shading,
+  // LinePrep::kHeight, is not tried here: on the hard set it read 22 more cards but one of
+  // them wrong.) A number read with low confidence is kept in w.glyph_number for Tesseract to
+  // confirm.
+  void readByGlyphs(FrameWork& w, bool mirrored) {
+    w.view = viewOfFrame(w.image);
+    if (w.view.kind == FrameView::Kind::kLineCrop) {
+      FrameResult crop = readLineCrop(w.view.image);
+      crop.face = w.result.face;
+      crop.label = w.result.label;
+      w.result = std::move(crop);
+      w.settled = true;
+      return;
+    }
+    if (w.view.kind == FrameView::Kind::kNothing) {
+      w.result.note = "no card found";
+      w.settled = true;
+      return;
+    }
+    if (!classifier_) {
+      return;
+    }
+    for (const auto& flips : {std::vector<int>{-2, -1}, std::vector<int>{1, 0}}) {
+      std::vector<View> views;
+      for (const int flip : flips) {
+        const Orientation& o = orientation(w, flip);
+        views.push_back({&o.card, o.lines});
+      }
+      for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
+        if (settledByGlyphs(views, prep, &w.result, &w.glyph_number)) {
+          w.settled = true;
+          return;
         }
-        for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
-          if (settledByGlyphs(views, prep, &frame, &glyph_number)) {
-            return frame;
-          }
-          if (glyph_number) {
-            break;
-          }
-        }
-        if (glyph_number || !mirrored) {
+        if (w.glyph_number) {
           break;
         }
       }
-    }
-    // 2. Tesseract: upright and upside down first, then mirrored only when nothing was read.
-    for (const int flip : {-2, -1, 1, 0}) {
-      if (flip >= 0 && (!numbers.empty() || !mirrored)) {
+      if (w.glyph_number || !mirrored) {
         break;
       }
-      const Orientation& o = orientation(flip);
+    }
+  }
+
+  // Stages 2 and 3 of a frame the classifier did not settle. 2: Tesseract, upright and upside
+  // down, then mirrored only when `mirrored` and nothing was read; a number the classifier was
+  // unsure of must be the one Tesseract read, if it read one. 3: neither reader sure on its
+  // own: the classifier's doubtful glyphs filled from Tesseract's reading, in every orientation
+  // Tesseract read (two orientations giving numbers conflict).
+  void readByTesseract(FrameWork& w, bool mirrored) {
+    for (const int flip : {-2, -1, 1, 0}) {
+      if (flip >= 0 && (!w.numbers.empty() || !mirrored)) {
+        break;
+      }
+      const Orientation& o = orientation(w, flip);
       if (o.lines.empty()) {
-        why_not.push_back("no number line");
+        w.why_not.push_back("no number line");
         continue;
       }
       std::string first_why;
-      std::vector<LineReads>& reads = (*tesseract_reads)[flip];
+      std::vector<LineReads>& reads = w.tesseract[flip];
       reads.resize(std::max(reads.size(), o.lines.size()));
       for (std::size_t l = 0; l < o.lines.size(); ++l) {
         const DecodedReading decoded = readAndDecode(o.card, o.lines[l], &reads[l]);
         if (decoded.number) {
-          numbers.insert(*decoded.number);
-          confidence = std::max(confidence, decoded.confidence);
+          w.numbers.insert(*decoded.number);
+          w.confidence = std::max(w.confidence, decoded.confidence);
           first_why.clear();
           break;
         }
@@ -544,59 +593,63 @@ class Recognizer::Impl {
         }
       }
       if (!first_why.empty()) {
-        why_not.push_back(first_why);
+        w.why_not.push_back(first_why);
       }
     }
-    // A number the classifier was unsure of must be the one Tesseract read, if it read one.
-    if (glyph_number && !numbers.empty()) {
-      numbers.insert(*glyph_number);
+    if (w.glyph_number && !w.numbers.empty()) {
+      w.numbers.insert(*w.glyph_number);
     }
-    // 3. Neither reader sure on its own: the classifier's doubtful glyphs filled from Tesseract's
-    // reading, in every orientation Tesseract read (two orientations giving numbers conflict).
-    if (numbers.empty() && !glyph_number && classifier_) {
-      std::set<std::string> filled;
-      for (const auto& [flip, by_line] : *tesseract_reads) {
-        const Orientation& o = orientation(flip);
+    if (w.numbers.empty() && !w.glyph_number && classifier_) {
+      for (const auto& [flip, by_line] : w.tesseract) {
+        const Orientation& o = orientation(w, flip);
         if (const auto number = filledFromTesseract(View{&o.card, o.lines}, by_line)) {
-          filled.insert(*number);
+          w.numbers.insert(*number);
         }
       }
-      numbers = filled;
-      confidence = kFilledConfidence;
+      w.confidence = kFilledConfidence;
     }
-    // 4. Still nothing: both readers agreeing on a line, in any preparation (agreedOnLine), both
-    // ways up, then mirrored; two orientations giving numbers conflict, and so does a number
-    // that differs from the one the classifier was unsure of.
-    if (numbers.empty() && agreement) {
-      for (const int flip : {-2, -1, 1, 0}) {
-        if (flip >= 0 && (!numbers.empty() || !mirrored)) {
+    settle(w);
+  }
+
+  // Stage 4, the last resort of a frame: both readers agreeing on a line, in any preparation
+  // (agreedOnLine), both ways up, then mirrored when `mirrored`; two orientations giving
+  // numbers conflict, and so does a number that differs from the one the classifier was unsure
+  // of. Tesseract's reads of stage 2 are reused.
+  void readByAgreement(FrameWork& w, bool mirrored) {
+    for (const int flip : {-2, -1, 1, 0}) {
+      if (flip >= 0 && (!w.numbers.empty() || !mirrored)) {
+        break;
+      }
+      const Orientation& o = orientation(w, flip);
+      std::vector<LineReads>& reads = w.tesseract[flip];
+      reads.resize(std::max(reads.size(), o.lines.size()));
+      for (std::size_t l = 0; l < o.lines.size(); ++l) {
+        if (const auto number = agreedOnLine(o.card, o.lines[l], &reads[l])) {
+          w.numbers.insert(*number);
           break;
         }
-        const Orientation& o = orientation(flip);
-        std::vector<LineReads>& reads = (*tesseract_reads)[flip];
-        reads.resize(std::max(reads.size(), o.lines.size()));
-        for (std::size_t l = 0; l < o.lines.size(); ++l) {
-          if (const auto number = agreedOnLine(o.card, o.lines[l], &reads[l])) {
-            numbers.insert(*number);
-            break;
-          }
-        }
-      }
-      confidence = kAgreedConfidence;
-      if (glyph_number && !numbers.empty()) {
-        numbers.insert(*glyph_number);
       }
     }
-    if (numbers.size() > 1) {
+    w.confidence = kAgreedConfidence;
+    if (w.glyph_number && !w.numbers.empty()) {
+      w.numbers.insert(*w.glyph_number);
+    }
+    settle(w);
+  }
+
+  // The frame's result from the numbers its Tesseract stages read; settled unless it read none.
+  static void settle(FrameWork& w) {
+    FrameResult& frame = w.result;
+    if (w.numbers.size() > 1) {
       frame.self_conflicting = true;
       frame.note = "the card read as different numbers in different orientations or readers";
-    } else if (numbers.size() == 1) {
-      frame.number = *numbers.begin();
-      frame.confidence = confidence;
+    } else if (w.numbers.size() == 1) {
+      frame.number = *w.numbers.begin();
+      frame.confidence = w.confidence;
     } else {
-      frame.note = fmt::format("{}", fmt::join(why_not, " / "));
+      frame.note = fmt::format("{}", fmt::join(w.why_not, " / "));
     }
-    return frame;
+    w.settled = !w.numbers.empty();
   }
 
   // A photo of the number line alone, read both ways up.
