@@ -290,40 +290,58 @@ std::optional<Quad> cardByTrayContrast(const cv::Mat& small_bgr) {
   }
   cv::Mat lab;
   cv::cvtColor(small_bgr, lab, cv::COLOR_BGR2Lab);
+  // The tray's colour: the per-channel median of the border band, from histograms.
   const int band = std::max(4, small_bgr.rows / 40);
-  std::array<std::vector<uchar>, 3> border;
-  for (int y = 0; y < lab.rows; ++y) {
-    for (int x = 0; x < lab.cols; ++x) {
-      if (y < band || y >= lab.rows - band || x < band || x >= lab.cols - band) {
-        const auto& px = lab.at<cv::Vec3b>(y, x);
-        for (int c = 0; c < 3; ++c) {
-          border[c].push_back(px[c]);
-        }
+  std::array<std::array<double, 256>, 3> histogram{};
+  double border_pixels = 0.0;
+  const auto count = [&](const cv::Vec3b* row, int from, int to) {
+    for (int x = from; x < to; ++x) {
+      for (int c = 0; c < 3; ++c) {
+        histogram[c][row[x][c]] += 1.0;
       }
+      border_pixels += 1.0;
+    }
+  };
+  for (int y = 0; y < lab.rows; ++y) {
+    const auto* row = lab.ptr<cv::Vec3b>(y);
+    if (y < band || y >= lab.rows - band) {
+      count(row, 0, lab.cols);
+    } else {
+      count(row, 0, std::min(band, lab.cols));
+      count(row, std::max(band, lab.cols - band), lab.cols);
     }
   }
-  cv::Vec3f tray;
-  double lightness_spread = 0.0;  // the tray's unevenness (mean absolute deviation of L)
+  std::array<int, 3> tray{};
   for (int c = 0; c < 3; ++c) {
-    auto mid = border[c].begin() + static_cast<std::ptrdiff_t>(border[c].size() / 2);
-    std::nth_element(border[c].begin(), mid, border[c].end());
-    tray[c] = *mid;
+    // The value at sorted index border_pixels / 2.
+    const double rank = std::floor(border_pixels / 2);
+    double below = 0.0;
+    int v = 0;
+    while (v < 255 && below + histogram[c][v] <= rank) {
+      below += histogram[c][v];
+      ++v;
+    }
+    tray[c] = v;
   }
-  for (const uchar l : border[0]) {
-    lightness_spread += std::abs(l - tray[0]);
+  double lightness_spread = 0.0;  // the tray's unevenness (mean absolute deviation of L)
+  for (int v = 0; v < 256; ++v) {
+    lightness_spread += histogram[0][v] * std::abs(v - tray[0]);
   }
-  lightness_spread /= static_cast<double>(std::max<std::size_t>(1, border[0].size()));
+  lightness_spread /= std::max(1.0, border_pixels);
   const double threshold = std::max(18.0, 4.0 * lightness_spread);
-  cv::Mat lab_f;
-  lab.convertTo(lab_f, CV_32FC3);
-  cv::Mat diff = lab_f - cv::Scalar(tray[0], tray[1], tray[2]);
-  std::vector<cv::Mat> channels;
-  cv::split(diff, channels);
-  cv::Mat distance_sq = channels[0].mul(channels[0]) + channels[1].mul(channels[1]) * 2 +
-                        channels[2].mul(channels[2]) * 2;
-  cv::Mat mask;
-  cv::threshold(distance_sq, mask, threshold * threshold, 255, cv::THRESH_BINARY);
-  mask.convertTo(mask, CV_8U);
+  // Far from the tray's colour (chroma counting twice): the card.
+  const auto limit = static_cast<float>(threshold * threshold);
+  cv::Mat mask(lab.size(), CV_8UC1);
+  for (int y = 0; y < lab.rows; ++y) {
+    const auto* row = lab.ptr<cv::Vec3b>(y);
+    auto* out = mask.ptr<uchar>(y);
+    for (int x = 0; x < lab.cols; ++x) {
+      const int dl = row[x][0] - tray[0];
+      const int da = row[x][1] - tray[1];
+      const int db = row[x][2] - tray[2];
+      out[x] = static_cast<float>(dl * dl + 2 * da * da + 2 * db * db) > limit ? 255 : 0;
+    }
+  }
   cv::morphologyEx(mask, mask, cv::MORPH_CLOSE,
                    cv::getStructuringElement(cv::MORPH_RECT, cv::Size(15, 15)));
   cv::morphologyEx(mask, mask, cv::MORPH_OPEN,
