@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -142,7 +143,8 @@ class Recognizer::Impl {
 
   // A card's frames are read cheapest first, each stage only on the frames the earlier ones left
   // unsettled:
-  //   1. the digit classifier, on every frame (a few milliseconds a frame);
+  //   1. the digit classifier, on every frame (a few milliseconds a frame), both ways up, then
+  //      mirrored when no frame read a number;
   //   2. Tesseract (stages 2 and 3 of the frame), on the frames still unsettled; but not on the
   //      frames of a face other than one a frame has read a number on, unless the classifier
   //      saw a number there too (it could conflict). The side of the card without the number
@@ -195,9 +197,21 @@ class Recognizer::Impl {
         w.settled = true;
       }
     };
-    // Mirrored readings are a last resort: skipped once some frame read a number.
     for (FrameWork& w : work) {
-      safely(w, [&](FrameWork& f) { readByGlyphs(f, !anyNumber()); });
+      safely(w, [&](FrameWork& f) { viewFrame(f); });
+    }
+    for (FrameWork& w : work) {
+      safely(w, [&](FrameWork& f) { readByGlyphs(f, {-2, -1}); });
+    }
+    // Mirrored readings are a last resort (a mirrored line, seen through the wrong side, passes
+    // for a number far more easily than a card read the right way): only when no frame read a
+    // number, and only on frames that gave the classifier no number at all.
+    if (!anyNumber()) {
+      for (FrameWork& w : work) {
+        if (!w.glyph_number) {
+          safely(w, [&](FrameWork& f) { readByGlyphs(f, {1, 0}); });
+        }
+      }
     }
     for (FrameWork& w : work) {
       if (w.settled) {
@@ -514,16 +528,9 @@ class Recognizer::Impl {
     return it->second;
   }
 
-  // Stage 1 of a frame: find and straighten the card (a line crop is read whole here), then
-  // read it with the digit classifier both ways up, and mirrored only when `mirrored` and that
-  // read nothing (a mirrored line, seen through the wrong side, passes for a number far more
-  // easily than a card read the right way). Reading both ways up is what shows a line that
-  // passes for a number the wrong way round. Each way, the line's grey levels first, then its
-  // relief (inkless embossing) as outlines. (The height recovered from the relief's shading,
-  // LinePrep::kHeight, is not tried here: on the hard set it read 22 more cards but one of
-  // them wrong.) A number read with low confidence is kept in w.glyph_number for Tesseract to
-  // confirm.
-  void readByGlyphs(FrameWork& w, bool mirrored) {
+  // Before any reader: find and straighten the card. A line crop is read whole here, and a
+  // frame without a card is settled.
+  void viewFrame(FrameWork& w) {
     w.view = viewOfFrame(w.image);
     if (w.view.kind == FrameView::Kind::kLineCrop) {
       FrameResult crop = readLineCrop(w.view.image);
@@ -531,33 +538,34 @@ class Recognizer::Impl {
       crop.label = w.result.label;
       w.result = std::move(crop);
       w.settled = true;
-      return;
-    }
-    if (w.view.kind == FrameView::Kind::kNothing) {
+    } else if (w.view.kind == FrameView::Kind::kNothing) {
       w.result.note = "no card found";
       w.settled = true;
+    }
+  }
+
+  // Stage 1 of a frame: the digit classifier, in two orientations read together (both ways up,
+  // or both mirrorings), which is what shows a line that passes for a number the wrong way
+  // round. The line's grey levels first, then its relief (inkless embossing) as outlines. (The
+  // height recovered from the relief's shading, LinePrep::kHeight, is not tried here: on the
+  // hard set it read 22 more cards but one of them wrong.) A number read with low confidence
+  // is kept in w.glyph_number for Tesseract to confirm.
+  void readByGlyphs(FrameWork& w, std::array<int, 2> flips) {
+    if (!classifier_ || w.settled) {
       return;
     }
-    if (!classifier_) {
-      return;
+    std::vector<View> views;
+    for (const int flip : flips) {
+      const Orientation& o = orientation(w, flip);
+      views.push_back({&o.card, o.lines});
     }
-    for (const auto& flips : {std::vector<int>{-2, -1}, std::vector<int>{1, 0}}) {
-      std::vector<View> views;
-      for (const int flip : flips) {
-        const Orientation& o = orientation(w, flip);
-        views.push_back({&o.card, o.lines});
+    for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
+      if (settledByGlyphs(views, prep, &w.result, &w.glyph_number)) {
+        w.settled = true;
+        return;
       }
-      for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
-        if (settledByGlyphs(views, prep, &w.result, &w.glyph_number)) {
-          w.settled = true;
-          return;
-        }
-        if (w.glyph_number) {
-          break;
-        }
-      }
-      if (w.glyph_number || !mirrored) {
-        break;
+      if (w.glyph_number) {
+        return;
       }
     }
   }
