@@ -143,8 +143,10 @@ class Recognizer::Impl {
 
   // A card's frames are read cheapest first, each stage only on the frames the earlier ones left
   // unsettled:
-  //   1. the digit classifier, on every frame (a few milliseconds a frame), both ways up, then
-  //      mirrored when no frame read a number;
+  //   1. the digit classifier, on every frame (a few milliseconds a frame): both ways up, the
+  //      grey levels of every frame before the relief of any (and the relief not on the side
+  //      without the number, once the other side read it); then mirrored, when no frame read
+  //      a number;
   //   2. Tesseract (stages 2 and 3 of the frame), on the frames still unsettled; but not on the
   //      frames of a face other than one a frame has read a number on, unless the classifier
   //      saw a number there too (it could conflict). The side of the card without the number
@@ -200,16 +202,21 @@ class Recognizer::Impl {
     for (FrameWork& w : work) {
       safely(w, [&](FrameWork& f) { viewFrame(f); });
     }
-    for (FrameWork& w : work) {
-      safely(w, [&](FrameWork& f) { readByGlyphs(f, {-2, -1}); });
+    // The relief is not read on the side without the number once the other side read it.
+    for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
+      for (FrameWork& w : work) {
+        if (prep == LinePrep::kGray || !otherFaceRead(w)) {
+          safely(w, [&](FrameWork& f) { readByGlyphs(f, {-2, -1}, prep); });
+        }
+      }
     }
     // Mirrored readings are a last resort (a mirrored line, seen through the wrong side, passes
     // for a number far more easily than a card read the right way): only when no frame read a
     // number, and only on frames that gave the classifier no number at all.
     if (!anyNumber()) {
-      for (FrameWork& w : work) {
-        if (!w.glyph_number) {
-          safely(w, [&](FrameWork& f) { readByGlyphs(f, {1, 0}); });
+      for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
+        for (FrameWork& w : work) {
+          safely(w, [&](FrameWork& f) { readByGlyphs(f, {1, 0}, prep); });
         }
       }
     }
@@ -546,12 +553,12 @@ class Recognizer::Impl {
 
   // Stage 1 of a frame: the digit classifier, in two orientations read together (both ways up,
   // or both mirrorings), which is what shows a line that passes for a number the wrong way
-  // round. The line's grey levels first, then its relief (inkless embossing) as outlines. (The
-  // height recovered from the relief's shading, LinePrep::kHeight, is not tried here: on the
-  // hard set it read 22 more cards but one of them wrong.) A number read with low confidence
-  // is kept in w.glyph_number for Tesseract to confirm.
-  void readByGlyphs(FrameWork& w, std::array<int, 2> flips) {
-    if (!classifier_ || w.settled) {
+  // round, in one preparation: the line's grey levels, or its relief (inkless embossing) as
+  // outlines. (The height recovered from the relief's shading, LinePrep::kHeight, is not tried
+  // here: on the hard set it read 22 more cards but one of them wrong.) A number read with low
+  // confidence is kept in w.glyph_number for Tesseract to confirm.
+  void readByGlyphs(FrameWork& w, std::array<int, 2> flips, LinePrep prep) {
+    if (!classifier_ || w.settled || w.glyph_number) {
       return;
     }
     std::vector<View> views;
@@ -559,15 +566,7 @@ class Recognizer::Impl {
       const Orientation& o = orientation(w, flip);
       views.push_back({&o.card, o.lines});
     }
-    for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
-      if (settledByGlyphs(views, prep, &w.result, &w.glyph_number)) {
-        w.settled = true;
-        return;
-      }
-      if (w.glyph_number) {
-        return;
-      }
-    }
+    w.settled = settledByGlyphs(views, prep, &w.result, &w.glyph_number);
   }
 
   // Stages 2 and 3 of a frame the classifier did not settle. 2: Tesseract, upright and upside
