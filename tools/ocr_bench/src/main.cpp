@@ -6,7 +6,7 @@
 // back.jpg (what lostcard-cardgen writes), or one image (a whole card face or just the number
 // line; PNGs are re-encoded to JPEG in memory, since the recognizer takes JPEG), passed as the
 // only front frame. Every card is read by one Recognizer on one thread (OpenMP limited to one
-// thread, as the cloud runs it). One line per card:
+// thread, as the cloud runs it, and OpenCV's thread pool off). One line per card:
 //
 //   <file>\t<read|wrong|unread>\t<ms>\t<last four digits of the truth, of a wrong reading, why>
 //
@@ -40,6 +40,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <opencv2/core/utility.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <optional>
@@ -238,6 +239,8 @@ int main(int argc, char** argv) {
     ::execv("/proc/self/exe", argv);
     // Without /proc, run on with OpenMP's default.
   }
+  // OpenCV's own thread pool too: every stage runs on the calling thread.
+  cv::setNumThreads(1);
   std::string dir;
   std::string tessdata_dir;
   std::string models_dir;
