@@ -314,6 +314,16 @@ TEST_CASE("Recognizer needs several frames to agree") {
     CHECK(r.detail.find(b.number) == std::string::npos);
     CHECK_FALSE(hasLongDigitRun(r.detail));
   }
+  SECTION("a number on the other face conflicts, though that face is read only cheaply") {
+    // Once one face read a number the other is read by the classifier alone (Tesseract only
+    // where the classifier saw a number): a number it reads there must still make the card
+    // ambiguous.
+    const CardReading r = recognizer().read({{jpeg(pa.front)}, {jpeg(pb.front)}});
+    INFO(r.detail);
+    CHECK(r.outcome == ReadOutcome::kAmbiguous);
+    CHECK(r.number.empty());
+    CHECK_FALSE(hasLongDigitRun(r.detail));
+  }
   SECTION("a frame that reads nothing lowers the confidence but not the outcome") {
     const cv::Mat tray(960, 1280, CV_8UC3, cv::Scalar::all(60));
     const CardReading both = recognizer().read({{jpeg(pa.front), jpeg(pa_again.front)}, {}});
