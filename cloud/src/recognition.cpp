@@ -144,13 +144,14 @@ class Recognizer::Impl {
   // A card's frames are read cheapest first, each stage only on the frames the earlier ones left
   // unsettled:
   //   1. the digit classifier, on every frame (a few milliseconds a frame): both ways up, the
-  //      grey levels of every frame before the relief of any (and the relief not on the side
-  //      without the number, once the other side read it); then mirrored, when no frame read
-  //      a number;
-  //   2. Tesseract (stages 2 and 3 of the frame), on the frames still unsettled; but not on the
-  //      frames of a face other than one a frame has read a number on, unless the classifier
-  //      saw a number there too (it could conflict). The side of the card without the number
-  //      is most of the cost of a card otherwise: every line of it read both ways up, in vain;
+  //      grey levels of every frame before the relief of any, and the relief before the height
+  //      (those two not on the side without the number, once the other side read it); then
+  //      mirrored, grey levels and relief, while no frame has read a number;
+  //   2. Tesseract (stages 2 and 3 of the frame), on the frames still unsettled: both ways up,
+  //      then mirrored while no frame has read a number, then the classifier's doubtful glyphs
+  //      filled from its readings. Not on the side without the number once the other side read
+  //      it, unless the classifier saw a number there too (it could conflict): that side used
+  //      to be most of the cost of a card, every line of it read both ways up, in vain;
   //   3. the line-by-line agreement (agreedOnLine, many Tesseract reads), only when no frame of
   //      either face read a number.
   // The frames of the face the number was read on are all read as far as they need: the
@@ -180,10 +181,16 @@ class Recognizer::Impl {
       return std::any_of(work.begin(), work.end(),
                          [](const FrameWork& w) { return w.result.number.has_value(); });
     };
+    // The frame's face read no number but another face did: the frame shows the side without it.
     const auto otherFaceRead = [&](const FrameWork& frame) {
-      return std::any_of(work.begin(), work.end(), [&](const FrameWork& w) {
-        return w.result.number && w.result.face != frame.result.face;
-      });
+      bool own = false;
+      bool other = false;
+      for (const FrameWork& w : work) {
+        if (w.result.number) {
+          (w.result.face == frame.result.face ? own : other) = true;
+        }
+      }
+      return other && !own;
     };
     // A frame OpenCV chokes on is unreadable, not a reason to fail the whole card.
     const auto safely = [&](FrameWork& w, const auto& stage) {
@@ -216,13 +223,16 @@ class Recognizer::Impl {
     // Mirrored readings are a last resort (a mirrored line, seen through the wrong side, passes
     // for a number far more easily than a card read the right way): only when no frame read a
     // number, and only on frames that gave the classifier no number at all.
-    if (!anyNumber()) {
-      for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
-        for (FrameWork& w : work) {
-          safely(w, [&](FrameWork& f) { readByGlyphs(f, {1, 0}, prep); });
-        }
+    for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
+      if (anyNumber()) {
+        break;
+      }
+      for (FrameWork& w : work) {
+        safely(w, [&](FrameWork& f) { readByGlyphs(f, {1, 0}, prep); });
       }
     }
+    // Tesseract likewise: both ways up on every frame it reads before any frame mirrored.
+    std::vector<FrameWork*> by_tesseract;
     for (FrameWork& w : work) {
       if (w.settled) {
         continue;
@@ -231,7 +241,18 @@ class Recognizer::Impl {
         w.result.note = "not read further: a frame of the other face read a number";
         continue;
       }
-      safely(w, [&](FrameWork& f) { readByTesseract(f, !anyNumber()); });
+      by_tesseract.push_back(&w);
+      safely(w, [&](FrameWork& f) { readByTesseract(f, {-2, -1}); });
+    }
+    for (FrameWork* w : by_tesseract) {
+      if (!w->settled && !anyNumber()) {
+        safely(*w, [&](FrameWork& f) { readByTesseract(f, {1, 0}); });
+      }
+    }
+    for (FrameWork* w : by_tesseract) {
+      if (!w->settled) {
+        safely(*w, [&](FrameWork& f) { fillFromTesseract(f); });
+      }
     }
     if (!anyNumber()) {
       for (FrameWork& w : work) {
@@ -293,7 +314,7 @@ class Recognizer::Impl {
   }
 
   // Tesseract's readings of one line, by preparation (each line is read at most once each way),
-  // and of a whole frame: by orientation (readFrame's flip codes), then line.
+  // and of a whole frame: by orientation (the flip codes of orientation()), then line.
   using LineReads = std::map<LinePrep, OcrLine>;
   using TesseractReads = std::map<int, std::vector<LineReads>>;
 
@@ -506,7 +527,7 @@ class Recognizer::Impl {
   // One photo's reading, kept from one stage of read() to the next.
   struct FrameWork {
     cv::Mat image;                            // as decoded
-    FrameView view;                           // set by readByGlyphs
+    FrameView view;                           // set by viewFrame
     std::map<int, Orientation> oriented;      // by flip code (orientation()), made on first use
     std::optional<std::string> glyph_number;  // a checked number the classifier was unsure of
     TesseractReads tesseract;                 // Tesseract's reads of its lines
@@ -572,14 +593,13 @@ class Recognizer::Impl {
     w.settled = settledByGlyphs(views, prep, &w.result, &w.glyph_number);
   }
 
-  // Stages 2 and 3 of a frame the classifier did not settle. 2: Tesseract, upright and upside
-  // down, then mirrored only when `mirrored` and nothing was read; a number the classifier was
-  // unsure of must be the one Tesseract read, if it read one. 3: neither reader sure on its
-  // own: the classifier's doubtful glyphs filled from Tesseract's reading, in every orientation
-  // Tesseract read (two orientations giving numbers conflict).
-  void readByTesseract(FrameWork& w, bool mirrored) {
-    for (const int flip : {-2, -1, 1, 0}) {
-      if (flip >= 0 && (!w.numbers.empty() || !mirrored)) {
+  // Stage 2 of a frame the classifier did not settle: Tesseract in two orientations (both ways
+  // up, or mirrored: then the second only when the first read nothing), each orientation's
+  // first line that decodes counting. A number the classifier was unsure of must be the one
+  // Tesseract read, if it read one (settle).
+  void readByTesseract(FrameWork& w, std::array<int, 2> flips) {
+    for (const int flip : flips) {
+      if (flip >= 0 && !w.numbers.empty()) {
         break;
       }
       const Orientation& o = orientation(w, flip);
@@ -606,18 +626,23 @@ class Recognizer::Impl {
         w.why_not.push_back(first_why);
       }
     }
-    if (w.glyph_number && !w.numbers.empty()) {
-      w.numbers.insert(*w.glyph_number);
+    settle(w);
+  }
+
+  // Stage 3 of a frame neither reader was sure of on its own: the classifier's doubtful glyphs
+  // filled from Tesseract's reading, in every orientation Tesseract read (two orientations
+  // giving numbers conflict).
+  void fillFromTesseract(FrameWork& w) {
+    if (!w.numbers.empty() || w.glyph_number || !classifier_) {
+      return;
     }
-    if (w.numbers.empty() && !w.glyph_number && classifier_) {
-      for (const auto& [flip, by_line] : w.tesseract) {
-        const Orientation& o = orientation(w, flip);
-        if (const auto number = filledFromTesseract(View{&o.card, o.lines}, by_line)) {
-          w.numbers.insert(*number);
-        }
+    for (const auto& [flip, by_line] : w.tesseract) {
+      const Orientation& o = orientation(w, flip);
+      if (const auto number = filledFromTesseract(View{&o.card, o.lines}, by_line)) {
+        w.numbers.insert(*number);
       }
-      w.confidence = kFilledConfidence;
     }
+    w.confidence = kFilledConfidence;
     settle(w);
   }
 
@@ -641,14 +666,14 @@ class Recognizer::Impl {
       }
     }
     w.confidence = kAgreedConfidence;
-    if (w.glyph_number && !w.numbers.empty()) {
-      w.numbers.insert(*w.glyph_number);
-    }
     settle(w);
   }
 
   // The frame's result from the numbers its Tesseract stages read; settled unless it read none.
   static void settle(FrameWork& w) {
+    if (w.glyph_number && !w.numbers.empty()) {
+      w.numbers.insert(*w.glyph_number);
+    }
     FrameResult& frame = w.result;
     if (w.numbers.size() > 1) {
       frame.self_conflicting = true;
