@@ -251,13 +251,16 @@ class Recognizer::Impl {
     }
     for (FrameWork* w : by_tesseract) {
       if (!w->settled) {
-        safely(*w, [&](FrameWork& f) { fillFromTesseract(f); });
+        safely(*w, [&](FrameWork& f) { readByFilling(f); });
       }
     }
     if (!anyNumber()) {
       for (FrameWork& w : work) {
         if (!w.settled) {
-          safely(w, [&](FrameWork& f) { readByAgreement(f, !anyNumber()); });
+          safely(w, [&](FrameWork& f) { readByAgreement(f, {-2, -1}); });
+          if (!w.settled && !anyNumber()) {
+            safely(w, [&](FrameWork& f) { readByAgreement(f, {1, 0}); });
+          }
         }
       }
     }
@@ -526,7 +529,7 @@ class Recognizer::Impl {
 
   // One photo's reading, kept from one stage of read() to the next.
   struct FrameWork {
-    cv::Mat image;                            // as decoded
+    cv::Mat image;                            // as decoded, until viewFrame
     FrameView view;                           // set by viewFrame
     std::map<int, Orientation> oriented;      // by flip code (orientation()), made on first use
     std::optional<std::string> glyph_number;  // a checked number the classifier was unsure of
@@ -559,10 +562,18 @@ class Recognizer::Impl {
     return it->second;
   }
 
+  // Tesseract's reads of the lines of one orientation of a frame, one slot per line.
+  static std::vector<LineReads>& tesseractReads(FrameWork& w, int flip) {
+    std::vector<LineReads>& reads = w.tesseract[flip];
+    reads.resize(std::max(reads.size(), orientation(w, flip).lines.size()));
+    return reads;
+  }
+
   // Before any reader: find and straighten the card. A line crop is read whole here, and a
   // frame without a card is settled.
   void viewFrame(FrameWork& w) {
     w.view = viewOfFrame(w.image);
+    w.image.release();  // the stages read the view (a line crop's view shares the pixels)
     if (w.view.kind == FrameView::Kind::kLineCrop) {
       FrameResult crop = readLineCrop(w.view.image);
       crop.face = w.result.face;
@@ -608,8 +619,7 @@ class Recognizer::Impl {
         continue;
       }
       std::string first_why;
-      std::vector<LineReads>& reads = w.tesseract[flip];
-      reads.resize(std::max(reads.size(), o.lines.size()));
+      std::vector<LineReads>& reads = tesseractReads(w, flip);
       for (std::size_t l = 0; l < o.lines.size(); ++l) {
         const DecodedReading decoded = readAndDecode(o.card, o.lines[l], &reads[l]);
         if (decoded.number) {
@@ -632,7 +642,7 @@ class Recognizer::Impl {
   // Stage 3 of a frame neither reader was sure of on its own: the classifier's doubtful glyphs
   // filled from Tesseract's reading, in every orientation Tesseract read (two orientations
   // giving numbers conflict).
-  void fillFromTesseract(FrameWork& w) {
+  void readByFilling(FrameWork& w) {
     if (!w.numbers.empty() || w.glyph_number || !classifier_) {
       return;
     }
@@ -647,17 +657,16 @@ class Recognizer::Impl {
   }
 
   // Stage 4, the last resort of a frame: both readers agreeing on a line, in any preparation
-  // (agreedOnLine), both ways up, then mirrored when `mirrored`; two orientations giving
-  // numbers conflict, and so does a number that differs from the one the classifier was unsure
-  // of. Tesseract's reads of stage 2 are reused.
-  void readByAgreement(FrameWork& w, bool mirrored) {
-    for (const int flip : {-2, -1, 1, 0}) {
-      if (flip >= 0 && (!w.numbers.empty() || !mirrored)) {
+  // (agreedOnLine), in two orientations as readByTesseract; two orientations giving numbers
+  // conflict, and so does a number that differs from the one the classifier was unsure of.
+  // Tesseract's reads of stage 2 are reused.
+  void readByAgreement(FrameWork& w, std::array<int, 2> flips) {
+    for (const int flip : flips) {
+      if (flip >= 0 && !w.numbers.empty()) {
         break;
       }
       const Orientation& o = orientation(w, flip);
-      std::vector<LineReads>& reads = w.tesseract[flip];
-      reads.resize(std::max(reads.size(), o.lines.size()));
+      std::vector<LineReads>& reads = tesseractReads(w, flip);
       for (std::size_t l = 0; l < o.lines.size(); ++l) {
         if (const auto number = agreedOnLine(o.card, o.lines[l], &reads[l])) {
           w.numbers.insert(*number);
