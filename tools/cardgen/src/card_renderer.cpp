@@ -1,9 +1,12 @@
 #include "lostcard/cardgen/card_renderer.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <opencv2/freetype.hpp>
 #include <opencv2/imgproc.hpp>
 #include <stdexcept>
@@ -142,6 +145,13 @@ int Rng::between(int lo, int hi) {
 }
 
 bool Rng::chance(double p) { return uniform(0, 1) < p; }
+
+void keepFreedMemory() {
+  // Blocks up to 32 MiB (glibc's most; a full-size float image is 15 MiB) come from the heap,
+  // and the heap is not trimmed below 2 GiB.
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+}
 
 std::uint64_t cardSeed(std::uint64_t run_seed, std::string_view name) {
   std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a

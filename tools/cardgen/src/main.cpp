@@ -98,6 +98,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     po::notify(vm);
+    lostcard::cardgen::keepFreedMemory();
     if (preset != "easy" && preset != "hard") {
       std::cerr << "lostcard-cardgen: unknown preset '" << preset << "' (easy | hard)\n";
       return 2;

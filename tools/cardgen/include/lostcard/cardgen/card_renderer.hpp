@@ -93,6 +93,14 @@ struct FontFile {
 // with Preset::kHard throws naming the missing package when one is not installed.
 const std::vector<FontFile>& hardFonts();
 
+// Call once at the start of a program that renders many cards. The renderer works on
+// full-size float images that are freed and allocated again for every card; by default glibc
+// hands such blocks back to the kernel and gets them again as fresh pages, so a third of the
+// time went to page faults. This keeps freed memory in the process instead (measured: ten hard
+// cards in 9.6 s before, 2.1 s after).
+// Process-wide, hence not done by the renderer itself.
+void keepFreedMemory();
+
 // A small deterministic generator: std::mt19937_64 with distributions written out here, since
 // the standard ones may differ between library implementations.
 class Rng {
