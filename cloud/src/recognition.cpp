@@ -30,6 +30,11 @@ constexpr const char* kDigitsConfig = "tessdata/configs/lostcard-card-digits";
 // The accepted number formats (card_formats.hpp), relative to the models folder.
 // The digit classifier (digit_classifier.hpp), relative to the models folder.
 constexpr const char* kDigitModel = "digits/digit_mlp.yml.gz";
+// A second classifier, trained on the glyphs cut from photos of whole generated cards as well
+// (optional). It reads tipped and inkless embossing the first cannot, but it is also sure of
+// itself where it is wrong (on the hard set, 8 read as 3 twice in one number, which then passed
+// the check): it is asked only where Tesseract must agree (filledFromTesseract, agreedOnLine).
+constexpr const char* kCardDigitModel = "digits/digit_mlp_cards.yml.gz";
 // The classifier's reading alone decides a frame when its decoded confidence reaches this;
 // below it, its number must agree with Tesseract's.
 constexpr double kMinGlyphConfidence = 0.9;
@@ -64,6 +69,19 @@ std::string topChoices(const LineReading& reading) {
     best.push_back(choices.empty() ? '?' : choices.front().symbol);
   }
   return best;
+}
+
+// How many positions two readings of the same length differ in (any length difference: more
+// than any reading has).
+std::size_t differingDigits(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) {
+    return std::string::npos;
+  }
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    n += a[i] != b[i] ? 1 : 0;
+  }
+  return n;
 }
 
 // number -> the fewest repairs of a reading that decoded to it.
@@ -138,7 +156,8 @@ class Recognizer::Impl {
       : options_(std::move(options)),
         reader_(LineReaderOptions{options_.tessdata_dir, configPath(options_.models_dir)}),
         formats_(loadCardFormats(options_.models_dir)),
-        classifier_(loadClassifier(options_.models_dir)),
+        classifier_(loadClassifier(options_.models_dir, kDigitModel)),
+        card_classifier_(loadCardClassifier(options_.models_dir)),
         log_(wire::componentLogger("cloud.recognition")) {}
 
   // A card's frames are read cheapest first, each stage only on the frames the earlier ones left
@@ -287,11 +306,31 @@ class Recognizer::Impl {
     return path.string();
   }
 
-  static std::optional<DigitClassifier> loadClassifier(const std::string& models_dir) {
+  static std::optional<DigitClassifier> loadClassifier(const std::string& models_dir,
+                                                       const char* model) {
     if (models_dir.empty()) {
       return std::nullopt;
     }
-    return DigitClassifier::load((std::filesystem::path(models_dir) / kDigitModel).string());
+    return DigitClassifier::load((std::filesystem::path(models_dir) / model).string());
+  }
+
+  static std::optional<DigitClassifier> loadCardClassifier(const std::string& models_dir) {
+    if (models_dir.empty() ||
+        !std::filesystem::is_regular_file(std::filesystem::path(models_dir) / kCardDigitModel)) {
+      return std::nullopt;
+    }
+    return loadClassifier(models_dir, kCardDigitModel);
+  }
+
+  // The classifiers a line is read with: the first, then the one trained on card photos.
+  std::vector<const DigitClassifier*> classifiers() const {
+    std::vector<const DigitClassifier*> all;
+    for (const auto* c : {&classifier_, &card_classifier_}) {
+      if (c->has_value()) {
+        all.push_back(&**c);
+      }
+    }
+    return all;
   }
 
   // Tesseract's line through the confidence gates (decodeCardNumber's thresholds), then the
@@ -445,19 +484,22 @@ class Recognizer::Impl {
   // card_number_decoder.hpp: both must read every other digit alike), then checked as a number.
   // The two readers see the line differently (a general LSTM over the whole line, a glyph
   // classifier over cut glyphs), so agreeing on a dozen digits and more, and the check digit
-  // passing, is strong evidence. Every line of `view` is tried; two different numbers give none.
+  // passing, is strong evidence. Every line of `view` is tried, by both classifiers; two different
+  // numbers give none.
   std::optional<std::string> filledFromTesseract(
       const View& view, const std::vector<LineReads>& tesseract_by_line) const {
     std::set<std::string> numbers;
     for (std::size_t l = 0; l < view.lines.size() && l < tesseract_by_line.size(); ++l) {
-      for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
-        const LineReading glyphs =
-            readLineGlyphs(*classifier_, *view.image, view.lines[l], nullptr, prep);
-        const std::string best = topChoices(glyphs);
-        for (const auto& [prep_read, ocr] : tesseract_by_line[l]) {
-          const auto filled = fillErasures(best, topChoices(ocr.reading));
-          if (filled && matchFormat(formats_, *filled, glyphs.groups) != nullptr) {
-            numbers.insert(*filled);
+      for (const DigitClassifier* classifier : classifiers()) {
+        for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
+          const LineReading glyphs =
+              readLineGlyphs(*classifier, *view.image, view.lines[l], nullptr, prep);
+          const std::string best = topChoices(glyphs);
+          for (const auto& [prep_read, ocr] : tesseract_by_line[l]) {
+            const auto filled = fillErasures(best, topChoices(ocr.reading));
+            if (filled && matchFormat(formats_, *filled, glyphs.groups) != nullptr) {
+              numbers.insert(*filled);
+            }
           }
         }
       }
@@ -476,7 +518,10 @@ class Recognizer::Impl {
   //     (cut glyphs against the whole line) and fail differently rarely decode to the same
   //     checked number unless it is the printed one; the gates, which each reader alone needs,
   //     would throw away inkless embossing, whose readings are never confident. A line the
-  //     classifier reads as two numbers gives it no say.
+  //     classifier reads as two numbers gives it no say;
+  //   - or one of Tesseract's reads unrepaired, every gate passed but the word one, that one of
+  //     the classifier's readings matches in every digit but one (before any decoding).
+  // Both classifiers read the line (their numbers must agree).
   // The agreement must not lean on repairs on both sides: a glyph that looks like another digit
   // fools both readers alike, and the same repair could then make the same wrong number pass
   // the check. A single reading is not enough, however confident: on the hard set a relief
@@ -502,10 +547,24 @@ class Recognizer::Impl {
       }
     }
     if (classifier_) {
-      std::map<std::string, int> by_glyphs;  // number -> fewest repairs
-      for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
-        keepFewestRepairs(decodeGlyphs(readLineGlyphs(*classifier_, card, line, nullptr, prep)),
-                          &by_glyphs);
+      std::map<std::string, int> by_glyphs;   // number -> fewest repairs
+      std::vector<std::string> glyph_digits;  // the classifier's own digits, undecoded
+      for (const DigitClassifier* classifier : classifiers()) {
+        for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
+          const LineReading glyphs = readLineGlyphs(*classifier, card, line, nullptr, prep);
+          glyph_digits.push_back(topChoices(glyphs));
+          keepFewestRepairs(decodeGlyphs(glyphs), &by_glyphs);
+        }
+      }
+      // A Tesseract reading that passes the check unrepaired, and the gates but the word one,
+      // and that the classifier read digit for digit but one. A wrong reading passes the check
+      // only with two digits wrong or more, and the classifier would have had to make one of
+      // those very mistakes too.
+      for (const auto& [number, preps] : relaxed) {
+        if (std::any_of(glyph_digits.begin(), glyph_digits.end(),
+                        [&](const std::string& d) { return differingDigits(d, number) <= 1; })) {
+          numbers.insert(number);
+        }
       }
       if (by_glyphs.size() == 1) {
         const auto& [number, glyph_repairs] = *by_glyphs.begin();
@@ -811,7 +870,8 @@ class Recognizer::Impl {
   RecognizerOptions options_;
   LineReader reader_;
   std::vector<CardFormat> formats_;
-  std::optional<DigitClassifier> classifier_;  // none without a models folder
+  std::optional<DigitClassifier> classifier_;       // none without a models folder
+  std::optional<DigitClassifier> card_classifier_;  // kCardDigitModel, when the folder has it
   std::shared_ptr<spdlog::logger> log_;
 };
 

@@ -491,3 +491,21 @@ TEST_CASE("Recognizer refuses a models folder with a broken format config") {
                     Catch::Contains("a format needs check="));
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("Recognizer reads without the card-photo classifier, and refuses a broken one") {
+  const std::string dir = "/tmp/lostcard-recognition-test-cards-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::copy(lostcard::test::sourceDir() + "/models", dir,
+                        std::filesystem::copy_options::recursive);
+  const std::string card_model = dir + "/digits/digit_mlp_cards.yml.gz";
+  REQUIRE(std::filesystem::is_regular_file(card_model));
+  std::filesystem::remove(card_model);
+  const CardSpec card{"visa-1", "4556737586899855"};
+  const CardReading r = Recognizer(RecognizerOptions{"", dir, {}}).read(imagesOf(photos(card)));
+  CHECK(r.outcome == ReadOutcome::kRead);
+  CHECK(r.number == card.number);
+  std::ofstream(card_model) << "not a model";
+  CHECK_THROWS_WITH(Recognizer(RecognizerOptions{"", dir, {}}),
+                    Catch::Contains("digit model unreadable"));
+  std::filesystem::remove_all(dir);
+}

@@ -2,6 +2,7 @@
 // writes the model the recognizer loads from models/digits/.
 //
 //   lostcard-train-digits --out models/digits/digit_mlp.yml.gz [--seed 1] [--lines 2400]
+//                         [--card-photos 5000]
 //
 // It renders lines of random card digits in the fonts cards are printed with (Debian's font
 // packages: fonts-ocr-a, fonts-ocr-b, fonts-dejavu-core, fonts-liberation2, fonts-freefont-ttf),
@@ -9,6 +10,10 @@
 // JPEG compression, sometimes as embossed relief lit from one side; then cuts each line into
 // glyphs with the recognizer's own prepareLine + segmentLine, so the network learns from the
 // very crops it will see. Lines whose cut does not give one glyph per digit are left out.
+// With --card-photos, it also draws whole cards with lostcard-cardgen's hard preset (named
+// train-NNNNN: no benchmark set has such a card) and learns from the glyphs the recognizer cuts
+// from their number lines: tipping, glare, perspective and the patterns behind the number, as
+// the box's cameras see them.
 // Every tenth line is kept back for validation; the last line printed is
 //   train-digits: lines=.. glyphs=.. validation_glyphs=.. glyph_accuracy=.. line_accuracy=..
 // Deterministic: the same seed and fonts give the same model.
@@ -25,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "lostcard/cardgen/card_renderer.hpp"
 #include "lostcard/cloud/digit_classifier.hpp"
 #include "lostcard/cloud/recognition_stages.hpp"
 
@@ -65,8 +71,8 @@ const std::vector<FontFile>& fontFiles() {
   return fonts;
 }
 
-const std::vector<std::vector<int>> kGroupings = {
-    {4, 4, 4, 4}, {4, 6, 5}, {6, 13}, {4, 4, 4, 4, 3}, {4, 6, 4}, {16}};
+const std::vector<std::vector<int>> kGroupings = {{4, 4, 4, 4},    {4, 6, 5}, {6, 13},
+                                                  {4, 4, 4, 4, 3}, {4, 6, 4}, {16}};
 
 using Rng = std::mt19937;
 
@@ -86,9 +92,9 @@ struct RenderedLine {
 // A background like a card's: a gradient between two colours, sometimes with waves or stripes.
 cv::Mat background(Rng& rng, cv::Size size, bool dark) {
   const auto colour = [&] {
-    return dark ? cv::Scalar(uniform(rng, 10, 90), uniform(rng, 10, 90), uniform(rng, 10, 90))
-                : cv::Scalar(uniform(rng, 160, 255), uniform(rng, 160, 255),
-                             uniform(rng, 160, 255));
+    return dark
+               ? cv::Scalar(uniform(rng, 10, 90), uniform(rng, 10, 90), uniform(rng, 10, 90))
+               : cv::Scalar(uniform(rng, 160, 255), uniform(rng, 160, 255), uniform(rng, 160, 255));
   };
   const cv::Scalar a = colour();
   const cv::Scalar b = colour();
@@ -211,9 +217,9 @@ RenderedLine renderLine(Rng& rng, cv::freetype::FreeType2& font) {
   if (line.embossed) {
     line.image = embossed(rng, bg, mask, font_px, style == 2);
   } else {
-    const cv::Scalar ink = dark ? cv::Scalar::all(uniform(rng, 190, 255))
-                                : cv::Scalar(uniform(rng, 0, 90), uniform(rng, 0, 90),
-                                             uniform(rng, 0, 90));
+    const cv::Scalar ink =
+        dark ? cv::Scalar::all(uniform(rng, 190, 255))
+             : cv::Scalar(uniform(rng, 0, 90), uniform(rng, 0, 90), uniform(rng, 0, 90));
     cv::Mat alpha;
     mask.convertTo(alpha, CV_32F, 1.0 / 255);
     cv::cvtColor(alpha, alpha, cv::COLOR_GRAY2BGR);
@@ -225,8 +231,8 @@ RenderedLine renderLine(Rng& rng, cv::freetype::FreeType2& font) {
   }
   // Tilt, lost resolution, blur, noise, JPEG.
   const double tilt = uniform(rng, -1.5, 1.5);
-  const cv::Mat rot = cv::getRotationMatrix2D(cv::Point2f(size.width / 2.f, size.height / 2.f),
-                                              tilt, 1.0);
+  const cv::Mat rot =
+      cv::getRotationMatrix2D(cv::Point2f(size.width / 2.f, size.height / 2.f), tilt, 1.0);
   cv::warpAffine(line.image, line.image, rot, size, cv::INTER_LINEAR, cv::BORDER_REPLICATE);
   const double shrink = uniform(rng, 0.55, 1.0);
   if (shrink < 0.95) {
@@ -280,18 +286,61 @@ void addWrongWayRound(const cv::Mat& glyph, int digit, std::vector<cv::Mat>* gly
   }
 }
 
+// The lines of one card photo the recognizer would cut, each cut that gives one glyph per digit
+// of `digits`, from the faces that show the number: the printed face straightened with the
+// renderer's own corners (so upright), and for embossing the other face mirrored (the relief
+// seen from behind, as the recognizer mirrors it). Grey and relief cuts, as the recognizer
+// tries both.
+std::vector<lc::LineGlyphs> cardPhotoCuts(const lostcard::cardgen::CardPhotos& photos,
+                                          const std::string& digits) {
+  const auto& t = photos.traits;
+  // The camera that sees the face the number is printed on.
+  const bool number_face_in_front = t.number_on_back == t.back_up;
+  const cv::Mat& number_photo = number_face_in_front ? photos.front : photos.back;
+  const auto& number_corners = number_face_in_front ? photos.front_corners : photos.back_corners;
+  const cv::Mat& other_photo = number_face_in_front ? photos.back : photos.front;
+  const auto& other_corners = number_face_in_front ? photos.back_corners : photos.front_corners;
+  const auto quad = [](const lostcard::cardgen::Corners& c) {
+    lc::Quad q;
+    std::copy(c.begin(), c.end(), q.begin());
+    return q;
+  };
+  std::vector<cv::Mat> faces = {lc::straighten(number_photo, quad(number_corners))};
+  if (t.number_style.rfind("embossed", 0) == 0) {
+    cv::Mat mirrored;
+    cv::flip(lc::straighten(other_photo, quad(other_corners)), mirrored, 1);
+    faces.push_back(mirrored);
+  }
+  std::vector<lc::LineGlyphs> cuts;
+  for (const cv::Mat& face : faces) {
+    for (const cv::Rect& line : lc::locateNumberLine(face)) {
+      for (const lc::LinePrep prep : {lc::LinePrep::kGray, lc::LinePrep::kRelief}) {
+        lc::LineGlyphs cut = lc::segmentLine(lc::prepareLine(face, line, prep), prep);
+        if (cut.glyphs.size() == digits.size()) {
+          cuts.push_back(std::move(cut));
+        }
+      }
+    }
+  }
+  return cuts;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string out;
   unsigned seed = 1;
   int lines = 2400;
+  int card_photos = 0;
   std::string dump_dir;
   po::options_description opts("lostcard-train-digits options");
-  opts.add_options()("help,h", "this help")(
-      "out", po::value(&out)->required(), "where to write the model (.yml.gz)")(
+  opts.add_options()("help,h", "this help")("out", po::value(&out)->required(),
+                                            "where to write the model (.yml.gz)")(
       "seed", po::value(&seed)->default_value(1), "random seed")(
       "lines", po::value(&lines)->default_value(2400), "lines of digits to render")(
+      "card-photos", po::value(&card_photos)->default_value(0),
+      "also learn from this many photos of hard-preset cards drawn by lostcard-cardgen's "
+      "renderer (cards named train-NNNNN, so none is a card of a benchmark set)")(
       "dump-dir", po::value(&dump_dir),
       "also write each prepared line of the first 100 as a PNG here (to see what the network "
       "learns from)");
@@ -303,6 +352,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     po::notify(vm);
+    lostcard::cardgen::keepFreedMemory();
   } catch (const po::error& e) {
     std::cerr << "lostcard-train-digits: " << e.what() << "\n" << opts << "\n";
     return 2;
@@ -375,12 +425,46 @@ int main(int argc, char** argv) {
       }
     }
   }
-  std::cout << fmt::format("rendered {} lines; {} cuts ({} of relief) gave one glyph per digit; "
-                           "training on {} glyphs\n",
-                           lines, kept, relief_kept, train_glyphs.size())
+  std::cout << fmt::format("rendered {} lines; {} cuts ({} of relief) gave one glyph per digit\n",
+                           lines, kept, relief_kept)
             << std::flush;
-  const lc::DigitClassifier classifier = lc::DigitClassifier::train(train_glyphs, train_digits,
-                                                                    seed);
+  // Photos of whole cards as the box sees them (perspective, glare, tipping, patterns behind
+  // the number): the glyphs the recognizer cuts from them, labelled with the card's digits.
+  // Every tenth card is kept back for validation.
+  int card_cuts = 0;
+  int held_card_lines_from = static_cast<int>(held_lines.size());
+  if (card_photos > 0) {
+    lostcard::cardgen::CardRenderer renderer({.preset = lostcard::cardgen::Preset::kHard});
+    lostcard::cardgen::Rng numbers(seed * 7919 + 17);
+    for (int i = 1; i <= card_photos; ++i) {
+      const std::string name = fmt::format("train-{:05d}", i);
+      const std::string digits = lostcard::cardgen::randomHardCardNumber(numbers);
+      const auto photos = renderer.render({name, digits}, lostcard::cardgen::cardSeed(seed, name));
+      for (const lc::LineGlyphs& cut : cardPhotoCuts(photos, digits)) {
+        ++card_cuts;
+        if (i % 10 == 0) {
+          held_lines.push_back({cut.glyphs, digits, false});
+          continue;
+        }
+        for (std::size_t k = 0; k < cut.glyphs.size(); ++k) {
+          const int digit = digits[k] - '0';
+          train_glyphs.push_back(cut.glyphs[k]);
+          train_digits.push_back(digit);
+          if (k % 2 == 0) {
+            addWrongWayRound(cut.glyphs[k], digit, &train_glyphs, &train_digits);
+          }
+        }
+      }
+    }
+    std::cout << fmt::format(
+                     "rendered {} card photos; {} of their line cuts gave one glyph per "
+                     "digit\n",
+                     card_photos, card_cuts)
+              << std::flush;
+  }
+  std::cout << fmt::format("training on {} glyphs\n", train_glyphs.size()) << std::flush;
+  const lc::DigitClassifier classifier =
+      lc::DigitClassifier::train(train_glyphs, train_digits, seed);
   std::filesystem::create_directories(std::filesystem::path(out).parent_path().empty()
                                           ? "."
                                           : std::filesystem::path(out).parent_path());
@@ -390,7 +474,9 @@ int main(int argc, char** argv) {
   int lines_right = 0;
   int relief_lines = 0;
   int relief_lines_right = 0;
-  for (const HeldLine& held : held_lines) {
+  int card_lines_right = 0;
+  for (std::size_t h = 0; h < held_lines.size(); ++h) {
+    const HeldLine& held = held_lines[h];
     bool all = true;
     for (std::size_t k = 0; k < held.glyphs.size(); ++k) {
       const bool right = classifier.classify(held.glyphs[k]).front().symbol == held.digits[k];
@@ -399,6 +485,7 @@ int main(int argc, char** argv) {
       ++glyphs_total;
     }
     lines_right += all ? 1 : 0;
+    card_lines_right += all && static_cast<int>(h) >= held_card_lines_from ? 1 : 0;
     relief_lines += held.relief ? 1 : 0;
     relief_lines_right += held.relief && all ? 1 : 0;
   }
@@ -407,9 +494,10 @@ int main(int argc, char** argv) {
   };
   std::cout << fmt::format(
       "train-digits: lines={} glyphs={} validation_glyphs={} glyph_accuracy={:.4f} "
-      "line_accuracy={:.4f} relief_line_accuracy={:.4f}\n",
+      "line_accuracy={:.4f} relief_line_accuracy={:.4f} card_photo_line_accuracy={:.4f}\n",
       kept, train_glyphs.size(), glyphs_total, share(glyphs_right, glyphs_total),
       share(lines_right, static_cast<int>(held_lines.size())),
-      share(relief_lines_right, relief_lines));
+      share(relief_lines_right, relief_lines),
+      share(card_lines_right, static_cast<int>(held_lines.size()) - held_card_lines_from));
   return 0;
 }
