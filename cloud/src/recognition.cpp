@@ -71,17 +71,26 @@ std::string topChoices(const LineReading& reading) {
   return best;
 }
 
-// How many positions two readings of the same length differ in (any length difference: more
-// than any reading has).
-std::size_t differingDigits(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) {
-    return std::string::npos;
+// True when the classifier's reading has `number`'s digits as its best choices at every position
+// but one at most, and at that one has the number's digit among its other choices (it doubted
+// there; it did not read another digit with nothing else in mind).
+bool readAlikeButOneDoubt(const LineReading& glyphs, const std::string& number) {
+  if (glyphs.positions.size() != number.size()) {
+    return false;
   }
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    n += a[i] != b[i] ? 1 : 0;
+  int doubts = 0;
+  for (std::size_t i = 0; i < number.size(); ++i) {
+    const auto& choices = glyphs.positions[i];
+    if (!choices.empty() && choices.front().symbol == number[i]) {
+      continue;
+    }
+    const bool considered = std::any_of(choices.begin(), choices.end(),
+                                        [&](const CharChoice& c) { return c.symbol == number[i]; });
+    if (!considered || ++doubts > 1) {
+      return false;
+    }
   }
-  return n;
+  return true;
 }
 
 // number -> the fewest repairs of a reading that decoded to it.
@@ -520,8 +529,9 @@ class Recognizer::Impl {
   //     would throw away inkless embossing, whose readings are never confident. A line the
   //     classifier reads as two numbers gives it no say;
   //   - or one of Tesseract's reads unrepaired, every gate passed but the word one, that one of
-  //     the classifier's readings matches in every digit but one (before any decoding).
-  // Both classifiers read the line (their numbers must agree).
+  //     the classifiers' readings matches in every digit but one it doubted, and that no
+  //     classifier decodes to another number.
+  // Both classifiers read the line; when they decode it to different numbers, they have no say.
   // The agreement must not lean on repairs on both sides: a glyph that looks like another digit
   // fools both readers alike, and the same repair could then make the same wrong number pass
   // the check. A single reading is not enough, however confident: on the hard set a relief
@@ -547,22 +557,26 @@ class Recognizer::Impl {
       }
     }
     if (classifier_) {
-      std::map<std::string, int> by_glyphs;   // number -> fewest repairs
-      std::vector<std::string> glyph_digits;  // the classifier's own digits, undecoded
+      std::map<std::string, int> by_glyphs;  // number -> fewest repairs
+      std::vector<LineReading> glyph_readings;
       for (const DigitClassifier* classifier : classifiers()) {
         for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
-          const LineReading glyphs = readLineGlyphs(*classifier, card, line, nullptr, prep);
-          glyph_digits.push_back(topChoices(glyphs));
-          keepFewestRepairs(decodeGlyphs(glyphs), &by_glyphs);
+          glyph_readings.push_back(readLineGlyphs(*classifier, card, line, nullptr, prep));
+          keepFewestRepairs(decodeGlyphs(glyph_readings.back()), &by_glyphs);
         }
       }
       // A Tesseract reading that passes the check unrepaired, and the gates but the word one,
-      // and that the classifier read digit for digit but one. A wrong reading passes the check
-      // only with two digits wrong or more, and the classifier would have had to make one of
-      // those very mistakes too.
+      // that a classifier read digit for digit but one, where that classifier doubted
+      // (readAlikeButOneDoubt). A wrong reading passes the check only with two digits wrong or
+      // more: the classifier would have had to make one of those very mistakes and have the
+      // other wrong digit in mind too. No classifier may decode the line to another number.
       for (const auto& [number, preps] : relaxed) {
-        if (std::any_of(glyph_digits.begin(), glyph_digits.end(),
-                        [&](const std::string& d) { return differingDigits(d, number) <= 1; })) {
+        const bool contradicted =
+            std::any_of(by_glyphs.begin(), by_glyphs.end(),
+                        [&](const auto& decoded) { return decoded.first != number; });
+        if (!contradicted &&
+            std::any_of(glyph_readings.begin(), glyph_readings.end(),
+                        [&](const LineReading& g) { return readAlikeButOneDoubt(g, number); })) {
           numbers.insert(number);
         }
       }

@@ -16,6 +16,8 @@
 // the box's cameras see them.
 // Every tenth line is kept back for validation; the last line printed is
 //   train-digits: lines=.. glyphs=.. validation_glyphs=.. glyph_accuracy=.. line_accuracy=..
+//                 relief_line_accuracy=.. card_photo_line_accuracy=..
+// (line_accuracy over all lines kept back, the card photos' among them).
 // Deterministic: the same seed and fonts give the same model.
 #include <fmt/format.h>
 
