@@ -371,7 +371,10 @@ TEST_CASE("the cloud admits only fleet kiosks that are not revoked, over TLS 1.2
     }
 
     // A list that cannot be read later is reported and the previous one stays in force.
-    std::ofstream(dir / "pki/crl.pem", std::ios::trunc) << "not a revocation list\n";
+    // Replaced in one step, as a deployment replaces it: written in place, the cloud could see
+    // the emptied file and then the bad one, two versions, and rightly report both.
+    std::ofstream(dir / "pki/crl.pem.new") << "not a revocation list\n";
+    fs::rename(dir / "pki/crl.pem.new", dir / "pki/crl.pem");
     CHECK(test::eventually(
         [&] { return readFile(cloud_log).find("cannot be used") != std::string::npos; }, 30s));
     {
