@@ -27,7 +27,6 @@ namespace {
 
 // The config that tunes Tesseract for card digits, relative to the models folder.
 constexpr const char* kDigitsConfig = "tessdata/configs/lostcard-card-digits";
-// The accepted number formats (card_formats.hpp), relative to the models folder.
 // The digit classifier (digit_classifier.hpp), relative to the models folder.
 constexpr const char* kDigitModel = "digits/digit_mlp.yml.gz";
 // A second classifier, trained on the glyphs cut from photos of whole generated cards as well
