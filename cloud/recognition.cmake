@@ -11,4 +11,4 @@ lostcard_add_library(NAME lostcard_recognition
     ${CMAKE_CURRENT_LIST_DIR}/src/recognition.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/recognition_stages.cpp
   DEPS opencv_core lostcard_wire
-  PRIVATE_DEPS opencv_imgproc opencv_imgcodecs opencv_ml opencv_objdetect PkgConfig::TESSERACT spdlog::spdlog)
+  PRIVATE_DEPS opencv_dnn opencv_imgproc opencv_imgcodecs opencv_ml opencv_objdetect PkgConfig::TESSERACT spdlog::spdlog)

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <mutex>
 #include <numeric>
+#include <opencv2/dnn.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/ml.hpp>
 #include <opencv2/objdetect.hpp>
@@ -233,10 +235,10 @@ LineGlyphs segmentLine(const cv::Mat& line_gray, LinePrep prep) {
   if (single_widths.size() >= 3 && !embossed) {
     typical_width = quantile(single_widths, 0.75);
     for (const auto& g : glyphs) {
-      counts.push_back(g.width > kTouchingWidthShare * typical_width
-                           ? std::max(2, static_cast<int>(std::lround(
-                                             g.width / (typical_width * 1.08))))
-                           : 1);
+      counts.push_back(
+          g.width > kTouchingWidthShare * typical_width
+              ? std::max(2, static_cast<int>(std::lround(g.width / (typical_width * 1.08))))
+              : 1);
     }
   } else {
     counts = countsAtBestPitch(glyphs, row_height);
@@ -331,8 +333,8 @@ LineGlyphs segmentLine(const cv::Mat& line_gray, LinePrep prep) {
   const int left = split.front().x - reach;
   const int right = split.back().br().x + reach;
   for (const auto& p : pieces) {
-    const int overlap_y = std::min(p.br().y, static_cast<int>(row_bottom)) -
-                          std::max(p.y, static_cast<int>(row_top));
+    const int overlap_y =
+        std::min(p.br().y, static_cast<int>(row_bottom)) - std::max(p.y, static_cast<int>(row_top));
     int covered = 0;
     for (const cv::Rect& g : split) {
       covered += (g & p).area();
@@ -354,8 +356,7 @@ cv::Mat glyphFeatures(const cv::Mat& glyph) {
   glyphHog().compute(glyph, hog);
   // Plus a coarse picture of the ink (4 x 4 px cells), which HOG, being local, lacks.
   cv::Mat coarse;
-  cv::resize(glyph, coarse, cv::Size(kGlyphWidthPx / 4, kGlyphHeightPx / 4), 0, 0,
-             cv::INTER_AREA);
+  cv::resize(glyph, coarse, cv::Size(kGlyphWidthPx / 4, kGlyphHeightPx / 4), 0, 0, cv::INTER_AREA);
   cv::Mat features(1, static_cast<int>(hog.size() + coarse.total()), CV_32F);
   std::copy(hog.begin(), hog.end(), features.ptr<float>());
   float* tail = features.ptr<float>() + hog.size();
@@ -365,13 +366,43 @@ cv::Mat glyphFeatures(const cv::Mat& glyph) {
   return features;
 }
 
+// The network behind a DigitClassifier: either OpenCV's MLP on glyphFeatures() (its outputs
+// are targets of +1 / -1, made a distribution by a sharp softmax), or a convolutional network
+// read from ONNX (models/digits/train_cnn.py) that sees the glyph itself and gives calibrated
+// logits.
 class DigitClassifier::Model {
  public:
-  explicit Model(cv::Ptr<cv::ml::ANN_MLP> net) : net_(std::move(net)) {}
-  const cv::ml::ANN_MLP& net() const { return *net_; }
+  explicit Model(cv::Ptr<cv::ml::ANN_MLP> mlp) : mlp_(std::move(mlp)) {}
+  explicit Model(cv::dnn::Net cnn) : cnn_(std::move(cnn)) {}
+
+  bool isMlp() const { return !mlp_.empty(); }
+  const cv::ml::ANN_MLP& mlp() const { return *mlp_; }
+
+  // One row of class scores per glyph, and the gain that turns them into a softmax.
+  cv::Mat scores(const std::vector<cv::Mat>& glyphs, double* gain) const {
+    if (isMlp()) {
+      *gain = kSoftmaxGain;
+      cv::Mat features;
+      for (const cv::Mat& glyph : glyphs) {
+        features.push_back(glyphFeatures(glyph));
+      }
+      cv::Mat outputs;
+      mlp_->predict(features, outputs);
+      return outputs;
+    }
+    *gain = 1.0;
+    const cv::Mat blob = cv::dnn::blobFromImages(glyphs, 1.0 / 255.0);
+    // Net::forward changes the net's state: one caller at a time.
+    const std::lock_guard lock(cnn_mutex_);
+    cnn_.setInput(blob);
+    cv::Mat out = cnn_.forward();
+    return out.reshape(1, static_cast<int>(glyphs.size())).clone();
+  }
 
  private:
-  cv::Ptr<cv::ml::ANN_MLP> net_;
+  cv::Ptr<cv::ml::ANN_MLP> mlp_;
+  mutable cv::dnn::Net cnn_;
+  mutable std::mutex cnn_mutex_;
 };
 
 DigitClassifier::DigitClassifier(std::shared_ptr<const Model> model) : model_(std::move(model)) {}
@@ -379,6 +410,25 @@ DigitClassifier::DigitClassifier(std::shared_ptr<const Model> model) : model_(st
 DigitClassifier DigitClassifier::load(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) {
     throw std::runtime_error("digit model missing: " + path);
+  }
+  const cv::Mat blank(kGlyphHeightPx, kGlyphWidthPx, CV_8U, cv::Scalar(0));
+  if (std::filesystem::path(path).extension() == ".onnx") {
+    std::shared_ptr<const Model> model;
+    cv::Mat out;
+    try {
+      cv::dnn::Net net = cv::dnn::readNetFromONNX(path);
+      net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+      net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+      model = std::make_shared<const Model>(std::move(net));
+      double gain = 0;
+      out = model->scores({blank}, &gain);
+    } catch (const cv::Exception& e) {
+      throw std::runtime_error("digit model unreadable: " + path + ": " + e.what());
+    }
+    if (out.rows != 1 || out.cols != kClasses) {
+      throw std::runtime_error("digit model " + path + " does not fit this recognizer's glyphs");
+    }
+    return DigitClassifier(model);
   }
   cv::Ptr<cv::ml::ANN_MLP> net;
   try {
@@ -390,7 +440,7 @@ DigitClassifier DigitClassifier::load(const std::string& path) {
     throw std::runtime_error("digit model unreadable: " + path);
   }
   const cv::Mat sizes = net->getLayerSizes();
-  const int inputs = glyphFeatures(cv::Mat(kGlyphHeightPx, kGlyphWidthPx, CV_8U, cv::Scalar(0))).cols;
+  const int inputs = glyphFeatures(blank).cols;
   if (sizes.total() < 2 || sizes.at<int>(0) != inputs ||
       sizes.at<int>(static_cast<int>(sizes.total()) - 1) != kClasses) {
     throw std::runtime_error("digit model " + path + " does not fit this recognizer's features");
@@ -414,37 +464,52 @@ DigitClassifier DigitClassifier::train(const std::vector<cv::Mat>& glyphs,
   net->setLayerSizes(std::vector<int>{samples.cols, 128, kClasses});
   net->setActivationFunction(cv::ml::ANN_MLP::SIGMOID_SYM, 1, 1);
   net->setTrainMethod(cv::ml::ANN_MLP::RPROP);
-  net->setTermCriteria(cv::TermCriteria(cv::TermCriteria::MAX_ITER + cv::TermCriteria::EPS, 400,
-                                        1e-5));
+  net->setTermCriteria(
+      cv::TermCriteria(cv::TermCriteria::MAX_ITER + cv::TermCriteria::EPS, 400, 1e-5));
   net->train(cv::ml::TrainData::create(samples, cv::ml::ROW_SAMPLE, targets));
   return DigitClassifier(std::make_shared<const Model>(net));
 }
 
-void DigitClassifier::save(const std::string& path) const { model_->net().save(path); }
+void DigitClassifier::save(const std::string& path) const {
+  if (!model_->isMlp()) {
+    throw std::logic_error("save: an ONNX model is written by models/digits/train_cnn.py");
+  }
+  model_->mlp().save(path);
+}
 
 std::vector<CharChoice> DigitClassifier::classify(const cv::Mat& glyph) const {
-  cv::Mat outputs;
-  model_->net().predict(glyphFeatures(glyph), outputs);
-  std::vector<double> p(kClasses);
-  double peak = -1e9;
-  for (int d = 0; d < kClasses; ++d) {
-    peak = std::max(peak, static_cast<double>(outputs.at<float>(0, d)));
+  return classifyAll({glyph}).front();
+}
+
+std::vector<std::vector<CharChoice>> DigitClassifier::classifyAll(
+    const std::vector<cv::Mat>& glyphs) const {
+  std::vector<std::vector<CharChoice>> all;
+  if (glyphs.empty()) {
+    return all;
   }
-  double sum = 0;
-  for (int d = 0; d < kClasses; ++d) {
-    p[d] = std::exp(kSoftmaxGain * (outputs.at<float>(0, d) - peak));
-    sum += p[d];
+  double gain = 1.0;
+  const cv::Mat scores = model_->scores(glyphs, &gain);
+  for (int g = 0; g < scores.rows; ++g) {
+    const float* row = scores.ptr<float>(g);
+    const double peak = *std::max_element(row, row + kClasses);
+    std::vector<double> p(kClasses);
+    double sum = 0;
+    for (int d = 0; d < kClasses; ++d) {
+      p[d] = std::exp(gain * (row[d] - peak));
+      sum += p[d];
+    }
+    std::vector<int> order(kClasses);
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + kTopChoices, order.end(),
+                      [&](int a, int b) { return p[a] > p[b]; });
+    std::vector<CharChoice> choices;
+    for (int k = 0; k < kTopChoices; ++k) {
+      const char symbol = order[k] == kNotADigit ? '?' : static_cast<char>('0' + order[k]);
+      choices.push_back({symbol, p[order[k]] / sum});
+    }
+    all.push_back(std::move(choices));
   }
-  std::vector<int> order(kClasses);
-  std::iota(order.begin(), order.end(), 0);
-  std::partial_sort(order.begin(), order.begin() + kTopChoices, order.end(),
-                    [&](int a, int b) { return p[a] > p[b]; });
-  std::vector<CharChoice> choices;
-  for (int k = 0; k < kTopChoices; ++k) {
-    const char symbol = order[k] == kNotADigit ? '?' : static_cast<char>('0' + order[k]);
-    choices.push_back({symbol, p[order[k]] / sum});
-  }
-  return choices;
+  return all;
 }
 
 LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& card_bgr,
@@ -452,9 +517,7 @@ LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& car
   const cv::Mat line = prepareLine(card_bgr, line_box, prep);
   const LineGlyphs cut = segmentLine(line, prep);
   LineReading reading;
-  for (const auto& glyph : cut.glyphs) {
-    reading.positions.push_back(classifier.classify(glyph));
-  }
+  reading.positions = classifier.classifyAll(cut.glyphs);
   reading.groups = cut.groups;
   if (complete != nullptr) {
     *complete = cut.complete;

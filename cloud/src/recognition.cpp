@@ -27,7 +27,9 @@ namespace {
 
 // The config that tunes Tesseract for card digits, relative to the models folder.
 constexpr const char* kDigitsConfig = "tessdata/configs/lostcard-card-digits";
-// The digit classifier (digit_classifier.hpp), relative to the models folder.
+// The digit classifier (digit_classifier.hpp), relative to the models folder: the convolutional
+// network when the folder has it, else the MLP.
+constexpr const char* kDigitCnnModel = "digits/digit_cnn.onnx";
 constexpr const char* kDigitModel = "digits/digit_mlp.yml.gz";
 // A second classifier, trained on the glyphs cut from photos of whole generated cards as well
 // (optional). It reads tipped and inkless embossing the first cannot, but it is also sure of
@@ -164,7 +166,9 @@ class Recognizer::Impl {
       : options_(std::move(options)),
         reader_(LineReaderOptions{options_.tessdata_dir, configPath(options_.models_dir)}),
         formats_(loadCardFormats(options_.models_dir)),
-        classifier_(loadClassifier(options_.models_dir, kDigitModel)),
+        classifier_(loadClassifier(
+            options_.models_dir,
+            hasModel(options_.models_dir, kDigitCnnModel) ? kDigitCnnModel : kDigitModel)),
         card_classifier_(loadCardClassifier(options_.models_dir)),
         log_(wire::componentLogger("cloud.recognition")) {}
 
@@ -322,9 +326,13 @@ class Recognizer::Impl {
     return DigitClassifier::load((std::filesystem::path(models_dir) / model).string());
   }
 
+  static bool hasModel(const std::string& models_dir, const char* model) {
+    return !models_dir.empty() &&
+           std::filesystem::is_regular_file(std::filesystem::path(models_dir) / model);
+  }
+
   static std::optional<DigitClassifier> loadCardClassifier(const std::string& models_dir) {
-    if (models_dir.empty() ||
-        !std::filesystem::is_regular_file(std::filesystem::path(models_dir) / kCardDigitModel)) {
+    if (!hasModel(models_dir, kCardDigitModel)) {
       return std::nullopt;
     }
     return loadClassifier(models_dir, kCardDigitModel);

@@ -1,14 +1,17 @@
 // The digit classifier and the glyph segmenter (digit_classifier.hpp) on lines rendered here,
-// in fonts of Debian's font packages, with the model committed in models/digits/.
+// in fonts of Debian's font packages, with the models committed in models/digits/ (the MLP and
+// the convolutional network).
+#include "lostcard/cloud/digit_classifier.hpp"
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <opencv2/freetype.hpp>
 #include <opencv2/imgproc.hpp>
 #include <string>
 
 #include "lostcard/cloud/card_formats.hpp"
-#include "lostcard/cloud/digit_classifier.hpp"
 #include "lostcard/cloud/recognition_stages.hpp"
 #include "lostcard/test/child_process.hpp"
 
@@ -20,10 +23,18 @@ const std::string kOcrA = "/usr/share/fonts/truetype/ocr-a/OCRA.ttf";
 const std::string kDejaVuMono = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf";
 const std::string kLiberationSans = "/usr/share/fonts/truetype/liberation2/LiberationSans-Bold.ttf";
 
-const DigitClassifier& model() {
-  static const DigitClassifier classifier =
-      DigitClassifier::load(lostcard::test::sourceDir() + "/models/digits/digit_mlp.yml.gz");
-  return classifier;
+const std::string kMlp = "digit_mlp.yml.gz";
+const std::string kCnn = "digit_cnn.onnx";
+
+std::string modelPath(const std::string& name) {
+  return lostcard::test::sourceDir() + "/models/digits/" + name;
+}
+
+// A committed model, loaded once.
+const DigitClassifier& model(const std::string& name = kMlp) {
+  static const DigitClassifier mlp = DigitClassifier::load(modelPath(kMlp));
+  static const DigitClassifier cnn = DigitClassifier::load(modelPath(kCnn));
+  return name == kCnn ? cnn : mlp;
 }
 
 // `text` printed dark on a light card colour; `box` receives where the text lies.
@@ -111,7 +122,9 @@ TEST_CASE("segmentLine finds nothing in an empty line") {
   CHECK(segmentLine(blank).glyphs.empty());
 }
 
-TEST_CASE("The committed model reads printed card numbers exactly") {
+TEST_CASE("The committed models read printed card numbers exactly") {
+  const std::string name = GENERATE(kMlp, kCnn);
+  CAPTURE(name);
   const auto formats = defaultCardFormats();
   for (const auto& font : {kOcrA, kDejaVuMono, kLiberationSans}) {
     for (const std::string number : {"4556737586899855", "5105105105105100"}) {
@@ -120,7 +133,7 @@ TEST_CASE("The committed model reads printed card numbers exactly") {
                                number.substr(8, 4) + " " + number.substr(12, 4);
       cv::Rect box;
       const cv::Mat card = renderLine(font, text, 36, &box);
-      const LineReading reading = readLineGlyphs(model(), card, box);
+      const LineReading reading = readLineGlyphs(model(name), card, box);
       CHECK(bestSymbols(reading) == number);
       const DecodedReading decoded = decodeReading(reading, formats);
       REQUIRE(decoded.number);
@@ -130,6 +143,8 @@ TEST_CASE("The committed model reads printed card numbers exactly") {
 }
 
 TEST_CASE("A line read upside down does not pass for a number") {
+  const std::string name = GENERATE(kMlp, kCnn);
+  CAPTURE(name);
   const auto formats = defaultCardFormats();
   for (const auto& font : {kOcrA, kDejaVuMono, kLiberationSans}) {
     CAPTURE(font);
@@ -139,7 +154,7 @@ TEST_CASE("A line read upside down does not pass for a number") {
     cv::rotate(card, turned, cv::ROTATE_180);
     const cv::Rect turned_box(card.cols - box.br().x, card.rows - box.br().y, box.width,
                               box.height);
-    const LineReading reading = readLineGlyphs(model(), turned, turned_box);
+    const LineReading reading = readLineGlyphs(model(name), turned, turned_box);
     CHECK_FALSE(decodeReading(reading, formats).number);
     // The turned 4s, 5s, 7s and 3s are seen as no digit at all.
     CHECK(bestSymbols(reading).find('?') != std::string::npos);
@@ -147,11 +162,13 @@ TEST_CASE("A line read upside down does not pass for a number") {
 }
 
 TEST_CASE("classify gives probabilities, best first") {
+  const std::string name = GENERATE(kMlp, kCnn);
+  CAPTURE(name);
   cv::Rect box;
   const cv::Mat line = renderLine(kDejaVuMono, "7777 7777", 40, &box);
   const LineGlyphs seven = segmentLine(prepareLine(line, box, LinePrep::kGray));
   REQUIRE(!seven.glyphs.empty());
-  const auto choices = model().classify(seven.glyphs.front());
+  const auto choices = model(name).classify(seven.glyphs.front());
   REQUIRE(choices.size() == 3);
   CHECK(choices[0].symbol == '7');
   CHECK(choices[0].score >= choices[1].score);
@@ -189,6 +206,46 @@ TEST_CASE("Training is deterministic and a saved model loads back") {
     CHECK(ca.front().symbol == cl.front().symbol);
     CHECK(ca.front().score == Approx(cl.front().score).epsilon(1e-4));
   }
+}
+
+TEST_CASE("classifyAll reads each glyph as classify does") {
+  const std::string name = GENERATE(kMlp, kCnn);
+  CAPTURE(name);
+  cv::Rect box;
+  const cv::Mat line = renderLine(kOcrA, "4556 7375 8689 9855", 36, &box);
+  const LineGlyphs cut = segmentLine(prepareLine(line, box, LinePrep::kGray));
+  REQUIRE(cut.glyphs.size() == 16);
+  const auto all = model(name).classifyAll(cut.glyphs);
+  REQUIRE(all.size() == cut.glyphs.size());
+  for (std::size_t i = 0; i < cut.glyphs.size(); ++i) {
+    const auto one = model(name).classify(cut.glyphs[i]);
+    REQUIRE(one.size() == all[i].size());
+    for (std::size_t k = 0; k < one.size(); ++k) {
+      CHECK(one[k].symbol == all[i][k].symbol);
+      CHECK(one[k].score == Approx(all[i][k].score).margin(1e-5));
+    }
+  }
+  CHECK(model(name).classifyAll({}).empty());
+}
+
+TEST_CASE("load refuses a broken ONNX model") {
+  const auto dir = lostcard::test::makeTestDir("digit-model-onnx");
+  // The committed network cut short.
+  std::ifstream in(modelPath(kCnn), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(bytes.size() > 1000);
+  const std::string cut_short = dir + "/cut.onnx";
+  std::ofstream(cut_short, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  CHECK_THROWS_WITH(DigitClassifier::load(cut_short), Catch::Contains("unreadable"));
+  const std::string text = dir + "/text.onnx";
+  std::ofstream(text) << "not a network\n";
+  CHECK_THROWS_WITH(DigitClassifier::load(text), Catch::Contains("unreadable"));
+  // The MLP under an ONNX name is no network OpenCV's dnn module reads.
+  const std::string misnamed = dir + "/mlp.onnx";
+  std::filesystem::copy_file(modelPath(kMlp), misnamed);
+  CHECK_THROWS(DigitClassifier::load(misnamed));
+  // And an ONNX model cannot be saved as an MLP.
+  CHECK_THROWS(model(kCnn).save(dir + "/cnn.yml.gz"));
 }
 
 TEST_CASE("load refuses a missing or foreign model") {

@@ -20,15 +20,19 @@
 // (line_accuracy over all lines kept back, the card photos' among them).
 // Deterministic: the same seed and fonts give the same model.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <boost/program_options.hpp>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <opencv2/freetype.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -88,6 +92,7 @@ struct RenderedLine {
   cv::Mat image;      // BGR
   cv::Rect text_box;  // where a line locator would put the box
   std::string digits;
+  std::vector<std::size_t> groups;  // as printed
   bool embossed = false;
 };
 
@@ -191,6 +196,7 @@ RenderedLine renderLine(Rng& rng, cv::freetype::FreeType2& font) {
   const auto& grouping = kGroupings[uniformInt(rng, 0, static_cast<int>(kGroupings.size()) - 1)];
   const std::string gap(chance(rng, 0.7) ? 1 : 2, ' ');
   RenderedLine line;
+  line.groups.assign(grouping.begin(), grouping.end());
   std::string text;
   for (std::size_t g = 0; g < grouping.size(); ++g) {
     if (g > 0) {
@@ -270,23 +276,84 @@ RenderedLine renderLine(Rng& rng, cv::freetype::FreeType2& font) {
 // wrong way round shows a non-digit). The others look too much like digits when turned (0, 1
 // and 8 like themselves, a turned 2 like some fonts' 2, a mirrored 5 like a 2) to teach
 // anything but confusion.
-void addWrongWayRound(const cv::Mat& glyph, int digit, std::vector<cv::Mat>* glyphs,
-                      std::vector<int>* labels) {
+std::vector<std::pair<cv::Mat, int>> wrongWayRound(const cv::Mat& glyph, int digit) {
+  std::vector<std::pair<cv::Mat, int>> out;
   const bool never_a_digit = digit == 3 || digit == 4 || digit == 7;
   if (!never_a_digit && digit != 6 && digit != 9) {
-    return;
+    return out;
   }
   cv::Mat turned;
   cv::rotate(glyph, turned, cv::ROTATE_180);
-  glyphs->push_back(turned);
-  labels->push_back(digit == 6 ? 9 : digit == 9 ? 6 : lc::kNotADigit);
+  out.emplace_back(turned, digit == 6 ? 9 : digit == 9 ? 6 : lc::kNotADigit);
   if (never_a_digit) {
     cv::Mat mirrored;
     cv::flip(glyph, mirrored, 1);
-    glyphs->push_back(mirrored);
-    labels->push_back(lc::kNotADigit);
+    out.emplace_back(mirrored, lc::kNotADigit);
   }
+  return out;
 }
+
+// "4-4-4-4", as CardTraits::grouping spells a grouping.
+std::string groupsText(const std::vector<std::size_t>& groups) {
+  return fmt::format("{}", fmt::join(groups, "-"));
+}
+
+// The glyph set (--glyph-set), read by models/digits/train_cnn.py: the header
+//   "lostcard-glyphs-1\n", then u32 glyph width, u32 glyph height (little-endian);
+// then one record per glyph: u8 label (0..9, or lc::kNotADigit), u8 flags (kHeldBack,
+// kFromRelief, kFromCardPhoto, kWrongWayRound), u32 line (glyphs of one cut share it), and the
+// width x height pixels (ink bright on black, rows top down).
+enum GlyphFlag : std::uint8_t {
+  kHeldBack = 1,
+  kFromRelief = 2,
+  kFromCardPhoto = 4,
+  kWrongWayRound = 8,
+};
+
+class GlyphSetWriter {
+ public:
+  explicit GlyphSetWriter(const std::string& path) {
+    if (path.empty()) {
+      return;
+    }
+    out_.open(path, std::ios::binary | std::ios::trunc);
+    if (!out_) {
+      throw std::runtime_error("cannot write " + path);
+    }
+    out_ << "lostcard-glyphs-1\n";
+    writeU32(lc::kGlyphWidthPx);
+    writeU32(lc::kGlyphHeightPx);
+  }
+  void add(const cv::Mat& glyph, int label, std::uint8_t flags, std::uint32_t line) {
+    if (!out_.is_open()) {
+      return;
+    }
+    CV_Assert(glyph.type() == CV_8UC1 && glyph.cols == lc::kGlyphWidthPx &&
+              glyph.rows == lc::kGlyphHeightPx && glyph.isContinuous());
+    const std::uint8_t head[2] = {static_cast<std::uint8_t>(label), flags};
+    out_.write(reinterpret_cast<const char*>(head), 2);
+    writeU32(line);
+    out_.write(reinterpret_cast<const char*>(glyph.data),
+               static_cast<std::streamsize>(glyph.total()));
+  }
+  void close() {
+    if (out_.is_open()) {
+      out_.close();
+      if (!out_) {
+        throw std::runtime_error("writing the glyph set failed");
+      }
+    }
+  }
+
+ private:
+  void writeU32(std::uint32_t v) {
+    const std::uint8_t b[4] = {static_cast<std::uint8_t>(v), static_cast<std::uint8_t>(v >> 8),
+                               static_cast<std::uint8_t>(v >> 16),
+                               static_cast<std::uint8_t>(v >> 24)};
+    out_.write(reinterpret_cast<const char*>(b), 4);
+  }
+  std::ofstream out_;
+};
 
 // The lines of one card photo the recognizer would cut, each cut that gives one glyph per digit
 // of `digits`, from the faces that show the number: the printed face straightened with the
@@ -294,7 +361,7 @@ void addWrongWayRound(const cv::Mat& glyph, int digit, std::vector<cv::Mat>* gly
 // seen from behind, as the recognizer mirrors it). Grey and relief cuts, as the recognizer
 // tries both.
 std::vector<lc::LineGlyphs> cardPhotoCuts(const lostcard::cardgen::CardPhotos& photos,
-                                          const std::string& digits) {
+                                          const std::string& digits, bool exact_groups) {
   const auto& t = photos.traits;
   // The camera that sees the face the number is printed on.
   const bool number_face_in_front = t.number_on_back == t.back_up;
@@ -318,7 +385,8 @@ std::vector<lc::LineGlyphs> cardPhotoCuts(const lostcard::cardgen::CardPhotos& p
     for (const cv::Rect& line : lc::locateNumberLine(face)) {
       for (const lc::LinePrep prep : {lc::LinePrep::kGray, lc::LinePrep::kRelief}) {
         lc::LineGlyphs cut = lc::segmentLine(lc::prepareLine(face, line, prep), prep);
-        if (cut.glyphs.size() == digits.size()) {
+        if (cut.glyphs.size() == digits.size() &&
+            (!exact_groups || groupsText(cut.groups) == t.grouping)) {
           cuts.push_back(std::move(cut));
         }
       }
@@ -334,10 +402,18 @@ int main(int argc, char** argv) {
   unsigned seed = 1;
   int lines = 2400;
   int card_photos = 0;
+  bool exact_groups = false;
+  std::string glyph_set;
   std::string dump_dir;
   po::options_description opts("lostcard-train-digits options");
-  opts.add_options()("help,h", "this help")("out", po::value(&out)->required(),
+  opts.add_options()("help,h", "this help")("out", po::value(&out),
                                             "where to write the model (.yml.gz)")(
+      "glyph-set", po::value(&glyph_set),
+      "write every glyph learnt from and kept back, with its label, to this file (for "
+      "models/digits/train_cnn.py); without --out, no model is trained")(
+      "exact-groups", po::bool_switch(&exact_groups),
+      "learn only from cuts whose groups are the line's printed groups (a cut with the right "
+      "glyph count but one glyph split and two run together labels glyphs wrongly)")(
       "seed", po::value(&seed)->default_value(1), "random seed")(
       "lines", po::value(&lines)->default_value(2400), "lines of digits to render")(
       "card-photos", po::value(&card_photos)->default_value(0),
@@ -354,6 +430,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     po::notify(vm);
+    if (out.empty() && glyph_set.empty()) {
+      throw po::error("give --out, --glyph-set or both");
+    }
     lostcard::cardgen::keepFreedMemory();
   } catch (const po::error& e) {
     std::cerr << "lostcard-train-digits: " << e.what() << "\n" << opts << "\n";
@@ -370,8 +449,35 @@ int main(int argc, char** argv) {
     fonts.back()->loadFontData(f.path, 0);
   }
   Rng rng(seed);
+  GlyphSetWriter glyph_set_out(glyph_set);
   std::vector<cv::Mat> train_glyphs;
   std::vector<int> train_digits;  // 0..9 or kNotADigit
+  std::uint32_t cut_count = 0;    // numbers the cuts in the glyph set
+  // One cut of a line labelled with `digits`: learnt from, or (held back) kept for validation.
+  // The wrong-way-round glyphs are added for every other digit position or line (`turn_every`).
+  const auto learn = [&](const lc::LineGlyphs& cut, const std::string& digits, std::uint8_t flags,
+                         bool held_back, bool add_turned, bool alternate_positions) {
+    const std::uint32_t line_id = cut_count++;
+    for (std::size_t k = 0; k < cut.glyphs.size(); ++k) {
+      const int digit = digits[k] - '0';
+      if (held_back) {
+        glyph_set_out.add(cut.glyphs[k], digit, flags | kHeldBack, line_id);
+        continue;
+      }
+      glyph_set_out.add(cut.glyphs[k], digit, flags, line_id);
+      train_glyphs.push_back(cut.glyphs[k]);
+      train_digits.push_back(digit);
+      // The same glyph the wrong way round, for the not-a-digit class (or as the digit it then
+      // looks like); only some, so that digits stay most of the set.
+      if (add_turned && (!alternate_positions || k % 2 == 0)) {
+        for (const auto& [turned, label] : wrongWayRound(cut.glyphs[k], digit)) {
+          glyph_set_out.add(turned, label, flags | kWrongWayRound, line_id);
+          train_glyphs.push_back(turned);
+          train_digits.push_back(label);
+        }
+      }
+    }
+  };
   struct HeldLine {
     std::vector<cv::Mat> glyphs;
     std::string digits;
@@ -406,25 +512,17 @@ int main(int argc, char** argv) {
                                 cut.glyphs.size(), line.digits.size()),
                     shown);
       }
-      if (cut.glyphs.size() != line.digits.size()) {
+      if (cut.glyphs.size() != line.digits.size() || (exact_groups && cut.groups != line.groups)) {
         continue;
       }
       ++kept;
-      relief_kept += prep == lc::LinePrep::kRelief ? 1 : 0;
-      if (i % 10 == 9) {
-        held_lines.push_back({cut.glyphs, line.digits, prep == lc::LinePrep::kRelief});
-        continue;
+      const bool relief = prep == lc::LinePrep::kRelief;
+      relief_kept += relief ? 1 : 0;
+      const bool held_back = i % 10 == 9;
+      if (held_back) {
+        held_lines.push_back({cut.glyphs, line.digits, relief});
       }
-      for (std::size_t k = 0; k < cut.glyphs.size(); ++k) {
-        const int digit = line.digits[k] - '0';
-        train_glyphs.push_back(cut.glyphs[k]);
-        train_digits.push_back(digit);
-        // The same glyph the wrong way round, for the not-a-digit class (or as the digit it
-        // then looks like); every other line, so digits stay most of the set.
-        if (i % 2 == 0) {
-          addWrongWayRound(cut.glyphs[k], digit, &train_glyphs, &train_digits);
-        }
-      }
+      learn(cut, line.digits, relief ? kFromRelief : 0, held_back, i % 2 == 0, false);
     }
   }
   std::cout << fmt::format("rendered {} lines; {} cuts ({} of relief) gave one glyph per digit\n",
@@ -442,20 +540,13 @@ int main(int argc, char** argv) {
       const std::string name = fmt::format("train-{:05d}", i);
       const std::string digits = lostcard::cardgen::randomHardCardNumber(numbers);
       const auto photos = renderer.render({name, digits}, lostcard::cardgen::cardSeed(seed, name));
-      for (const lc::LineGlyphs& cut : cardPhotoCuts(photos, digits)) {
+      for (const lc::LineGlyphs& cut : cardPhotoCuts(photos, digits, exact_groups)) {
         ++card_cuts;
-        if (i % 10 == 0) {
+        const bool held_back = i % 10 == 0;
+        if (held_back) {
           held_lines.push_back({cut.glyphs, digits, false});
-          continue;
         }
-        for (std::size_t k = 0; k < cut.glyphs.size(); ++k) {
-          const int digit = digits[k] - '0';
-          train_glyphs.push_back(cut.glyphs[k]);
-          train_digits.push_back(digit);
-          if (k % 2 == 0) {
-            addWrongWayRound(cut.glyphs[k], digit, &train_glyphs, &train_digits);
-          }
-        }
+        learn(cut, digits, kFromCardPhoto, held_back, true, true);
       }
     }
     std::cout << fmt::format(
@@ -463,6 +554,14 @@ int main(int argc, char** argv) {
                      "digit\n",
                      card_photos, card_cuts)
               << std::flush;
+  }
+  glyph_set_out.close();
+  if (out.empty()) {
+    std::cout << fmt::format(
+        "train-digits: glyph set {}: {} glyphs to learn from, {} lines kept "
+        "back\n",
+        glyph_set, train_glyphs.size(), held_lines.size());
+    return 0;
   }
   std::cout << fmt::format("training on {} glyphs\n", train_glyphs.size()) << std::flush;
   const lc::DigitClassifier classifier =

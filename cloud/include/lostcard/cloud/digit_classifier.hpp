@@ -55,18 +55,22 @@ inline constexpr int kNotADigit = 10;
 
 class DigitClassifier {
  public:
-  // Reads a model written by save(). Throws std::runtime_error if it is missing or malformed.
+  // Reads a model: an MLP written by save() (.yml.gz), or a convolutional network written by
+  // models/digits/train_cnn.py (.onnx). Throws std::runtime_error if it is missing or malformed.
   static DigitClassifier load(const std::string& path);
   // Trains a network on glyphs (normalised, as segmentLine gives them) and their labels (0..9,
   // or kNotADigit). The same samples and seed give the same model.
   static DigitClassifier train(const std::vector<cv::Mat>& glyphs, const std::vector<int>& digits,
                                unsigned seed);
 
+  // Writes a trained MLP (not an ONNX model: those are written by train_cnn.py).
   void save(const std::string& path) const;
 
   // The glyph's likely symbols ('0'..'9', '?' for no digit), best first, with probabilities
   // (the top three of a distribution summing to 1).
   std::vector<CharChoice> classify(const cv::Mat& glyph) const;
+  // classify() for each glyph, in one pass of the network.
+  std::vector<std::vector<CharChoice>> classifyAll(const std::vector<cv::Mat>& glyphs) const;
 
  private:
   class Model;
