@@ -509,3 +509,23 @@ TEST_CASE("Recognizer reads without the card-photo classifier, and refuses a bro
                     Catch::Contains("digit model unreadable"));
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE(
+    "Recognizer reads with the MLP when the folder has no network, and refuses a broken "
+    "network") {
+  const std::string dir = "/tmp/lostcard-recognition-test-cnn-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::copy(lostcard::test::sourceDir() + "/models", dir,
+                        std::filesystem::copy_options::recursive);
+  const std::string cnn = dir + "/digits/digit_cnn.onnx";
+  REQUIRE(std::filesystem::is_regular_file(cnn));
+  std::ofstream(cnn, std::ios::trunc) << "not a network";
+  CHECK_THROWS_WITH(Recognizer(RecognizerOptions{"", dir, {}}),
+                    Catch::Contains("digit model unreadable"));
+  std::filesystem::remove(cnn);
+  const CardSpec card{"visa-1", "4556737586899855"};
+  const CardReading r = Recognizer(RecognizerOptions{"", dir, {}}).read(imagesOf(photos(card)));
+  CHECK(r.outcome == ReadOutcome::kRead);
+  CHECK(r.number == card.number);
+  std::filesystem::remove_all(dir);
+}
