@@ -414,18 +414,24 @@ DigitClassifier DigitClassifier::load(const std::string& path) {
   const cv::Mat blank(kGlyphHeightPx, kGlyphWidthPx, CV_8U, cv::Scalar(0));
   if (std::filesystem::path(path).extension() == ".onnx") {
     std::shared_ptr<const Model> model;
-    cv::Mat out;
     try {
       cv::dnn::Net net = cv::dnn::readNetFromONNX(path);
       net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
       net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
       model = std::make_shared<const Model>(std::move(net));
-      double gain = 0;
-      out = model->scores({blank}, &gain);
     } catch (const cv::Exception& e) {
       throw std::runtime_error("digit model unreadable: " + path + ": " + e.what());
     }
-    if (out.rows != 1 || out.cols != kClasses) {
+    // Two glyphs in, one row of kClasses scores out for each: the shape the classifier reads.
+    cv::Mat out;
+    try {
+      double gain = 0;
+      out = model->scores({blank, blank}, &gain);
+    } catch (const cv::Exception& e) {
+      throw std::runtime_error("digit model " + path +
+                               " does not fit this recognizer's glyphs: " + e.what());
+    }
+    if (out.rows != 2 || out.cols != kClasses) {
       throw std::runtime_error("digit model " + path + " does not fit this recognizer's glyphs");
     }
     return DigitClassifier(model);
@@ -510,6 +516,12 @@ std::vector<std::vector<CharChoice>> DigitClassifier::classifyAll(
     all.push_back(std::move(choices));
   }
   return all;
+}
+
+std::string digitModelPath(const std::string& models_dir) {
+  const std::filesystem::path dir(models_dir);
+  const std::filesystem::path cnn = dir / "digits/digit_cnn.onnx";
+  return (std::filesystem::is_regular_file(cnn) ? cnn : dir / "digits/digit_mlp.yml.gz").string();
 }
 
 LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& card_bgr,

@@ -27,10 +27,6 @@ namespace {
 
 // The config that tunes Tesseract for card digits, relative to the models folder.
 constexpr const char* kDigitsConfig = "tessdata/configs/lostcard-card-digits";
-// The digit classifier (digit_classifier.hpp), relative to the models folder: the convolutional
-// network when the folder has it, else the MLP.
-constexpr const char* kDigitCnnModel = "digits/digit_cnn.onnx";
-constexpr const char* kDigitModel = "digits/digit_mlp.yml.gz";
 // A second classifier, trained on the glyphs cut from photos of whole generated cards as well
 // (optional). It reads tipped and inkless embossing the first cannot, but it is also sure of
 // itself where it is wrong (on the hard set, 8 read as 3 twice in one number, which then passed
@@ -166,9 +162,7 @@ class Recognizer::Impl {
       : options_(std::move(options)),
         reader_(LineReaderOptions{options_.tessdata_dir, configPath(options_.models_dir)}),
         formats_(loadCardFormats(options_.models_dir)),
-        classifier_(loadClassifier(
-            options_.models_dir,
-            hasModel(options_.models_dir, kDigitCnnModel) ? kDigitCnnModel : kDigitModel)),
+        classifier_(loadClassifier(options_.models_dir)),
         card_classifier_(loadCardClassifier(options_.models_dir)),
         log_(wire::componentLogger("cloud.recognition")) {}
 
@@ -318,12 +312,12 @@ class Recognizer::Impl {
     return path.string();
   }
 
-  static std::optional<DigitClassifier> loadClassifier(const std::string& models_dir,
-                                                       const char* model) {
+  // The first classifier (digitModelPath: the convolutional network, else the MLP).
+  static std::optional<DigitClassifier> loadClassifier(const std::string& models_dir) {
     if (models_dir.empty()) {
       return std::nullopt;
     }
-    return DigitClassifier::load((std::filesystem::path(models_dir) / model).string());
+    return DigitClassifier::load(digitModelPath(models_dir));
   }
 
   static bool hasModel(const std::string& models_dir, const char* model) {
@@ -335,7 +329,7 @@ class Recognizer::Impl {
     if (!hasModel(models_dir, kCardDigitModel)) {
       return std::nullopt;
     }
-    return loadClassifier(models_dir, kCardDigitModel);
+    return DigitClassifier::load((std::filesystem::path(models_dir) / kCardDigitModel).string());
   }
 
   // The classifiers a line is read with: the first, then the one trained on card photos.

@@ -3,13 +3,15 @@
 
     lostcard-train-digits --glyph-set gs-1.bin --seed 1 --lines 4000 --card-photos 6000 --exact-groups
     lostcard-train-digits --glyph-set gs-2.bin --seed 2 --lines 4000 --card-photos 6000 --exact-groups
-    models/digits/train_cnn.py --out models/digits/digit_cnn.onnx gs-1.bin gs-2.bin
+    models/digits/train_cnn.py --out models/digits/digit_cnn.onnx --epochs 5 gs-1.bin gs-2.bin
 
 The glyph sets are the glyphs the recognizer's own line cutter cuts from rendered lines and
 card photos, labelled (lostcard-train-digits writes them; the format is described there). The
 glyphs kept back there (one line or card in ten) are not learnt from: they measure the network,
-and set the temperature that makes its probabilities honest (a network trained to the end is
-too sure of itself, and the recognizer's gates read these probabilities).
+and set the temperature that scales its logits (the recognizer's gates read its probabilities).
+The glyphs kept back are digits only (lostcard-train-digits turns no kept-back glyph the wrong
+way round), so the temperature is fitted on the digits; the "no digit" class is not calibrated
+by it.
 
 Needs PyTorch (Debian: python3-torch; `tools/setup-deps --training` installs it). The
 recognizer itself reads the ONNX file with OpenCV's dnn module and needs no PyTorch.
@@ -48,7 +50,7 @@ def read_glyph_set(path, line_offset):
 
 
 class DigitNet(nn.Module):
-    """Three 3x3 convolutions with pooling, one hidden layer: about 2 MFLOP a glyph."""
+    """Three 3x3 convolutions with pooling, one hidden layer: about 1.9 million multiply-adds a glyph."""
 
     def __init__(self, height, width):
         super().__init__()
@@ -114,7 +116,7 @@ def main():
     parser.add_argument("glyph_sets", nargs="+", help="files written by lostcard-train-digits --glyph-set")
     parser.add_argument("--out", required=True, help="where to write the model (.onnx)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
@@ -161,6 +163,9 @@ def main():
 
     held_logits = logits_of(net, held_x)
     temperature = fit_temperature(held_logits, held_y)
+    if temperature < 0.5 + 1e-6 or temperature > 5.0 - 1e-6:
+        print(f"train-cnn: warning: the temperature fit stopped at the edge of its range "
+              f"({temperature:.2f})", flush=True)
     scaled = Scaled(net, temperature).eval()
     torch.onnx.export(scaled, torch.zeros(1, 1, height, width), args.out, input_names=["glyph"],
                       output_names=["logits"], dynamic_axes={"glyph": {0: "n"}, "logits": {0: "n"}},

@@ -221,8 +221,14 @@ TEST_CASE("classifyAll reads each glyph as classify does") {
     const auto one = model(name).classify(cut.glyphs[i]);
     REQUIRE(one.size() == all[i].size());
     for (std::size_t k = 0; k < one.size(); ++k) {
-      CHECK(one[k].symbol == all[i][k].symbol);
       CHECK(one[k].score == Approx(all[i][k].score).margin(1e-5));
+      // The order of two choices within rounding of each other may differ between a batch of
+      // one and of sixteen.
+      const bool tied = (k > 0 && one[k - 1].score - one[k].score < 1e-5) ||
+                        (k + 1 < one.size() && one[k].score - one[k + 1].score < 1e-5);
+      if (!tied) {
+        CHECK(one[k].symbol == all[i][k].symbol);
+      }
     }
   }
   CHECK(model(name).classifyAll({}).empty());

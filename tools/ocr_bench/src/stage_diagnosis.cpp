@@ -60,10 +60,8 @@ const char* prepName(LinePrep prep) {
 
 StageDiagnosis::StageDiagnosis(const std::string& tessdata_dir, const std::string& models_dir)
     : reader_(cloud::LineReaderOptions{
-          tessdata_dir,
-          (fs::path(models_dir) / "tessdata/configs/lostcard-card-digits").string()}),
-      classifier_(cloud::DigitClassifier::load(
-          (fs::path(models_dir) / "digits/digit_mlp.yml.gz").string())) {}
+          tessdata_dir, (fs::path(models_dir) / "tessdata/configs/lostcard-card-digits").string()}),
+      classifier_(cloud::DigitClassifier::load(cloud::digitModelPath(models_dir))) {}
 
 StageVerdict StageDiagnosis::diagnose(const cloud::CardImages& images,
                                       const cloud::CardReading& reading, const std::string& truth) {
@@ -79,8 +77,7 @@ StageVerdict StageDiagnosis::diagnose(const cloud::CardImages& images,
   for (const auto& [jpegs, face] :
        {std::pair{&images.front_jpegs, "front"}, std::pair{&images.back_jpegs, "back"}}) {
     for (const std::string& jpeg : *jpegs) {
-      const cv::Mat raw(1, static_cast<int>(jpeg.size()), CV_8UC1,
-                        const_cast<char*>(jpeg.data()));
+      const cv::Mat raw(1, static_cast<int>(jpeg.size()), CV_8UC1, const_cast<char*>(jpeg.data()));
       const FrameView view = cloud::viewOfFrame(cv::imdecode(raw, cv::IMREAD_COLOR));
       if (view.kind == FrameView::Kind::kNothing) {
         continue;
@@ -101,8 +98,8 @@ StageVerdict StageDiagnosis::diagnose(const cloud::CardImages& images,
                 ? std::vector<cv::Rect>{cv::Rect(0, 0, oriented.cols, oriented.rows)}
                 : cloud::locateNumberLine(oriented);
         for (std::size_t l = 0; l < lines.size(); ++l) {
-          const std::string where = std::string(face) + " flip " + std::to_string(flip) +
-                                    " line " + std::to_string(l + 1);
+          const std::string where = std::string(face) + " flip " + std::to_string(flip) + " line " +
+                                    std::to_string(l + 1);
           for (const LinePrep prep : {LinePrep::kBinary, LinePrep::kGray, LinePrep::kRelief}) {
             consider(digitsOf(reader_.readLine(oriented, lines[l], prep).reading),
                      std::string("tesseract ") + prepName(prep) + " " + where);

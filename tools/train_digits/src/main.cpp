@@ -454,7 +454,8 @@ int main(int argc, char** argv) {
   std::vector<int> train_digits;  // 0..9 or kNotADigit
   std::uint32_t cut_count = 0;    // numbers the cuts in the glyph set
   // One cut of a line labelled with `digits`: learnt from, or (held back) kept for validation.
-  // The wrong-way-round glyphs are added for every other digit position or line (`turn_every`).
+  // With add_turned, each glyph's wrong-way-round versions are added too (for every other digit
+  // position only, with alternate_positions); never for a cut held back.
   const auto learn = [&](const lc::LineGlyphs& cut, const std::string& digits, std::uint8_t flags,
                          bool held_back, bool add_turned, bool alternate_positions) {
     const std::uint32_t line_id = cut_count++;

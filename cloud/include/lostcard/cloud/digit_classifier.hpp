@@ -1,17 +1,20 @@
 #pragma once
-// Reads a line of card digits glyph by glyph: the line is cut into glyphs (segmentLine), each
-// glyph is described by its gradient histogram (glyphFeatures) and classified by a small neural
-// network trained on digits rendered in the fonts cards are printed with (models/digits/,
-// trained by tools/train_digits). Each position gets its top choices with probabilities, which
-// is what the check-digit decoder (card_number_decoder.hpp) needs to repair a doubtful digit.
+// Reads a line of card digits glyph by glyph: the line is cut into glyphs (segmentLine), and each
+// normalised glyph is classified by a small neural network trained on digits rendered in the
+// fonts cards are printed with and on glyphs cut from generated card photos (models/digits/):
+// a convolutional network read from ONNX (trained by models/digits/train_cnn.py), or an MLP on
+// the glyph's gradient histogram (glyphFeatures; trained by tools/train_digits). Each position
+// gets its top choices with probabilities, which is what the check-digit decoder
+// (card_number_decoder.hpp) needs to repair a doubtful digit.
 //
-//   DigitClassifier classifier = DigitClassifier::load("models/digits/digit_mlp.yml.gz");
+//   DigitClassifier classifier = DigitClassifier::load(digitModelPath("models"));
 //   LineReading reading = readLineGlyphs(classifier, card_bgr, line_box);
 //   DecodedReading d = decodeReading(reading, formats);
 //
-// It is much cheaper than a Tesseract line read (about a millisecond a line) and knows the
-// fixed-pitch digit shapes (OCR-A, OCR-B, embosser fonts) Tesseract's general model misreads.
-// Not thread-safe to share while training; classify() is const and safe to call concurrently.
+// It is much cheaper than a Tesseract line read (a line's glyphs go through the network in one
+// pass) and knows the fixed-pitch digit shapes (OCR-A, OCR-B, embosser fonts) Tesseract's
+// general model misreads. classify() and classifyAll() are const and safe to call concurrently
+// (the ONNX network is run by one caller at a time).
 #include <memory>
 #include <opencv2/core.hpp>
 #include <string>
@@ -77,6 +80,10 @@ class DigitClassifier {
   explicit DigitClassifier(std::shared_ptr<const Model> model);
   std::shared_ptr<const Model> model_;
 };
+
+// The first classifier's model in a models folder, as the recognizer and the bench's diagnosis
+// load it: digits/digit_cnn.onnx when the folder has it, else digits/digit_mlp.yml.gz.
+std::string digitModelPath(const std::string& models_dir);
 
 // One line of a straightened card read with the classifier: prepareLine (grey, or relief for
 // inkless embossing), segmentLine, classify. The groups are the ones segmentLine saw; *complete
