@@ -368,8 +368,8 @@ cv::Mat glyphFeatures(const cv::Mat& glyph) {
 
 // The network behind a DigitClassifier: either OpenCV's MLP on glyphFeatures() (its outputs
 // are targets of +1 / -1, made a distribution by a sharp softmax), or a convolutional network
-// read from ONNX (models/digits/train_cnn.py) that sees the glyph itself and gives calibrated
-// logits.
+// read from ONNX (models/digits/train_cnn.py) that sees the glyph itself and gives temperature-
+// scaled logits.
 class DigitClassifier::Model {
  public:
   explicit Model(cv::Ptr<cv::ml::ANN_MLP> mlp) : mlp_(std::move(mlp)) {}
