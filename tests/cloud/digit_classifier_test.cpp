@@ -55,6 +55,13 @@ cv::Mat renderLine(const std::string& font_path, const std::string& text, int fo
   return image;
 }
 
+// `text` rendered as renderLine does and cut into glyphs as the recognizer cuts grey print.
+LineGlyphs cutLine(const std::string& font_path, const std::string& text, int font_px) {
+  cv::Rect box;
+  const cv::Mat line = renderLine(font_path, text, font_px, &box);
+  return segmentLine(prepareLine(line, box, LinePrep::kGray));
+}
+
 std::string bestSymbols(const LineReading& reading) {
   std::string s;
   for (const auto& position : reading.positions) {
@@ -68,9 +75,7 @@ std::string bestSymbols(const LineReading& reading) {
 TEST_CASE("segmentLine cuts a printed card number into one glyph per digit, in its groups") {
   for (const auto& font : {kOcrA, kDejaVuMono, kLiberationSans}) {
     CAPTURE(font);
-    cv::Rect box;
-    const cv::Mat card = renderLine(font, "4556 7375 8689 9855", 40, &box);
-    const LineGlyphs cut = segmentLine(prepareLine(card, box, LinePrep::kGray));
+    const LineGlyphs cut = cutLine(font, "4556 7375 8689 9855", 40);
     REQUIRE(cut.glyphs.size() == 16);
     CHECK(cut.groups == std::vector<std::size_t>{4, 4, 4, 4});
     for (std::size_t i = 1; i < cut.boxes.size(); ++i) {
@@ -164,9 +169,7 @@ TEST_CASE("A line read upside down does not pass for a number") {
 TEST_CASE("classify gives probabilities, best first") {
   const std::string name = GENERATE(kMlp, kCnn);
   CAPTURE(name);
-  cv::Rect box;
-  const cv::Mat line = renderLine(kDejaVuMono, "7777 7777", 40, &box);
-  const LineGlyphs seven = segmentLine(prepareLine(line, box, LinePrep::kGray));
+  const LineGlyphs seven = cutLine(kDejaVuMono, "7777 7777", 40);
   REQUIRE(!seven.glyphs.empty());
   const auto choices = model(name).classify(seven.glyphs.front());
   REQUIRE(choices.size() == 3);
@@ -181,9 +184,7 @@ TEST_CASE("Training is deterministic and a saved model loads back") {
   std::vector<cv::Mat> glyphs;
   std::vector<int> labels;
   for (const auto& font : {kOcrA, kDejaVuMono}) {
-    cv::Rect box;
-    const cv::Mat card = renderLine(font, "0123 4567 8901 2345", 36, &box);
-    const LineGlyphs cut = segmentLine(prepareLine(card, box, LinePrep::kGray));
+    const LineGlyphs cut = cutLine(font, "0123 4567 8901 2345", 36);
     REQUIRE(cut.glyphs.size() == 16);
     const std::string digits = "0123456789012345";
     for (std::size_t i = 0; i < cut.glyphs.size(); ++i) {
@@ -211,9 +212,7 @@ TEST_CASE("Training is deterministic and a saved model loads back") {
 TEST_CASE("classifyAll reads each glyph as classify does") {
   const std::string name = GENERATE(kMlp, kCnn);
   CAPTURE(name);
-  cv::Rect box;
-  const cv::Mat line = renderLine(kOcrA, "4556 7375 8689 9855", 36, &box);
-  const LineGlyphs cut = segmentLine(prepareLine(line, box, LinePrep::kGray));
+  const LineGlyphs cut = cutLine(kOcrA, "4556 7375 8689 9855", 36);
   REQUIRE(cut.glyphs.size() == 16);
   const auto all = model(name).classifyAll(cut.glyphs);
   REQUIRE(all.size() == cut.glyphs.size());

@@ -68,6 +68,16 @@ std::string hugeHeader(int width_px, int height_px) {
   return b;
 }
 
+// A copy of the committed models folder in a directory of this test's own, for a test to change.
+std::string modelsCopy(const std::string& tag) {
+  const std::string dir =
+      "/tmp/lostcard-recognition-test-" + tag + "-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::copy(lostcard::test::sourceDir() + "/models", dir,
+                        std::filesystem::copy_options::recursive);
+  return dir;
+}
+
 }  // namespace
 
 TEST_CASE("findCard finds the card's outline in a photo") {
@@ -493,10 +503,7 @@ TEST_CASE("Recognizer refuses a models folder with a broken format config") {
 }
 
 TEST_CASE("Recognizer reads without the card-photo classifier, and refuses a broken one") {
-  const std::string dir = "/tmp/lostcard-recognition-test-cards-" + std::to_string(::getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::copy(lostcard::test::sourceDir() + "/models", dir,
-                        std::filesystem::copy_options::recursive);
+  const std::string dir = modelsCopy("cards");
   const std::string card_model = dir + "/digits/digit_mlp_cards.yml.gz";
   REQUIRE(std::filesystem::is_regular_file(card_model));
   std::filesystem::remove(card_model);
@@ -513,10 +520,7 @@ TEST_CASE("Recognizer reads without the card-photo classifier, and refuses a bro
 TEST_CASE(
     "Recognizer reads with the MLP when the folder has no network, and refuses a broken "
     "network") {
-  const std::string dir = "/tmp/lostcard-recognition-test-cnn-" + std::to_string(::getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::copy(lostcard::test::sourceDir() + "/models", dir,
-                        std::filesystem::copy_options::recursive);
+  const std::string dir = modelsCopy("cnn");
   const std::string cnn = dir + "/digits/digit_cnn.onnx";
   REQUIRE(std::filesystem::is_regular_file(cnn));
   std::ofstream(cnn, std::ios::trunc) << "not a network";

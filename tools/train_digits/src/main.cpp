@@ -19,6 +19,10 @@
 //                 relief_line_accuracy=.. card_photo_line_accuracy=..
 // (line_accuracy over all lines kept back, the card photos' among them).
 // Deterministic: the same seed and fonts give the same model.
+//
+// With --glyph-set FILE it also writes every glyph (learnt from and kept back) with its label to
+// FILE, for models/digits/train_cnn.py, which trains the convolutional network; without --out it
+// then trains no MLP. --exact-groups keeps only cuts whose groups are the printed ones.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
