@@ -27,11 +27,6 @@ namespace {
 
 // The config that tunes Tesseract for card digits, relative to the models folder.
 constexpr const char* kDigitsConfig = "tessdata/configs/lostcard-card-digits";
-// A second classifier, trained on the glyphs cut from photos of whole generated cards as well
-// (optional). It reads tipped and inkless embossing the first cannot, but it is also sure of
-// itself where it is wrong (on the hard set, 8 read as 3 twice in one number, which then passed
-// the check): it is asked only where Tesseract must agree (filledFromTesseract, agreedOnLine).
-constexpr const char* kCardDigitModel = "digits/digit_mlp_cards.yml.gz";
 // The classifier's reading alone decides a frame when its decoded confidence reaches this;
 // below it, its number must agree with Tesseract's.
 constexpr double kMinGlyphConfidence = 0.9;
@@ -163,7 +158,6 @@ class Recognizer::Impl {
         reader_(LineReaderOptions{options_.tessdata_dir, configPath(options_.models_dir)}),
         formats_(loadCardFormats(options_.models_dir)),
         classifier_(loadClassifier(options_.models_dir)),
-        card_classifier_(loadCardClassifier(options_.models_dir)),
         log_(wire::componentLogger("cloud.recognition")) {}
 
   // A card's frames are read cheapest first, each stage only on the frames the earlier ones left
@@ -320,29 +314,6 @@ class Recognizer::Impl {
     return DigitClassifier::load(digitModelPath(models_dir));
   }
 
-  static bool hasModel(const std::string& models_dir, const char* model) {
-    return !models_dir.empty() &&
-           std::filesystem::is_regular_file(std::filesystem::path(models_dir) / model);
-  }
-
-  static std::optional<DigitClassifier> loadCardClassifier(const std::string& models_dir) {
-    if (!hasModel(models_dir, kCardDigitModel)) {
-      return std::nullopt;
-    }
-    return DigitClassifier::load((std::filesystem::path(models_dir) / kCardDigitModel).string());
-  }
-
-  // The classifiers a line is read with: the first, then the one trained on card photos.
-  std::vector<const DigitClassifier*> classifiers() const {
-    std::vector<const DigitClassifier*> all;
-    for (const auto* c : {&classifier_, &card_classifier_}) {
-      if (c->has_value()) {
-        all.push_back(&**c);
-      }
-    }
-    return all;
-  }
-
   // Tesseract's line through the confidence gates (decodeCardNumber's thresholds), then the
   // format-aware decoder.
   DecodedReading decodeLine(const OcrLine& ocr, bool relax_word_gate = false) const {
@@ -494,22 +465,19 @@ class Recognizer::Impl {
   // card_number_decoder.hpp: both must read every other digit alike), then checked as a number.
   // The two readers see the line differently (a general LSTM over the whole line, a glyph
   // classifier over cut glyphs), so agreeing on a dozen digits and more, and the check digit
-  // passing, is strong evidence. Every line of `view` is tried, by both classifiers; two different
-  // numbers give none.
+  // passing, is strong evidence. Every line of `view` is tried; two different numbers give none.
   std::optional<std::string> filledFromTesseract(
       const View& view, const std::vector<LineReads>& tesseract_by_line) const {
     std::set<std::string> numbers;
     for (std::size_t l = 0; l < view.lines.size() && l < tesseract_by_line.size(); ++l) {
-      for (const DigitClassifier* classifier : classifiers()) {
-        for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
-          const LineReading glyphs =
-              readLineGlyphs(*classifier, *view.image, view.lines[l], nullptr, prep);
-          const std::string best = topChoices(glyphs);
-          for (const auto& [prep_read, ocr] : tesseract_by_line[l]) {
-            const auto filled = fillErasures(best, topChoices(ocr.reading));
-            if (filled && matchFormat(formats_, *filled, glyphs.groups) != nullptr) {
-              numbers.insert(*filled);
-            }
+      for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
+        const LineReading glyphs =
+            readLineGlyphs(*classifier_, *view.image, view.lines[l], nullptr, prep);
+        const std::string best = topChoices(glyphs);
+        for (const auto& [prep_read, ocr] : tesseract_by_line[l]) {
+          const auto filled = fillErasures(best, topChoices(ocr.reading));
+          if (filled && matchFormat(formats_, *filled, glyphs.groups) != nullptr) {
+            numbers.insert(*filled);
           }
         }
       }
@@ -530,9 +498,9 @@ class Recognizer::Impl {
   //     would throw away inkless embossing, whose readings are never confident. A line the
   //     classifier reads as two numbers gives it no say;
   //   - or one of Tesseract's reads unrepaired, every gate passed but the word one, that one of
-  //     the classifiers' readings matches in every digit but one it doubted, and that no
-  //     classifier decodes to another number.
-  // Both classifiers read the line; when they decode it to different numbers, they have no say.
+  //     the classifier's readings matches in every digit but one it doubted, and that no
+  //     reading of the classifier decodes to another number.
+  // When the classifier's readings decode the line to different numbers, it has no say.
   // The agreement must not lean on repairs on both sides: a glyph that looks like another digit
   // fools both readers alike, and the same repair could then make the same wrong number pass
   // the check. A single reading is not enough, however confident: on the hard set a relief
@@ -560,11 +528,9 @@ class Recognizer::Impl {
     if (classifier_) {
       std::map<std::string, int> by_glyphs;  // number -> fewest repairs
       std::vector<LineReading> glyph_readings;
-      for (const DigitClassifier* classifier : classifiers()) {
-        for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
-          glyph_readings.push_back(readLineGlyphs(*classifier, card, line, nullptr, prep));
-          keepFewestRepairs(decodeGlyphs(glyph_readings.back()), &by_glyphs);
-        }
+      for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
+        glyph_readings.push_back(readLineGlyphs(*classifier_, card, line, nullptr, prep));
+        keepFewestRepairs(decodeGlyphs(glyph_readings.back()), &by_glyphs);
       }
       // A Tesseract reading that passes the check unrepaired, and the gates but the word one,
       // that a classifier read digit for digit but one, where that classifier doubted
@@ -885,8 +851,7 @@ class Recognizer::Impl {
   RecognizerOptions options_;
   LineReader reader_;
   std::vector<CardFormat> formats_;
-  std::optional<DigitClassifier> classifier_;       // none without a models folder
-  std::optional<DigitClassifier> card_classifier_;  // kCardDigitModel, when the folder has it
+  std::optional<DigitClassifier> classifier_;  // none without a models folder
   std::shared_ptr<spdlog::logger> log_;
 };
 

@@ -133,6 +133,120 @@ std::optional<cv::Point2f> intersect(const cv::Vec4f& a, const cv::Vec4f& b) {
   return cv::Point2f(static_cast<float>(a[2] + t * a[0]), static_cast<float>(a[3] + t * a[1]));
 }
 
+// The grey-level steps of a frame, to weigh how well a quad's sides follow its edges.
+class EdgeField {
+ public:
+  explicit EdgeField(const cv::Mat& gray) {
+    cv::Sobel(gray, gx_, CV_32F, 1, 0, 3);
+    cv::Sobel(gray, gy_, CV_32F, 0, 1, 3);
+  }
+
+  // The quad with each side moved onto the frame's edge near it: the strongest step across the
+  // side within kSnapReachPx of each point along its middle, a line fitted to those steps, and
+  // neighbouring lines intersected. A side with too few clear steps, or a corner that would move
+  // further than the reach allows, leaves the quad as it was.
+  Quad snapped(const Quad& q) const {
+    std::array<cv::Vec4f, 4> lines;
+    for (int i = 0; i < 4; ++i) {
+      const Side side(q[i], q[(i + 1) % 4]);
+      std::vector<cv::Point2f> steps;
+      std::vector<float> strengths;
+      for (int k = 0; k < kSnapSamples; ++k) {
+        const cv::Point2f p = side.at(0.1f + 0.8f * static_cast<float>(k) / (kSnapSamples - 1));
+        float strongest = 0.0f;
+        cv::Point2f where = p;
+        for (int d = -kSnapReachPx; d <= kSnapReachPx; ++d) {
+          const cv::Point2f probe = p + side.normal * static_cast<float>(d);
+          const float step = stepAcross(probe, side.normal);
+          if (step > strongest) {
+            strongest = step;
+            where = probe;
+          }
+        }
+        steps.push_back(where);
+        strengths.push_back(strongest);
+      }
+      // Only the clear steps: at least half the side's typical one.
+      std::vector<float> sorted = strengths;
+      std::nth_element(sorted.begin(), sorted.begin() + kSnapSamples / 2, sorted.end());
+      const float typical = sorted[kSnapSamples / 2];
+      std::vector<cv::Point2f> clear;
+      for (std::size_t k = 0; k < steps.size(); ++k) {
+        if (strengths[k] > 0.0f && strengths[k] >= 0.5f * typical) {
+          clear.push_back(steps[k]);
+        }
+      }
+      if (clear.size() < kSnapSamples / 3) {
+        return q;
+      }
+      cv::fitLine(clear, lines[i], cv::DIST_HUBER, 0, 0.01, 0.01);
+    }
+    Quad out;
+    for (int i = 0; i < 4; ++i) {
+      const auto corner = intersect(lines[(i + 3) % 4], lines[i]);
+      if (!corner || distance(*corner, q[i]) > 2.0 * kSnapReachPx) {
+        return q;
+      }
+      out[i] = *corner;
+    }
+    return out;
+  }
+
+  // The mean over the quad's sides of each side's support: the median, over points along its
+  // middle, of the strongest step across the side within kEdgeSlackPx of it. A side laid along
+  // the card's edge scores high all along; a side cut through the card's picture, or through the
+  // tray, scores low somewhere on most of its length.
+  double support(const Quad& q) const {
+    double weakest = 1e9;
+    for (int i = 0; i < 4; ++i) {
+      const Side side(q[i], q[(i + 1) % 4]);
+      std::vector<float> steps;
+      for (int k = 0; k < kEdgeSamples; ++k) {
+        const cv::Point2f p = side.at(0.1f + 0.8f * static_cast<float>(k) / (kEdgeSamples - 1));
+        float strongest = 0.0f;
+        for (int d = -kEdgeSlackPx; d <= kEdgeSlackPx; ++d) {
+          strongest =
+              std::max(strongest, stepAcross(p + side.normal * static_cast<float>(d), side.normal));
+        }
+        steps.push_back(strongest);
+      }
+      std::nth_element(steps.begin(), steps.begin() + kEdgeSamples / 2, steps.end());
+      weakest = std::min(weakest, static_cast<double>(steps[kEdgeSamples / 2]));
+    }
+    return weakest;
+  }
+
+ private:
+  // A side from a to b, and its unit normal.
+  struct Side {
+    Side(cv::Point2f from, cv::Point2f to) : a(from), along(to - from) {
+      const double length = std::max(1.0, std::hypot(double{along.x}, double{along.y}));
+      normal =
+          cv::Point2f(static_cast<float>(-along.y / length), static_cast<float>(along.x / length));
+    }
+    cv::Point2f at(float t) const { return a + along * t; }
+    cv::Point2f a;
+    cv::Point2f along;
+    cv::Point2f normal;
+  };
+
+  // The grey-level step across `normal` at p (0 outside the frame).
+  float stepAcross(cv::Point2f p, cv::Point2f normal) const {
+    const cv::Point at(cvRound(p.x), cvRound(p.y));
+    if (at.x < 0 || at.y < 0 || at.x >= gx_.cols || at.y >= gx_.rows) {
+      return 0.0f;
+    }
+    return std::abs(gx_.at<float>(at) * normal.x + gy_.at<float>(at) * normal.y);
+  }
+
+  static constexpr int kEdgeSamples = 33;
+  static constexpr int kEdgeSlackPx = 2;
+  static constexpr int kSnapSamples = 48;
+  static constexpr int kSnapReachPx = 4;
+  cv::Mat gx_;
+  cv::Mat gy_;
+};
+
 // A card's corners are rounded, so the polygon's corners sit on the arcs, inside the card's
 // true (virtual, sharp) corners. Fitting a line to the straight middle of each side and
 // intersecting neighbouring sides puts them where the sides meet. The points come from the
@@ -290,55 +404,60 @@ std::optional<Quad> cardByTrayContrast(const cv::Mat& small_bgr) {
   }
   cv::Mat lab;
   cv::cvtColor(small_bgr, lab, cv::COLOR_BGR2Lab);
-  // The tray's colour: the per-channel median of the border band, from histograms.
+  // The tray as the border band shows it: its chroma (the median of a and b) and its lightness,
+  // which the box's light makes uneven (brighter under the lamp, darker in the corners), as a
+  // quadratic surface over the frame fitted to the band by least squares.
   const int band = std::max(4, small_bgr.rows / 40);
-  std::array<std::array<double, 256>, 3> histogram{};
-  double border_pixels = 0.0;
-  const auto count = [&](const cv::Vec3b* row, int from, int to) {
-    for (int x = from; x < to; ++x) {
-      for (int c = 0; c < 3; ++c) {
-        histogram[c][row[x][c]] += 1.0;
-      }
-      border_pixels += 1.0;
-    }
+  std::vector<cv::Vec6d> terms;  // 1, u, v, u^2, uv, v^2 of each border pixel taken
+  std::vector<double> lightness;
+  std::vector<int> chroma_a;
+  std::vector<int> chroma_b;
+  const auto termsAt = [&](int x, int y) {
+    const double u = static_cast<double>(x) / lab.cols - 0.5;
+    const double v = static_cast<double>(y) / lab.rows - 0.5;
+    return cv::Vec6d(1.0, u, v, u * u, u * v, v * v);
   };
-  for (int y = 0; y < lab.rows; ++y) {
+  for (int y = 0; y < lab.rows; y += 2) {
     const auto* row = lab.ptr<cv::Vec3b>(y);
-    if (y < band || y >= lab.rows - band) {
-      count(row, 0, lab.cols);
-    } else {
-      count(row, 0, std::min(band, lab.cols));
-      count(row, std::max(band, lab.cols - band), lab.cols);
+    const bool whole_row = y < band || y >= lab.rows - band;
+    for (int x = 0; x < lab.cols; x += 2) {
+      if (!whole_row && x >= band && x < lab.cols - band) {
+        continue;
+      }
+      terms.push_back(termsAt(x, y));
+      lightness.push_back(row[x][0]);
+      chroma_a.push_back(row[x][1]);
+      chroma_b.push_back(row[x][2]);
     }
   }
-  std::array<int, 3> tray{};
-  for (int c = 0; c < 3; ++c) {
-    // The value at sorted index border_pixels / 2.
-    const double rank = std::floor(border_pixels / 2);
-    double below = 0.0;
-    int v = 0;
-    while (v < 255 && below + histogram[c][v] <= rank) {
-      below += histogram[c][v];
-      ++v;
-    }
-    tray[c] = v;
+  const auto median = [](std::vector<int> values) {
+    std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
+    return values[values.size() / 2];
+  };
+  const int tray_a = median(chroma_a);
+  const int tray_b = median(chroma_b);
+  const cv::Mat design(static_cast<int>(terms.size()), 6, CV_64F, terms.data());
+  const cv::Mat observed(static_cast<int>(lightness.size()), 1, CV_64F, lightness.data());
+  cv::Mat surface;  // 6 x 1
+  cv::solve(design, observed, surface, cv::DECOMP_SVD);
+  const cv::Mat fitted = design * surface;
+  double lightness_spread = 0.0;  // what the surface leaves unexplained (mean absolute residual)
+  for (int i = 0; i < fitted.rows; ++i) {
+    lightness_spread += std::abs(fitted.at<double>(i) - lightness[static_cast<std::size_t>(i)]);
   }
-  double lightness_spread = 0.0;  // the tray's unevenness (mean absolute deviation of L)
-  for (int v = 0; v < 256; ++v) {
-    lightness_spread += histogram[0][v] * std::abs(v - tray[0]);
-  }
-  lightness_spread /= std::max(1.0, border_pixels);
+  lightness_spread /= std::max(1, fitted.rows);
   const double threshold = std::max(18.0, 4.0 * lightness_spread);
   // Far from the tray's colour (chroma counting twice): the card.
   const auto limit = static_cast<float>(threshold * threshold);
+  const cv::Vec6d coefficients(surface.ptr<double>());
   cv::Mat mask(lab.size(), CV_8UC1);
   for (int y = 0; y < lab.rows; ++y) {
     const auto* row = lab.ptr<cv::Vec3b>(y);
     auto* out = mask.ptr<uchar>(y);
     for (int x = 0; x < lab.cols; ++x) {
-      const int dl = row[x][0] - tray[0];
-      const int da = row[x][1] - tray[1];
-      const int db = row[x][2] - tray[2];
+      const double dl = row[x][0] - coefficients.dot(termsAt(x, y));
+      const int da = row[x][1] - tray_a;
+      const int db = row[x][2] - tray_b;
       out[x] = static_cast<float>(dl * dl + 2 * da * da + 2 * db * db) > limit ? 255 : 0;
     }
   }
@@ -373,7 +492,8 @@ std::optional<Quad> cardByTrayContrast(const cv::Mat& small_bgr) {
   if (region_area < 0.75 * box.size.area() || !plausibleCard(q, frame_area)) {
     return std::nullopt;
   }
-  return q;
+  // The rectangle's sides, fitted to the region's outline: perspective makes it no rectangle.
+  return refineCorners(q, points, small_bgr.size());
 }
 
 // The text rows of locateNumberLine, found in one grey image.
@@ -428,35 +548,46 @@ std::optional<Quad> findCard(const cv::Mat& frame_bgr) {
   cv::Canny(gray, edges, 20, 60);
   cv::dilate(edges, edges, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(3, 3)));
 
+  // Candidates: the outlines of the largest edge contours, and the region that differs from the
+  // tray (a dark stripe or glare along an edge can break the outline, and a picture's own edges
+  // can join it); the one whose sides the frame's edges follow best wins.
   std::vector<std::vector<cv::Point>> contours;
   cv::findContours(edges, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
   std::sort(contours.begin(), contours.end(),
             [](const auto& a, const auto& b) { return cv::contourArea(a) > cv::contourArea(b); });
   const double frame_area = static_cast<double>(small.cols) * small.rows;
+  std::vector<Quad> candidates;
   for (std::size_t i = 0; i < std::min<std::size_t>(contours.size(), 5); ++i) {
     auto pts = quadOf(contours[i]);
     if (!pts) {
       continue;
     }
-    Quad q = orderCorners(*pts);
-    if (!plausibleCard(q, frame_area)) {
-      continue;
+    const Quad q = orderCorners(*pts);
+    if (plausibleCard(q, frame_area)) {
+      candidates.push_back(refineCorners(q, contours[i], small.size()));
     }
-    q = refineCorners(q, contours[i], small.size());
-    for (auto& p : q) {
-      p *= static_cast<float>(1.0 / scale);
-    }
-    return q;
   }
-  // No closed outline (a dark stripe or glare along an edge breaks it): fall back to the region
-  // that differs from the tray, which is what the frame's border shows.
   if (auto q = cardByTrayContrast(small)) {
-    for (auto& p : *q) {
-      p *= static_cast<float>(1.0 / scale);
-    }
-    return q;
+    candidates.push_back(*q);
   }
-  return std::nullopt;
+  if (candidates.empty()) {
+    return std::nullopt;
+  }
+  const EdgeField field(gray);
+  Quad best = candidates.front();
+  double best_support = -1.0;
+  for (const Quad& q : candidates) {
+    const double support = field.support(q);
+    if (support > best_support) {
+      best_support = support;
+      best = q;
+    }
+  }
+  best = field.snapped(best);
+  for (auto& p : best) {
+    p *= static_cast<float>(1.0 / scale);
+  }
+  return best;
 }
 
 cv::Mat straighten(const cv::Mat& frame_bgr, const Quad& corners) {

@@ -80,26 +80,65 @@ std::string modelsCopy(const std::string& tag) {
 
 }  // namespace
 
+namespace {
+
+// How far findCard's corners are from the renderer's (the worst corner, in px), whichever way
+// round findCard ordered them (it cannot know which way up the card lies); -1 when it found none.
+double cornerErrorPx(const cv::Mat& image, const lostcard::cardgen::Corners& truth) {
+  const auto quad = lostcard::cloud::findCard(image);
+  if (!quad) {
+    return -1.0;
+  }
+  double best_px = 1e9;
+  for (const int shift : {0, 1, 2, 3}) {
+    double worst = 0;
+    for (int i = 0; i < 4; ++i) {
+      const cv::Point2f d = (*quad)[i] - truth[(i + shift) % 4];
+      worst = std::max(worst, static_cast<double>(std::hypot(d.x, d.y)));
+    }
+    best_px = std::min(best_px, worst);
+  }
+  return best_px;
+}
+
+}  // namespace
+
 TEST_CASE("findCard finds the card's outline in a photo") {
   for (const char* name : {"outline-1", "outline-2", "outline-3"}) {
     const CardPhotos p = photos({name, "4556737586899855"});
-    for (const auto& [image, truth] :
-         {std::pair{p.front, p.front_corners}, std::pair{p.back, p.back_corners}}) {
-      const auto quad = lostcard::cloud::findCard(image);
-      REQUIRE(quad);
-      // findCard cannot know which way up the card lies: compare with either order.
-      double best_px = 1e9;
-      for (const int shift : {0, 2}) {
-        double worst = 0;
-        for (int i = 0; i < 4; ++i) {
-          const cv::Point2f d = (*quad)[i] - truth[(i + shift) % 4];
-          worst = std::max(worst, static_cast<double>(std::hypot(d.x, d.y)));
-        }
-        best_px = std::min(best_px, worst);
-      }
-      INFO(name);
-      CHECK(best_px < 15.0);  // rounded corners make the outline's corners a few px inside
-    }
+    INFO(name);
+    const double front_px = cornerErrorPx(p.front, p.front_corners);
+    const double back_px = cornerErrorPx(p.back, p.back_corners);
+    CHECK(front_px >= 0.0);
+    CHECK(front_px < 4.0);  // the sides are snapped to the edges, past the rounded corners
+    CHECK(back_px >= 0.0);
+    CHECK(back_px < 4.0);
+  }
+}
+
+TEST_CASE(
+    "findCard finds hard cards whose outline breaks: a card near the tray's colour, uneven light, "
+    "a picture's edges joining the outline") {
+  // Hard-preset cards (seed 1, as lostcard-cardgen --preset hard --seed 1 names them) on which
+  // the largest edge contour was not the card: its number side's corners were 68, 137 and
+  // 582 px off, and on card-0069 no card was found at all (the tray's uneven light hid it). Now
+  // within 4 to 8 px (a corner lost in glare or shadow is placed from the sides' lines).
+  CardRenderer hard({.preset = lostcard::cardgen::Preset::kHard});
+  const std::pair<const char*, const char*> cards[] = {{"card-0011", "370409631909533"},
+                                                       {"card-0056", "6277779528486253005"},
+                                                       {"card-0023", "6247619154169186"},
+                                                       {"card-0069", "4537301433059538"}};
+  for (const auto& [name, number] : cards) {
+    const CardPhotos p = hard.render({name, number}, cardSeed(1, name));
+    const bool number_in_front = p.traits.number_on_back == p.traits.back_up;
+    const cv::Mat& image = number_in_front ? p.front : p.back;
+    std::vector<uchar> jpeg_bytes;
+    REQUIRE(cv::imencode(".jpg", image, jpeg_bytes, {cv::IMWRITE_JPEG_QUALITY, p.jpeg_quality}));
+    INFO(name);
+    const double error_px = cornerErrorPx(cv::imdecode(jpeg_bytes, cv::IMREAD_COLOR),
+                                          number_in_front ? p.front_corners : p.back_corners);
+    CHECK(error_px >= 0.0);
+    CHECK(error_px < 10.0);
   }
 }
 
@@ -499,21 +538,6 @@ TEST_CASE("Recognizer refuses a models folder with a broken format config") {
   std::ofstream(dir + "/card_formats.conf") << "format name=x length=16\n";
   CHECK_THROWS_WITH(Recognizer(RecognizerOptions{"", dir, {}}),
                     Catch::Contains("a format needs check="));
-  std::filesystem::remove_all(dir);
-}
-
-TEST_CASE("Recognizer reads without the card-photo classifier, and refuses a broken one") {
-  const std::string dir = modelsCopy("cards");
-  const std::string card_model = dir + "/digits/digit_mlp_cards.yml.gz";
-  REQUIRE(std::filesystem::is_regular_file(card_model));
-  std::filesystem::remove(card_model);
-  const CardSpec card{"visa-1", "4556737586899855"};
-  const CardReading r = Recognizer(RecognizerOptions{"", dir, {}}).read(imagesOf(photos(card)));
-  CHECK(r.outcome == ReadOutcome::kRead);
-  CHECK(r.number == card.number);
-  std::ofstream(card_model) << "not a model";
-  CHECK_THROWS_WITH(Recognizer(RecognizerOptions{"", dir, {}}),
-                    Catch::Contains("digit model unreadable"));
   std::filesystem::remove_all(dir);
 }
 
