@@ -136,10 +136,9 @@ std::optional<cv::Point2f> intersect(const cv::Vec4f& a, const cv::Vec4f& b) {
 // The grey-level steps of a frame, to weigh how well a quad's sides follow its edges.
 class EdgeField {
  public:
-  explicit EdgeField(const cv::Mat& gray) {
-    cv::Sobel(gray, gx_, CV_32F, 1, 0, 3);
-    cv::Sobel(gray, gy_, CV_32F, 0, 1, 3);
-  }
+  // `gray`: 8-bit, kept by reference (the field reads it where it is asked, a few thousand
+  // points a quad, rather than filtering the whole frame).
+  explicit EdgeField(const cv::Mat& gray) : gray_(gray) {}
 
   // The quad with each side moved onto the frame's edge near it: the strongest step across the
   // side within kSnapReachPx of each point along its middle, a line fitted to those steps, and
@@ -230,21 +229,29 @@ class EdgeField {
     cv::Point2f normal;
   };
 
-  // The grey-level step across `normal` at p (0 outside the frame).
+  // The grey-level step across `normal` at p: the 3x3 Sobel gradient projected on it (0 on and
+  // outside the frame's edge).
   float stepAcross(cv::Point2f p, cv::Point2f normal) const {
-    const cv::Point at(cvRound(p.x), cvRound(p.y));
-    if (at.x < 0 || at.y < 0 || at.x >= gx_.cols || at.y >= gx_.rows) {
+    const int x = cvRound(p.x);
+    const int y = cvRound(p.y);
+    if (x < 1 || y < 1 || x >= gray_.cols - 1 || y >= gray_.rows - 1) {
       return 0.0f;
     }
-    return std::abs(gx_.at<float>(at) * normal.x + gy_.at<float>(at) * normal.y);
+    const uchar* above = gray_.ptr<uchar>(y - 1);
+    const uchar* row = gray_.ptr<uchar>(y);
+    const uchar* below = gray_.ptr<uchar>(y + 1);
+    const int gx = (above[x + 1] + 2 * row[x + 1] + below[x + 1]) -
+                   (above[x - 1] + 2 * row[x - 1] + below[x - 1]);
+    const int gy =
+        (below[x - 1] + 2 * below[x] + below[x + 1]) - (above[x - 1] + 2 * above[x] + above[x + 1]);
+    return std::abs(static_cast<float>(gx) * normal.x + static_cast<float>(gy) * normal.y);
   }
 
   static constexpr int kEdgeSamples = 33;
   static constexpr int kEdgeSlackPx = 2;
   static constexpr int kSnapSamples = 48;
   static constexpr int kSnapReachPx = 4;
-  cv::Mat gx_;
-  cv::Mat gy_;
+  const cv::Mat& gray_;
 };
 
 // A card's corners are rounded, so the polygon's corners sit on the arcs, inside the card's
@@ -395,9 +402,10 @@ std::vector<cv::Rect> joinIntoRows(std::vector<cv::Rect> pieces) {
   return rows;
 }
 
-// The card as the largest region whose colour differs from the tray's (the median colour of
-// the frame's border), boxed by its minimum-area rectangle. nullopt when that region is not
-// card-like.
+// The card as the largest region whose colour differs from the tray's (as the frame's border
+// shows it), boxed by its minimum-area rectangle whose sides are then fitted to the region's
+// outline. nullopt when that region is not card-like. Meant for a copy about 320 px wide (the
+// smoothing is sized for it).
 std::optional<Quad> cardByTrayContrast(const cv::Mat& small_bgr) {
   if (small_bgr.channels() != 3) {
     return std::nullopt;
@@ -439,7 +447,7 @@ std::optional<Quad> cardByTrayContrast(const cv::Mat& small_bgr) {
   const cv::Mat design(static_cast<int>(terms.size()), 6, CV_64F, terms.data());
   const cv::Mat observed(static_cast<int>(lightness.size()), 1, CV_64F, lightness.data());
   cv::Mat surface;  // 6 x 1
-  cv::solve(design, observed, surface, cv::DECOMP_SVD);
+  cv::solve(design, observed, surface, cv::DECOMP_CHOLESKY | cv::DECOMP_NORMAL);
   const cv::Mat fitted = design * surface;
   double lightness_spread = 0.0;  // what the surface leaves unexplained (mean absolute residual)
   for (int i = 0; i < fitted.rows; ++i) {
@@ -449,22 +457,27 @@ std::optional<Quad> cardByTrayContrast(const cv::Mat& small_bgr) {
   const double threshold = std::max(18.0, 4.0 * lightness_spread);
   // Far from the tray's colour (chroma counting twice): the card.
   const auto limit = static_cast<float>(threshold * threshold);
-  const cv::Vec6d coefficients(surface.ptr<double>());
+  const cv::Vec6d c(surface.ptr<double>());
   cv::Mat mask(lab.size(), CV_8UC1);
   for (int y = 0; y < lab.rows; ++y) {
     const auto* row = lab.ptr<cv::Vec3b>(y);
     auto* out = mask.ptr<uchar>(y);
+    // The surface along this row: constant + linear * u + c[3] * u^2.
+    const double v = static_cast<double>(y) / lab.rows - 0.5;
+    const double constant = c[0] + c[2] * v + c[5] * v * v;
+    const double linear = c[1] + c[4] * v;
     for (int x = 0; x < lab.cols; ++x) {
-      const double dl = row[x][0] - coefficients.dot(termsAt(x, y));
+      const double u = static_cast<double>(x) / lab.cols - 0.5;
+      const double dl = row[x][0] - (constant + (linear + c[3] * u) * u);
       const int da = row[x][1] - tray_a;
       const int db = row[x][2] - tray_b;
       out[x] = static_cast<float>(dl * dl + 2 * da * da + 2 * db * db) > limit ? 255 : 0;
     }
   }
   cv::morphologyEx(mask, mask, cv::MORPH_CLOSE,
-                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(15, 15)));
+                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(9, 9)));
   cv::morphologyEx(mask, mask, cv::MORPH_OPEN,
-                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(5, 5)));
+                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(3, 3)));
   std::vector<std::vector<cv::Point>> contours;
   cv::findContours(mask, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
   if (contours.empty()) {
@@ -567,7 +580,13 @@ std::optional<Quad> findCard(const cv::Mat& frame_bgr) {
       candidates.push_back(refineCorners(q, contours[i], small.size()));
     }
   }
-  if (auto q = cardByTrayContrast(small)) {
+  // The region is found at half the size (the snapping below places its sides precisely).
+  cv::Mat half;
+  cv::resize(small, half, cv::Size(), 0.5, 0.5, cv::INTER_AREA);
+  if (auto q = cardByTrayContrast(half)) {
+    for (auto& p : *q) {
+      p *= static_cast<float>(static_cast<double>(small.cols) / half.cols);
+    }
     candidates.push_back(*q);
   }
   if (candidates.empty()) {
