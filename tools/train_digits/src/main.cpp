@@ -22,7 +22,8 @@
 //
 // With --glyph-set FILE it also writes every glyph (learnt from and kept back) with its label to
 // FILE, for models/digits/train_cnn.py, which trains the convolutional network; without --out it
-// then trains no MLP. --exact-groups keeps only cuts whose groups are the printed ones.
+// then trains no MLP. --exact-groups keeps only cuts whose groups are the printed ones; --height
+// also cuts embossed lines and cards with the height preparation (LinePrep::kHeight).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -32,6 +33,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <opencv2/freetype.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -297,6 +299,20 @@ std::vector<std::pair<cv::Mat, int>> wrongWayRound(const cv::Mat& glyph, int dig
   return out;
 }
 
+const char* prepName(lc::LinePrep prep) {
+  switch (prep) {
+    case lc::LinePrep::kBinary:
+      return "binary";
+    case lc::LinePrep::kGray:
+      return "grey";
+    case lc::LinePrep::kRelief:
+      return "relief";
+    case lc::LinePrep::kHeight:
+      return "height";
+  }
+  return "?";
+}
+
 // "4-4-4-4", as CardTraits::grouping spells a grouping.
 std::string groupsText(const std::vector<std::size_t>& groups) {
   return fmt::format("{}", fmt::join(groups, "-"));
@@ -305,14 +321,23 @@ std::string groupsText(const std::vector<std::size_t>& groups) {
 // The glyph set (--glyph-set), read by models/digits/train_cnn.py: the header
 //   "lostcard-glyphs-1\n", then u32 glyph width, u32 glyph height (little-endian);
 // then one record per glyph: u8 label (0..9, or lc::kNotADigit), u8 flags (kHeldBack,
-// kFromRelief, kFromCardPhoto, kWrongWayRound), u32 line (glyphs of one cut share it), and the
-// width x height pixels (ink bright on black, rows top down).
+// kFromRelief, kFromCardPhoto, kWrongWayRound, kFromHeight), u32 line (glyphs of one cut share
+// it), and the width x height pixels (ink bright on black, rows top down). A wrong-way-round
+// glyph shares its cut's line number and is kept back with it.
 enum GlyphFlag : std::uint8_t {
   kHeldBack = 1,
   kFromRelief = 2,
   kFromCardPhoto = 4,
   kWrongWayRound = 8,
+  kFromHeight = 16,
 };
+
+// The flag that says which preparation a cut came from.
+std::uint8_t prepFlag(lc::LinePrep prep) {
+  return prep == lc::LinePrep::kRelief   ? kFromRelief
+         : prep == lc::LinePrep::kHeight ? kFromHeight
+                                         : 0;
+}
 
 class GlyphSetWriter {
  public:
@@ -363,9 +388,14 @@ class GlyphSetWriter {
 // of `digits`, from the faces that show the number: the printed face straightened with the
 // renderer's own corners (so upright), and for embossing the other face mirrored (the relief
 // seen from behind, as the recognizer mirrors it). Grey and relief cuts, as the recognizer
-// tries both.
-std::vector<lc::LineGlyphs> cardPhotoCuts(const lostcard::cardgen::CardPhotos& photos,
-                                          const std::string& digits, bool exact_groups) {
+// tries both; with `height`, also the height of embossing seen from the front (the recognizer
+// does not read the height mirrored).
+struct PreparedCut {
+  lc::LineGlyphs cut;
+  lc::LinePrep prep;
+};
+std::vector<PreparedCut> cardPhotoCuts(const lostcard::cardgen::CardPhotos& photos,
+                                       const std::string& digits, bool exact_groups, bool height) {
   const auto& t = photos.traits;
   // The camera that sees the face the number is printed on.
   const bool number_face_in_front = t.number_on_back == t.back_up;
@@ -378,20 +408,29 @@ std::vector<lc::LineGlyphs> cardPhotoCuts(const lostcard::cardgen::CardPhotos& p
     std::copy(c.begin(), c.end(), q.begin());
     return q;
   };
-  std::vector<cv::Mat> faces = {lc::straighten(number_photo, quad(number_corners))};
-  if (t.number_style.rfind("embossed", 0) == 0) {
+  const bool embossed = t.number_style.rfind("embossed", 0) == 0;
+  struct Face {
+    cv::Mat image;
+    std::vector<lc::LinePrep> preps;
+  };
+  std::vector<Face> faces = {{lc::straighten(number_photo, quad(number_corners)),
+                              {lc::LinePrep::kGray, lc::LinePrep::kRelief}}};
+  if (height && embossed) {
+    faces.front().preps.push_back(lc::LinePrep::kHeight);
+  }
+  if (embossed) {
     cv::Mat mirrored;
     cv::flip(lc::straighten(other_photo, quad(other_corners)), mirrored, 1);
-    faces.push_back(mirrored);
+    faces.push_back({mirrored, {lc::LinePrep::kGray, lc::LinePrep::kRelief}});
   }
-  std::vector<lc::LineGlyphs> cuts;
-  for (const cv::Mat& face : faces) {
-    for (const cv::Rect& line : lc::locateNumberLine(face)) {
-      for (const lc::LinePrep prep : {lc::LinePrep::kGray, lc::LinePrep::kRelief}) {
-        lc::LineGlyphs cut = lc::segmentLine(lc::prepareLine(face, line, prep), prep);
+  std::vector<PreparedCut> cuts;
+  for (const Face& face : faces) {
+    for (const cv::Rect& line : lc::locateNumberLine(face.image)) {
+      for (const lc::LinePrep prep : face.preps) {
+        lc::LineGlyphs cut = lc::segmentLine(lc::prepareLine(face.image, line, prep), prep);
         if (cut.glyphs.size() == digits.size() &&
             (!exact_groups || groupsText(cut.groups) == t.grouping)) {
-          cuts.push_back(std::move(cut));
+          cuts.push_back({std::move(cut), prep});
         }
       }
     }
@@ -407,6 +446,7 @@ int main(int argc, char** argv) {
   int lines = 2400;
   int card_photos = 0;
   bool exact_groups = false;
+  bool height = false;
   std::string glyph_set;
   std::string dump_dir;
   po::options_description opts("lostcard-train-digits options");
@@ -418,7 +458,9 @@ int main(int argc, char** argv) {
       "exact-groups", po::bool_switch(&exact_groups),
       "learn only from cuts whose groups are the line's printed groups (a cut with the right "
       "glyph count but one glyph split and two run together labels glyphs wrongly)")(
-      "seed", po::value(&seed)->default_value(1), "random seed")(
+      "height", po::bool_switch(&height),
+      "also cut embossed lines and cards with the height preparation, as the recognizer reads "
+      "them last")("seed", po::value(&seed)->default_value(1), "random seed")(
       "lines", po::value(&lines)->default_value(2400), "lines of digits to render")(
       "card-photos", po::value(&card_photos)->default_value(0),
       "also learn from this many photos of hard-preset cards drawn by lostcard-cardgen's "
@@ -459,26 +501,28 @@ int main(int argc, char** argv) {
   std::uint32_t cut_count = 0;    // numbers the cuts in the glyph set
   // One cut of a line labelled with `digits`: learnt from, or (held back) kept for validation.
   // With add_turned, each glyph's wrong-way-round versions are added too (for every other digit
-  // position only, with alternate_positions); never for a cut held back.
+  // position only, with alternate_positions); a cut held back keeps them back too (they are
+  // written to the glyph set only, where they measure the "no digit" class).
   const auto learn = [&](const lc::LineGlyphs& cut, const std::string& digits, std::uint8_t flags,
                          bool held_back, bool add_turned, bool alternate_positions) {
     const std::uint32_t line_id = cut_count++;
     for (std::size_t k = 0; k < cut.glyphs.size(); ++k) {
       const int digit = digits[k] - '0';
-      if (held_back) {
-        glyph_set_out.add(cut.glyphs[k], digit, flags | kHeldBack, line_id);
-        continue;
+      const std::uint8_t own_flags = held_back ? flags | kHeldBack : flags;
+      glyph_set_out.add(cut.glyphs[k], digit, own_flags, line_id);
+      if (!held_back) {
+        train_glyphs.push_back(cut.glyphs[k]);
+        train_digits.push_back(digit);
       }
-      glyph_set_out.add(cut.glyphs[k], digit, flags, line_id);
-      train_glyphs.push_back(cut.glyphs[k]);
-      train_digits.push_back(digit);
       // The same glyph the wrong way round, for the not-a-digit class (or as the digit it then
       // looks like); only some, so that digits stay most of the set.
       if (add_turned && (!alternate_positions || k % 2 == 0)) {
         for (const auto& [turned, label] : wrongWayRound(cut.glyphs[k], digit)) {
-          glyph_set_out.add(turned, label, flags | kWrongWayRound, line_id);
-          train_glyphs.push_back(turned);
-          train_digits.push_back(label);
+          glyph_set_out.add(turned, label, own_flags | kWrongWayRound, line_id);
+          if (!held_back) {
+            train_glyphs.push_back(turned);
+            train_digits.push_back(label);
+          }
         }
       }
     }
@@ -502,6 +546,9 @@ int main(int argc, char** argv) {
     if (line.embossed || i % 4 == 0) {
       preps.push_back(lc::LinePrep::kRelief);
     }
+    if (height && line.embossed) {
+      preps.push_back(lc::LinePrep::kHeight);
+    }
     for (const lc::LinePrep prep : preps) {
       const cv::Mat prepared = lc::prepareLine(line.image, line.text_box, prep);
       const lc::LineGlyphs cut = lc::segmentLine(prepared, prep);
@@ -513,7 +560,9 @@ int main(int argc, char** argv) {
           cv::rectangle(shown, box, cv::Scalar(0, 0, 255), 1);
         }
         cv::imwrite(fmt::format("{}/{:03}-{}-{}-of-{}.png", dump_dir, i,
-                                prep == lc::LinePrep::kRelief ? "relief" : "grey",
+                                prep == lc::LinePrep::kRelief   ? "relief"
+                                : prep == lc::LinePrep::kHeight ? "height"
+                                                                : "grey",
                                 cut.glyphs.size(), line.digits.size()),
                     shown);
       }
@@ -527,7 +576,7 @@ int main(int argc, char** argv) {
       if (held_back) {
         held_lines.push_back({cut.glyphs, line.digits, relief});
       }
-      learn(cut, line.digits, relief ? kFromRelief : 0, held_back, i % 2 == 0, false);
+      learn(cut, line.digits, prepFlag(prep), held_back, i % 2 == 0, false);
     }
   }
   std::cout << fmt::format("rendered {} lines; {} cuts ({} of relief) gave one glyph per digit\n",
@@ -537,6 +586,7 @@ int main(int argc, char** argv) {
   // the number): the glyphs the recognizer cuts from them, labelled with the card's digits.
   // Every tenth card is kept back for validation.
   int card_cuts = 0;
+  std::map<std::string, int> card_cuts_by;  // "style prep" -> cuts kept
   int held_card_lines_from = static_cast<int>(held_lines.size());
   if (card_photos > 0) {
     lostcard::cardgen::CardRenderer renderer({.preset = lostcard::cardgen::Preset::kHard});
@@ -545,13 +595,14 @@ int main(int argc, char** argv) {
       const std::string name = fmt::format("train-{:05d}", i);
       const std::string digits = lostcard::cardgen::randomHardCardNumber(numbers);
       const auto photos = renderer.render({name, digits}, lostcard::cardgen::cardSeed(seed, name));
-      for (const lc::LineGlyphs& cut : cardPhotoCuts(photos, digits, exact_groups)) {
+      for (const auto& [cut, prep] : cardPhotoCuts(photos, digits, exact_groups, height)) {
         ++card_cuts;
+        ++card_cuts_by[fmt::format("{} {}", photos.traits.number_style, prepName(prep))];
         const bool held_back = i % 10 == 0;
         if (held_back) {
           held_lines.push_back({cut.glyphs, digits, false});
         }
-        learn(cut, digits, kFromCardPhoto, held_back, true, true);
+        learn(cut, digits, kFromCardPhoto | prepFlag(prep), held_back, true, true);
       }
     }
     std::cout << fmt::format(
@@ -559,6 +610,9 @@ int main(int argc, char** argv) {
                      "digit\n",
                      card_photos, card_cuts)
               << std::flush;
+    for (const auto& [what, count] : card_cuts_by) {
+      std::cout << fmt::format("  {}: {}\n", what, count);
+    }
   }
   glyph_set_out.close();
   if (out.empty()) {
