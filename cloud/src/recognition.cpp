@@ -306,7 +306,7 @@ class Recognizer::Impl {
     return path.string();
   }
 
-  // The first classifier (digitModelPath: the convolutional network, else the MLP).
+  // The digit classifier (digitModelPath: the convolutional network, else the MLP).
   static std::optional<DigitClassifier> loadClassifier(const std::string& models_dir) {
     if (models_dir.empty()) {
       return std::nullopt;
@@ -468,6 +468,9 @@ class Recognizer::Impl {
   // passing, is strong evidence. Every line of `view` is tried; two different numbers give none.
   std::optional<std::string> filledFromTesseract(
       const View& view, const std::vector<LineReads>& tesseract_by_line) const {
+    if (!classifier_) {
+      return std::nullopt;
+    }
     std::set<std::string> numbers;
     for (std::size_t l = 0; l < view.lines.size() && l < tesseract_by_line.size(); ++l) {
       for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
@@ -533,10 +536,11 @@ class Recognizer::Impl {
         keepFewestRepairs(decodeGlyphs(glyph_readings.back()), &by_glyphs);
       }
       // A Tesseract reading that passes the check unrepaired, and the gates but the word one,
-      // that a classifier read digit for digit but one, where that classifier doubted
-      // (readAlikeButOneDoubt). A wrong reading passes the check only with two digits wrong or
-      // more: the classifier would have had to make one of those very mistakes and have the
-      // other wrong digit in mind too. No classifier may decode the line to another number.
+      // that one of the classifier's readings (grey, relief, height) has digit for digit but one,
+      // where it doubted (readAlikeButOneDoubt). A wrong reading passes the check only with two
+      // digits wrong or more: the classifier would have had to make one of those very mistakes and
+      // have the other wrong digit in mind too. No reading of the classifier may decode the line to
+      // another number.
       for (const auto& [number, preps] : relaxed) {
         const bool contradicted =
             std::any_of(by_glyphs.begin(), by_glyphs.end(),

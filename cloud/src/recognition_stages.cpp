@@ -21,6 +21,9 @@ constexpr double kOutlineWorkPx = 640.0;
 constexpr double kMinCardAreaShare = 0.10;
 constexpr double kMinCardAspect = 1.30;
 constexpr double kMaxCardAspect = 1.95;
+// Frames smaller than this (px, shorter side, at kOutlineWorkPx) are not searched for the region
+// that differs from the tray: too few border pixels to model the tray by.
+constexpr int kMinTrayFramePx = 64;
 
 // A frame this many times wider than tall is a crop of the number line alone (a photo of the
 // number, not of the card).
@@ -136,14 +139,14 @@ std::optional<cv::Point2f> intersect(const cv::Vec4f& a, const cv::Vec4f& b) {
 // The grey-level steps of a frame, to weigh how well a quad's sides follow its edges.
 class EdgeField {
  public:
-  // `gray`: 8-bit, kept by reference (the field reads it where it is asked, a few thousand
-  // points a quad, rather than filtering the whole frame).
-  explicit EdgeField(const cv::Mat& gray) : gray_(gray) {}
+  // `gray`: 8-bit (the field reads it where it is asked, a few thousand points a quad, rather
+  // than filtering the whole frame).
+  explicit EdgeField(cv::Mat gray) : gray_(std::move(gray)) {}
 
   // The quad with each side moved onto the frame's edge near it: the strongest step across the
   // side within kSnapReachPx of each point along its middle, a line fitted to those steps, and
   // neighbouring lines intersected. A side with too few clear steps, or a corner that would move
-  // further than the reach allows, leaves the quad as it was.
+  // more than twice the reach, leaves the quad as it was.
   Quad snapped(const Quad& q) const {
     std::array<cv::Vec4f, 4> lines;
     for (int i = 0; i < 4; ++i) {
@@ -191,8 +194,8 @@ class EdgeField {
     return out;
   }
 
-  // The mean over the quad's sides of each side's support: the median, over points along its
-  // middle, of the strongest step across the side within kEdgeSlackPx of it. A side laid along
+  // The support of the quad's weakest side; a side's support is the median, over points along
+  // its middle, of the strongest step across the side within kEdgeSlackPx of it. A side laid along
   // the card's edge scores high all along; a side cut through the card's picture, or through the
   // tray, scores low somewhere on most of its length.
   double support(const Quad& q) const {
@@ -251,7 +254,7 @@ class EdgeField {
   static constexpr int kEdgeSlackPx = 2;
   static constexpr int kSnapSamples = 48;
   static constexpr int kSnapReachPx = 4;
-  const cv::Mat& gray_;
+  cv::Mat gray_;
 };
 
 // A card's corners are rounded, so the polygon's corners sit on the arcs, inside the card's
@@ -447,7 +450,10 @@ std::optional<Quad> cardByTrayContrast(const cv::Mat& small_bgr) {
   const cv::Mat design(static_cast<int>(terms.size()), 6, CV_64F, terms.data());
   const cv::Mat observed(static_cast<int>(lightness.size()), 1, CV_64F, lightness.data());
   cv::Mat surface;  // 6 x 1
-  cv::solve(design, observed, surface, cv::DECOMP_CHOLESKY | cv::DECOMP_NORMAL);
+  if (terms.size() < 24 ||
+      !cv::solve(design, observed, surface, cv::DECOMP_CHOLESKY | cv::DECOMP_NORMAL)) {
+    return std::nullopt;
+  }
   const cv::Mat fitted = design * surface;
   double lightness_spread = 0.0;  // what the surface leaves unexplained (mean absolute residual)
   for (int i = 0; i < fitted.rows; ++i) {
@@ -581,13 +587,15 @@ std::optional<Quad> findCard(const cv::Mat& frame_bgr) {
     }
   }
   // The region is found at half the size (the snapping below places its sides precisely).
-  cv::Mat half;
-  cv::resize(small, half, cv::Size(), 0.5, 0.5, cv::INTER_AREA);
-  if (auto q = cardByTrayContrast(half)) {
-    for (auto& p : *q) {
-      p *= static_cast<float>(static_cast<double>(small.cols) / half.cols);
+  if (std::min(small.cols, small.rows) >= kMinTrayFramePx) {
+    cv::Mat half;
+    cv::resize(small, half, cv::Size(), 0.5, 0.5, cv::INTER_AREA);
+    if (auto q = cardByTrayContrast(half)) {
+      for (auto& p : *q) {
+        p = p * 2.0f + cv::Point2f(0.5f, 0.5f);  // half's pixel centres in small's pixels
+      }
+      candidates.push_back(*q);
     }
-    candidates.push_back(*q);
   }
   if (candidates.empty()) {
     return std::nullopt;

@@ -192,13 +192,13 @@ def main():
     def share(mask):
         return float(line_right[mask].mean()) if mask.any() else 0.0
 
-    turned_accuracy = float(right_all[turned].mean()) if turned.any() else 0.0
+    turned_accuracy = f"{float(right_all[turned].mean()):.4f}" if turned.any() else "n/a"
     print(f"train-cnn: glyphs={len(train_x)} validation_glyphs={len(held_x)} "
           f"glyph_accuracy={right.mean():.4f} line_accuracy={line_right.mean():.4f} "
           f"relief_line_accuracy={share((line_flags & FROM_RELIEF) != 0):.4f} "
           f"height_line_accuracy={share((line_flags & FROM_HEIGHT) != 0):.4f} "
           f"card_photo_line_accuracy={share((line_flags & FROM_CARD_PHOTO) != 0):.4f} "
-          f"turned_accuracy={turned_accuracy:.4f} temperature={temperature:.2f}")
+          f"turned_accuracy={turned_accuracy} temperature={temperature:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 // Recognition end to end on synthetic photos: cards rendered in process by lostcard_cardgen
-// (easy preset, fixed seeds), encoded as the box would send them, read back.
+// (easy preset, fixed seeds; a few hard-preset cards for findCard), encoded as the box would send
+// them, read back.
 #include "lostcard/cloud/recognition.hpp"
 
 #include <unistd.h>
@@ -90,7 +91,7 @@ double cornerErrorPx(const cv::Mat& image, const lostcard::cardgen::Corners& tru
     return -1.0;
   }
   double best_px = 1e9;
-  for (const int shift : {0, 1, 2, 3}) {
+  for (const int shift : {0, 2}) {  // the long side first, as Quad promises
     double worst = 0;
     for (int i = 0; i < 4; ++i) {
       const cv::Point2f d = (*quad)[i] - truth[(i + shift) % 4];

@@ -26,8 +26,10 @@ inline constexpr int kCardHeightPx = 540;
 // long side first (top-left -> top-right is a long edge).
 using Quad = std::array<cv::Point2f, 4>;
 
-// The card's outline in a photo of it lying on the tray: the largest convex quadrilateral whose
-// size and aspect fit a card. nullopt when nothing card-like is found.
+// The card's outline in a photo of it lying on the tray: of the quadrilaterals whose size and
+// aspect fit a card (outlines of edge contours, the region whose colour differs from the tray's),
+// the one whose sides the photo's edges follow best, its sides then moved onto those edges.
+// nullopt when nothing card-like is found.
 std::optional<Quad> findCard(const cv::Mat& frame_bgr);
 
 // The card cut out of the frame and warped to kCardWidthPx x kCardHeightPx.
