@@ -154,19 +154,9 @@ class EdgeField {
       std::vector<cv::Point2f> steps;
       std::vector<float> strengths;
       for (int k = 0; k < kSnapSamples; ++k) {
-        const cv::Point2f p = side.at(0.1f + 0.8f * static_cast<float>(k) / (kSnapSamples - 1));
-        float strongest = 0.0f;
-        cv::Point2f where = p;
-        for (int d = -kSnapReachPx; d <= kSnapReachPx; ++d) {
-          const cv::Point2f probe = p + side.normal * static_cast<float>(d);
-          const float step = stepAcross(probe, side.normal);
-          if (step > strongest) {
-            strongest = step;
-            where = probe;
-          }
-        }
-        steps.push_back(where);
-        strengths.push_back(strongest);
+        const Step step = strongestStep(side, k, kSnapSamples, kSnapReachPx);
+        steps.push_back(step.where);
+        strengths.push_back(step.strength);
       }
       // Only the clear steps: at least half the side's typical one.
       std::vector<float> sorted = strengths;
@@ -204,13 +194,7 @@ class EdgeField {
       const Side side(q[i], q[(i + 1) % 4]);
       std::vector<float> steps;
       for (int k = 0; k < kEdgeSamples; ++k) {
-        const cv::Point2f p = side.at(0.1f + 0.8f * static_cast<float>(k) / (kEdgeSamples - 1));
-        float strongest = 0.0f;
-        for (int d = -kEdgeSlackPx; d <= kEdgeSlackPx; ++d) {
-          strongest =
-              std::max(strongest, stepAcross(p + side.normal * static_cast<float>(d), side.normal));
-        }
-        steps.push_back(strongest);
+        steps.push_back(strongestStep(side, k, kEdgeSamples, kEdgeSlackPx).strength);
       }
       std::nth_element(steps.begin(), steps.begin() + kEdgeSamples / 2, steps.end());
       weakest = std::min(weakest, static_cast<double>(steps[kEdgeSamples / 2]));
@@ -231,6 +215,26 @@ class EdgeField {
     cv::Point2f along;
     cv::Point2f normal;
   };
+
+  struct Step {
+    float strength = 0.0f;
+    cv::Point2f where;
+  };
+
+  // The strongest step across the side within `reach` px of its k-th of `samples` points, spread
+  // evenly over the middle 80 % of its length (the corners are rounded).
+  Step strongestStep(const Side& side, int k, int samples, int reach) const {
+    const cv::Point2f p = side.at(0.1f + 0.8f * static_cast<float>(k) / (samples - 1));
+    Step best{0.0f, p};
+    for (int d = -reach; d <= reach; ++d) {
+      const cv::Point2f probe = p + side.normal * static_cast<float>(d);
+      const float strength = stepAcross(probe, side.normal);
+      if (strength > best.strength) {
+        best = {strength, probe};
+      }
+    }
+    return best;
+  }
 
   // The grey-level step across `normal` at p: the 3x3 Sobel gradient projected on it (0 on and
   // outside the frame's edge).
@@ -548,6 +552,20 @@ cv::Rect embossBandLine(const cv::Mat& gray) {
 }
 
 }  // namespace
+
+const char* toString(LinePrep prep) {
+  switch (prep) {
+    case LinePrep::kBinary:
+      return "binary";
+    case LinePrep::kGray:
+      return "gray";
+    case LinePrep::kRelief:
+      return "relief";
+    case LinePrep::kHeight:
+      return "height";
+  }
+  return "?";
+}
 
 std::optional<Quad> findCard(const cv::Mat& frame_bgr) {
   if (frame_bgr.empty()) {

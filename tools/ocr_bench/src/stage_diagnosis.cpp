@@ -42,20 +42,6 @@ int editDistance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-const char* prepName(LinePrep prep) {
-  switch (prep) {
-    case LinePrep::kBinary:
-      return "binary";
-    case LinePrep::kGray:
-      return "gray";
-    case LinePrep::kRelief:
-      return "relief";
-    case LinePrep::kHeight:
-      return "height";
-  }
-  return "?";
-}
-
 }  // namespace
 
 StageDiagnosis::StageDiagnosis(const std::string& tessdata_dir, const std::string& models_dir)
@@ -102,12 +88,13 @@ StageVerdict StageDiagnosis::diagnose(const cloud::CardImages& images,
                                     std::to_string(l + 1);
           for (const LinePrep prep : {LinePrep::kBinary, LinePrep::kGray, LinePrep::kRelief}) {
             consider(digitsOf(reader_.readLine(oriented, lines[l], prep).reading),
-                     std::string("tesseract ") + prepName(prep) + " " + where);
+                     std::string("tesseract ") + cloud::toString(prep) + " " + where);
           }
           for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
             const cloud::LineReading glyphs =
                 cloud::readLineGlyphs(classifier_, oriented, lines[l], nullptr, prep);
-            consider(digitsOf(glyphs), std::string("classifier ") + prepName(prep) + " " + where);
+            consider(digitsOf(glyphs),
+                     std::string("classifier ") + cloud::toString(prep) + " " + where);
           }
         }
       }

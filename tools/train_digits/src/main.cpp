@@ -299,20 +299,6 @@ std::vector<std::pair<cv::Mat, int>> wrongWayRound(const cv::Mat& glyph, int dig
   return out;
 }
 
-const char* prepName(lc::LinePrep prep) {
-  switch (prep) {
-    case lc::LinePrep::kBinary:
-      return "binary";
-    case lc::LinePrep::kGray:
-      return "grey";
-    case lc::LinePrep::kRelief:
-      return "relief";
-    case lc::LinePrep::kHeight:
-      return "height";
-  }
-  return "?";
-}
-
 // "4-4-4-4", as CardTraits::grouping spells a grouping.
 std::string groupsText(const std::vector<std::size_t>& groups) {
   return fmt::format("{}", fmt::join(groups, "-"));
@@ -559,10 +545,7 @@ int main(int argc, char** argv) {
         for (const cv::Rect& box : cut.boxes) {
           cv::rectangle(shown, box, cv::Scalar(0, 0, 255), 1);
         }
-        cv::imwrite(fmt::format("{}/{:03}-{}-{}-of-{}.png", dump_dir, i,
-                                prep == lc::LinePrep::kRelief   ? "relief"
-                                : prep == lc::LinePrep::kHeight ? "height"
-                                                                : "grey",
+        cv::imwrite(fmt::format("{}/{:03}-{}-{}-of-{}.png", dump_dir, i, lc::toString(prep),
                                 cut.glyphs.size(), line.digits.size()),
                     shown);
       }
@@ -597,7 +580,7 @@ int main(int argc, char** argv) {
       const auto photos = renderer.render({name, digits}, lostcard::cardgen::cardSeed(seed, name));
       for (const auto& [cut, prep] : cardPhotoCuts(photos, digits, exact_groups, height)) {
         ++card_cuts;
-        ++card_cuts_by[fmt::format("{} {}", photos.traits.number_style, prepName(prep))];
+        ++card_cuts_by[fmt::format("{} {}", photos.traits.number_style, lc::toString(prep))];
         const bool held_back = i % 10 == 0;
         if (held_back) {
           held_lines.push_back({cut.glyphs, digits, false});

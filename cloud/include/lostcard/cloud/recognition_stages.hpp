@@ -67,6 +67,9 @@ enum class LinePrep {
             // direction is found per line): inkless embossed digits come out as solid print
 };
 
+// "binary", "gray", "relief", "height": the preparation's name in logs and diagnostics.
+const char* toString(LinePrep prep);
+
 // The line cut out of the card with a margin, scaled so its text is about kLineTextHeightPx
 // tall, and turned into dark print on a light background whatever the card's colours (the
 // input of both line readers: Tesseract's and the digit classifier's).
