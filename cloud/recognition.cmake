@@ -8,6 +8,7 @@ lostcard_add_library(NAME lostcard_recognition
     ${CMAKE_CURRENT_LIST_DIR}/src/digit_classifier.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/jpeg_probe.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/luhn.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/src/pitch_cut.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/recognition.cpp
     ${CMAKE_CURRENT_LIST_DIR}/src/recognition_stages.cpp
   DEPS opencv_core lostcard_wire

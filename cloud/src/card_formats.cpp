@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -126,8 +127,7 @@ std::vector<CardFormat> defaultCardFormats() {
   payment.min_length = 13;
   payment.max_length = 19;
   payment.check = CheckRule::kLuhn;
-  payment.groupings = {{4, 4, 4, 4}, {4, 4, 4, 4, 3}, {6, 13}, {4, 6, 5},
-                       {4, 6, 4},    {4, 4, 5}};
+  payment.groupings = {{4, 4, 4, 4}, {4, 4, 4, 4, 3}, {6, 13}, {4, 6, 5}, {4, 6, 4}, {4, 4, 5}};
   return {payment};
 }
 
@@ -203,6 +203,18 @@ std::optional<char> mod11_2CheckChar(std::string_view payload) {
   }
   const int check = (12 - p) % 11;
   return check == 10 ? 'X' : static_cast<char>('0' + check);
+}
+
+std::vector<std::vector<std::size_t>> printedGroupings(const std::vector<CardFormat>& formats) {
+  std::vector<std::vector<std::size_t>> all;
+  for (const CardFormat& format : formats) {
+    for (const auto& grouping : format.groupings) {
+      if (std::find(all.begin(), all.end(), grouping) == all.end()) {
+        all.push_back(grouping);
+      }
+    }
+  }
+  return all;
 }
 
 bool passesCheck(CheckRule rule, std::string_view number) {

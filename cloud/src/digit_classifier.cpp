@@ -72,29 +72,6 @@ double quantile(std::vector<double> v, double q) {
   return v[i];
 }
 
-// The glyph cut out of the line (ink bright), contrast stretched, scaled to the glyph height
-// (narrower when it is wide) and centred in the glyph box.
-cv::Mat normaliseGlyph(const cv::Mat& line_gray, const cv::Rect& box) {
-  cv::Mat ink;
-  cv::bitwise_not(line_gray(box), ink);
-  double lo = 0;
-  double hi = 0;
-  cv::minMaxLoc(ink, &lo, &hi);
-  if (hi - lo < 1.0) {
-    hi = lo + 1.0;
-  }
-  ink.convertTo(ink, CV_8U, 255.0 / (hi - lo), -lo * 255.0 / (hi - lo));
-  const double scale = std::min(static_cast<double>(kGlyphHeightPx) / box.height,
-                                static_cast<double>(kGlyphWidthPx) / box.width);
-  const int w = std::clamp(static_cast<int>(std::lround(box.width * scale)), 1, kGlyphWidthPx);
-  const int h = std::clamp(static_cast<int>(std::lround(box.height * scale)), 1, kGlyphHeightPx);
-  cv::Mat scaled;
-  cv::resize(ink, scaled, cv::Size(w, h), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
-  cv::Mat glyph(kGlyphHeightPx, kGlyphWidthPx, CV_8U, cv::Scalar(0));
-  scaled.copyTo(glyph(cv::Rect((kGlyphWidthPx - w) / 2, (kGlyphHeightPx - h) / 2, w, h)));
-  return glyph;
-}
-
 const cv::HOGDescriptor& glyphHog() {
   // 3 x 3 blocks of 2 x 2 cells of 10 x 16 px ... 9 orientations: 324 values.
   static const cv::HOGDescriptor hog(cv::Size(kGlyphWidthPx, kGlyphHeightPx), cv::Size(10, 16),
@@ -131,6 +108,27 @@ std::vector<int> countsAtBestPitch(const std::vector<cv::Rect>& boxes, double ro
 }
 
 }  // namespace
+
+cv::Mat normaliseGlyph(const cv::Mat& line_gray, const cv::Rect& box) {
+  cv::Mat ink;
+  cv::bitwise_not(line_gray(box), ink);
+  double lo = 0;
+  double hi = 0;
+  cv::minMaxLoc(ink, &lo, &hi);
+  if (hi - lo < 1.0) {
+    hi = lo + 1.0;
+  }
+  ink.convertTo(ink, CV_8U, 255.0 / (hi - lo), -lo * 255.0 / (hi - lo));
+  const double scale = std::min(static_cast<double>(kGlyphHeightPx) / box.height,
+                                static_cast<double>(kGlyphWidthPx) / box.width);
+  const int w = std::clamp(static_cast<int>(std::lround(box.width * scale)), 1, kGlyphWidthPx);
+  const int h = std::clamp(static_cast<int>(std::lround(box.height * scale)), 1, kGlyphHeightPx);
+  cv::Mat scaled;
+  cv::resize(ink, scaled, cv::Size(w, h), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  cv::Mat glyph(kGlyphHeightPx, kGlyphWidthPx, CV_8U, cv::Scalar(0));
+  scaled.copyTo(glyph(cv::Rect((kGlyphWidthPx - w) / 2, (kGlyphHeightPx - h) / 2, w, h)));
+  return glyph;
+}
 
 LineGlyphs segmentLine(const cv::Mat& line_gray, LinePrep prep) {
   LineGlyphs out;
@@ -525,9 +523,11 @@ std::string digitModelPath(const std::string& models_dir) {
 }
 
 LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& card_bgr,
-                           const cv::Rect& line_box, bool* complete, LinePrep prep) {
+                           const cv::Rect& line_box, bool* complete, LinePrep prep,
+                           const std::vector<std::vector<std::size_t>>* pitch_groupings) {
   const cv::Mat line = prepareLine(card_bgr, line_box, prep);
-  const LineGlyphs cut = segmentLine(line, prep);
+  const LineGlyphs cut = pitch_groupings != nullptr ? segmentLineByPitch(line, *pitch_groupings)
+                                                    : segmentLine(line, prep);
   LineReading reading;
   reading.positions = classifier.classifyAll(cut.glyphs);
   reading.groups = cut.groups;

@@ -32,6 +32,10 @@ constexpr const char* kDigitsConfig = "tessdata/configs/lostcard-card-digits";
 constexpr double kMinGlyphConfidence = 0.9;
 // The classifier's readings may be repaired like Tesseract's (one character, clearly likelier).
 constexpr RepairPolicy kGlyphRepairs{};
+// A line cut by pitch (segmentLineByPitch) always gives a grouping's count of glyphs, even from
+// a line seen mirrored, whose digits 0, 1, 3 and 8 still pass for digits: its readings are
+// never repaired.
+constexpr RepairPolicy kPitchCutRepairs{.max_repairs = 0};
 // The confidence of a number read only by filling the classifier's doubtful glyphs from
 // Tesseract (below kMinGlyphConfidence: read, but not a sure reading).
 constexpr double kFilledConfidence = 0.5;
@@ -157,6 +161,7 @@ class Recognizer::Impl {
       : options_(std::move(options)),
         reader_(LineReaderOptions{options_.tessdata_dir, configPath(options_.models_dir)}),
         formats_(loadCardFormats(options_.models_dir)),
+        groupings_(printedGroupings(formats_)),
         classifier_(loadClassifier(options_.models_dir)),
         log_(wire::componentLogger("cloud.recognition")) {}
 
@@ -232,10 +237,15 @@ class Recognizer::Impl {
     // side read it. (The height, tried after the others, read 6 more cards of the hard set
     // and none wrong; when it came before the repaired readings were capped, it read one wrong.)
     // Mirrored, the height is not tried.
-    for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
-      for (FrameWork& w : work) {
-        if (prep == LinePrep::kGray || !otherFaceRead(w)) {
-          safely(w, [&](FrameWork& f) { readByGlyphs(f, {-2, -1}, prep); });
+    // Then all three again, each line cut by the pitch of the printed groupings rather than by
+    // its pieces of ink (segmentLineByPitch: embossing, whose shading breaks digits apart and runs
+    // them together, rarely cuts into one piece a digit).
+    for (const bool by_pitch : {false, true}) {
+      for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
+        for (FrameWork& w : work) {
+          if (prep == LinePrep::kGray || !otherFaceRead(w)) {
+            safely(w, [&](FrameWork& f) { readByGlyphs(f, {-2, -1}, prep, by_pitch); });
+          }
         }
       }
     }
@@ -247,7 +257,7 @@ class Recognizer::Impl {
         break;
       }
       for (FrameWork& w : work) {
-        safely(w, [&](FrameWork& f) { readByGlyphs(f, {1, 0}, prep); });
+        safely(w, [&](FrameWork& f) { readByGlyphs(f, {1, 0}, prep, false); });
       }
     }
     // Tesseract likewise: both ways up on every frame it reads before any frame mirrored.
@@ -421,15 +431,19 @@ class Recognizer::Impl {
   // when that settles the frame: one number read with high confidence (set in *frame), or
   // different numbers in different views (*frame marked self-conflicting). Otherwise a number
   // read with lower confidence goes to *unsure, for Tesseract's reading to confirm.
-  bool settledByGlyphs(const std::vector<View>& views, LinePrep prep, FrameResult* frame,
-                       std::optional<std::string>* unsure) const {
+  bool settledByGlyphs(const std::vector<View>& views, LinePrep prep, bool by_pitch,
+                       FrameResult* frame, std::optional<std::string>* unsure) const {
     std::set<std::string> numbers;
     double confidence = 0.0;
     for (const View& view : views) {
       for (const cv::Rect& line : view.lines) {
         bool complete = true;
         DecodedReading decoded =
-            decodeGlyphs(readLineGlyphs(*classifier_, *view.image, line, &complete, prep));
+            by_pitch
+                ? decodeReading(
+                      readLineGlyphs(*classifier_, *view.image, line, nullptr, prep, &groupings_),
+                      formats_, kPitchCutRepairs)
+                : decodeGlyphs(readLineGlyphs(*classifier_, *view.image, line, &complete, prep));
         if (!complete || decoded.repaired > 0) {
           // Digits may be missing and the rest still pass the check, or a glyph read wrong was
           // repaired into another wrong digit that happens to pass it (seen on a hard set with
@@ -636,7 +650,7 @@ class Recognizer::Impl {
   // outlines, or the height recovered from the relief's shading (inkless embossing as solid
   // print). A number read with low confidence is kept in w.glyph_number for Tesseract to
   // confirm.
-  void readByGlyphs(FrameWork& w, std::array<int, 2> flips, LinePrep prep) {
+  void readByGlyphs(FrameWork& w, std::array<int, 2> flips, LinePrep prep, bool by_pitch) {
     if (!classifier_ || w.settled || w.glyph_number) {
       return;
     }
@@ -645,7 +659,7 @@ class Recognizer::Impl {
       const Orientation& o = orientation(w, flip);
       views.push_back({&o.card, o.lines});
     }
-    w.settled = settledByGlyphs(views, prep, &w.result, &w.glyph_number);
+    w.settled = settledByGlyphs(views, prep, by_pitch, &w.result, &w.glyph_number);
   }
 
   // Stage 2 of a frame the classifier did not settle: Tesseract in two orientations (both ways
@@ -750,7 +764,7 @@ class Recognizer::Impl {
     const cv::Rect whole(0, 0, image.cols, image.rows);
     std::optional<std::string> glyph_number;
     if (classifier_ && settledByGlyphs({{&image, {whole}}, {&turned, {whole}}}, LinePrep::kGray,
-                                       &frame, &glyph_number)) {
+                                       false, &frame, &glyph_number)) {
       return frame;
     }
     for (const bool upside_down : {false, true}) {
@@ -855,7 +869,8 @@ class Recognizer::Impl {
   RecognizerOptions options_;
   LineReader reader_;
   std::vector<CardFormat> formats_;
-  std::optional<DigitClassifier> classifier_;  // none without a models folder
+  std::vector<std::vector<std::size_t>> groupings_;  // every format's printed groupings
+  std::optional<DigitClassifier> classifier_;        // none without a models folder
   std::shared_ptr<spdlog::logger> log_;
 };
 

@@ -14,8 +14,9 @@
 //   format name=id-18 length=18 prefix=1,2,3,4,5,6,8 check=mod11-2 groups=18,6-8-4 last=digit-or-x
 //
 // `groups` lists the printed groupings; a grouping is used only when its sizes add up to the
-// number's length. One unbroken run always fits (a reader does not always see the gaps). `prefix=*` means any. `last=digit-or-x`
-// lets the check character be 'X' (ISO 7064 MOD 11-2 writes the value 10 as X).
+// number's length. One unbroken run always fits (a reader does not always see the gaps). `prefix=*`
+// means any. `last=digit-or-x` lets the check character be 'X' (ISO 7064 MOD 11-2 writes the value
+// 10 as X).
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -53,6 +54,9 @@ std::optional<std::vector<CardFormat>> parseCardFormats(std::string_view text,
 // The formats in `models_dir`/card_formats.conf, or defaultCardFormats() when `models_dir` is
 // empty. Throws std::runtime_error when the file cannot be read or parsed.
 std::vector<CardFormat> loadCardFormats(const std::string& models_dir);
+
+// Every printed grouping of `formats`, each once, in the order first met.
+std::vector<std::vector<std::size_t>> printedGroupings(const std::vector<CardFormat>& formats);
 
 // True when `number` (digits, and a final 'X' where the rule allows it) passes `rule`.
 bool passesCheck(CheckRule rule, std::string_view number);

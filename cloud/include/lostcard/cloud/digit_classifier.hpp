@@ -48,6 +48,20 @@ struct LineGlyphs {
 // by one threshold for the whole line.
 LineGlyphs segmentLine(const cv::Mat& line_gray, LinePrep prep = LinePrep::kGray);
 
+// Cuts a prepared line of monospaced digits printed in one of `groupings` (the formats' printed
+// groupings, e.g. {4, 4, 4, 4}) by the layout of its glyph cells: the start, pitch, gap between
+// groups and grouping whose cells hold the line's column profile of ink best (pitch_cut.cpp).
+// For embossing above all, whose shading breaks digits apart and runs neighbours together so
+// that its pieces of ink say little. Every cell becomes a glyph, trimmed to its ink; `groups` is
+// the chosen grouping (so it is no evidence of the layout, unlike segmentLine's). Empty when no
+// grouping fits in the line.
+LineGlyphs segmentLineByPitch(const cv::Mat& line_gray,
+                              const std::vector<std::vector<std::size_t>>& groupings);
+
+// The glyph in `box` of a prepared line: inverted (ink bright), contrast stretched, scaled to
+// kGlyphHeightPx (narrower when it is wide, aspect kept) and centred in the glyph box.
+cv::Mat normaliseGlyph(const cv::Mat& line_gray, const cv::Rect& box);
+
 // The feature vector of one normalised glyph (1 x N, CV_32F).
 cv::Mat glyphFeatures(const cv::Mat& glyph);
 
@@ -87,9 +101,12 @@ std::string digitModelPath(const std::string& models_dir);
 
 // One line of a straightened card read with the classifier: prepareLine (grey, or relief for
 // inkless embossing), segmentLine, classify. The groups are the ones segmentLine saw; *complete
-// (when given) says whether the cut was.
+// (when given) says whether the cut was. With `pitch_groupings`, the line is cut by
+// segmentLineByPitch in those groupings instead (the groups are then the chosen grouping, and
+// the cut counts as complete).
 LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& card_bgr,
                            const cv::Rect& line_box, bool* complete = nullptr,
-                           LinePrep prep = LinePrep::kGray);
+                           LinePrep prep = LinePrep::kGray,
+                           const std::vector<std::vector<std::size_t>>* pitch_groupings = nullptr);
 
 }  // namespace lostcard::cloud

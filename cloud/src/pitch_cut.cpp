@@ -1,0 +1,293 @@
+// segmentLineByPitch (digit_classifier.hpp): a line of monospaced digits cut by the layout of its
+// glyph cells rather than by its pieces of ink.
+//
+// Inkless embossing is the case it is for. Its digits show only by their shading, so a threshold
+// breaks a digit into a shadow and a highlight, and blurs neighbours into one piece; a cut by
+// pieces (segmentLine) then rarely gives one glyph per digit. But embossed digits sit on a fixed
+// pitch, in the groups the issuer prints (4-4-4-4, 4-6-5, ...), so the whole line has a handful
+// of unknowns: where it starts, the pitch, the gap between groups, and which grouping. The
+// layout whose glyph cells hold the line's ink best wins: the score is the correlation between
+// the line's column profile of ink and the layout's cells (1 inside a cell's core, 0 in the
+// narrow space between glyphs, in the gaps between groups and beyond the ends), which is high
+// only when the ink fills the cells and leaves the gaps empty.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <opencv2/imgproc.hpp>
+
+#include "lostcard/cloud/digit_classifier.hpp"
+#include "lostcard/cloud/recognition_stages.hpp"
+
+namespace lostcard::cloud {
+namespace {
+
+// The share of the pitch between two glyphs' cores: a monospaced digit fills most of its cell.
+constexpr double kCellSpaceShare = 0.2;
+// The pitch lies between these shares of the text band's height, and the gap between groups
+// (beyond the pitch) between these shares of the pitch.
+constexpr double kMinPitchShare = 0.45;
+constexpr double kMaxPitchShare = 1.0;
+constexpr double kMinGapShare = 0.3;
+constexpr double kMaxGapShare = 2.0;
+// The coarse search's steps: the pitch in px, the gap in shares of the pitch; the start moves
+// by whole pixels. The best layout is then refined in finer steps around it.
+constexpr double kCoarsePitchStepPx = 0.5;
+constexpr double kCoarseGapStepShare = 0.1;
+// The text band is between these shares of the prepared line's text height tall.
+constexpr double kMinBandShare = 0.6;
+constexpr double kMaxBandShare = 1.4;
+// A glyph's box is its cell trimmed to the columns holding at least this share of the cell's
+// most inked column.
+constexpr double kTrimShare = 0.15;
+// Rows kept above and below the text band in a glyph's box.
+constexpr int kBandMarginPx = 2;
+
+// How much darker each pixel of a prepared line (dark on light) is than the lightest ground
+// around it: the ink, whatever the ground's shade.
+cv::Mat inkOverGround(const cv::Mat& line_gray) {
+  const int k = (static_cast<int>(kLineTextHeightPx * 0.45) / 2) * 2 + 1;
+  cv::Mat ground;
+  cv::dilate(line_gray, ground, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(k, k)));
+  cv::blur(ground, ground, cv::Size(k, k));
+  cv::Mat ink;
+  cv::subtract(ground, line_gray, ink, cv::noArray(), CV_32F);
+  return cv::max(ink, 0.0);
+}
+
+// Running sums of a profile, summed between fractional positions (linearly interpolated).
+class Profile {
+ public:
+  explicit Profile(const cv::Mat& values) : sums_(values.total() + 1, 0.0) {
+    for (std::size_t i = 0; i < values.total(); ++i) {
+      sums_[i + 1] = sums_[i] + values.at<double>(static_cast<int>(i));
+    }
+  }
+  int size() const { return static_cast<int>(sums_.size()) - 1; }
+  double total() const { return sums_.back(); }
+  double sum(double from, double to) const { return at(to) - at(from); }
+
+ private:
+  double at(double x) const {
+    x = std::clamp(x, 0.0, static_cast<double>(size()));
+    const auto i = static_cast<std::size_t>(x);
+    if (i >= sums_.size() - 1) {
+      return sums_.back();
+    }
+    return sums_[i] + (x - static_cast<double>(i)) * (sums_[i + 1] - sums_[i]);
+  }
+  std::vector<double> sums_;
+};
+
+// The correlation (up to the profile's own spread, the same for every pattern) between a
+// profile of `length` positions holding `total` and a 0/1 pattern that covers `covered` of
+// them and holds `inside` of the total.
+double indicatorScore(double inside, double covered, double total, double length) {
+  const double share = covered / length;
+  if (share <= 0.0 || share >= 1.0) {
+    return -std::numeric_limits<double>::infinity();
+  }
+  return (inside / length - total / length * share) / std::sqrt(share * (1.0 - share));
+}
+
+// The rows [top, bottom) the text runs in: the band, between kMinBandShare and kMaxBandShare
+// text heights tall, that correlates best with the rows' ink.
+std::pair<int, int> textBand(const cv::Mat& ink) {
+  cv::Mat rows;
+  cv::reduce(ink, rows, 1, cv::REDUCE_SUM, CV_64F);
+  const Profile profile(rows);
+  const int height = profile.size();
+  std::pair<int, int> best{0, height};
+  double best_score = -std::numeric_limits<double>::infinity();
+  const int tallest = std::min(height, static_cast<int>(kMaxBandShare * kLineTextHeightPx));
+  for (int h = static_cast<int>(kMinBandShare * kLineTextHeightPx); h <= tallest; ++h) {
+    for (int top = 0; top + h <= height; ++top) {
+      const double score = indicatorScore(profile.sum(top, top + h), h, profile.total(), height);
+      if (score > best_score) {
+        best_score = score;
+        best = {top, top + h};
+      }
+    }
+  }
+  return best;
+}
+
+// Where the glyph cells of one grouping lie: the first starts at `start`, each is `pitch`
+// wide, and groups are `gap` apart (beyond the pitch).
+struct Layout {
+  const std::vector<std::size_t>* grouping = nullptr;
+  double start = 0.0;
+  double pitch = 0.0;
+  double gap = 0.0;
+  double score = -std::numeric_limits<double>::infinity();
+
+  std::size_t glyphs() const {
+    std::size_t n = 0;
+    for (const std::size_t size : *grouping) {
+      n += size;
+    }
+    return n;
+  }
+  double span() const {
+    return static_cast<double>(glyphs()) * pitch + static_cast<double>(grouping->size() - 1) * gap;
+  }
+  // Calls f(left, right) for each cell, left to right.
+  template <typename F>
+  void forEachCell(F&& f) const {
+    double x = start;
+    for (const std::size_t size : *grouping) {
+      for (std::size_t i = 0; i < size; ++i) {
+        f(x + static_cast<double>(i) * pitch, x + static_cast<double>(i + 1) * pitch);
+      }
+      x += static_cast<double>(size) * pitch + gap;
+    }
+  }
+};
+
+// The ink inside the cores of the layout's cells, and the layout's score.
+double scoreOf(const Layout& layout, const Profile& profile) {
+  const double margin = kCellSpaceShare * layout.pitch / 2;
+  double inside = 0.0;
+  layout.forEachCell(
+      [&](double left, double right) { inside += profile.sum(left + margin, right - margin); });
+  const double covered = static_cast<double>(layout.glyphs()) * (layout.pitch - 2 * margin);
+  return indicatorScore(inside, covered, profile.total(), profile.size());
+}
+
+// The best layout on whole-pixel starts, for each pitch (kCoarsePitchStepPx apart) and gap: the
+// ink of a group of n cells starting at each pixel is summed once per pitch, so that a layout's
+// ink is one look-up per group.
+Layout coarseLayout(const Profile& profile, const std::vector<std::vector<std::size_t>>& groupings,
+                    double band_height) {
+  const int width = profile.size();
+  std::size_t largest = 0;
+  for (const auto& grouping : groupings) {
+    for (const std::size_t size : grouping) {
+      largest = std::max(largest, size);
+    }
+  }
+  Layout best;
+  std::vector<double> cell(static_cast<std::size_t>(width));
+  std::vector<std::vector<double>> group_ink(largest + 1);
+  for (double pitch = kMinPitchShare * band_height; pitch <= kMaxPitchShare * band_height;
+       pitch += kCoarsePitchStepPx) {
+    const double margin = kCellSpaceShare * pitch / 2;
+    for (int x = 0; x < width; ++x) {
+      cell[static_cast<std::size_t>(x)] = profile.sum(x + margin, x + pitch - margin);
+    }
+    // group_ink[n][x]: the ink of n cells from x on (cells past the line's end count none:
+    // layouts reaching there are not tried).
+    group_ink[0].assign(static_cast<std::size_t>(width), 0.0);
+    for (std::size_t n = 1; n <= largest; ++n) {
+      group_ink[n].assign(static_cast<std::size_t>(width), 0.0);
+      const int offset = static_cast<int>(std::lround(static_cast<double>(n - 1) * pitch));
+      for (int x = 0; x + offset < width; ++x) {
+        group_ink[n][static_cast<std::size_t>(x)] = group_ink[n - 1][static_cast<std::size_t>(x)] +
+                                                    cell[static_cast<std::size_t>(x + offset)];
+      }
+    }
+    for (const auto& grouping : groupings) {
+      Layout layout{&grouping, 0.0, pitch, 0.0};
+      const double covered = static_cast<double>(layout.glyphs()) * (pitch - 2 * margin);
+      for (double gap = kMinGapShare * pitch; gap <= kMaxGapShare * pitch;
+           gap += std::max(1.0, kCoarseGapStepShare * pitch)) {
+        layout.gap = gap;
+        const double span = layout.span();
+        std::vector<int> offsets;
+        double x = 0.0;
+        for (const std::size_t size : grouping) {
+          offsets.push_back(static_cast<int>(std::lround(x)));
+          x += static_cast<double>(size) * pitch + gap;
+        }
+        for (int start = 0; start + span <= width; ++start) {
+          double inside = 0.0;
+          for (std::size_t g = 0; g < grouping.size(); ++g) {
+            inside += group_ink[grouping[g]][static_cast<std::size_t>(start + offsets[g])];
+          }
+          const double score = indicatorScore(inside, covered, profile.total(), width);
+          if (score > best.score) {
+            best = layout;
+            best.start = start;
+            best.score = score;
+          }
+        }
+      }
+    }
+  }
+  return best;
+}
+
+// The layout refined around `rough`: the start in quarter pixels, the pitch and the gap in
+// finer steps, each within one coarse step.
+Layout refinedLayout(const Layout& rough, const Profile& profile) {
+  Layout best = rough;
+  best.score = scoreOf(rough, profile);
+  const double gap_step = std::max(1.0, kCoarseGapStepShare * rough.pitch);
+  for (double dp = -kCoarsePitchStepPx; dp <= kCoarsePitchStepPx; dp += 0.05) {
+    for (double dg = -gap_step; dg <= gap_step; dg += gap_step / 5) {
+      for (double ds = -1.5; ds <= 1.5; ds += 0.25) {
+        Layout layout = rough;
+        layout.pitch += dp;
+        layout.gap += dg;
+        layout.start += ds;
+        if (layout.start < 0 || layout.start + layout.span() > profile.size()) {
+          continue;
+        }
+        layout.score = scoreOf(layout, profile);
+        if (layout.score > best.score) {
+          best = layout;
+        }
+      }
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+LineGlyphs segmentLineByPitch(const cv::Mat& line_gray,
+                              const std::vector<std::vector<std::size_t>>& groupings) {
+  LineGlyphs out;
+  if (line_gray.empty() || line_gray.type() != CV_8UC1 || groupings.empty() ||
+      line_gray.rows < kMinBandShare * kLineTextHeightPx) {
+    return out;
+  }
+  const cv::Mat ink = inkOverGround(line_gray);
+  const auto [top, bottom] = textBand(ink);
+  cv::Mat columns;
+  cv::reduce(ink.rowRange(top, bottom), columns, 0, cv::REDUCE_SUM, CV_64F);
+  const Profile profile(columns);
+  if (profile.total() <= 0.0) {
+    return out;
+  }
+  const Layout rough = coarseLayout(profile, groupings, bottom - top);
+  if (rough.grouping == nullptr) {
+    return out;
+  }
+  const Layout layout = refinedLayout(rough, profile);
+  const int box_top = std::max(0, top - kBandMarginPx);
+  const int box_bottom = std::min(line_gray.rows, bottom + kBandMarginPx);
+  layout.forEachCell([&](double left, double right) {
+    const int l = std::clamp(static_cast<int>(std::floor(left)), 0, line_gray.cols - 1);
+    const int r = std::clamp(static_cast<int>(std::ceil(right)), l + 1, line_gray.cols);
+    cv::Rect box(l, box_top, r - l, box_bottom - box_top);
+    cv::Mat inked;
+    cv::reduce(ink(box), inked, 0, cv::REDUCE_SUM, CV_64F);
+    double most = 0.0;
+    cv::minMaxLoc(inked, nullptr, &most);
+    int first = 0;
+    int last = inked.cols - 1;
+    while (first < last && inked.at<double>(first) < kTrimShare * most) {
+      ++first;
+    }
+    while (last > first && inked.at<double>(last) < kTrimShare * most) {
+      --last;
+    }
+    box = cv::Rect(box.x + first, box.y, last - first + 1, box.height);
+    out.boxes.push_back(box);
+    out.glyphs.push_back(normaliseGlyph(line_gray, box));
+  });
+  out.groups = *layout.grouping;
+  return out;
+}
+
+}  // namespace lostcard::cloud
