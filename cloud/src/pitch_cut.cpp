@@ -32,7 +32,7 @@ constexpr double kMaxGapShare = 2.0;
 // The coarse search's steps: the pitch in px, the gap in shares of the pitch; the start moves
 // by whole pixels. The best layout is then refined in finer steps around it.
 constexpr double kCoarsePitchStepPx = 0.5;
-constexpr double kCoarseGapStepShare = 0.1;
+constexpr double kCoarseGapStepShare = 0.2;
 // The text band is between these shares of the prepared line's text height tall.
 constexpr double kMinBandShare = 0.6;
 constexpr double kMaxBandShare = 1.4;
@@ -168,6 +168,7 @@ Layout coarseLayout(const Profile& profile, const std::vector<std::vector<std::s
   Layout best;
   std::vector<double> cell(static_cast<std::size_t>(width));
   std::vector<std::vector<double>> group_ink(largest + 1);
+  std::vector<double> inside;  // per start, the ink in the layout's cells
   for (double pitch = kMinPitchShare * band_height; pitch <= kMaxPitchShare * band_height;
        pitch += kCoarsePitchStepPx) {
     const double margin = kCellSpaceShare * pitch / 2;
@@ -187,28 +188,49 @@ Layout coarseLayout(const Profile& profile, const std::vector<std::vector<std::s
     }
     for (const auto& grouping : groupings) {
       Layout layout{&grouping, 0.0, pitch, 0.0};
+      // The layouts of one grouping and pitch cover the same share of the line: the one holding
+      // the most ink scores best.
       const double covered = static_cast<double>(layout.glyphs()) * (pitch - 2 * margin);
       for (double gap = kMinGapShare * pitch; gap <= kMaxGapShare * pitch;
            gap += std::max(1.0, kCoarseGapStepShare * pitch)) {
         layout.gap = gap;
-        const double span = layout.span();
-        std::vector<int> offsets;
-        double x = 0.0;
-        for (const std::size_t size : grouping) {
-          offsets.push_back(static_cast<int>(std::lround(x)));
-          x += static_cast<double>(size) * pitch + gap;
+        const int starts = width - static_cast<int>(std::ceil(layout.span())) + 1;
+        if (starts <= 0) {
+          break;
         }
-        for (int start = 0; start + span <= width; ++start) {
-          double inside = 0.0;
-          for (std::size_t g = 0; g < grouping.size(); ++g) {
-            inside += group_ink[grouping[g]][static_cast<std::size_t>(start + offsets[g])];
+        // The groups' ink summed per start, the last group's pass keeping the most.
+        inside.assign(group_ink[grouping.front()].begin(),
+                      group_ink[grouping.front()].begin() + starts);
+        double offset = 0.0;
+        double most = -1.0;
+        int most_at = 0;
+        for (std::size_t g = 1; g < grouping.size(); ++g) {
+          offset += static_cast<double>(grouping[g - 1]) * pitch + gap;
+          const double* ink = group_ink[grouping[g]].data() + std::lround(offset);
+          if (g + 1 < grouping.size()) {
+            for (int x = 0; x < starts; ++x) {
+              inside[static_cast<std::size_t>(x)] += ink[x];
+            }
+            continue;
           }
-          const double score = indicatorScore(inside, covered, profile.total(), width);
-          if (score > best.score) {
-            best = layout;
-            best.start = start;
-            best.score = score;
+          for (int x = 0; x < starts; ++x) {
+            const double sum = inside[static_cast<std::size_t>(x)] + ink[x];
+            if (sum > most) {
+              most = sum;
+              most_at = x;
+            }
           }
+        }
+        if (grouping.size() == 1) {
+          const auto top = std::max_element(inside.begin(), inside.end());
+          most = *top;
+          most_at = static_cast<int>(top - inside.begin());
+        }
+        const double score = indicatorScore(most, covered, profile.total(), width);
+        if (score > best.score) {
+          best = layout;
+          best.start = most_at;
+          best.score = score;
         }
       }
     }
@@ -216,19 +238,17 @@ Layout coarseLayout(const Profile& profile, const std::vector<std::vector<std::s
   return best;
 }
 
-// The layout refined around `rough`: the start in quarter pixels, the pitch and the gap in
-// finer steps, each within one coarse step.
-Layout refinedLayout(const Layout& rough, const Profile& profile) {
-  Layout best = rough;
-  best.score = scoreOf(rough, profile);
-  const double gap_step = std::max(1.0, kCoarseGapStepShare * rough.pitch);
-  for (double dp = -kCoarsePitchStepPx; dp <= kCoarsePitchStepPx; dp += 0.05) {
-    for (double dg = -gap_step; dg <= gap_step; dg += gap_step / 5) {
-      for (double ds = -1.5; ds <= 1.5; ds += 0.25) {
-        Layout layout = rough;
-        layout.pitch += dp;
-        layout.gap += dg;
-        layout.start += ds;
+// The best layout within `reach` of `around` (the pitch, gap and start each moved by up to
+// their reach, in `steps` steps each side).
+Layout bestNear(const Layout& around, const Profile& profile, const Layout& reach, int steps) {
+  Layout best = around;
+  for (int p = -steps; p <= steps; ++p) {
+    for (int g = -steps; g <= steps; ++g) {
+      for (int s = -steps; s <= steps; ++s) {
+        Layout layout = around;
+        layout.pitch += reach.pitch * p / steps;
+        layout.gap += reach.gap * g / steps;
+        layout.start += reach.start * s / steps;
         if (layout.start < 0 || layout.start + layout.span() > profile.size()) {
           continue;
         }
@@ -240,6 +260,22 @@ Layout refinedLayout(const Layout& rough, const Profile& profile) {
     }
   }
   return best;
+}
+
+// The layout refined around `rough` (found on whole pixels and coarse steps): within one coarse
+// step, then within one of those finer steps.
+Layout refinedLayout(Layout rough, const Profile& profile) {
+  rough.score = scoreOf(rough, profile);
+  constexpr int kSteps = 3;
+  Layout reach = rough;
+  reach.pitch = kCoarsePitchStepPx;
+  reach.gap = std::max(1.0, kCoarseGapStepShare * rough.pitch);
+  reach.start = 1.5;
+  const Layout near = bestNear(rough, profile, reach, kSteps);
+  reach.pitch /= kSteps;
+  reach.gap /= kSteps;
+  reach.start /= kSteps;
+  return bestNear(near, profile, reach, kSteps);
 }
 
 }  // namespace

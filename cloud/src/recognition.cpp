@@ -648,10 +648,12 @@ class Recognizer::Impl {
   // or both mirrorings), which is what shows a line that passes for a number the wrong way
   // round, in one preparation: the line's grey levels, its relief (inkless embossing) as
   // outlines, or the height recovered from the relief's shading (inkless embossing as solid
-  // print). A number read with low confidence is kept in w.glyph_number for Tesseract to
-  // confirm.
+  // print); the line cut by its pieces of ink or by pitch. A number read with low confidence is
+  // kept in w.glyph_number for Tesseract to confirm. The cut by pitch still reads a frame that
+  // the cut by pieces left such a number: reading the same number surely settles it, any other
+  // number makes the frame self-conflicting.
   void readByGlyphs(FrameWork& w, std::array<int, 2> flips, LinePrep prep, bool by_pitch) {
-    if (!classifier_ || w.settled || w.glyph_number) {
+    if (!classifier_ || w.settled || (w.glyph_number && !by_pitch)) {
       return;
     }
     std::vector<View> views;
@@ -659,7 +661,22 @@ class Recognizer::Impl {
       const Orientation& o = orientation(w, flip);
       views.push_back({&o.card, o.lines});
     }
-    w.settled = settledByGlyphs(views, prep, by_pitch, &w.result, &w.glyph_number);
+    FrameResult result = w.result;
+    std::optional<std::string> unsure;
+    const bool settled = settledByGlyphs(views, prep, by_pitch, &result, &unsure);
+    const std::optional<std::string>& read = settled ? result.number : unsure;
+    if (w.glyph_number && read && *read != *w.glyph_number) {
+      w.result.self_conflicting = true;
+      w.result.note = "the card read as different numbers in different cuts of the line";
+      w.settled = true;
+      return;
+    }
+    if (settled) {
+      w.result = std::move(result);
+      w.settled = true;
+    } else if (unsure) {
+      w.glyph_number = unsure;
+    }
   }
 
   // Stage 2 of a frame the classifier did not settle: Tesseract in two orientations (both ways
