@@ -3,6 +3,7 @@
 // the convolutional network).
 #include "lostcard/cloud/digit_classifier.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -125,6 +126,60 @@ TEST_CASE("segmentLine keeps a line whole when touching glyphs are cut apart") {
 TEST_CASE("segmentLine finds nothing in an empty line") {
   const cv::Mat blank(60, 400, CV_8UC1, cv::Scalar(220));
   CHECK(segmentLine(blank).glyphs.empty());
+}
+
+TEST_CASE("segmentLineByPitch cuts digits broken apart and run together, in the printed groups") {
+  const auto groupings = printedGroupings(defaultCardFormats());
+  const std::pair<const char*, std::vector<std::size_t>> lines[] = {
+      {"4556 7375 8689 9855", {4, 4, 4, 4}}, {"3782 822463 10005", {4, 6, 5}}};
+  for (const auto& [text, groups] : lines) {
+    CAPTURE(text);
+    cv::Rect box;
+    const cv::Mat card = renderLine(kDejaVuMono, text, 40, &box);
+    cv::Mat line = prepareLine(card, box, LinePrep::kGray);
+    const LineGlyphs printed = segmentLine(line);
+    REQUIRE(printed.groups == groups);
+    // What embossing's shading does to the pieces of ink: each digit split down the middle by a
+    // light stroke, each group's digits joined by a dark one.
+    for (const cv::Rect& g : printed.boxes) {
+      cv::line(line, cv::Point(g.x + g.width / 2, g.y), cv::Point(g.x + g.width / 2, g.br().y),
+               cv::Scalar(255), 2);
+    }
+    std::size_t first = 0;
+    for (const std::size_t size : groups) {
+      const cv::Rect& a = printed.boxes[first];
+      const cv::Rect& b = printed.boxes[first + size - 1];
+      const int y = a.y + a.height / 3;
+      cv::line(line, cv::Point(a.x, y), cv::Point(b.br().x, y), cv::Scalar(0), 2);
+      first += size;
+    }
+    CHECK(segmentLine(line).groups != groups);
+    const LineGlyphs cut = segmentLineByPitch(line, groupings);
+    REQUIRE(cut.boxes.size() == printed.boxes.size());
+    CHECK(cut.groups == groups);
+    for (std::size_t i = 0; i < cut.boxes.size(); ++i) {
+      CAPTURE(i);
+      const double centre = cut.boxes[i].x + cut.boxes[i].width / 2.0;
+      const cv::Rect& digit = printed.boxes[i];
+      CHECK(centre > digit.x);
+      CHECK(centre < digit.br().x);
+    }
+    // Undamaged, the glyphs cut by pitch read as the printed digits.
+    LineReading reading;
+    reading.positions = model(kCnn).classifyAll(
+        segmentLineByPitch(prepareLine(card, box, LinePrep::kGray), groupings).glyphs);
+    std::string digits = text;
+    digits.erase(std::remove(digits.begin(), digits.end(), ' '), digits.end());
+    CHECK(bestSymbols(reading) == digits);
+  }
+}
+
+TEST_CASE("segmentLineByPitch finds nothing in an empty line or without groupings") {
+  const cv::Mat blank(60, 400, CV_8UC1, cv::Scalar(220));
+  CHECK(segmentLineByPitch(blank, printedGroupings(defaultCardFormats())).glyphs.empty());
+  cv::Rect box;
+  const cv::Mat card = renderLine(kDejaVuMono, "4556 7375 8689 9855", 40, &box);
+  CHECK(segmentLineByPitch(prepareLine(card, box, LinePrep::kGray), {}).glyphs.empty());
 }
 
 TEST_CASE("The committed models read printed card numbers exactly") {

@@ -1,6 +1,6 @@
 // Recognition end to end on synthetic photos: cards rendered in process by lostcard_cardgen
-// (easy preset, fixed seeds; a few hard-preset cards for findCard), encoded as the box would send
-// them, read back.
+// (easy preset, fixed seeds; a few hard-preset cards for findCard and for inkless embossing),
+// encoded as the box would send them, read back.
 #include "lostcard/cloud/recognition.hpp"
 
 #include <unistd.h>
@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "lostcard/cardgen/card_renderer.hpp"
+#include "lostcard/cloud/card_formats.hpp"
+#include "lostcard/cloud/digit_classifier.hpp"
 #include "lostcard/cloud/recognition_stages.hpp"
 #include "lostcard/test/child_process.hpp"
 
@@ -506,6 +508,65 @@ TEST_CASE("Recognizer finds a card whose outline the tray hides in part") {
   const CardReading r = recognizer().read({{jpeg(p.front)}, {}});
   INFO(r.detail);
   CHECK((r.outcome != ReadOutcome::kRead || r.number == card.number));
+}
+
+TEST_CASE("Recognizer reads inkless embossing by the pitch of its groups") {
+  // Hard-preset cards of seed 1 with untipped embossing (seen only by its shading) in OCR-B and
+  // Liberation Mono, grouped 4-4-4-4, 4-6-5 and 6-13, that no cut by pieces of ink split into
+  // one glyph per digit, in any preparation: all four were unread before the cut by pitch.
+  CardRenderer hard({.preset = lostcard::cardgen::Preset::kHard});
+  const auto groupings = lostcard::cloud::printedGroupings(
+      lostcard::cloud::loadCardFormats(lostcard::test::sourceDir() + "/models"));
+  const lostcard::cloud::DigitClassifier classifier = lostcard::cloud::DigitClassifier::load(
+      lostcard::cloud::digitModelPath(lostcard::test::sourceDir() + "/models"));
+  const std::pair<const char*, const char*> cards[] = {{"card-0133", "5259770415770937"},
+                                                       {"card-0105", "344698110568025"},
+                                                       {"card-0087", "2720765502778932"},
+                                                       {"card-0021", "4368201107806243611"}};
+  for (const auto& [name, number] : cards) {
+    INFO(name);
+    const CardPhotos p = hard.render({name, number}, cardSeed(1, name));
+    REQUIRE(p.traits.number_style == "embossed-plain");
+    const bool number_in_front = p.traits.number_on_back == p.traits.back_up;
+    const auto encoded = [&](const cv::Mat& image) {
+      std::vector<uchar> bytes;
+      REQUIRE(cv::imencode(".jpg", image, bytes, {cv::IMWRITE_JPEG_QUALITY, p.jpeg_quality}));
+      return std::string(bytes.begin(), bytes.end());
+    };
+    const std::string front = encoded(p.front);
+    const std::string back = encoded(p.back);
+    const std::string& number_side = number_in_front ? front : back;
+    const cv::Mat photo =
+        cv::imdecode(std::vector<uchar>(number_side.begin(), number_side.end()), cv::IMREAD_COLOR);
+    // The card straightened by its true corners: some line, in some preparation, cut by pitch
+    // gives the printed grouping and reads as the number.
+    lostcard::cloud::Quad corners;
+    const auto& truth = number_in_front ? p.front_corners : p.back_corners;
+    std::copy(truth.begin(), truth.end(), corners.begin());
+    const cv::Mat card = lostcard::cloud::straighten(photo, corners);
+    bool cut_and_read = false;
+    for (const cv::Rect& line : lostcard::cloud::locateNumberLine(card)) {
+      for (const auto prep : {lostcard::cloud::LinePrep::kGray, lostcard::cloud::LinePrep::kRelief,
+                              lostcard::cloud::LinePrep::kHeight}) {
+        const auto reading = readLineGlyphs(classifier, card, line, nullptr, prep, &groupings);
+        std::string best;
+        for (const auto& position : reading.positions) {
+          best += position.front().symbol;
+        }
+        std::string groups;
+        for (const std::size_t size : reading.groups) {
+          groups += (groups.empty() ? "" : "-") + std::to_string(size);
+        }
+        cut_and_read |= best == number && groups == p.traits.grouping;
+      }
+    }
+    CHECK(cut_and_read);
+    // And the recognizer reads the card from its two photos.
+    const CardReading r = recognizer().read({{front}, {back}});
+    INFO(r.detail);
+    CHECK(r.outcome == ReadOutcome::kRead);
+    CHECK(r.number == number);
+  }
 }
 
 TEST_CASE("Recognizer never names a wrong number on hard cards") {
