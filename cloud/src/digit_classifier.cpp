@@ -52,6 +52,8 @@ constexpr double kGroupGapPitchShare = 1.4;
 // reads as a probability near 1 and two close outputs share it.
 constexpr double kSoftmaxGain = 4.0;
 constexpr int kTopChoices = 3;
+// A line cut by pitch is widened by this many line heights on either side.
+constexpr double kPitchContextHeights = 1.5;
 constexpr int kClasses = kNotADigit + 1;
 
 double median(std::vector<double> v) {
@@ -525,9 +527,24 @@ std::string digitModelPath(const std::string& models_dir) {
 LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& card_bgr,
                            const cv::Rect& line_box, bool* complete, LinePrep prep,
                            const std::vector<std::vector<std::size_t>>* pitch_groupings) {
+  if (pitch_groupings != nullptr) {
+    // Cut by pitch, the line is widened along its row: a group the line box missed then shows
+    // as ink left out, or is cut with the rest.
+    const int reach = static_cast<int>(std::lround(kPitchContextHeights * line_box.height));
+    const cv::Rect wide =
+        cv::Rect(line_box.x - reach, line_box.y, line_box.width + 2 * reach, line_box.height) &
+        cv::Rect(0, 0, card_bgr.cols, card_bgr.rows);
+    const LineGlyphs cut = segmentLineByPitch(prepareLine(card_bgr, wide, prep), *pitch_groupings);
+    LineReading reading;
+    reading.positions = classifier.classifyAll(cut.glyphs);
+    reading.groups = cut.groups;
+    if (complete != nullptr) {
+      *complete = cut.complete;
+    }
+    return reading;
+  }
   const cv::Mat line = prepareLine(card_bgr, line_box, prep);
-  const LineGlyphs cut = pitch_groupings != nullptr ? segmentLineByPitch(line, *pitch_groupings)
-                                                    : segmentLine(line, prep);
+  const LineGlyphs cut = segmentLine(line, prep);
   LineReading reading;
   reading.positions = classifier.classifyAll(cut.glyphs);
   reading.groups = cut.groups;

@@ -39,6 +39,12 @@ constexpr double kMaxBandShare = 1.4;
 // A glyph's box is its cell trimmed to the columns holding at least this share of the cell's
 // most inked column.
 constexpr double kTrimShare = 0.15;
+// The gaps between groups hold at most this share of the ink per column of the cells' cores
+// (measured on 114 lines of hard cards read right: median 0.10, 95th percentile 0.43; a run of
+// 13 digits squeezed into 4-4-5: 0.57).
+constexpr double kMaxGapInkShare = 0.5;
+// Ink beyond the layout's ends this dense (a share of the cores') is a glyph left out.
+constexpr double kLeftOutShare = 0.5;
 // Rows kept above and below the text band in a glyph's box.
 constexpr int kBandMarginPx = 2;
 
@@ -278,6 +284,52 @@ Layout refinedLayout(Layout rough, const Profile& profile) {
   return bestNear(near, profile, reach, kSteps);
 }
 
+// The ink per column of the layout's cells' cores.
+double coreDensity(const Layout& layout, const Profile& profile) {
+  const double margin = kCellSpaceShare * layout.pitch / 2;
+  double cores = 0.0;
+  layout.forEachCell(
+      [&](double left, double right) { cores += profile.sum(left + margin, right - margin); });
+  return cores / (static_cast<double>(layout.glyphs()) * (layout.pitch - 2 * margin));
+}
+
+// The ink per column in the gaps between the layout's groups, as a share of that in its cells'
+// cores; 0 for a single group.
+double gapInkShare(const Layout& layout, const Profile& profile) {
+  const double gap_width = static_cast<double>(layout.grouping->size() - 1) * layout.gap;
+  const double core_density = coreDensity(layout, profile);
+  if (gap_width <= 0.0 || core_density <= 0.0) {
+    return 0.0;
+  }
+  double gaps = 0.0;
+  double x = layout.start;
+  for (std::size_t g = 0; g + 1 < layout.grouping->size(); ++g) {
+    x += static_cast<double>((*layout.grouping)[g]) * layout.pitch;
+    gaps += profile.sum(x, x + layout.gap);
+    x += layout.gap;
+  }
+  return gaps / gap_width / core_density;
+}
+
+// Whether ink like a glyph's lies beyond the layout's ends: a pitch-wide stretch, from half a
+// pitch off the first or last cell to the line's edge, inked like kLeftOutShare of the cores.
+bool leavesInkOut(const Layout& layout, const Profile& profile) {
+  const double threshold = kLeftOutShare * coreDensity(layout, profile) * layout.pitch;
+  const double left_end = layout.start - layout.pitch / 2;
+  const double right_end = layout.start + layout.span() + layout.pitch / 2;
+  for (double x = 0; x + layout.pitch <= left_end; x += 1.0) {
+    if (profile.sum(x, x + layout.pitch) > threshold) {
+      return true;
+    }
+  }
+  for (double x = right_end; x + layout.pitch <= profile.size(); x += 1.0) {
+    if (profile.sum(x, x + layout.pitch) > threshold) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 LineGlyphs segmentLineByPitch(const cv::Mat& line_gray,
@@ -300,6 +352,12 @@ LineGlyphs segmentLineByPitch(const cv::Mat& line_gray,
     return out;
   }
   const Layout layout = refinedLayout(rough, profile);
+  // The gaps must be seen (a run of digits without gaps fits a grouping too, its gaps squeezed
+  // between glyphs), and nothing like a glyph left out (a line box that missed a group).
+  if (gapInkShare(layout, profile) > kMaxGapInkShare) {
+    return out;
+  }
+  out.complete = !leavesInkOut(layout, profile);
   const int box_top = std::max(0, top - kBandMarginPx);
   const int box_bottom = std::min(line_gray.rows, bottom + kBandMarginPx);
   layout.forEachCell([&](double left, double right) {

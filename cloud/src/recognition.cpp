@@ -441,9 +441,14 @@ class Recognizer::Impl {
         DecodedReading decoded =
             by_pitch
                 ? decodeReading(
-                      readLineGlyphs(*classifier_, *view.image, line, nullptr, prep, &groupings_),
+                      readLineGlyphs(*classifier_, *view.image, line, &complete, prep, &groupings_),
                       formats_, kPitchCutRepairs)
                 : decodeGlyphs(readLineGlyphs(*classifier_, *view.image, line, &complete, prep));
+        if (by_pitch && !complete) {
+          // Glyphs cut by pitch with ink of the row left out: digits may be missing, and part
+          // of a number can pass the check as a shorter one.
+          continue;
+        }
         if (!complete || decoded.repaired > 0) {
           // Digits may be missing and the rest still pass the check, or a glyph read wrong was
           // repaired into another wrong digit that happens to pass it (seen on a hard set with
