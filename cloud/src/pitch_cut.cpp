@@ -12,6 +12,7 @@
 // only when the ink fills the cells and leaves the gaps empty.
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <opencv2/imgproc.hpp>
 
@@ -335,7 +336,7 @@ bool leavesInkOut(const Layout& layout, const Profile& profile) {
 LineGlyphs segmentLineByPitch(const cv::Mat& line_gray,
                               const std::vector<std::vector<std::size_t>>& groupings) {
   LineGlyphs out;
-  if (line_gray.empty() || line_gray.type() != CV_8UC1 || groupings.empty() ||
+  if (line_gray.empty() || line_gray.type() != CV_8UC1 ||
       line_gray.rows < kMinBandShare * kLineTextHeightPx) {
     return out;
   }
@@ -347,7 +348,10 @@ LineGlyphs segmentLineByPitch(const cv::Mat& line_gray,
   if (profile.total() <= 0.0) {
     return out;
   }
-  const Layout rough = coarseLayout(profile, groupings, bottom - top);
+  std::vector<std::vector<std::size_t>> grouped;
+  std::copy_if(groupings.begin(), groupings.end(), std::back_inserter(grouped),
+               [](const auto& grouping) { return grouping.size() > 1; });
+  const Layout rough = coarseLayout(profile, grouped, bottom - top);
   if (rough.grouping == nullptr) {
     return out;
   }

@@ -33,8 +33,8 @@ constexpr double kMinGlyphConfidence = 0.9;
 // The classifier's readings may be repaired like Tesseract's (one character, clearly likelier).
 constexpr RepairPolicy kGlyphRepairs{};
 // A line cut by pitch (segmentLineByPitch) always gives a grouping's count of glyphs, even from
-// a line seen mirrored, whose digits 0, 1, 3 and 8 still pass for digits: its readings are
-// never repaired.
+// the line of a card photographed mirrored (seen from the back), whose digits 0, 1, 3 and 8
+// still pass for digits: its readings are never repaired.
 constexpr RepairPolicy kPitchCutRepairs{.max_repairs = 0};
 // The confidence of a number read only by filling the classifier's doubtful glyphs from
 // Tesseract (below kMinGlyphConfidence: read, but not a sure reading).
@@ -169,8 +169,9 @@ class Recognizer::Impl {
   // unsettled:
   //   1. the digit classifier, on every frame (a few milliseconds a frame): both ways up, the
   //      grey levels of every frame before the relief of any, and the relief before the height
-  //      (those two not on the side without the number, once the other side read it); then
-  //      mirrored, grey levels and relief, while no frame has read a number;
+  //      (those two not on the side without the number, once the other side read it); the
+  //      three again with the line cut by pitch (segmentLineByPitch); then mirrored, grey
+  //      levels and relief, while no frame has read a number;
   //   2. Tesseract (stages 2 and 3 of the frame), on the frames still unsettled: both ways up,
   //      then mirrored while no frame has read a number, then the classifier's doubtful glyphs
   //      filled from its readings. Not on the side without the number once the other side read
@@ -446,7 +447,12 @@ class Recognizer::Impl {
                 : decodeGlyphs(readLineGlyphs(*classifier_, *view.image, line, &complete, prep));
         if (by_pitch && !complete) {
           // Glyphs cut by pitch with ink of the row left out: digits may be missing, and part
-          // of a number can pass the check as a shorter one.
+          // of a number can pass the check as a shorter one. Such a line that decodes is the
+          // view's number line cut short: the view gives no number (a lower line may not
+          // stand in for it).
+          if (decoded.number) {
+            break;
+          }
           continue;
         }
         if (!complete || decoded.repaired > 0) {
@@ -672,7 +678,7 @@ class Recognizer::Impl {
     const std::optional<std::string>& read = settled ? result.number : unsure;
     if (w.glyph_number && read && *read != *w.glyph_number) {
       w.result.self_conflicting = true;
-      w.result.note = "the card read as different numbers in different cuts of the line";
+      w.result.note = "the card read as different numbers in different cuts or preparations";
       w.settled = true;
       return;
     }

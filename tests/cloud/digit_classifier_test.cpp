@@ -174,6 +174,23 @@ TEST_CASE("segmentLineByPitch cuts digits broken apart and run together, in the 
   }
 }
 
+TEST_CASE("A line box that missed a group is not read by pitch as a shorter number") {
+  // The box holds the last three groups of a 4-4-4-4 number only. Cut by pitch (the box widened
+  // along its row), the line must either say ink was left out or be cut whole: never read as
+  // its last twelve digits.
+  const auto groupings = printedGroupings(defaultCardFormats());
+  cv::Rect box;
+  const cv::Mat card = renderLine(kDejaVuMono, "4556 7375 8689 9855", 40, &box);
+  // The font is monospaced: the sixth of the line's 19 characters starts the second group.
+  const int from = box.x + box.width * 5 / 19;
+  const cv::Rect missed(from, box.y, box.br().x - from, box.height);
+  bool complete = true;
+  const LineReading reading =
+      readLineGlyphs(model(kCnn), card, missed, &complete, LinePrep::kGray, &groupings);
+  CAPTURE(bestSymbols(reading));
+  CHECK((!complete || bestSymbols(reading) == "4556737586899855"));
+}
+
 TEST_CASE("segmentLineByPitch finds nothing in an empty line or without groupings") {
   const cv::Mat blank(60, 400, CV_8UC1, cv::Scalar(220));
   CHECK(segmentLineByPitch(blank, printedGroupings(defaultCardFormats())).glyphs.empty());

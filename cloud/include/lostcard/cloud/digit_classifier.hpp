@@ -53,8 +53,10 @@ LineGlyphs segmentLine(const cv::Mat& line_gray, LinePrep prep = LinePrep::kGray
 // groups and grouping whose cells hold the line's column profile of ink best (pitch_cut.cpp).
 // For embossing above all, whose shading breaks digits apart and runs neighbours together so
 // that its pieces of ink say little. Every cell becomes a glyph, trimmed to its ink; `groups` is
-// the chosen grouping (so it is no evidence of the layout, unlike segmentLine's). Empty when no
-// grouping fits in the line.
+// the chosen grouping (so it is no evidence of the layout, unlike segmentLine's). Groupings of a
+// single run are not tried (they have no gaps to check the layout by). Empty when no grouping
+// fits in the line, or when the best layout's gaps hold ink (a run of digits squeezed into a
+// grouping); `complete` is false when glyph-like ink lies beyond the layout's ends.
 LineGlyphs segmentLineByPitch(const cv::Mat& line_gray,
                               const std::vector<std::vector<std::size_t>>& groupings);
 
@@ -101,9 +103,9 @@ std::string digitModelPath(const std::string& models_dir);
 
 // One line of a straightened card read with the classifier: prepareLine (grey, or relief for
 // inkless embossing), segmentLine, classify. The groups are the ones segmentLine saw; *complete
-// (when given) says whether the cut was. With `pitch_groupings`, the line is cut by
-// segmentLineByPitch in those groupings instead (the groups are then the chosen grouping, and
-// the cut counts as complete).
+// (when given) says whether the cut was. With `pitch_groupings`, the line box is widened along
+// its row and cut by segmentLineByPitch in those groupings instead (the groups are then the
+// chosen grouping, and *complete says whether ink of the row was left out).
 LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& card_bgr,
                            const cv::Rect& line_box, bool* complete = nullptr,
                            LinePrep prep = LinePrep::kGray,
