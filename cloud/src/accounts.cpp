@@ -158,8 +158,8 @@ std::optional<std::int64_t> insertNewAccount(pqxx::transaction_base& tx, const A
   }
   const auto account_id = rows[0][0].as<std::int64_t>();
   for (const auto& kiosk : spec.kiosk_ids) {
-    tx.exec_params("INSERT INTO operator_kiosks (account_id, kiosk_id) VALUES ($1, $2)", account_id,
-                   kiosk);
+    tx.exec_params("INSERT INTO operator_kiosks (account_id, kiosk_id) VALUES ($1, $2)",
+                   account_id, kiosk);
   }
   return account_id;
 }

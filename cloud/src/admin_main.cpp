@@ -31,10 +31,7 @@
 // the image key (difficult-image) from --image-key-file or $LOSTCARD_IMAGE_KEY.
 // Card numbers are read from stdin only, never from the command line (where `ps` and shell
 // history would keep them), and never printed.
-#include <fcntl.h>
 #include <openssl/crypto.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <boost/program_options.hpp>
 #include <cctype>
@@ -48,14 +45,18 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "lostcard/cloud/accounts.hpp"
 #include "lostcard/cloud/card_hasher.hpp"
 #include "lostcard/cloud/card_proof.hpp"
 #include "lostcard/cloud/image_vault.hpp"
 #include "lostcard/cloud/issuer_events.hpp"
+#include "lostcard/cloud/unclaimed.hpp"
 #include "lostcard/cloud/issuer_keys.hpp"
 #include "lostcard/cloud/store.hpp"
-#include "lostcard/cloud/unclaimed.hpp"
 #include "lostcard/wire/log.hpp"
 
 namespace po = boost::program_options;
@@ -283,8 +284,8 @@ int decryptDifficultImage(const std::string& db, const std::string& image_key_fi
                                             : lostcard::cloud::ImageVault::fromFile(image_key_file);
   Store store({.conninfo = db});
   // Handing out a card's photo is an access to card data: audited with the Unix login.
-  const char* login =
-      std::getenv("SUDO_USER") != nullptr ? std::getenv("SUDO_USER") : std::getenv("USER");
+  const char* login = std::getenv("SUDO_USER") != nullptr ? std::getenv("SUDO_USER")
+                                                          : std::getenv("USER");
   lostcard::cloud::AuditEntry access;
   access.actor_role = "admin";
   access.actor_id = login != nullptr ? login : "";
@@ -381,10 +382,10 @@ int printAudit(const std::string& db, const std::string& command,
       ids += (ids.empty() ? "" : ",") + id;
     }
     std::cout << row.id << '\t' << isoTime(row.at) << '\t' << row.entry.actor_role << '\t'
-              << (row.entry.actor_id.empty() ? "-" : row.entry.actor_id) << '\t' << row.entry.action
-              << '\t' << (row.entry.object_kind.empty() ? "-" : row.entry.object_kind) << '\t'
-              << (ids.empty() ? "-" : ids) << '\t' << row.entry.result << '\t' << row.entry.detail
-              << '\n';
+              << (row.entry.actor_id.empty() ? "-" : row.entry.actor_id) << '\t'
+              << row.entry.action << '\t' << (row.entry.object_kind.empty() ? "-" : row.entry.object_kind)
+              << '\t' << (ids.empty() ? "-" : ids) << '\t' << row.entry.result << '\t'
+              << row.entry.detail << '\n';
   }
   return kExitOk;
 }
@@ -629,8 +630,8 @@ int runCommand(const std::string& db, const std::string& key_file,
     if (days < 0) {
       throw UsageError("sweep-unclaimed: --days must not be negative");
     }
-    const int marked = lostcard::cloud::markUnclaimedForReturn(db, std::chrono::system_clock::now(),
-                                                               std::chrono::hours(24 * days));
+    const int marked = lostcard::cloud::markUnclaimedForReturn(
+        db, std::chrono::system_clock::now(), std::chrono::hours(24 * days));
     std::cout << "marked " << marked << " card(s) unclaimed for " << days
               << " days for return to their issuer\n";
     return kExitOk;

@@ -231,15 +231,15 @@ DecodedReading decodeReading(const LineReading& line, const std::vector<CardForm
     rival_ratio = std::exp(passing[1].log_score - winner.log_score);
     if (rival_ratio * policy.min_likelihood_ratio > 1.0) {
       out.ambiguous = true;
-      out.why =
-          fmt::format("{} candidates pass a check and none is clearly likelier", passing.size());
+      out.why = fmt::format("{} candidates pass a check and none is clearly likelier",
+                            passing.size());
       return out;
     }
   }
   const double mean_score = std::exp(winner.log_score / static_cast<double>(n));
   if (mean_score < policy.min_mean_score) {
-    out.why =
-        fmt::format("mean character score {:.2f} below {:.2f}", mean_score, policy.min_mean_score);
+    out.why = fmt::format("mean character score {:.2f} below {:.2f}", mean_score,
+                          policy.min_mean_score);
     return out;
   }
   out.number = winner.text;
@@ -416,5 +416,6 @@ std::optional<std::string> fillErasures(const std::string& glyphs, const std::st
   }
   return filled;
 }
+
 
 }  // namespace lostcard::cloud

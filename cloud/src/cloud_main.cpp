@@ -2,8 +2,7 @@
 // decides where they go, records deposits in PostgreSQL and delivers the holders' notices.
 //
 //   lostcard-cloud --db "host=... dbname=..." --listen 0.0.0.0:7443
-//       --ca fleet-ca.crt --cert cloud.crt --key cloud.key --crl fleet-crl.pem --card-key-file
-//       card.key
+//       --ca fleet-ca.crt --cert cloud.crt --key cloud.key --crl fleet-crl.pem --card-key-file card.key
 //
 // Options may also come from a file (--config FILE, lines "name = value").
 //
@@ -24,13 +23,11 @@
 // and a kiosk connected under a certificate just revoked is dropped within --crl-check-ms. A list
 // that cannot be used at start stops the cloud (fail closed); a bad list later is logged and the
 // previous one stays in force.
-#include <sys/prctl.h>
-#include <unistd.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/program_options.hpp>
+
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -38,6 +35,9 @@
 #include <optional>
 #include <pqxx/except>
 #include <thread>
+
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "lostcard/cloud/api_v1.hpp"
 #include "lostcard/cloud/card_hasher.hpp"
@@ -112,102 +112,56 @@ int main(int argc, char** argv) {
   unsigned hello_timeout_ms = 0, idle_timeout_ms = 0, db_wait_ms = 0, drain_timeout_ms = 0;
   unsigned busy_keepalive_ms = 0;
   std::size_t max_queued_recognitions = 0;
-  desc.add_options()("help,h", "show this help")(
-      "config", po::value(&config_file), "read options from this file (name = value lines)")(
-      "listen", po::value(&listen)->default_value("0.0.0.0:7443"),
-      "kiosk gateway HOST:PORT (port 0: any free port)")(
-      "port-file", po::value(&port_file),
-      "write the bound gateway port to this file once listening")(
-      "http-listen", po::value(&http_listen),
-      "people's HTTPS API HOST:PORT (port 0: any free port); no API when absent")(
-      "http-port-file", po::value(&http_port_file),
-      "write the bound API port to this file once listening")(
-      "http-max-body-bytes", po::value(&http_max_body_bytes)->default_value(64 * 1024),
-      "largest API request body (larger: 413)")(
-      "http-max-import-bytes",
-      po::value(&http_max_import_bytes)->default_value(std::uint64_t{1} << 30),
-      "largest bulk enrollment body, POST /v1/issuer/enrollments (larger: 413)")(
-      "signups-per-ip-per-hour", po::value(&signups_per_ip_per_hour)->default_value(5),
-      "holder sign-ups (POST /v1/holder/signup) tried from one client address per hour (more: "
-      "429)")("signups-per-hour", po::value(&signups_per_hour)->default_value(100),
-              "holder sign-ups made per hour, from every address (more: 429)")(
-      "signup-allow-http-webhooks", po::bool_switch(&signup_allow_http_webhooks),
-      "accept http:// webhooks at sign-up (a demo on one machine; https only otherwise)")(
-      "allow-internal-webhooks", po::bool_switch(&allow_internal_webhooks),
-      "POST notices and events to webhooks at loopback, private and link-local addresses too "
-      "(tests, a demo on one machine, receivers on a private network); refused otherwise")(
-      "token-ttl-minutes", po::value(&token_ttl_minutes)->default_value(15),
-      "how long an API login token works")("db", po::value(&db)->required(), "PostgreSQL conninfo")(
-      "db-pool", po::value(&db_pool)->default_value(4), "database connections")(
-      "db-wait-ms", po::value(&db_wait_ms)->default_value(60'000),
-      "at start-up, how long to wait for an unreachable database")(
-      "ca", po::value(&ca)->required(),
-      "fleet CA certificate (PEM): kiosks must present a certificate it issued")(
-      "cert", po::value(&cert)->required(), "this server's certificate chain (PEM)")(
-      "key", po::value(&key)->required(), "this server's private key (PEM)")(
-      "crl", po::value(&crl),
-      "kiosk certificate revocation list (PEM, signed by the --ca), re-read when it changes")(
-      "crl-check-ms", po::value(&crl_check_ms)->default_value(5'000),
-      "how often the --crl file is looked at (it is also looked at before each kiosk's handshake)")(
-      "card-key-file", po::value(&card_key_file),
-      "card hash key file ('<key id> <hex key>'); default: $LOSTCARD_CARD_KEY")(
-      "image-key-file", po::value(&image_key_file),
-      "key file sealing the photos kept of difficult cards ('<key id> <64 hex>' lines, the first "
-      "seals); default: $LOSTCARD_IMAGE_KEY; neither: no photo is kept")(
-      "notice-key-file", po::value(&notice_key_file),
-      "key file sealing the notices waiting in the outbox ('<key id> <64 hex>' lines, the first "
-      "seals); default: $LOSTCARD_NOTICE_KEY; neither: a key derived from the card key")(
-      "image-retention-days", po::value(&image_retention_days)->default_value(30),
-      "delete difficult cards' photos older than this (checked hourly)")(
-      "unclaimed-days", po::value(&unclaimed_days)->default_value(30),
-      "mark cards waiting in a slot this many days for return to their issuer (checked hourly; 0: "
-      "never)")("alert-bin-percent", po::value(&alert_bin_percent)->default_value(80),
-                "operators' alert when a box's difficult-card bin is this full")(
-      "alert-slots-percent", po::value(&alert_slots_percent)->default_value(90),
-      "operators' alert when this share of a box's slots is in use")(
-      "online-within-s", po::value(&online_within_s)->default_value(30),
-      "a box is online when its last heartbeat is no older than this")(
-      "workers", po::value(&workers)->default_value(0),
-      "recognition and database threads (0: one per core)")(
-      "max-frame-bytes", po::value(&max_frame_bytes)->default_value(wire::kDefaultMaxFrameBytes),
-      "largest frame a kiosk may send")("hello-timeout-ms",
-                                        po::value(&hello_timeout_ms)->default_value(10'000),
-                                        "time a new connection has to say Hello")(
-      "idle-timeout-ms", po::value(&idle_timeout_ms)->default_value(60'000),
-      "silence after which a kiosk is considered gone")(
-      "busy-keepalive-ms", po::value(&busy_keepalive_ms)->default_value(2'000),
-      "while working for a kiosk, tell it the cloud is alive this often (0: never); keep it below "
-      "the kiosks' --peer-timeout-ms")(
-      "max-queued-recognitions", po::value(&max_queued_recognitions)->default_value(0),
-      "recognitions waiting or running at most; more kiosks wait (0: twice --workers)")(
-      "drain-timeout-ms", po::value(&drain_timeout_ms)->default_value(20'000),
-      "on SIGTERM, how long sessions may take to answer the message in hand")(
-      "min-confidence", po::value(&min_confidence)->default_value(0.5),
-      "readings below this confidence (0..1) are difficult cards")(
-      "pickup-code-ttl-hours", po::value(&pickup_ttl_hours)->default_value(24 * 14),
-      "how long a pickup code works")(
-      "pickup-code-tries", po::value(&pickup_code_tries)->default_value(5),
-      "wrong codes a deposit takes before it locks (until its holder gets a new code)")(
-      "pickup-kiosk-wrong-tries", po::value(&pickup_kiosk_wrong_tries)->default_value(20),
-      "wrong codes, across all its slots, after which a kiosk refuses every pickup for a while")(
-      "pickup-kiosk-window-s", po::value(&pickup_kiosk_window_s)->default_value(15 * 60),
-      "the window --pickup-kiosk-wrong-tries counts in, in seconds")(
-      "operator-code-tries", po::value(&operator_code_tries)->default_value(5),
-      "refused operator box codes at one kiosk after which it refuses every operator code for a "
-      "while")("operator-code-window-s", po::value(&operator_code_window_s)->default_value(15 * 60),
-               "the window --operator-code-tries counts in, in seconds")(
-      "holder-new-codes-per-hour", po::value(&holder_new_codes_per_hour)->default_value(5),
-      "new pickup codes a holder may ask for in an hour (asked for, or pushed by a card query)")(
-      "resolve-tries", po::value(&resolve_tries)->default_value(20),
-      "card numbers an operator may type to resolve difficult cards within --resolve-window-s "
-      "(each answer tells whether a number is enrolled)")(
-      "resolve-window-s", po::value(&resolve_window_s)->default_value(3600),
-      "the window --resolve-tries counts in, in seconds")(
-      "tessdata-dir", po::value(&tessdata)->default_value(""),
-      "Tesseract data folder (default: the system's)")(
-      "models-dir", po::value(&models)->default_value(""),
-      "lostcard models/ folder (recognition configuration)")(
-      "log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
+  desc.add_options()
+    ("help,h", "show this help")
+    ("config", po::value(&config_file), "read options from this file (name = value lines)")
+    ("listen", po::value(&listen)->default_value("0.0.0.0:7443"), "kiosk gateway HOST:PORT (port 0: any free port)")
+    ("port-file", po::value(&port_file), "write the bound gateway port to this file once listening")
+    ("http-listen", po::value(&http_listen), "people's HTTPS API HOST:PORT (port 0: any free port); no API when absent")
+    ("http-port-file", po::value(&http_port_file), "write the bound API port to this file once listening")
+    ("http-max-body-bytes", po::value(&http_max_body_bytes)->default_value(64 * 1024), "largest API request body (larger: 413)")
+    ("http-max-import-bytes", po::value(&http_max_import_bytes)->default_value(std::uint64_t{1} << 30), "largest bulk enrollment body, POST /v1/issuer/enrollments (larger: 413)")
+    ("signups-per-ip-per-hour", po::value(&signups_per_ip_per_hour)->default_value(5), "holder sign-ups (POST /v1/holder/signup) tried from one client address per hour (more: 429)")
+    ("signups-per-hour", po::value(&signups_per_hour)->default_value(100), "holder sign-ups made per hour, from every address (more: 429)")
+    ("signup-allow-http-webhooks", po::bool_switch(&signup_allow_http_webhooks), "accept http:// webhooks at sign-up (a demo on one machine; https only otherwise)")
+    ("allow-internal-webhooks", po::bool_switch(&allow_internal_webhooks), "POST notices and events to webhooks at loopback, private and link-local addresses too (tests, a demo on one machine, receivers on a private network); refused otherwise")
+    ("token-ttl-minutes", po::value(&token_ttl_minutes)->default_value(15), "how long an API login token works")
+    ("db", po::value(&db)->required(), "PostgreSQL conninfo")
+    ("db-pool", po::value(&db_pool)->default_value(4), "database connections")
+    ("db-wait-ms", po::value(&db_wait_ms)->default_value(60'000), "at start-up, how long to wait for an unreachable database")
+    ("ca", po::value(&ca)->required(), "fleet CA certificate (PEM): kiosks must present a certificate it issued")
+    ("cert", po::value(&cert)->required(), "this server's certificate chain (PEM)")
+    ("key", po::value(&key)->required(), "this server's private key (PEM)")
+    ("crl", po::value(&crl), "kiosk certificate revocation list (PEM, signed by the --ca), re-read when it changes")
+    ("crl-check-ms", po::value(&crl_check_ms)->default_value(5'000), "how often the --crl file is looked at (it is also looked at before each kiosk's handshake)")
+    ("card-key-file", po::value(&card_key_file), "card hash key file ('<key id> <hex key>'); default: $LOSTCARD_CARD_KEY")
+    ("image-key-file", po::value(&image_key_file), "key file sealing the photos kept of difficult cards ('<key id> <64 hex>' lines, the first seals); default: $LOSTCARD_IMAGE_KEY; neither: no photo is kept")
+    ("notice-key-file", po::value(&notice_key_file), "key file sealing the notices waiting in the outbox ('<key id> <64 hex>' lines, the first seals); default: $LOSTCARD_NOTICE_KEY; neither: a key derived from the card key")
+    ("image-retention-days", po::value(&image_retention_days)->default_value(30), "delete difficult cards' photos older than this (checked hourly)")
+    ("unclaimed-days", po::value(&unclaimed_days)->default_value(30), "mark cards waiting in a slot this many days for return to their issuer (checked hourly; 0: never)")
+    ("alert-bin-percent", po::value(&alert_bin_percent)->default_value(80), "operators' alert when a box's difficult-card bin is this full")
+    ("alert-slots-percent", po::value(&alert_slots_percent)->default_value(90), "operators' alert when this share of a box's slots is in use")
+    ("online-within-s", po::value(&online_within_s)->default_value(30), "a box is online when its last heartbeat is no older than this")
+    ("workers", po::value(&workers)->default_value(0), "recognition and database threads (0: one per core)")
+    ("max-frame-bytes", po::value(&max_frame_bytes)->default_value(wire::kDefaultMaxFrameBytes), "largest frame a kiosk may send")
+    ("hello-timeout-ms", po::value(&hello_timeout_ms)->default_value(10'000), "time a new connection has to say Hello")
+    ("idle-timeout-ms", po::value(&idle_timeout_ms)->default_value(60'000), "silence after which a kiosk is considered gone")
+    ("busy-keepalive-ms", po::value(&busy_keepalive_ms)->default_value(2'000), "while working for a kiosk, tell it the cloud is alive this often (0: never); keep it below the kiosks' --peer-timeout-ms")
+    ("max-queued-recognitions", po::value(&max_queued_recognitions)->default_value(0), "recognitions waiting or running at most; more kiosks wait (0: twice --workers)")
+    ("drain-timeout-ms", po::value(&drain_timeout_ms)->default_value(20'000), "on SIGTERM, how long sessions may take to answer the message in hand")
+    ("min-confidence", po::value(&min_confidence)->default_value(0.5), "readings below this confidence (0..1) are difficult cards")
+    ("pickup-code-ttl-hours", po::value(&pickup_ttl_hours)->default_value(24 * 14), "how long a pickup code works")
+    ("pickup-code-tries", po::value(&pickup_code_tries)->default_value(5), "wrong codes a deposit takes before it locks (until its holder gets a new code)")
+    ("pickup-kiosk-wrong-tries", po::value(&pickup_kiosk_wrong_tries)->default_value(20), "wrong codes, across all its slots, after which a kiosk refuses every pickup for a while")
+    ("pickup-kiosk-window-s", po::value(&pickup_kiosk_window_s)->default_value(15 * 60), "the window --pickup-kiosk-wrong-tries counts in, in seconds")
+    ("operator-code-tries", po::value(&operator_code_tries)->default_value(5), "refused operator box codes at one kiosk after which it refuses every operator code for a while")
+    ("operator-code-window-s", po::value(&operator_code_window_s)->default_value(15 * 60), "the window --operator-code-tries counts in, in seconds")
+    ("holder-new-codes-per-hour", po::value(&holder_new_codes_per_hour)->default_value(5), "new pickup codes a holder may ask for in an hour (asked for, or pushed by a card query)")
+    ("resolve-tries", po::value(&resolve_tries)->default_value(20), "card numbers an operator may type to resolve difficult cards within --resolve-window-s (each answer tells whether a number is enrolled)")
+    ("resolve-window-s", po::value(&resolve_window_s)->default_value(3600), "the window --resolve-tries counts in, in seconds")
+    ("tessdata-dir", po::value(&tessdata)->default_value(""), "Tesseract data folder (default: the system's)")
+    ("models-dir", po::value(&models)->default_value(""), "lostcard models/ folder (recognition configuration)")
+    ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
 
   po::variables_map vm;
   try {
@@ -316,8 +270,7 @@ int main(int argc, char** argv) {
     retention.start();
     std::optional<cloud::UnclaimedSweep> unclaimed;
     if (unclaimed_days > 0) {
-      unclaimed.emplace(db,
-                        cloud::UnclaimedOptions{.after = std::chrono::hours(24 * unclaimed_days)});
+      unclaimed.emplace(db, cloud::UnclaimedOptions{.after = std::chrono::hours(24 * unclaimed_days)});
       unclaimed->start();
     }
     cloud::DepositService service(store, hasher, recognizer, policy,

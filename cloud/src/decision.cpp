@@ -41,8 +41,8 @@ DepositDecision decideDeposit(const std::string& deposit_id, const std::string& 
   }
   if (reading.confidence < policy.min_confidence) {
     char detail[96];
-    std::snprintf(detail, sizeof(detail), "low confidence %.2f (minimum %.2f)", reading.confidence,
-                  policy.min_confidence);
+    std::snprintf(detail, sizeof(detail), "low confidence %.2f (minimum %.2f)",
+                  reading.confidence, policy.min_confidence);
     return difficult(deposit_id, kiosk_id, v1::DIFFICULT_REASON_UNREADABLE, detail);
   }
   const std::string last4 = wire::lastFourDigits(reading.number);

@@ -120,9 +120,9 @@ std::variant<v1::Disposition, Refusal> DepositService::decideAndRecord(
   if (recorded.kiosk_id != kiosk_id) {
     return Refusal{"deposit " + deposit_id + " belongs to another kiosk"};
   }
-  log()->info("deposit {} from {}: {} (confidence {:.2f}, {} front / {} back frames)", deposit_id,
-              kiosk_id, describeDecision(recorded), reading.confidence, captured.front_size(),
-              captured.back_size());
+  log()->info("deposit {} from {}: {} (confidence {:.2f}, {} front / {} back frames)",
+              deposit_id, kiosk_id, describeDecision(recorded), reading.confidence,
+              captured.front_size(), captured.back_size());
   return toDisposition(recorded);
 }
 
@@ -346,7 +346,8 @@ std::vector<DifficultImage> DepositService::sealDifficultImages(const v1::CardCa
   std::vector<DifficultImage> sealed;
   try {
     const auto number_face = numberFaceOf(reading);
-    const RedactedCard redacted = redactForKeeping(images, number_face, recognizer_options_.limits);
+    const RedactedCard redacted =
+        redactForKeeping(images, number_face, recognizer_options_.limits);
     for (const auto& frame : redacted.frames) {
       SealedImage s = image_vault_->seal(frame.jpeg, deposit_id);
       DifficultImage image;
@@ -365,14 +366,13 @@ std::vector<DifficultImage> DepositService::sealDifficultImages(const v1::CardCa
       log()->info("deposit {}: {} frame {} not kept: {}", deposit_id, faceName(skipped.face),
                   skipped.index + 1, skipped.why);
     }
-    log()->info(
-        "deposit {}: keeping {} photo(s) sealed with image key {} (signature band blacked "
-        "out on {})",
-        deposit_id, sealed.size(), image_vault_->keyId(),
-        !number_face
-            ? "every face"
-            : std::string("the ") +
-                  faceName(*number_face == CardFace::kFront ? CardFace::kBack : CardFace::kFront));
+    log()->info("deposit {}: keeping {} photo(s) sealed with image key {} (signature band blacked "
+                "out on {})",
+                deposit_id, sealed.size(), image_vault_->keyId(),
+                !number_face ? "every face"
+                             : std::string("the ") +
+                                   faceName(*number_face == CardFace::kFront ? CardFace::kBack
+                                                                             : CardFace::kFront));
   } catch (const std::exception& e) {
     // The decision matters more than its photos: it is recorded without them.
     log()->error("deposit {}: photos not kept: {}", deposit_id, e.what());

@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ssl/stream.hpp>
+
 #include <utility>
 
 #include "lostcard/wire/log.hpp"
@@ -145,8 +146,8 @@ asio::awaitable<void> Gateway::acceptLoop() {
             acceptor_.local_endpoint().port());
   while (!stopped_) {
     boost::system::error_code ec;
-    tcp::socket socket =
-        co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket = co_await acceptor_.async_accept(
+        asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (stopped_ || ec == asio::error::operation_aborted) {
         break;

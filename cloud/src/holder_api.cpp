@@ -14,8 +14,8 @@
 #include "lostcard/cloud/card_proof.hpp"
 #include "lostcard/cloud/delivery.hpp"
 #include "lostcard/cloud/notice.hpp"
-#include "lostcard/wire/envelope.hpp"
 #include "lostcard/wire/log.hpp"
+#include "lostcard/wire/envelope.hpp"
 #include "registry_pg.hpp"
 
 namespace lostcard::cloud {
@@ -241,8 +241,8 @@ CardDataRead<v1::HolderCardList> HolderData::cards(const Principal& who,
       }
     }
     entry.result = out.access.allowed ? "ok" : "refused";
-    entry.detail =
-        out.access.allowed ? std::to_string(out.value.cards_size()) + " cards" : out.access.reason;
+    entry.detail = out.access.allowed ? std::to_string(out.value.cards_size()) + " cards"
+                                      : out.access.reason;
     appendAudit(tx, entry, now);
     tx.commit();
   });
@@ -313,9 +313,10 @@ CardDataRead<v1::HolderCard> HolderData::addCard(const Principal& who,
       }
     }
     entry.result = out.access.allowed ? "ok" : "refused";
-    entry.detail = out.access.allowed ? (made ? "card " : "already enrolled: card ") +
-                                            std::to_string(out.value.card_id()) + " ending " + last4
-                                      : out.access.reason;
+    entry.detail = out.access.allowed
+                       ? (made ? "card " : "already enrolled: card ") +
+                             std::to_string(out.value.card_id()) + " ending " + last4
+                       : out.access.reason;
     appendAudit(tx, entry, now);
     tx.commit();
   });
@@ -348,7 +349,7 @@ CardDataRead<v1::CardQueryResult> HolderData::queryCard(const Principal& who,
   struct Waiting {
     std::string deposit_id;
     bool in_slot = false;
-    std::string notice_id;   // a notice on its way
+    std::string notice_id;  // a notice on its way
     bool returning = false;  // going back to its issuer: no code will come
   };
   std::vector<Waiting> found;
@@ -510,8 +511,8 @@ CardDataRead<v1::NewCodeResult> HolderData::newCode(const Principal& who,
     return out;
   }
   const bool not_found = made.error == "no such deposit of this holder";
-  out.access =
-      not_found ? Access{false, 404, "no such deposit of yours"} : Access{false, 409, made.error};
+  out.access = not_found ? Access{false, 404, "no such deposit of yours"}
+                         : Access{false, 409, made.error};
   impl_->pool.run([&](pqxx::connection& c) {
     pqxx::work tx(c);
     // The holder id as actor, as Store writes the granted ones: the limit counts both.
@@ -541,8 +542,8 @@ struct NoticeStreams::Impl {
 
   struct Stream {
     std::string holder_id;
-    std::int64_t after_seq = 0;  // sent: every notice of the holder up to this one
-    std::set<std::string> sent;  // ids sent, so a notice is never sent twice
+    std::int64_t after_seq = 0;       // sent: every notice of the holder up to this one
+    std::set<std::string> sent;       // ids sent, so a notice is never sent twice
     std::shared_ptr<EventSink> sink;
   };
   struct Request {
@@ -586,10 +587,9 @@ struct NoticeStreams::Impl {
         }
       }
       s.after_seq = resume ? (*resume)[0].as<std::int64_t>()
-                           : tx.exec_params1(
-                                   "SELECT coalesce(max(stream_seq), 0) FROM "
-                                   "notice_outbox WHERE holder_id = $1",
-                                   s.holder_id)[0]
+                           : tx.exec_params1("SELECT coalesce(max(stream_seq), 0) FROM "
+                                             "notice_outbox WHERE holder_id = $1",
+                                             s.holder_id)[0]
                                  .as<std::int64_t>();
     }
     s.sink->send(": stream open\n\n");
@@ -697,9 +697,9 @@ void NoticeStreams::run() {
         m.open(*conn, std::move(r));
       }
       conn->await_notification(
-          0, static_cast<long>(
-                 std::chrono::duration_cast<std::chrono::microseconds>(m.options.listen_slice)
-                     .count()));
+          0, static_cast<long>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   m.options.listen_slice)
+                                   .count()));
       std::vector<std::string> queued;
       queued.swap(ids);
       for (const auto& id : queued) {
@@ -802,9 +802,8 @@ void addHolderRoutes(HttpRouter& router, const HolderApi& holder) {
   HolderData& data = holder.data;
   NoticeStreams& streams = holder.streams;
 
-  router.add(http::verb::get, "/v1/holder/cards", Auth::kRequired, [&data](const ApiRequest& r) {
-    return holderReply(data.cards(r.principal(), r.now));
-  });
+  router.add(http::verb::get, "/v1/holder/cards", Auth::kRequired,
+             [&data](const ApiRequest& r) { return holderReply(data.cards(r.principal(), r.now)); });
 
   router.add(http::verb::post, "/v1/holder/cards", Auth::kRequired, [&data](const ApiRequest& r) {
     v1::AddCardRequest request;
@@ -828,9 +827,10 @@ void addHolderRoutes(HttpRouter& router, const HolderApi& holder) {
                return holderReply(result);
              });
 
-  router.add(http::verb::get, "/v1/holder/notices", Auth::kRequired, [&data](const ApiRequest& r) {
-    return holderReply(data.notices(r.principal(), r.now));
-  });
+  router.add(http::verb::get, "/v1/holder/notices", Auth::kRequired,
+             [&data](const ApiRequest& r) {
+               return holderReply(data.notices(r.principal(), r.now));
+             });
 
   router.add(http::verb::get, "/v1/holder/notices/stream", Auth::kRequired,
              [&streams](const ApiRequest& r) {

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <ctime>
-#include <pqxx/pqxx>
 #include <stdexcept>
+#include <pqxx/pqxx>
 
 #include "lostcard/cloud/accounts.hpp"
 #include "lostcard/cloud/audit.hpp"
@@ -42,15 +42,15 @@ bool hasControl(std::string_view s) {
 
 // Why `login` cannot be a new login ("" when it can).
 std::string loginProblem(const std::string& login) {
-  const bool shape = login.size() >= 3 && login.size() <= 64 &&
-                     std::all_of(login.begin(), login.end(),
-                                 [](char c) {
-                                   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                                          c == '.' || c == '_' || c == '-';
-                                 }) &&
-                     ((login[0] >= 'a' && login[0] <= 'z') || (login[0] >= '0' && login[0] <= '9'));
-  return shape ? ""
-               : "login: 3 to 64 of a-z 0-9 . _ - (lower case), starting with a letter or digit";
+  const bool shape =
+      login.size() >= 3 && login.size() <= 64 &&
+      std::all_of(login.begin(), login.end(),
+                  [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                           c == '_' || c == '-';
+                  }) &&
+      ((login[0] >= 'a' && login[0] <= 'z') || (login[0] >= '0' && login[0] <= '9'));
+  return shape ? "" : "login: 3 to 64 of a-z 0-9 . _ - (lower case), starting with a letter or digit";
 }
 
 // Why `url` cannot be a holder's webhook ("" when it can).
@@ -177,7 +177,8 @@ struct HolderContacts::Impl {
         "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::timestamptz, $7::timestamptz)",
         message.message_id(), holder_id, kVerifyKind, sealed.key_id,
         pqxx::binarystring(sealed.nonce), pqxx::binarystring(sealed.ciphertext), at);
-    tx.exec_params("SELECT pg_notify($1, $2)", std::string(kContactChannel), message.message_id());
+    tx.exec_params("SELECT pg_notify($1, $2)", std::string(kContactChannel),
+                   message.message_id());
   }
 
   // Codes sent to the holder in the hour before `now`.
@@ -186,8 +187,7 @@ struct HolderContacts::Impl {
     return tx
         .exec_params1(
             "SELECT count(*) FROM contact_outbox WHERE holder_id = $1 "
-            "AND created_at > $2::timestamptz - interval '1 hour' AND created_at <= "
-            "$2::timestamptz",
+            "AND created_at > $2::timestamptz - interval '1 hour' AND created_at <= $2::timestamptz",
             holder_id, detail::pgTimestamp(now))[0]
         .as<int>();
   }
@@ -452,16 +452,17 @@ CardDataRead<v1::HolderContact> HolderContacts::verify(const Principal& who,
                     "POST /v1/holder/contact/resend"};
     } else if (!verifyCode(typed, rows[0][1].as<std::string>())) {
       const int left = rows[0][2].as<int>() - 1;
-      tx.exec_params("UPDATE contact_codes SET tries_left = $2 WHERE holder_id = $1", who.holder_id,
-                     left);
-      out.access = {
-          false, 400,
-          "wrong code; " + std::to_string(left) + (left == 1 ? " try" : " tries") + " left"};
+      tx.exec_params("UPDATE contact_codes SET tries_left = $2 WHERE holder_id = $1",
+                     who.holder_id, left);
+      out.access = {false, 400,
+                    "wrong code; " + std::to_string(left) + (left == 1 ? " try" : " tries") +
+                        " left"};
     } else {
       tx.exec_params("UPDATE contact_codes SET used_at = $2::timestamptz WHERE holder_id = $1",
                      who.holder_id, detail::pgTimestamp(now));
-      tx.exec_params("UPDATE holders SET contact_verified_at = $2::timestamptz WHERE id = $1",
-                     who.holder_id, detail::pgTimestamp(now));
+      tx.exec_params(
+          "UPDATE holders SET contact_verified_at = $2::timestamptz WHERE id = $1",
+          who.holder_id, detail::pgTimestamp(now));
       // The notices held for this holder are due now: wake the delivery worker.
       tx.exec_params("SELECT pg_notify($1, $2)", std::string(kContactChannel), who.holder_id);
       out.value = *m.readContact(tx, who.holder_id, now);

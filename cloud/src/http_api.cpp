@@ -4,13 +4,13 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
-#include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <atomic>
 #include <deque>
 #include <future>
 #include <limits>
@@ -703,8 +703,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   // Sends to its connection's strand; knows when the stream has ended.
   class ConnectionSink : public EventSink {
    public:
-    ConnectionSink(std::weak_ptr<HttpConnection> connection,
-                   std::shared_ptr<std::atomic<bool>> open)
+    ConnectionSink(std::weak_ptr<HttpConnection> connection, std::shared_ptr<std::atomic<bool>> open)
         : connection_(std::move(connection)), open_(std::move(open)) {}
     bool send(std::string text) override {
       if (!*open_) {
@@ -730,19 +729,19 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     events_open_ = std::make_shared<std::atomic<bool>>(true);
     head_serializer_.emplace(*response_);
     beast::get_lowest_layer(stream_).expires_after(state_->options.read_timeout);
-    http::async_write_header(stream_, *head_serializer_,
-                             [self = shared_from_this(), starter = std::move(starter)](
-                                 beast::error_code ec, std::size_t) {
-                               if (ec) {
-                                 return self->closeNow();
-                               }
-                               // From now on the stream has no deadline: the client's going away
-                               // ends it (the read below fails), and a client that stops reading
-                               // overflows the queue.
-                               beast::get_lowest_layer(self->stream_).expires_never();
-                               self->watchEventClient();
-                               starter(std::make_shared<ConnectionSink>(self, self->events_open_));
-                             });
+    http::async_write_header(
+        stream_, *head_serializer_,
+        [self = shared_from_this(), starter = std::move(starter)](beast::error_code ec,
+                                                                  std::size_t) {
+          if (ec) {
+            return self->closeNow();
+          }
+          // From now on the stream has no deadline: the client's going away ends it (the read
+          // below fails), and a client that stops reading overflows the queue.
+          beast::get_lowest_layer(self->stream_).expires_never();
+          self->watchEventClient();
+          starter(std::make_shared<ConnectionSink>(self, self->events_open_));
+        });
   }
 
   // Reads (and drops) whatever the client sends until it closes the connection.

@@ -248,9 +248,8 @@ std::optional<std::string> ImageVault::open(const SealedImage& sealed,
   // The tag is checked here: plain is released only when it matches.
   if (EVP_DecryptFinal_ex(ctx.get(), bytes(plain) + length, &final_length) != 1) {
     OPENSSL_cleanse(plain.data(), plain.size());
-    return fail(
-        "the sealed data does not authenticate (changed, another key, or sealed "
-        "for another row)");
+    return fail("the sealed data does not authenticate (changed, another key, or sealed "
+                "for another row)");
   }
   plain.resize(static_cast<std::size_t>(length + final_length));
   return plain;

@@ -326,8 +326,7 @@ CREATE INDEX bin_openings_refused_idx ON bin_openings (kiosk_id, at) WHERE resul
 // card id, last four, kiosk and time), so it is kept in clear. Deposits gain what operators do
 // to them: marked for return to the issuer (unclaimed too long, or by an operator) and resolved
 // by hand (a difficult card whose number an operator typed).
-constexpr std::string_view kOperations =
-    R"sql(
+constexpr std::string_view kOperations = R"sql(
 ALTER TABLE issuers ADD COLUMN webhook_url text CHECK (webhook_url ~ '^https?://');
 ALTER TABLE issuers ADD COLUMN webhook_secret text CHECK (length(webhook_secret) >= 16);
 ALTER TABLE issuers ADD CONSTRAINT issuers_webhook_whole
@@ -358,11 +357,11 @@ ALTER TABLE deposits ADD COLUMN resolved_at timestamptz;
 ALTER TABLE deposits ADD COLUMN resolved_reason text;
 CREATE INDEX deposits_unclaimed_idx ON deposits (stored_at) WHERE status = 'stored';
 )sql"
-    // The deposit statuses this version adds, apart so a merge with another version that adds its
-    // own sees them: 'to_return' (marked for return to the issuer: on the operator's collection
-    // list, its pickup code no longer opens) and 'awaiting_restock' (resolved by hand: waits for
-    // the operator to put it in a slot, whose CardStored then queues the pickup code and notice).
-    R"sql(
+// The deposit statuses this version adds, apart so a merge with another version that adds its
+// own sees them: 'to_return' (marked for return to the issuer: on the operator's collection
+// list, its pickup code no longer opens) and 'awaiting_restock' (resolved by hand: waits for
+// the operator to put it in a slot, whose CardStored then queues the pickup code and notice).
+R"sql(
 ALTER TABLE deposits DROP CONSTRAINT deposits_status_check;
 ALTER TABLE deposits ADD CONSTRAINT deposits_status_check
   CHECK (status IN ('decided', 'stored', 'releasing', 'collected', 'to_return',

@@ -27,8 +27,8 @@ std::string passwordRuleViolation(std::string_view password) {
     return "the password is longer than " + std::to_string(kMaxPasswordBytes) + " bytes";
   }
   // UTF-8: every byte but continuation bytes (10xxxxxx) starts a character.
-  const auto chars = static_cast<std::size_t>(
-      std::count_if(password.begin(), password.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+  const auto chars = static_cast<std::size_t>(std::count_if(
+      password.begin(), password.end(), [](char c) { return (c & 0xC0) != 0x80; }));
   if (chars < kMinPasswordChars) {
     return "the password needs at least " + std::to_string(kMinPasswordChars) + " characters";
   }

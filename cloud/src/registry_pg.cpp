@@ -116,7 +116,8 @@ void lockRestockNumbers(pqxx::transaction_base& tx, const std::string& kiosk_id)
 
 std::optional<int> freeRestockNumber(pqxx::transaction_base& tx, const std::string& kiosk_id) {
   const auto free = tx.exec_params(
-      std::string("SELECT n FROM (") + kFreeRestockNumbersSql + ") f ORDER BY n LIMIT 1", kiosk_id);
+      std::string("SELECT n FROM (") + kFreeRestockNumbersSql + ") f ORDER BY n LIMIT 1",
+      kiosk_id);
   if (free.empty()) {
     return std::nullopt;
   }
@@ -133,10 +134,9 @@ int numberWaitingRestocks(pqxx::transaction_base& tx, const std::string& kiosk_i
                      "JOIN free USING (r) WHERE d.id = waiting.id",
                  kiosk_id);
   return tx
-      .exec_params1(
-          "SELECT count(*) FROM deposits WHERE kiosk_id = $1 "
-          "AND status = 'awaiting_restock' AND restock_number IS NULL",
-          kiosk_id)[0]
+      .exec_params1("SELECT count(*) FROM deposits WHERE kiosk_id = $1 "
+                    "AND status = 'awaiting_restock' AND restock_number IS NULL",
+                    kiosk_id)[0]
       .as<int>();
 }
 

@@ -1107,8 +1107,9 @@ int Store::purgeDifficultImages(std::chrono::system_clock::time_point now,
                                 std::chrono::hours retention) {
   const int purged = impl_->pool.run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    const auto r = tx.exec_params("DELETE FROM difficult_images WHERE created_at < $1::timestamptz",
-                                  detail::pgTimestamp(now - retention));
+    const auto r = tx.exec_params(
+        "DELETE FROM difficult_images WHERE created_at < $1::timestamptz",
+        detail::pgTimestamp(now - retention));
     tx.commit();
     return static_cast<int>(r.affected_rows());
   });
@@ -1537,10 +1538,9 @@ ReportResult Store::recordBinEmptied(const std::string& kiosk_id, const std::str
       }
     }
     if (const int unnumbered = detail::numberWaitingRestocks(tx, kiosk_id); unnumbered > 0) {
-      impl_->log->warn(
-          "kiosk {}: {} card(s) to restock wait for a free restock number (all 999 "
-          "taken); they get one when cards are put back",
-          kiosk_id, unnumbered);
+      impl_->log->warn("kiosk {}: {} card(s) to restock wait for a free restock number (all 999 "
+                       "taken); they get one when cards are put back",
+                       kiosk_id, unnumbered);
     }
     tx.exec_params(
         "UPDATE bin_openings SET emptied_at = $3::timestamptz, emptied_count = $4 "
@@ -1615,7 +1615,8 @@ ReportResult Store::recordReturnCollected(const std::string& kiosk_id,
         "WHERE kiosk_id = $1 AND request_id = $2::uuid AND result = 'ok' FOR UPDATE",
         kiosk_id, request_id);
     if (opening.empty()) {
-      return {false, "no operator request " + request_id + " of this kiosk was accepted", false, 0};
+      return {false, "no operator request " + request_id + " of this kiosk was accepted", false,
+              0};
     }
     const std::string account_id = opening[0][0].as<std::string>();
     const std::string now_sql = detail::pgTimestamp(now);
