@@ -61,10 +61,12 @@ cv::Mat inkOverGround(const cv::Mat& line_gray) {
   return cv::max(ink, 0.0);
 }
 
-// Running sums of a profile, summed between fractional positions (linearly interpolated).
+// Running sums of a profile (one row or column of CV_64F), summed between fractional positions
+// (linearly interpolated).
 class Profile {
  public:
   explicit Profile(const cv::Mat& values) : sums_(values.total() + 1, 0.0) {
+    CV_Assert(values.type() == CV_64FC1 && (values.rows == 1 || values.cols == 1));
     for (std::size_t i = 0; i < values.total(); ++i) {
       sums_[i + 1] = sums_[i] + values.at<double>(static_cast<int>(i));
     }
