@@ -47,7 +47,8 @@ int editDistance(const std::string& a, const std::string& b) {
 StageDiagnosis::StageDiagnosis(const std::string& tessdata_dir, const std::string& models_dir)
     : reader_(cloud::LineReaderOptions{
           tessdata_dir, (fs::path(models_dir) / "tessdata/configs/lostcard-card-digits").string()}),
-      classifier_(cloud::DigitClassifier::load(cloud::digitModelPath(models_dir))) {}
+      classifier_(cloud::DigitClassifier::load(cloud::digitModelPath(models_dir))),
+      groupings_(cloud::printedGroupings(cloud::loadCardFormats(models_dir))) {}
 
 StageVerdict StageDiagnosis::diagnose(const cloud::CardImages& images,
                                       const cloud::CardReading& reading, const std::string& truth) {
@@ -90,11 +91,13 @@ StageVerdict StageDiagnosis::diagnose(const cloud::CardImages& images,
             consider(digitsOf(reader_.readLine(oriented, lines[l], prep).reading),
                      std::string("tesseract ") + cloud::toString(prep) + " " + where);
           }
-          for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
-            const cloud::LineReading glyphs =
-                cloud::readLineGlyphs(classifier_, oriented, lines[l], nullptr, prep);
-            consider(digitsOf(glyphs),
-                     std::string("classifier ") + cloud::toString(prep) + " " + where);
+          for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
+            for (const bool by_pitch : {false, true}) {
+              const cloud::LineReading glyphs = cloud::readLineGlyphs(
+                  classifier_, oriented, lines[l], nullptr, prep, by_pitch ? &groupings_ : nullptr);
+              consider(digitsOf(glyphs), std::string("classifier ") + cloud::toString(prep) +
+                                             (by_pitch ? " by pitch " : " ") + where);
+            }
           }
         }
       }

@@ -1,9 +1,9 @@
 #pragma once
 // Where the recognizer lost a card it did not read (lostcard-ocr-bench --why): the stages are
 // run again on the card's photos, this time knowing the true number, and every reader (Tesseract
-// on the binary, grey and relief line; the digit classifier on the grey and relief line) is
-// asked about every candidate line of every orientation. How close the best of those readings
-// came to the truth tells the stage that failed:
+// on the binary, grey and relief line; the digit classifier on the grey, relief and height line,
+// cut by pieces and by pitch) is asked about every candidate line of every orientation. How close
+// the best of those readings came to the truth tells the stage that failed:
 //
 //   no-card   no frame gave a card (no outline, and the frame is not card- or line-shaped)
 //   no-line   no candidate line of any orientation read as anything close to the number (more
@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "lostcard/cloud/card_formats.hpp"
 #include "lostcard/cloud/card_number_decoder.hpp"
 #include "lostcard/cloud/digit_classifier.hpp"
 #include "lostcard/cloud/recognition.hpp"
@@ -31,9 +32,9 @@ namespace lostcard::bench {
 inline constexpr int kCloseEdits = 3;
 
 struct StageVerdict {
-  std::string stage;       // no-card, no-line, misread, rejected, disagree
-  int best_edits = -1;     // the closest reading's edit distance to the truth (-1: no reading)
-  std::string best_by;     // which reader, preparation and orientation gave it
+  std::string stage;    // no-card, no-line, misread, rejected, disagree
+  int best_edits = -1;  // the closest reading's edit distance to the truth (-1: no reading)
+  std::string best_by;  // which reader, preparation and orientation gave it
 };
 
 class StageDiagnosis {
@@ -47,6 +48,7 @@ class StageDiagnosis {
  private:
   cloud::LineReader reader_;
   cloud::DigitClassifier classifier_;
+  std::vector<std::vector<std::size_t>> groupings_;  // the formats' printed groupings
 };
 
 }  // namespace lostcard::bench
