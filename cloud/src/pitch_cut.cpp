@@ -44,8 +44,10 @@ constexpr double kTrimShare = 0.15;
 // (measured on 114 lines of hard cards read right: median 0.10, 95th percentile 0.43; a run of
 // 13 digits squeezed into 4-4-5: 0.57).
 constexpr double kMaxGapInkShare = 0.5;
-// Ink beyond the layout's ends this dense (a share of the cores') is a glyph left out.
+// Ink beyond the layout's ends this dense (a share of the cores') is a glyph left out, unless
+// the rows off the text band are inked at least kOffBandShare as densely there.
 constexpr double kLeftOutShare = 0.5;
+constexpr double kOffBandShare = 0.5;
 // Rows kept above and below the text band in a glyph's box.
 constexpr int kBandMarginPx = 2;
 
@@ -315,18 +317,30 @@ double gapInkShare(const Layout& layout, const Profile& profile) {
 }
 
 // Whether ink like a glyph's lies beyond the layout's ends: a pitch-wide stretch, from half a
-// pitch off the first or last cell to the line's edge, inked like kLeftOutShare of the cores.
-bool leavesInkOut(const Layout& layout, const Profile& profile) {
-  const double threshold = kLeftOutShare * coreDensity(layout, profile) * layout.pitch;
+// pitch off the first or last cell to the line's edge, inked in the text band like kLeftOutShare
+// of the cores, and in the rows above and below the band (`off_band`, per column, over
+// `off_rows` rows) less than kOffBandShare as densely as in the band (`band_rows` rows). A
+// glyph's ink keeps to the band; the card's edge or a pattern runs through every row.
+bool leavesInkOut(const Layout& layout, const Profile& band, int band_rows, const Profile& off_band,
+                  int off_rows) {
+  const double threshold = kLeftOutShare * coreDensity(layout, band) * layout.pitch;
+  const auto glyphLike = [&](double x) {
+    const double inside = band.sum(x, x + layout.pitch);
+    if (inside <= threshold) {
+      return false;
+    }
+    return off_rows == 0 ||
+           off_band.sum(x, x + layout.pitch) / off_rows < kOffBandShare * inside / band_rows;
+  };
   const double left_end = layout.start - layout.pitch / 2;
   const double right_end = layout.start + layout.span() + layout.pitch / 2;
   for (double x = 0; x + layout.pitch <= left_end; x += 1.0) {
-    if (profile.sum(x, x + layout.pitch) > threshold) {
+    if (glyphLike(x)) {
       return true;
     }
   }
-  for (double x = right_end; x + layout.pitch <= profile.size(); x += 1.0) {
-    if (profile.sum(x, x + layout.pitch) > threshold) {
+  for (double x = right_end; x + layout.pitch <= band.size(); x += 1.0) {
+    if (glyphLike(x)) {
       return true;
     }
   }
@@ -363,7 +377,12 @@ LineGlyphs segmentLineByPitch(const cv::Mat& line_gray,
   if (gapInkShare(layout, profile) > kMaxGapInkShare) {
     return out;
   }
-  out.complete = !leavesInkOut(layout, profile);
+  // The rows off the band: every row's ink less the band's.
+  cv::Mat all_rows;
+  cv::reduce(ink, all_rows, 0, cv::REDUCE_SUM, CV_64F);
+  const cv::Mat off_band = all_rows - columns;
+  out.complete =
+      !leavesInkOut(layout, profile, bottom - top, Profile(off_band), ink.rows - (bottom - top));
   const int box_top = std::max(0, top - kBandMarginPx);
   const int box_bottom = std::min(line_gray.rows, bottom + kBandMarginPx);
   layout.forEachCell([&](double left, double right) {
