@@ -527,6 +527,7 @@ std::string digitModelPath(const std::string& models_dir) {
 LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& card_bgr,
                            const cv::Rect& line_box, bool* complete, LinePrep prep,
                            const std::vector<std::vector<std::size_t>>* pitch_groupings) {
+  LineGlyphs cut;
   if (pitch_groupings != nullptr) {
     // Cut by pitch, the line is widened along its row: a group the line box missed then shows
     // as ink left out, or is cut with the rest.
@@ -534,17 +535,10 @@ LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& car
     const cv::Rect wide =
         cv::Rect(line_box.x - reach, line_box.y, line_box.width + 2 * reach, line_box.height) &
         cv::Rect(0, 0, card_bgr.cols, card_bgr.rows);
-    const LineGlyphs cut = segmentLineByPitch(prepareLine(card_bgr, wide, prep), *pitch_groupings);
-    LineReading reading;
-    reading.positions = classifier.classifyAll(cut.glyphs);
-    reading.groups = cut.groups;
-    if (complete != nullptr) {
-      *complete = cut.complete;
-    }
-    return reading;
+    cut = segmentLineByPitch(prepareLine(card_bgr, wide, prep), *pitch_groupings);
+  } else {
+    cut = segmentLine(prepareLine(card_bgr, line_box, prep), prep);
   }
-  const cv::Mat line = prepareLine(card_bgr, line_box, prep);
-  const LineGlyphs cut = segmentLine(line, prep);
   LineReading reading;
   reading.positions = classifier.classifyAll(cut.glyphs);
   reading.groups = cut.groups;

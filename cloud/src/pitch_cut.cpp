@@ -154,19 +154,27 @@ struct Layout {
   }
 };
 
-// The ink inside the cores of the layout's cells, and the layout's score.
-double scoreOf(const Layout& layout, const Profile& profile) {
+// The width of one cell's core: the cell less the space kept between glyphs.
+double coreWidth(double pitch) { return (1.0 - kCellSpaceShare) * pitch; }
+
+// The ink inside the cores of the layout's cells.
+double coreInk(const Layout& layout, const Profile& profile) {
   const double margin = kCellSpaceShare * layout.pitch / 2;
   double inside = 0.0;
   layout.forEachCell(
       [&](double left, double right) { inside += profile.sum(left + margin, right - margin); });
-  const double covered = static_cast<double>(layout.glyphs()) * (layout.pitch - 2 * margin);
-  return indicatorScore(inside, covered, profile.total(), profile.size());
+  return inside;
+}
+
+// The layout's score (indicatorScore of its cores).
+double scoreOf(const Layout& layout, const Profile& profile) {
+  const double covered = static_cast<double>(layout.glyphs()) * coreWidth(layout.pitch);
+  return indicatorScore(coreInk(layout, profile), covered, profile.total(), profile.size());
 }
 
 // The best layout on whole-pixel starts, for each pitch (kCoarsePitchStepPx apart) and gap: the
 // ink of a group of n cells starting at each pixel is summed once per pitch, so that a layout's
-// ink is one look-up per group.
+// ink is one look-up per group. Every grouping has two groups or more.
 Layout coarseLayout(const Profile& profile, const std::vector<std::vector<std::size_t>>& groupings,
                     double band_height) {
   const int width = profile.size();
@@ -201,7 +209,7 @@ Layout coarseLayout(const Profile& profile, const std::vector<std::vector<std::s
       Layout layout{&grouping, 0.0, pitch, 0.0};
       // The layouts of one grouping and pitch cover the same share of the line: the one holding
       // the most ink scores best.
-      const double covered = static_cast<double>(layout.glyphs()) * (pitch - 2 * margin);
+      const double covered = static_cast<double>(layout.glyphs()) * coreWidth(pitch);
       for (double gap = kMinGapShare * pitch; gap <= kMaxGapShare * pitch;
            gap += std::max(1.0, kCoarseGapStepShare * pitch)) {
         layout.gap = gap;
@@ -231,11 +239,6 @@ Layout coarseLayout(const Profile& profile, const std::vector<std::vector<std::s
               most_at = x;
             }
           }
-        }
-        if (grouping.size() == 1) {
-          const auto top = std::max_element(inside.begin(), inside.end());
-          most = *top;
-          most_at = static_cast<int>(top - inside.begin());
         }
         const double score = indicatorScore(most, covered, profile.total(), width);
         if (score > best.score) {
@@ -291,11 +294,8 @@ Layout refinedLayout(Layout rough, const Profile& profile) {
 
 // The ink per column of the layout's cells' cores.
 double coreDensity(const Layout& layout, const Profile& profile) {
-  const double margin = kCellSpaceShare * layout.pitch / 2;
-  double cores = 0.0;
-  layout.forEachCell(
-      [&](double left, double right) { cores += profile.sum(left + margin, right - margin); });
-  return cores / (static_cast<double>(layout.glyphs()) * (layout.pitch - 2 * margin));
+  return coreInk(layout, profile) /
+         (static_cast<double>(layout.glyphs()) * coreWidth(layout.pitch));
 }
 
 // The ink per column in the gaps between the layout's groups, as a share of that in its cells'
