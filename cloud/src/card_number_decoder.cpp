@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "lostcard/cloud/luhn.hpp"
@@ -231,22 +233,116 @@ DecodedReading decodeReading(const LineReading& line, const std::vector<CardForm
     rival_ratio = std::exp(passing[1].log_score - winner.log_score);
     if (rival_ratio * policy.min_likelihood_ratio > 1.0) {
       out.ambiguous = true;
-      out.why = fmt::format("{} candidates pass a check and none is clearly likelier",
-                            passing.size());
+      out.why =
+          fmt::format("{} candidates pass a check and none is clearly likelier", passing.size());
       return out;
     }
   }
   const double mean_score = std::exp(winner.log_score / static_cast<double>(n));
   if (mean_score < policy.min_mean_score) {
-    out.why = fmt::format("mean character score {:.2f} below {:.2f}", mean_score,
-                          policy.min_mean_score);
+    out.why =
+        fmt::format("mean character score {:.2f} below {:.2f}", mean_score, policy.min_mean_score);
     return out;
   }
   out.number = winner.text;
   out.format = winner.format->name;
+  out.checked_share = checkedShare(line, winner.text, *winner.format);
   out.repaired = winner.repaired;
   out.confidence = std::clamp(mean_score * (1.0 - rival_ratio), 0.0, 1.0);
   return out;
+}
+
+namespace {
+
+// A check rule as a weighted sum: a number passes when the sum of term(i, value) over its
+// characters (i counted from the right, 0 = the check character; 'X' has the value 10) is
+// `target` modulo `modulus`.
+struct CheckSum {
+  int modulus = 0;
+  int target = 0;
+  int (*term)(std::size_t from_right, int value) = nullptr;
+};
+
+std::optional<CheckSum> checkSumOf(CheckRule rule) {
+  switch (rule) {
+    case CheckRule::kLuhn:
+      // Every second digit from the right doubled, its digits summed.
+      return CheckSum{10, 0, [](std::size_t i, int v) {
+                        return i % 2 == 1 ? (2 * v > 9 ? 2 * v - 9 : 2 * v) : v;
+                      }};
+    case CheckRule::kIso7064Mod11_2:
+      // Each character weighed by 2^i modulo 11; the whole sums to 1.
+      return CheckSum{11, 1, [](std::size_t i, int v) {
+                        int weight = 1;
+                        for (std::size_t k = 0; k < i; ++k) {
+                          weight = weight * 2 % 11;
+                        }
+                        return weight * v % 11;
+                      }};
+    case CheckRule::kNone:
+      break;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+double checkedShare(const LineReading& line, std::string_view number, const CardFormat& format) {
+  const std::optional<CheckSum> sum = checkSumOf(format.check);
+  const std::size_t n = line.positions.size();
+  if (!sum || number.size() != n || n == 0) {
+    return 0.0;
+  }
+  // The symbols a position may hold, with their values, and its score for each.
+  constexpr int kMaxValues = 11;
+  std::vector<double> ways(static_cast<std::size_t>(sum->modulus), 0.0);  // residue -> weight
+  ways[0] = 1.0;
+  double own = 1.0;  // P(number)
+  for (std::size_t i = 0; i < n; ++i) {
+    const bool may_be_x = format.last_may_be_x && i + 1 == n;
+    const int values = may_be_x ? kMaxValues : 10;
+    std::array<double, kMaxValues> score{};
+    std::array<bool, kMaxValues> listed{};
+    double left = 1.0;
+    for (const CharChoice& c : line.positions[i]) {
+      const int v = c.symbol >= '0' && c.symbol <= '9' ? c.symbol - '0'
+                    : (c.symbol == 'X' && may_be_x)    ? 10
+                                                       : -1;
+      left -= c.score;
+      if (v >= 0 && !listed[static_cast<std::size_t>(v)]) {
+        listed[static_cast<std::size_t>(v)] = true;
+        score[static_cast<std::size_t>(v)] = c.score;
+      }
+    }
+    const int unlisted =
+        static_cast<int>(std::count(listed.begin(), listed.begin() + values, false));
+    for (int v = 0; v < values; ++v) {
+      if (!listed[static_cast<std::size_t>(v)]) {
+        score[static_cast<std::size_t>(v)] = std::max(left, 0.0) / unlisted;
+      }
+    }
+    const char symbol = number[i];
+    const int own_value = symbol >= '0' && symbol <= '9' ? symbol - '0'
+                          : (symbol == 'X' && may_be_x)  ? 10
+                                                         : -1;
+    if (own_value < 0) {
+      return 0.0;
+    }
+    own *= score[static_cast<std::size_t>(own_value)];
+    std::vector<double> next(ways.size(), 0.0);
+    for (std::size_t r = 0; r < ways.size(); ++r) {
+      if (ways[r] == 0.0) {
+        continue;
+      }
+      for (int v = 0; v < values; ++v) {
+        const auto to = (r + static_cast<std::size_t>(sum->term(n - 1 - i, v))) % ways.size();
+        next[to] += ways[r] * score[static_cast<std::size_t>(v)];
+      }
+    }
+    ways = std::move(next);
+  }
+  const double passing = ways[static_cast<std::size_t>(sum->target)];
+  return passing > 0.0 ? std::min(1.0, own / passing) : 0.0;
 }
 
 LineReading fuseReadings(const std::vector<LineReading>& readings) {
@@ -416,6 +512,5 @@ std::optional<std::string> fillErasures(const std::string& glyphs, const std::st
   }
   return filled;
 }
-
 
 }  // namespace lostcard::cloud

@@ -524,21 +524,22 @@ std::string digitModelPath(const std::string& models_dir) {
   return (std::filesystem::is_regular_file(cnn) ? cnn : dir / "digits/digit_mlp.yml.gz").string();
 }
 
+LineGlyphs cutLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep,
+                   const std::vector<std::vector<std::size_t>>* pitch_groupings) {
+  if (pitch_groupings == nullptr) {
+    return segmentLine(prepareLine(card_bgr, line_box, prep), prep);
+  }
+  const int reach = static_cast<int>(std::lround(kPitchContextHeights * line_box.height));
+  const cv::Rect wide =
+      cv::Rect(line_box.x - reach, line_box.y, line_box.width + 2 * reach, line_box.height) &
+      cv::Rect(0, 0, card_bgr.cols, card_bgr.rows);
+  return segmentLineByPitch(prepareLine(card_bgr, wide, prep), *pitch_groupings);
+}
+
 LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& card_bgr,
                            const cv::Rect& line_box, bool* complete, LinePrep prep,
                            const std::vector<std::vector<std::size_t>>* pitch_groupings) {
-  LineGlyphs cut;
-  if (pitch_groupings != nullptr) {
-    // Cut by pitch, the line is widened along its row: a group the line box missed then shows
-    // as ink left out, or is cut with the rest.
-    const int reach = static_cast<int>(std::lround(kPitchContextHeights * line_box.height));
-    const cv::Rect wide =
-        cv::Rect(line_box.x - reach, line_box.y, line_box.width + 2 * reach, line_box.height) &
-        cv::Rect(0, 0, card_bgr.cols, card_bgr.rows);
-    cut = segmentLineByPitch(prepareLine(card_bgr, wide, prep), *pitch_groupings);
-  } else {
-    cut = segmentLine(prepareLine(card_bgr, line_box, prep), prep);
-  }
+  const LineGlyphs cut = cutLine(card_bgr, line_box, prep, pitch_groupings);
   LineReading reading;
   reading.positions = classifier.classifyAll(cut.glyphs);
   reading.groups = cut.groups;

@@ -30,6 +30,11 @@ constexpr const char* kDigitsConfig = "tessdata/configs/lostcard-card-digits";
 // The classifier's reading alone decides a frame when its decoded confidence reaches this;
 // below it, its number must agree with Tesseract's.
 constexpr double kMinGlyphConfidence = 0.9;
+// ...and only when its number is likelier than every other number of its length that passes the
+// check, all of them together (DecodedReading::checked_share): the mean score can pass 0.9 with
+// two doubtful digits whose second choices together make another checked number, which a decoder
+// that weighs only single repairs as rivals never sees.
+constexpr double kMinCheckedShare = 0.5;
 // The classifier's readings may be repaired like Tesseract's (one character, clearly likelier).
 constexpr RepairPolicy kGlyphRepairs{};
 // A line cut by pitch (segmentLineByPitch) always gives a grouping's count of glyphs, even from
@@ -455,10 +460,11 @@ class Recognizer::Impl {
           }
           continue;
         }
-        if (!complete || decoded.repaired > 0) {
+        if (!complete || decoded.repaired > 0 || decoded.checked_share < kMinCheckedShare) {
           // Digits may be missing and the rest still pass the check, or a glyph read wrong was
           // repaired into another wrong digit that happens to pass it (seen on a hard set with
-          // another seed: 3 read as 5, a second digit repaired): Tesseract must agree.
+          // another seed: 3 read as 5, a second digit repaired), or another checked number is
+          // as likely: Tesseract must agree.
           decoded.confidence = std::min(decoded.confidence, kTrimmedConfidenceCap);
         }
         if (decoded.number) {

@@ -12,17 +12,19 @@ and set the temperature that scales its logits (the recognizer's gates read its 
 Glyph sets written since lostcard-train-digits keeps the wrong-way-round turns of kept-back cuts
 back too (mostly "no digit") fit the temperature on both kinds of answer; the line figures leave
 those glyphs out. (The committed network's sets predate that: its temperature was fitted on
-digits only.) `lostcard-train-digits --height` adds the height preparation's cuts of embossing.
+digits only.) `lostcard-train-digits --height` adds the height preparation's cuts of embossing,
+`--pitch` the cuts by pitch of embossed card photos' number lines.
 
 Needs PyTorch (Debian: python3-torch; `tools/setup-deps --training` installs it). The
 recognizer itself reads the ONNX file with OpenCV's dnn module and needs no PyTorch.
 The last line printed is
     train-cnn: glyphs=.. validation_glyphs=.. glyph_accuracy=.. line_accuracy=..
                relief_line_accuracy=.. height_line_accuracy=.. card_photo_line_accuracy=..
-               turned_accuracy=.. temperature=..
+               pitch_cut_line_accuracy=.. turned_accuracy=.. temperature=..
 (glyph_accuracy over the kept-back glyphs of the cuts, line_accuracy over their lines, the next
 two over the lines cut as relief or height, card_photo_line_accuracy over the lines of card
-photos; turned_accuracy over the kept-back wrong-way-round glyphs.)
+photos, pitch_cut_line_accuracy over the lines cut by pitch; turned_accuracy over the kept-back
+wrong-way-round glyphs.)
 """
 
 import argparse
@@ -34,7 +36,8 @@ import torch
 from torch import nn
 
 MAGIC = b"lostcard-glyphs-1\n"
-HELD_BACK, FROM_RELIEF, FROM_CARD_PHOTO, WRONG_WAY_ROUND, FROM_HEIGHT = 1, 2, 4, 8, 16
+HELD_BACK, FROM_RELIEF, FROM_CARD_PHOTO, WRONG_WAY_ROUND, FROM_HEIGHT, FROM_PITCH_CUT = \
+    1, 2, 4, 8, 16, 32
 CLASSES = 11  # digits 0..9, and not a digit
 
 
@@ -198,6 +201,7 @@ def main():
           f"relief_line_accuracy={share((line_flags & FROM_RELIEF) != 0):.4f} "
           f"height_line_accuracy={share((line_flags & FROM_HEIGHT) != 0):.4f} "
           f"card_photo_line_accuracy={share((line_flags & FROM_CARD_PHOTO) != 0):.4f} "
+          f"pitch_cut_line_accuracy={share((line_flags & FROM_PITCH_CUT) != 0):.4f} "
           f"turned_accuracy={turned_accuracy} temperature={temperature:.2f}")
 
 

@@ -1,4 +1,7 @@
+#include <array>
 #include <catch2/catch.hpp>
+#include <string>
+#include <vector>
 
 #include "lostcard/cloud/card_number_decoder.hpp"
 #include "lostcard/cloud/luhn.hpp"
@@ -216,6 +219,121 @@ TEST_CASE("decodeReading reads ID numbers of a configured MOD 11-2 format, X inc
 
   // Payment cards never end in X.
   CHECK_FALSE(decodeReading(readingOfText("4556 7375 8689 985X", 0.95), *formats).number);
+}
+
+// The sum over every number that differs from `base` only at `open` positions, each taking any
+// digit (scored as `reading` scores it), of the numbers passing `format`'s check: what
+// checkedShare's denominator must be when every other position is certain.
+double bruteForcePassing(const LineReading& reading, std::string base,
+                         const std::vector<std::size_t>& open,
+                         const lostcard::cloud::CardFormat& format, std::size_t k = 0) {
+  if (k == open.size()) {
+    double p = 1.0;
+    for (const std::size_t i : open) {
+      double score = 0.0;
+      for (const CharChoice& c : reading.positions[i]) {
+        score = c.symbol == base[i] ? c.score : score;
+      }
+      p *= score;
+    }
+    return lostcard::cloud::passesCheck(format.check, base) ? p : 0.0;
+  }
+  double total = 0.0;
+  for (char d = '0'; d <= '9'; ++d) {
+    base[open[k]] = d;
+    total += bruteForcePassing(reading, base, open, format, k + 1);
+  }
+  return total;
+}
+
+// A position that holds each digit with the given scores (digits 0..9 in order).
+std::vector<CharChoice> spread(const std::array<double, 10>& scores) {
+  std::vector<CharChoice> choices;
+  for (int d = 0; d < 10; ++d) {
+    choices.push_back({static_cast<char>('0' + d), scores[static_cast<std::size_t>(d)]});
+  }
+  return choices;
+}
+
+TEST_CASE("checkedShare weighs a number against every checked number, however far") {
+  using lostcard::cloud::checkedShare;
+  const auto payment = defaultCardFormats().front();
+  LineReading r;
+  for (const char c : std::string(kTruth)) {
+    r.positions.push_back({CharChoice{c, 1.0}});
+  }
+  r.groups = {4, 4, 4, 4};
+
+  SECTION("a number read with every digit certain is the only one") {
+    CHECK(checkedShare(r, kTruth, payment) == Approx(1.0));
+  }
+  SECTION("three doubtful positions: the same as summing every checked filling") {
+    const std::vector<std::size_t> open = {0, 3, 9};
+    r.positions[0] = spread({0.02, 0.03, 0.05, 0.1, 0.4, 0.1, 0.2, 0.05, 0.03, 0.02});
+    r.positions[3] = spread({0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1});
+    r.positions[9] = spread({0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.9, 0.01, 0.02, 0.01});
+    const double own = 0.4 * 0.1 * 0.9;  // kTruth has 4, 6 and 6 there
+    CHECK(checkedShare(r, kTruth, payment) ==
+          Approx(own / bruteForcePassing(r, kTruth, open, payment)));
+  }
+  SECTION("a number two changes from another checked one shares with it") {
+    // Two doubtful glyphs whose second choices together also pass Luhn (each alone does not):
+    // a decoder allowed one repair never sees that rival.
+    std::string rival = kTruth;
+    bool found = false;
+    for (char a = '0'; a <= '9' && !found; ++a) {
+      for (char b = '0'; b <= '9' && !found; ++b) {
+        rival[0] = a;
+        rival[3] = b;
+        found = a != kTruth[0] && b != kTruth[3] && luhnOk(rival);
+      }
+    }
+    REQUIRE(found);
+    r.positions[0] = {CharChoice{kTruth[0], 0.5}, CharChoice{rival[0], 0.45}};
+    r.positions[3] = {CharChoice{kTruth[3], 0.6}, CharChoice{rival[3], 0.35}};
+    const double share = checkedShare(r, kTruth, payment);
+    CHECK(share < 0.7);
+    CHECK(share > 0.5);
+    CHECK(checkedShare(r, rival, payment) < 0.4);
+    // The decoder's confidence (the mean score) alone calls kTruth sure.
+    const auto d = decodeReading(r, defaultCardFormats(), RepairPolicy{.max_repairs = 0});
+    REQUIRE(d.number);
+    CHECK(d.confidence > 0.9);
+    CHECK(d.checked_share == Approx(share));
+  }
+  SECTION("no share for a number the reading cannot give, or a format without a check") {
+    CHECK(checkedShare(r, "4556", payment) == 0.0);
+    auto unchecked = payment;
+    unchecked.check = lostcard::cloud::CheckRule::kNone;
+    CHECK(checkedShare(r, kTruth, unchecked) == 0.0);
+  }
+}
+
+TEST_CASE("checkedShare follows ISO 7064 MOD 11-2, X included") {
+  using lostcard::cloud::checkedShare;
+  const auto formats = lostcard::cloud::parseCardFormats(
+      "format name=id-18 length=18 check=mod11-2 groups=6-8-4 last=digit-or-x\n");
+  REQUIRE(formats);
+  const std::string id = "11010519491231002X";
+  LineReading r = readingOfText("110105 19491231 002X", 1.0);
+  CHECK(checkedShare(r, id, formats->front()) == Approx(1.0));
+  // One doubtful digit: exactly one value of it passes with the X, so the share is the
+  // number's own weight over the weights of the payloads passing with each check character.
+  r.positions[17] = {CharChoice{'X', 0.5}, CharChoice{'4', 0.5}};
+  r.positions[4] = spread({0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1});
+  std::string other = id;
+  other[17] = '4';
+  const auto fix = [&] {
+    for (char d = '0'; d <= '9'; ++d) {
+      other[4] = d;
+      if (lostcard::cloud::passesCheck(lostcard::cloud::CheckRule::kIso7064Mod11_2, other)) {
+        return true;
+      }
+    }
+    return false;
+  }();
+  REQUIRE(fix);
+  CHECK(checkedShare(r, id, formats->front()) == Approx(0.5));
 }
 
 TEST_CASE("fuseReadings lets frames outvote one frame's misread") {

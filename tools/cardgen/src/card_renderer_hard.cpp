@@ -765,6 +765,7 @@ class HardCardRenderer::Impl {
     std::string text_font;
     Emboss emboss;
     cv::Mat relief;  // the embossed digits' height map, for the back's mirror image
+    cv::Rect number_box;  // CardTraits::number_box
   };
 
   cv::freetype::FreeType2& font(const std::string& stem) { return *fonts_.at(stem); }
@@ -997,6 +998,7 @@ class HardCardRenderer::Impl {
       const int height_px = embossed ? rng.between(54, 66) : rng.between(46, 66);
       const cv::Rect ink_box = drawNumber(face, c, {number_x, baseline}, height_px,
                                           kCardW - number_x - 40, embossed, rng);
+      c.number_box = ink_box;
       // Many embossed cards repeat the first four digits in small print under the number.
       if (embossed && rng.chance(0.35)) {
         drawText(face, font("OCRB"), c.number.substr(0, 4), {ink_box.x, ink_box.br().y + 22}, 17,
@@ -1063,8 +1065,8 @@ class HardCardRenderer::Impl {
       // Numberless front: the number is printed here, under the signature panel or low down.
       const bool low = rng.chance(0.4);
       const int baseline = low ? rng.between(470, 500) : strip.br().y + rng.between(60, 80);
-      drawNumber(face, c, {rng.between(45, 80), baseline}, rng.between(40, 52), kCardW - 120, false,
-                 rng);
+      c.number_box = drawNumber(face, c, {rng.between(45, 80), baseline}, rng.between(40, 52),
+                                kCardW - 120, false, rng);
       drawText(face, font(c.text_font), c.holder,
                {rng.between(45, 80), low ? baseline - 75 : baseline + 50}, 22, ink);
       text_y = low ? strip.br().y + 40 : 505;
@@ -1157,6 +1159,7 @@ class HardCardRenderer::Impl {
     }
     photos.traits.grouping = grouping;
     photos.traits.number_on_back = c.on_back;
+    photos.traits.number_box = c.number_box;
     photos.traits.back_up = back_up;
     photos.traits.front_quarter_turns = turns;
     return photos;

@@ -23,7 +23,9 @@
 // With --glyph-set FILE it also writes every glyph (learnt from and kept back) with its label to
 // FILE, for models/digits/train_cnn.py, which trains the convolutional network; without --out it
 // then trains no MLP. --exact-groups keeps only cuts whose groups are the printed ones; --height
-// also cuts embossed lines and cards with the height preparation (LinePrep::kHeight).
+// also cuts embossed lines and cards with the height preparation (LinePrep::kHeight); --pitch
+// also cuts the number lines of embossed card photos by pitch (segmentLineByPitch), as the
+// recognizer cuts inkless embossing.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -43,6 +45,7 @@
 #include <vector>
 
 #include "lostcard/cardgen/card_renderer.hpp"
+#include "lostcard/cloud/card_formats.hpp"
 #include "lostcard/cloud/digit_classifier.hpp"
 #include "lostcard/cloud/recognition_stages.hpp"
 
@@ -307,15 +310,16 @@ std::string groupsText(const std::vector<std::size_t>& groups) {
 // The glyph set (--glyph-set), read by models/digits/train_cnn.py: the header
 //   "lostcard-glyphs-1\n", then u32 glyph width, u32 glyph height (little-endian);
 // then one record per glyph: u8 label (0..9, or lc::kNotADigit), u8 flags (kHeldBack,
-// kFromRelief, kFromCardPhoto, kWrongWayRound, kFromHeight), u32 line (glyphs of one cut share
-// it), and the width x height pixels (ink bright on black, rows top down). A wrong-way-round
-// glyph shares its cut's line number and is kept back with it.
+// kFromRelief, kFromCardPhoto, kWrongWayRound, kFromHeight, kFromPitchCut), u32 line (glyphs of one
+// cut share it), and the width x height pixels (ink bright on black, rows top down). A
+// wrong-way-round glyph shares its cut's line number and is kept back with it.
 enum GlyphFlag : std::uint8_t {
   kHeldBack = 1,
   kFromRelief = 2,
   kFromCardPhoto = 4,
   kWrongWayRound = 8,
   kFromHeight = 16,
+  kFromPitchCut = 32,
 };
 
 // The flag that says which preparation a cut came from.
@@ -373,15 +377,32 @@ class GlyphSetWriter {
 // The lines of one card photo the recognizer would cut, each cut that gives one glyph per digit
 // of `digits`, from the faces that show the number: the printed face straightened with the
 // renderer's own corners (so upright), and for embossing the other face mirrored (the relief
-// seen from behind, as the recognizer mirrors it). Grey and relief cuts, as the recognizer
-// tries both; with `height`, also the height of embossing seen from the front (the recognizer
-// does not read the height mirrored).
+// seen from behind, as the recognizer mirrors it). Only the located lines that lie on the
+// number's ink (CardTraits::number_box) count: a cut of the name or expiry line with as many
+// glyphs would teach wrong labels. Grey and relief cuts, as the recognizer tries both; with
+// `height`, also the height of embossing seen from the front (the recognizer does not read the
+// height mirrored); with `pitch`, embossed lines are also cut by pitch in the printed groupings,
+// kept when the cut chose the card's grouping and left no ink of the row out.
 struct PreparedCut {
   lc::LineGlyphs cut;
   lc::LinePrep prep;
+  bool by_pitch = false;
 };
+struct CutChoice {
+  bool exact_groups = false;
+  bool height = false;
+  const std::vector<std::vector<std::size_t>>* pitch_groupings = nullptr;  // null: no pitch cuts
+};
+
+// Whether a located line lies on the number's ink: it shares at least half the ink box's
+// height and half its width.
+bool onNumber(const cv::Rect& line, const cv::Rect& number_box) {
+  const cv::Rect common = line & number_box;
+  return 2 * common.height >= number_box.height && 2 * common.width >= number_box.width;
+}
+
 std::vector<PreparedCut> cardPhotoCuts(const lostcard::cardgen::CardPhotos& photos,
-                                       const std::string& digits, bool exact_groups, bool height) {
+                                       const std::string& digits, const CutChoice& choice) {
   const auto& t = photos.traits;
   // The camera that sees the face the number is printed on.
   const bool number_face_in_front = t.number_on_back == t.back_up;
@@ -398,25 +419,39 @@ std::vector<PreparedCut> cardPhotoCuts(const lostcard::cardgen::CardPhotos& phot
   struct Face {
     cv::Mat image;
     std::vector<lc::LinePrep> preps;
+    cv::Rect number_box;
   };
   std::vector<Face> faces = {{lc::straighten(number_photo, quad(number_corners)),
-                              {lc::LinePrep::kGray, lc::LinePrep::kRelief}}};
-  if (height && embossed) {
+                              {lc::LinePrep::kGray, lc::LinePrep::kRelief},
+                              t.number_box}};
+  if (choice.height && embossed) {
     faces.front().preps.push_back(lc::LinePrep::kHeight);
   }
   if (embossed) {
     cv::Mat mirrored;
     cv::flip(lc::straighten(other_photo, quad(other_corners)), mirrored, 1);
-    faces.push_back({mirrored, {lc::LinePrep::kGray, lc::LinePrep::kRelief}});
+    const cv::Rect& b = t.number_box;
+    faces.push_back({mirrored,
+                     {lc::LinePrep::kGray, lc::LinePrep::kRelief},
+                     cv::Rect(mirrored.cols - b.br().x, b.y, b.width, b.height)});
   }
   std::vector<PreparedCut> cuts;
   for (const Face& face : faces) {
     for (const cv::Rect& line : lc::locateNumberLine(face.image)) {
+      if (!onNumber(line, face.number_box)) {
+        continue;
+      }
       for (const lc::LinePrep prep : face.preps) {
-        lc::LineGlyphs cut = lc::segmentLine(lc::prepareLine(face.image, line, prep), prep);
+        lc::LineGlyphs cut = lc::cutLine(face.image, line, prep);
         if (cut.glyphs.size() == digits.size() &&
-            (!exact_groups || groupsText(cut.groups) == t.grouping)) {
+            (!choice.exact_groups || groupsText(cut.groups) == t.grouping)) {
           cuts.push_back({std::move(cut), prep});
+        }
+        if (choice.pitch_groupings != nullptr && embossed) {
+          lc::LineGlyphs by_pitch = lc::cutLine(face.image, line, prep, choice.pitch_groupings);
+          if (by_pitch.complete && groupsText(by_pitch.groups) == t.grouping) {
+            cuts.push_back({std::move(by_pitch), prep, true});
+          }
         }
       }
     }
@@ -433,6 +468,7 @@ int main(int argc, char** argv) {
   int card_photos = 0;
   bool exact_groups = false;
   bool height = false;
+  bool pitch = false;
   std::string glyph_set;
   std::string dump_dir;
   po::options_description opts("lostcard-train-digits options");
@@ -446,7 +482,11 @@ int main(int argc, char** argv) {
       "glyph count but one glyph split and two run together labels glyphs wrongly)")(
       "height", po::bool_switch(&height),
       "also cut embossed lines and cards with the height preparation, as the recognizer reads "
-      "them last")("seed", po::value(&seed)->default_value(1), "random seed")(
+      "them last")(
+      "pitch", po::bool_switch(&pitch),
+      "also cut the number lines of embossed card photos by pitch in the printed groupings of "
+      "the built-in card formats, as the recognizer cuts inkless embossing")(
+      "seed", po::value(&seed)->default_value(1), "random seed")(
       "lines", po::value(&lines)->default_value(2400), "lines of digits to render")(
       "card-photos", po::value(&card_photos)->default_value(0),
       "also learn from this many photos of hard-preset cards drawn by lostcard-cardgen's "
@@ -574,18 +614,22 @@ int main(int argc, char** argv) {
   if (card_photos > 0) {
     lostcard::cardgen::CardRenderer renderer({.preset = lostcard::cardgen::Preset::kHard});
     lostcard::cardgen::Rng numbers(seed * 7919 + 17);
+    const auto groupings = lc::printedGroupings(lc::defaultCardFormats());
+    const CutChoice choice{exact_groups, height, pitch ? &groupings : nullptr};
     for (int i = 1; i <= card_photos; ++i) {
       const std::string name = fmt::format("train-{:05d}", i);
       const std::string digits = lostcard::cardgen::randomHardCardNumber(numbers);
       const auto photos = renderer.render({name, digits}, lostcard::cardgen::cardSeed(seed, name));
-      for (const auto& [cut, prep] : cardPhotoCuts(photos, digits, exact_groups, height)) {
+      for (const auto& [cut, prep, by_pitch] : cardPhotoCuts(photos, digits, choice)) {
         ++card_cuts;
-        ++card_cuts_by[fmt::format("{} {}", photos.traits.number_style, lc::toString(prep))];
+        ++card_cuts_by[fmt::format("{} {}{}", photos.traits.number_style, lc::toString(prep),
+                                   by_pitch ? " by pitch" : "")];
         const bool held_back = i % 10 == 0;
         if (held_back) {
           held_lines.push_back({cut.glyphs, digits, false});
         }
-        learn(cut, digits, kFromCardPhoto | prepFlag(prep), held_back, true, true);
+        learn(cut, digits, kFromCardPhoto | prepFlag(prep) | (by_pitch ? kFromPitchCut : 0),
+              held_back, true, true);
       }
     }
     std::cout << fmt::format(

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lostcard/cloud/card_formats.hpp"
@@ -87,10 +88,23 @@ struct DecodedReading {
   int repaired = 0;                   // positions changed from the best choices
   bool ambiguous = false;             // two or more candidates passed and none clearly won
   std::string why;                    // why not, when no number (never holds the digits)
+  // The number's share of every number of its length that passes its format's check, each
+  // weighed by the reading's scores (checkedShare): how likely the number is the one printed,
+  // given that the line holds such a number. Set with the number.
+  double checked_share = 0.0;
 };
 
 DecodedReading decodeReading(const LineReading& line, const std::vector<CardFormat>& formats,
                              const RepairPolicy& policy = {});
+
+// P(`number`) over the sum of P(Y) for every Y of its length that passes `format`'s check
+// rule, where P multiplies the positions' scores as if independent (a symbol a position does not
+// list gets an even part of what its listed choices leave of 1). The mean score says how sure
+// the reader was of each character; this says how sure the whole number is against every other
+// number the check would let through, two or more changes away included. 0 when `number` does
+// not fit the reading or the format has no check rule. Prefixes are not counted (numbers of any
+// prefix pass), so it errs low.
+double checkedShare(const LineReading& line, std::string_view number, const CardFormat& format);
 
 // Combines readings of the same line from several frames: readings with the same number of
 // positions are multiplied position by position (scores renormalised), as if one reader had

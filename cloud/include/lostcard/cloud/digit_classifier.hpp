@@ -101,11 +101,16 @@ class DigitClassifier {
 // load it: digits/digit_cnn.onnx when the folder has it, else digits/digit_mlp.yml.gz.
 std::string digitModelPath(const std::string& models_dir);
 
-// One line of a straightened card read with the classifier: prepareLine (grey, or relief for
-// inkless embossing), segmentLine, classify. The groups are the ones segmentLine saw; *complete
-// (when given) says whether the cut was. With `pitch_groupings`, the line box is widened along
-// its row and cut by segmentLineByPitch in those groupings instead (the groups are then the
-// chosen grouping, and *complete says whether ink of the row was left out).
+// One line of a straightened card cut into glyphs as the classifier reads it: prepareLine as
+// `prep` says, then segmentLine. With `pitch_groupings`, the line box is widened along its row
+// (a group the box missed then shows as ink left out, or is cut with the rest) and cut by
+// segmentLineByPitch in those groupings instead.
+LineGlyphs cutLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep,
+                   const std::vector<std::vector<std::size_t>>* pitch_groupings = nullptr);
+
+// One line of a straightened card read with the classifier: cutLine, then classify. The groups
+// are the ones the cut saw (cut by pitch: the chosen grouping); *complete (when given) says
+// whether the cut was (cut by pitch: whether ink of the row was left out).
 LineReading readLineGlyphs(const DigitClassifier& classifier, const cv::Mat& card_bgr,
                            const cv::Rect& line_box, bool* complete = nullptr,
                            LinePrep prep = LinePrep::kGray,

@@ -59,6 +59,9 @@ struct CardTraits {
   bool number_on_back = false;  // the number is printed on the card's back only
   bool back_up = false;         // the card lies back up: the front camera sees its back
   int front_quarter_turns = 0;  // 0..3: how the front camera's photo is turned, 90 deg steps
+  // Where the number's ink lies on the face it is printed on, in pixels of the face as drawn
+  // (856 x 540, upright); empty when there is none or the renderer does not say (easy).
+  cv::Rect number_box;
 };
 
 struct CardPhotos {
