@@ -395,10 +395,12 @@ struct CutChoice {
 };
 
 // Whether a located line lies on the number's ink: it shares at least half the ink box's
-// height and half its width.
+// height and half its width. Never when the card has no number box (no number drawn, or the
+// number scratched out).
 bool onNumber(const cv::Rect& line, const cv::Rect& number_box) {
   const cv::Rect common = line & number_box;
-  return 2 * common.height >= number_box.height && 2 * common.width >= number_box.width;
+  return !number_box.empty() && 2 * common.height >= number_box.height &&
+         2 * common.width >= number_box.width;
 }
 
 std::vector<PreparedCut> cardPhotoCuts(const lostcard::cardgen::CardPhotos& photos,
