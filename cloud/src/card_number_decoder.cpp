@@ -293,21 +293,24 @@ double checkedShare(const LineReading& line, std::string_view number, const Card
   if (!sum || number.size() != n || n == 0) {
     return 0.0;
   }
-  // The symbols a position may hold, with their values, and its score for each.
-  constexpr int kMaxValues = 11;
+  constexpr int kMaxValues = 11;  // the digits, and 'X' where the format allows it last
+  // A symbol's value at a position: 0..9, 10 for an allowed 'X', -1 for anything else.
+  const auto valueOf = [](char symbol, bool may_be_x) {
+    return symbol >= '0' && symbol <= '9' ? symbol - '0' : (symbol == 'X' && may_be_x) ? 10 : -1;
+  };
   std::vector<double> ways(static_cast<std::size_t>(sum->modulus), 0.0);  // residue -> weight
   ways[0] = 1.0;
   double own = 1.0;  // P(number)
   for (std::size_t i = 0; i < n; ++i) {
     const bool may_be_x = format.last_may_be_x && i + 1 == n;
     const int values = may_be_x ? kMaxValues : 10;
+    // The position's score for each value, and what each value adds to the check's sum.
     std::array<double, kMaxValues> score{};
     std::array<bool, kMaxValues> listed{};
+    std::array<std::size_t, kMaxValues> term{};
     double left = 1.0;
     for (const CharChoice& c : line.positions[i]) {
-      const int v = c.symbol >= '0' && c.symbol <= '9' ? c.symbol - '0'
-                    : (c.symbol == 'X' && may_be_x)    ? 10
-                                                       : -1;
+      const int v = valueOf(c.symbol, may_be_x);
       left -= c.score;
       if (v >= 0 && !listed[static_cast<std::size_t>(v)]) {
         listed[static_cast<std::size_t>(v)] = true;
@@ -320,11 +323,9 @@ double checkedShare(const LineReading& line, std::string_view number, const Card
       if (!listed[static_cast<std::size_t>(v)]) {
         score[static_cast<std::size_t>(v)] = std::max(left, 0.0) / unlisted;
       }
+      term[static_cast<std::size_t>(v)] = static_cast<std::size_t>(sum->term(n - 1 - i, v));
     }
-    const char symbol = number[i];
-    const int own_value = symbol >= '0' && symbol <= '9' ? symbol - '0'
-                          : (symbol == 'X' && may_be_x)  ? 10
-                                                         : -1;
+    const int own_value = valueOf(number[i], may_be_x);
     if (own_value < 0) {
       return 0.0;
     }
@@ -335,8 +336,8 @@ double checkedShare(const LineReading& line, std::string_view number, const Card
         continue;
       }
       for (int v = 0; v < values; ++v) {
-        const auto to = (r + static_cast<std::size_t>(sum->term(n - 1 - i, v))) % ways.size();
-        next[to] += ways[r] * score[static_cast<std::size_t>(v)];
+        next[(r + term[static_cast<std::size_t>(v)]) % ways.size()] +=
+            ways[r] * score[static_cast<std::size_t>(v)];
       }
     }
     ways = std::move(next);
