@@ -191,6 +191,32 @@ TEST_CASE("A line box that missed a group is not read by pitch as a shorter numb
   CHECK((!complete || bestSymbols(reading) == "4556737586899855"));
 }
 
+TEST_CASE(
+    "A number cut by pitch to a shorter grouping, its faint last glyph left off, is not complete") {
+  // A 4-6-5 number whose last digit, a thin 1, is printed faint (worn embossing), in a line box
+  // that ends before it: a 4-6-4 layout holds the rest of the line's ink well, and the faint
+  // glyph lies in the cell 4-6-5 adds at the layout's end, too close to it and too faint to be
+  // seen as ink beyond the end. The cut must be 4-6-5, or say that it may have left a glyph out.
+  const auto groupings = printedGroupings(defaultCardFormats());
+  for (const int faint_shade : {120, 140}) {
+    CAPTURE(faint_shade);
+    cv::Rect box;
+    renderLine(kDejaVuMono, "3782 822463 1000", 40, &box);
+    cv::Rect whole;
+    cv::Mat card = renderLine(kDejaVuMono, "3782 822463 10001", 40, &whole);
+    REQUIRE(whole.tl() == box.tl());
+    // The last digit's ink (beyond the first fifteen's box) lightened.
+    cv::Mat last_ink;
+    cv::inRange(card, cv::Scalar(40, 30, 20), cv::Scalar(40, 30, 20), last_ink);
+    last_ink.colRange(0, box.br().x + 2).setTo(0);
+    REQUIRE(cv::countNonZero(last_ink) > 0);
+    card.setTo(cv::Scalar::all(faint_shade), last_ink);
+    const LineGlyphs cut = lostcard::cloud::cutLine(card, box, LinePrep::kGray, &groupings);
+    CAPTURE(cut.groups);
+    CHECK((cut.groups == std::vector<std::size_t>{4, 6, 5} || !cut.complete));
+  }
+}
+
 TEST_CASE("segmentLineByPitch finds nothing in an empty line or without groupings") {
   const cv::Mat blank(60, 400, CV_8UC1, cv::Scalar(220));
   CHECK(segmentLineByPitch(blank, printedGroupings(defaultCardFormats())).glyphs.empty());
