@@ -217,6 +217,18 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("A layout with a cell that holds no glyph is not a complete cut") {
+  // Twelve digits in three groups fit no printed grouping: the nearest, 4-4-5 or 4-4-4-4, lays
+  // a cell (or a group) over bare card beyond the last glyph, as when a line box missed a
+  // number's last group. Such a cut must not pass as complete.
+  const auto groupings = printedGroupings(defaultCardFormats());
+  cv::Rect box;
+  const cv::Mat card = renderLine(kDejaVuMono, "4556 7375 8689", 40, &box);
+  const LineGlyphs cut = lostcard::cloud::cutLine(card, box, LinePrep::kGray, &groupings);
+  CAPTURE(cut.groups);
+  CHECK((cut.glyphs.empty() || !cut.complete));
+}
+
 TEST_CASE("segmentLineByPitch finds nothing in an empty line or without groupings") {
   const cv::Mat blank(60, 400, CV_8UC1, cv::Scalar(220));
   CHECK(segmentLineByPitch(blank, printedGroupings(defaultCardFormats())).glyphs.empty());
