@@ -355,22 +355,24 @@ struct LineInk {
 };
 
 // Whether ink like a glyph's lies beyond the layout's ends: a pitch-wide stretch, from half a
-// pitch off the first or last cell to the line's edge, inked in the text band like kLeftOutShare
-// of the cores, and keeping to the band.
+// pitch off the first or last cell to the line's margin (prepareLine's context beyond the box,
+// where the relief and height filters meet the crop's edges and show ink that is not there),
+// inked in the text band like kLeftOutShare of the cores, and keeping to the band.
 bool leavesInkOut(const Layout& layout, const LineInk& line) {
   const Profile& band = line.band;
+  const double margin = kLineTextHeightPx / kLinePadDivisor;
   const double threshold = kLeftOutShare * coreDensity(layout, band) * layout.pitch;
   const auto glyphLike = [&](double x) {
     return band.sum(x, x + layout.pitch) > threshold && line.keepsToBand(x, x + layout.pitch);
   };
   const double left_end = layout.start - layout.pitch / 2;
   const double right_end = layout.start + layout.span() + layout.pitch / 2;
-  for (double x = 0; x + layout.pitch <= left_end; x += 1.0) {
+  for (double x = margin; x + layout.pitch <= left_end; x += 1.0) {
     if (glyphLike(x)) {
       return true;
     }
   }
-  for (double x = right_end; x + layout.pitch <= band.size(); x += 1.0) {
+  for (double x = right_end; x + layout.pitch <= band.size() - margin; x += 1.0) {
     if (glyphLike(x)) {
       return true;
     }

@@ -878,7 +878,7 @@ cv::Mat heightLine(const cv::Mat& gray) {
 }  // namespace
 
 cv::Mat prepareLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep) {
-  const int pad_x = std::max(8, line_box.height / 3);
+  const int pad_x = std::max(8, line_box.height / kLinePadDivisor);
   const int pad_y = std::max(6, line_box.height / 4);
   cv::Rect crop(line_box.x - pad_x, line_box.y - pad_y, line_box.width + 2 * pad_x,
                 line_box.height + 2 * pad_y);

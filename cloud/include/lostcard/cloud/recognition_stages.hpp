@@ -74,6 +74,10 @@ const char* toString(LinePrep prep);
 // tall, and turned into dark print on a light background whatever the card's colours (the
 // input of both line readers: Tesseract's and the digit classifier's).
 inline constexpr double kLineTextHeightPx = 34.0;
+// The margin kept around the line box on either side: the box's height divided by this (at
+// least 8 px), before scaling. It is context for the preparations' filters, which meet the
+// crop's edges there.
+inline constexpr int kLinePadDivisor = 3;
 cv::Mat prepareLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep);
 
 // Tesseract set up to read one line of card digits (LSTM, single-line page mode, digit
