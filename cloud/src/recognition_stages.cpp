@@ -39,6 +39,10 @@ constexpr int kMinLineHeightPx = 20;
 constexpr int kMaxLineHeightPx = 90;
 constexpr double kMinLineWidthShare = 0.40;
 constexpr std::size_t kMaxLineCandidates = 3;
+// The fine lines of a background pattern are thinner than this: closing and opening the card
+// with a square this wide flattens them. Print's thinner strokes fade too, but its glyphs stay
+// as blobs, which is all finding the row needs (the line is read from the card as it is).
+constexpr int kHairlinePx = 5;
 // A row is widened (extendAlongRow) over columns whose glyph outlines fill at least this share of
 // its height, across gaps up to this many row heights (a digit group's gap is under one).
 constexpr double kMinColumnInkShare = 0.15;
@@ -684,14 +688,30 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
     cv::createCLAHE(4.0, cv::Size(8, 8))->apply(gray, enhanced);
     rows = locateRows(enhanced);
   }
+  // Rows found only once the card's fine lines are flattened are less sure than the emboss band.
+  bool rows_less_sure = false;
+  if (rows.empty()) {
+    // A pattern of fine lines behind the print (guilloche) joins the digits and the lines into
+    // one blob too tall for a row: without the strokes thinner than print's, dark or light.
+    const cv::Mat stroke =
+        cv::getStructuringElement(cv::MORPH_RECT, cv::Size(kHairlinePx, kHairlinePx));
+    cv::Mat plain;
+    cv::morphologyEx(gray, plain, cv::MORPH_CLOSE, stroke);
+    cv::morphologyEx(plain, plain, cv::MORPH_OPEN, stroke);
+    rows = locateRows(plain);
+    rows_less_sure = !rows.empty();
+  }
   // Embossed numbers sit in a fixed band of the card (ISO/IEC 7811-1); when no text row was
-  // found there, the band itself is the last candidate.
+  // found there, the band itself is the last candidate, and the first before rows found only with
+  // the fine lines flattened (measured: put after them, it lost 7 cards of 2820 hard cards,
+  // as many as the rows gained).
   const bool band_covered = std::any_of(rows.begin(), rows.end(), [](const cv::Rect& r) {
     const int centre = r.y + r.height / 2;
     return centre >= kEmbossBandTopPx && centre <= kEmbossBandBottomPx;
   });
-  if (!band_covered && gray.rows == kCardHeightPx && gray.cols == kCardWidthPx) {
-    rows.push_back(embossBandLine(gray));
+  if ((!band_covered || rows_less_sure) && gray.rows == kCardHeightPx &&
+      gray.cols == kCardWidthPx) {
+    rows.insert(rows_less_sure ? rows.begin() : rows.end(), embossBandLine(gray));
   }
   return rows;
 }

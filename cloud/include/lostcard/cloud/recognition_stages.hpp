@@ -49,6 +49,8 @@ FrameView viewOfFrame(const cv::Mat& frame_bgr);
 // first. Works for light-on-dark and dark-on-light print. When no row lies in the band where
 // embossed numbers sit (centre 280..360 px, for relief too faint to show as a text row), the
 // band's most textured 56 px line is added last, so a full-size card always gets a candidate.
+// When no row shows at all, rows are looked for again with the card's fine lines (a guilloche
+// behind the print) flattened; the band's line then comes first.
 std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr);
 
 struct LineReaderOptions {
