@@ -340,7 +340,7 @@ double gapInkShare(const Layout& layout, const Profile& profile) {
 
 // A line's ink per column, in its text band and in the rows above and below it.
 struct LineInk {
-  Profile band;
+  const Profile& band;
   int band_rows;
   Profile off_band;
   int off_rows;
@@ -385,12 +385,11 @@ bool leavesInkOut(const Layout& layout, const LineInk& line) {
 // looks only from half a pitch off the ends. For each of `groupings` that continues the layout's
 // (the same groups, the last one as long or longer, maybe more groups after), the cells it adds
 // at the layout's pitch and gap, as far as the line reaches: any of them whose core holds
-// kExtensionShare of the ink of the layout's least inked core, keeping to the band, is a glyph
-// left out.
-bool mayBeCutShort(const Layout& layout, const std::vector<std::vector<std::size_t>>& groupings,
-                   const LineInk& line) {
+// kExtensionShare of the ink of the layout's least inked core (`cores`: cellCoreInk), keeping to
+// the band, is a glyph left out.
+bool mayBeCutShort(const Layout& layout, const std::vector<double>& cores,
+                   const std::vector<std::vector<std::size_t>>& groupings, const LineInk& line) {
   const double margin = kCellSpaceShare * layout.pitch / 2;
-  const std::vector<double> cores = cellCoreInk(layout, line.band);
   const double least = *std::min_element(cores.begin(), cores.end());
   const auto heldGlyph = [&](double left) {
     const double core_left = left + margin;
@@ -427,10 +426,9 @@ bool mayBeCutShort(const Layout& layout, const std::vector<std::vector<std::size
   return false;
 }
 
-// Whether a cell of the layout holds no glyph (kMinCellInkShare): the layout is then not the
-// line's, such as a grouping stretched over a gap to a group the line box missed.
-bool hasEmptyCell(const Layout& layout, const Profile& profile) {
-  std::vector<double> cores = cellCoreInk(layout, profile);
+// Whether a cell of a layout holds no glyph (kMinCellInkShare; `cores`: cellCoreInk): the layout
+// is then not the line's, such as a grouping stretched over a gap to a group the line box missed.
+bool hasEmptyCell(std::vector<double> cores) {
   const auto median = cores.begin() + static_cast<std::ptrdiff_t>(cores.size() / 2);
   std::nth_element(cores.begin(), median, cores.end());
   return *std::min_element(cores.begin(), cores.end()) < kMinCellInkShare * *median;
@@ -470,8 +468,9 @@ LineGlyphs segmentLineByPitch(const cv::Mat& line_gray,
   cv::Mat all_rows;
   cv::reduce(ink, all_rows, 0, cv::REDUCE_SUM, CV_64F);
   const LineInk line{profile, bottom - top, Profile(all_rows - columns), ink.rows - (bottom - top)};
-  out.complete = !leavesInkOut(layout, line) && !mayBeCutShort(layout, grouped, line) &&
-                 !hasEmptyCell(layout, profile);
+  const std::vector<double> cores = cellCoreInk(layout, profile);
+  out.complete = !leavesInkOut(layout, line) && !mayBeCutShort(layout, cores, grouped, line) &&
+                 !hasEmptyCell(cores);
   const int box_top = std::max(0, top - kBandMarginPx);
   const int box_bottom = std::min(line_gray.rows, bottom + kBandMarginPx);
   layout.forEachCell([&](double left, double right) {
