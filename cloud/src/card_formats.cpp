@@ -10,8 +10,6 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "lostcard/cloud/luhn.hpp"
-
 namespace lostcard::cloud {
 namespace {
 
@@ -189,20 +187,7 @@ std::optional<std::vector<CardFormat>> parseCardFormats(std::string_view text, s
 }
 
 std::optional<char> mod11_2CheckChar(std::string_view payload) {
-  if (payload.empty()) {
-    return std::nullopt;
-  }
-  // ISO 7064 MOD 11-2, the pure system: p = (p + digit) * 2 mod 11 over the payload, then the
-  // check value makes (p + check) mod 11 == 1.
-  int p = 0;
-  for (const char c : payload) {
-    if (!isDigit(c)) {
-      return std::nullopt;
-    }
-    p = ((p + (c - '0')) * 2) % 11;
-  }
-  const int check = (12 - p) % 11;
-  return check == 10 ? 'X' : static_cast<char>('0' + check);
+  return checkCharacter(CheckRule::kIso7064Mod11_2, payload);
 }
 
 std::vector<std::vector<std::size_t>> printedGroupings(const std::vector<CardFormat>& formats) {
@@ -217,21 +202,75 @@ std::vector<std::vector<std::size_t>> printedGroupings(const std::vector<CardFor
   return all;
 }
 
+std::optional<CheckSum> checkSumOf(CheckRule rule) {
+  switch (rule) {
+    case CheckRule::kLuhn:
+      // Every second digit from the right doubled, its digits summed.
+      return CheckSum{10, 0, [](std::size_t i, int v) {
+                        return i % 2 == 1 ? (2 * v > 9 ? 2 * v - 9 : 2 * v) : v;
+                      }};
+    case CheckRule::kIso7064Mod11_2:
+      // Each character weighed by 2^i modulo 11; the whole sums to 1.
+      return CheckSum{11, 1, [](std::size_t i, int v) {
+                        int weight = 1;
+                        for (std::size_t k = 0; k < i; ++k) {
+                          weight = weight * 2 % 11;
+                        }
+                        return weight * v % 11;
+                      }};
+    case CheckRule::kNone:
+      break;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// The terms of `sum` over `text`, whose last character stands `shift` places from the right of
+// the whole number, modulo the sum's modulus; nullopt on a character that is not a digit (or a
+// last 'X' where `last_may_be_x`).
+std::optional<int> partialCheckSum(const CheckSum& sum, std::string_view text, std::size_t shift,
+                                   bool last_may_be_x) {
+  int total = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const bool x = c == 'X' && last_may_be_x && i + 1 == text.size();
+    if (!isDigit(c) && !x) {
+      return std::nullopt;
+    }
+    total = (total + sum.term(text.size() - 1 - i + shift, x ? 10 : c - '0')) % sum.modulus;
+  }
+  return total;
+}
+
+}  // namespace
+
 bool passesCheck(CheckRule rule, std::string_view number) {
-  if (number.empty()) {
+  const std::optional<CheckSum> sum = checkSumOf(rule);
+  if (!sum || number.empty()) {
     return false;
   }
-  switch (rule) {
-    case CheckRule::kNone:
-      return false;
-    case CheckRule::kLuhn:
-      return luhnValid(number);
-    case CheckRule::kIso7064Mod11_2: {
-      const auto check = mod11_2CheckChar(number.substr(0, number.size() - 1));
-      return check && *check == number.back();
+  const std::optional<int> total =
+      partialCheckSum(*sum, number, 0, rule == CheckRule::kIso7064Mod11_2);
+  return total && *total == sum->target;
+}
+
+std::optional<char> checkCharacter(CheckRule rule, std::string_view payload) {
+  const std::optional<CheckSum> sum = checkSumOf(rule);
+  if (!sum || payload.empty()) {
+    return std::nullopt;
+  }
+  const std::optional<int> total = partialCheckSum(*sum, payload, 1, false);
+  if (!total) {
+    return std::nullopt;
+  }
+  const int values = rule == CheckRule::kIso7064Mod11_2 ? 11 : 10;
+  for (int v = 0; v < values; ++v) {
+    if ((*total + sum->term(0, v)) % sum->modulus == sum->target) {
+      return v == 10 ? 'X' : static_cast<char>('0' + v);
     }
   }
-  return false;
+  return std::nullopt;
 }
 
 const CardFormat* matchFormat(const std::vector<CardFormat>& formats, std::string_view number,

@@ -252,41 +252,6 @@ DecodedReading decodeReading(const LineReading& line, const std::vector<CardForm
   return out;
 }
 
-namespace {
-
-// A check rule as a weighted sum: a number passes when the sum of term(i, value) over its
-// characters (i counted from the right, 0 = the check character; 'X' has the value 10) is
-// `target` modulo `modulus`.
-struct CheckSum {
-  int modulus = 0;
-  int target = 0;
-  int (*term)(std::size_t from_right, int value) = nullptr;
-};
-
-std::optional<CheckSum> checkSumOf(CheckRule rule) {
-  switch (rule) {
-    case CheckRule::kLuhn:
-      // Every second digit from the right doubled, its digits summed.
-      return CheckSum{10, 0, [](std::size_t i, int v) {
-                        return i % 2 == 1 ? (2 * v > 9 ? 2 * v - 9 : 2 * v) : v;
-                      }};
-    case CheckRule::kIso7064Mod11_2:
-      // Each character weighed by 2^i modulo 11; the whole sums to 1.
-      return CheckSum{11, 1, [](std::size_t i, int v) {
-                        int weight = 1;
-                        for (std::size_t k = 0; k < i; ++k) {
-                          weight = weight * 2 % 11;
-                        }
-                        return weight * v % 11;
-                      }};
-    case CheckRule::kNone:
-      break;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
 double checkedShare(const LineReading& line, std::string_view number, const CardFormat& format) {
   const std::optional<CheckSum> sum = checkSumOf(format.check);
   const std::size_t n = line.positions.size();

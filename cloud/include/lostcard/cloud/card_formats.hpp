@@ -58,8 +58,26 @@ std::vector<CardFormat> loadCardFormats(const std::string& models_dir);
 // Every printed grouping of `formats`, each once, in the order first met.
 std::vector<std::vector<std::size_t>> printedGroupings(const std::vector<CardFormat>& formats);
 
+// A check rule as a weighted sum, the one definition of each rule (passesCheck, checkCharacter,
+// luhn.hpp and the decoder's checkedShare all read it): a number passes when the sum of
+// term(i, value) over its characters (i counted from the right, 0 = the check character; 'X' has
+// the value 10) is `target` modulo `modulus`.
+struct CheckSum {
+  int modulus = 0;
+  int target = 0;
+  int (*term)(std::size_t from_right, int value) = nullptr;
+};
+
+// The weighted sum of `rule`; nullopt for CheckRule::kNone.
+std::optional<CheckSum> checkSumOf(CheckRule rule);
+
 // True when `number` (digits, and a final 'X' where the rule allows it) passes `rule`.
 bool passesCheck(CheckRule rule, std::string_view number);
+
+// The check character ('0'-'9', or 'X' for ISO 7064 MOD 11-2's value 10) that makes `payload`
+// followed by it pass `rule`; nullopt when `payload` is empty or holds a non-digit, or for
+// CheckRule::kNone.
+std::optional<char> checkCharacter(CheckRule rule, std::string_view payload);
 
 // The first format that `number` fits (length, prefix, characters, check rule), also fitting
 // the printed `groups` when more than one group was seen; nullptr when none does.
@@ -67,7 +85,7 @@ const CardFormat* matchFormat(const std::vector<CardFormat>& formats, std::strin
                               const std::vector<std::size_t>& groups = {});
 
 // The ISO 7064 MOD 11-2 check character ('0'-'9' or 'X') for a payload of digits; nullopt when
-// `payload` is empty or holds a non-digit.
+// `payload` is empty or holds a non-digit. checkCharacter(CheckRule::kIso7064Mod11_2, payload).
 std::optional<char> mod11_2CheckChar(std::string_view payload);
 
 }  // namespace lostcard::cloud
