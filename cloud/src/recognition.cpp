@@ -41,6 +41,9 @@ constexpr RepairPolicy kGlyphRepairs{};
 // the line of a card photographed mirrored (seen from the back), whose digits 0, 1, 3 and 8
 // still pass for digits: its readings are never repaired.
 constexpr RepairPolicy kPitchCutRepairs{.max_repairs = 0};
+// Readings of one line in several preparations, fused (settledByFusion), are not repaired either:
+// fusing already weighs each glyph's alternatives.
+constexpr RepairPolicy kFusedRepairs{.max_repairs = 0};
 // The confidence of a number read only by filling the classifier's doubtful glyphs from
 // Tesseract (below kMinGlyphConfidence: read, but not a sure reading).
 constexpr double kFilledConfidence = 0.5;
@@ -175,8 +178,9 @@ class Recognizer::Impl {
   //   1. the digit classifier, on every frame (a few milliseconds a frame): both ways up, the
   //      grey levels of every frame before the relief of any, and the relief before the height
   //      (those two not on the side without the number, once the other side read it); the
-  //      three again with the line cut by pitch (segmentLineByPitch); then mirrored, grey
-  //      levels and relief, while no frame has read a number;
+  //      three again with the line cut by pitch (segmentLineByPitch); then each line's
+  //      readings of the six fused (settledByFusion); then mirrored, grey levels and relief,
+  //      while no frame has read a number;
   //   2. Tesseract (stages 2 and 3 of the frame), on the frames still unsettled: both ways up,
   //      then mirrored while no frame has read a number, then the classifier's doubtful glyphs
   //      filled from its readings. Not on the side without the number once the other side read
@@ -253,6 +257,15 @@ class Recognizer::Impl {
             safely(w, [&](FrameWork& f) { readByGlyphs(f, {-2, -1}, prep, by_pitch); });
           }
         }
+      }
+    }
+    // Then each line's readings in all three preparations and both cuts taken together: the
+    // preparations err on different digits of the same glyphs (one mistakes a shadow, another
+    // a highlight), so the readings that cut the line alike are fused and decoded once more.
+    // Only a sure number counts, and it must be any number the classifier doubted.
+    for (FrameWork& w : work) {
+      if (!otherFaceRead(w)) {
+        safely(w, [&](FrameWork& f) { readByFusion(f, {-2, -1}); });
       }
     }
     // Mirrored readings are a last resort (a mirrored line, seen through the wrong side, passes
@@ -490,6 +503,60 @@ class Recognizer::Impl {
     return false;
   }
 
+  // The readings of one line that cut it into the same groups, in any preparation and either
+  // cut (by pieces of ink, complete; by pitch, nothing left out), fused position by position
+  // (fuseReadings) and decoded unrepaired: true when that settles the frame as settledByGlyphs
+  // does, with a number that passes both its gates (each view's first line that gives one
+  // counts). Unsure fused numbers are dropped: the readings are of one glyph image, so their
+  // agreement is weaker evidence than it looks.
+  bool settledByFusion(const std::vector<View>& views, FrameResult* frame) const {
+    std::set<std::string> numbers;
+    double confidence = 0.0;
+    for (const View& view : views) {
+      for (const cv::Rect& line : view.lines) {
+        std::map<std::vector<std::size_t>, std::vector<LineReading>> by_groups;
+        for (const bool by_pitch : {false, true}) {
+          for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
+            bool complete = true;
+            LineReading reading = readLineGlyphs(*classifier_, *view.image, line, &complete, prep,
+                                                 by_pitch ? &groupings_ : nullptr);
+            if (complete && reading.groups.size() > 1) {
+              by_groups[reading.groups].push_back(std::move(reading));
+            }
+          }
+        }
+        std::optional<std::string> number;
+        for (const auto& [groups, readings] : by_groups) {
+          if (readings.size() < 2) {
+            continue;
+          }
+          const DecodedReading decoded =
+              decodeReading(fuseReadings(readings), formats_, kFusedRepairs);
+          if (decoded.number && decoded.confidence >= kMinGlyphConfidence &&
+              decoded.checked_share >= kMinCheckedShare) {
+            numbers.insert(*decoded.number);
+            confidence = std::max(confidence, decoded.confidence);
+            number = decoded.number;
+          }
+        }
+        if (number) {
+          break;
+        }
+      }
+    }
+    if (numbers.size() > 1) {
+      frame->self_conflicting = true;
+      frame->note = "the card read as different numbers in different orientations or cuts";
+      return true;
+    }
+    if (numbers.size() == 1) {
+      frame->number = *numbers.begin();
+      frame->confidence = confidence;
+      return true;
+    }
+    return false;
+  }
+
   // A frame neither reader read with confidence, one reader's doubt settled by the other: the
   // classifier's reading of a line (grey, then relief) whose only flaws are one or two glyphs
   // it took for no digit, filled from Tesseract's digits of the same line (fillErasures,
@@ -694,6 +761,31 @@ class Recognizer::Impl {
     } else if (unsure) {
       w.glyph_number = unsure;
     }
+  }
+
+  // Stage 1, last: the classifier's readings of each line fused (settledByFusion), on a frame
+  // the classifier left unsettled. A number it doubted must be the fused one (as in
+  // readByGlyphs, another number makes the frame self-conflicting).
+  void readByFusion(FrameWork& w, std::array<int, 2> flips) {
+    if (!classifier_ || w.settled) {
+      return;
+    }
+    std::vector<View> views;
+    for (const int flip : flips) {
+      const Orientation& o = orientation(w, flip);
+      views.push_back({&o.card, o.lines});
+    }
+    FrameResult result = w.result;
+    if (!settledByFusion(views, &result)) {
+      return;
+    }
+    if (w.glyph_number && result.number && *result.number != *w.glyph_number) {
+      w.result.self_conflicting = true;
+      w.result.note = "the card read as different numbers in different cuts or preparations";
+    } else {
+      w.result = std::move(result);
+    }
+    w.settled = true;
   }
 
   // Stage 2 of a frame the classifier did not settle: Tesseract in two orientations (both ways

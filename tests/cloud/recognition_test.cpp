@@ -631,6 +631,22 @@ TEST_CASE("Recognizer finds a number printed over a pattern of fine lines") {
   CHECK(r.number == "4878651679685017");
 }
 
+TEST_CASE("Recognizer reads embossing that only its preparations together make out") {
+  // Seed 1's card-0789 and card-0612: each line's readings in the grey, relief and height
+  // preparations, cut alike, err on different digits; no single one is sure of the number and
+  // Tesseract settles nothing. Fused position by position they read it surely; both were unread
+  // before.
+  const std::pair<const char*, const char*> cards[] = {{"card-0789", "5459688664978464"},
+                                                       {"card-0612", "6304293579044860574"}};
+  for (const auto& [name, number] : cards) {
+    INFO(name);
+    const CardReading r = recognizer().read(hardCardImages(name, number, 1));
+    INFO(r.detail);
+    CHECK(r.outcome == ReadOutcome::kRead);
+    CHECK(r.number == number);
+  }
+}
+
 TEST_CASE("Recognizer never names a wrong number on hard cards") {
   // The hard preset's damage (embossing, fonts, glare, blur, either face up) makes many cards
   // unreadable today; whatever it reads must be exact.
