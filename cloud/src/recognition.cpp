@@ -487,9 +487,17 @@ class Recognizer::Impl {
         }
       }
     }
+    return settledByNumbers(numbers, confidence, frame, unsure);
+  }
+
+  // A classifier stage's verdict on a frame from the numbers its views gave (`confidence`, the
+  // highest of theirs): two or more conflict (settled, no number); one read with
+  // kMinGlyphConfidence settles it; one below is kept in *unsure for Tesseract to confirm.
+  static bool settledByNumbers(const std::set<std::string>& numbers, double confidence,
+                               FrameResult* frame, std::optional<std::string>* unsure) {
     if (numbers.size() > 1) {
       frame->self_conflicting = true;
-      frame->note = "the card read as different numbers in different orientations";
+      frame->note = "the card read as different numbers in different orientations or lines";
       return true;
     }
     if (numbers.size() == 1) {
@@ -544,17 +552,8 @@ class Recognizer::Impl {
         }
       }
     }
-    if (numbers.size() > 1) {
-      frame->self_conflicting = true;
-      frame->note = "the card read as different numbers in different orientations or cuts";
-      return true;
-    }
-    if (numbers.size() == 1) {
-      frame->number = *numbers.begin();
-      frame->confidence = confidence;
-      return true;
-    }
-    return false;
+    std::optional<std::string> unsure;  // stays empty: only sure numbers were kept
+    return settledByNumbers(numbers, confidence, frame, &unsure);
   }
 
   // A frame neither reader read with confidence, one reader's doubt settled by the other: the
@@ -740,14 +739,38 @@ class Recognizer::Impl {
     if (!classifier_ || w.settled || (w.glyph_number && !by_pitch)) {
       return;
     }
+    FrameResult result = w.result;
+    std::optional<std::string> unsure;
+    const bool settled = settledByGlyphs(viewsOf(w, flips), prep, by_pitch, &result, &unsure);
+    applyGlyphVerdict(w, settled, std::move(result), unsure);
+  }
+
+  // Stage 1, last: the classifier's readings of each line fused (settledByFusion), on a frame
+  // the classifier left unsettled. A number it doubted must be the fused one.
+  void readByFusion(FrameWork& w, std::array<int, 2> flips) {
+    if (!classifier_ || w.settled) {
+      return;
+    }
+    FrameResult result = w.result;
+    const bool settled = settledByFusion(viewsOf(w, flips), &result);
+    applyGlyphVerdict(w, settled, std::move(result), std::nullopt);
+  }
+
+  // The frame in two orientations, with their lines, for the classifier's stages.
+  static std::vector<View> viewsOf(FrameWork& w, std::array<int, 2> flips) {
     std::vector<View> views;
     for (const int flip : flips) {
       const Orientation& o = orientation(w, flip);
       views.push_back({&o.card, o.lines});
     }
-    FrameResult result = w.result;
-    std::optional<std::string> unsure;
-    const bool settled = settledByGlyphs(views, prep, by_pitch, &result, &unsure);
+    return views;
+  }
+
+  // A classifier stage's verdict on a frame (`settled` with `result`, or a number it doubted):
+  // a number other than the one an earlier stage doubted makes the frame self-conflicting;
+  // else a settled result is the frame's, and a doubted number is kept for Tesseract.
+  static void applyGlyphVerdict(FrameWork& w, bool settled, FrameResult result,
+                                const std::optional<std::string>& unsure) {
     const std::optional<std::string>& read = settled ? result.number : unsure;
     if (w.glyph_number && read && *read != *w.glyph_number) {
       w.result.self_conflicting = true;
@@ -761,31 +784,6 @@ class Recognizer::Impl {
     } else if (unsure) {
       w.glyph_number = unsure;
     }
-  }
-
-  // Stage 1, last: the classifier's readings of each line fused (settledByFusion), on a frame
-  // the classifier left unsettled. A number it doubted must be the fused one (as in
-  // readByGlyphs, another number makes the frame self-conflicting).
-  void readByFusion(FrameWork& w, std::array<int, 2> flips) {
-    if (!classifier_ || w.settled) {
-      return;
-    }
-    std::vector<View> views;
-    for (const int flip : flips) {
-      const Orientation& o = orientation(w, flip);
-      views.push_back({&o.card, o.lines});
-    }
-    FrameResult result = w.result;
-    if (!settledByFusion(views, &result)) {
-      return;
-    }
-    if (w.glyph_number && result.number && *result.number != *w.glyph_number) {
-      w.result.self_conflicting = true;
-      w.result.note = "the card read as different numbers in different cuts or preparations";
-    } else {
-      w.result = std::move(result);
-    }
-    w.settled = true;
   }
 
   // Stage 2 of a frame the classifier did not settle: Tesseract in two orientations (both ways

@@ -72,6 +72,17 @@ CardImages hardCardImages(std::string_view name, std::string_view number, unsign
   return CardImages{{encoded(p.front)}, {encoded(p.back)}};
 }
 
+// Each (name, number) of the hard preset's seed 1, rendered as hardCardImages does, read exactly.
+void checkReadExactly(std::initializer_list<std::pair<const char*, const char*>> cards) {
+  for (const auto& [name, number] : cards) {
+    INFO(name);
+    const CardReading r = recognizer().read(hardCardImages(name, number, 1));
+    INFO(r.detail);
+    CHECK(r.outcome == ReadOutcome::kRead);
+    CHECK(r.number == number);
+  }
+}
+
 bool hasLongDigitRun(const std::string& text) {
   return std::regex_search(text, std::regex("[0-9]{6,}"));
 }
@@ -609,26 +620,16 @@ TEST_CASE("Recognizer reads a number whose line runs to the card's edges") {
   // Hard-preset cards of seed 1 whose number line, widened for the cut by pitch, reaches the
   // card's edges, where the relief filter meets the crop's edge and shows ink that is not there.
   // All three were unread while that ink counted as a glyph left out.
-  const std::pair<const char*, const char*> cards[] = {{"card-0766", "4333369917708843"},
-                                                       {"card-0569", "6294064993301859262"},
-                                                       {"card-0928", "4999344706154587"}};
-  for (const auto& [name, number] : cards) {
-    INFO(name);
-    const CardReading r = recognizer().read(hardCardImages(name, number, 1));
-    INFO(r.detail);
-    CHECK(r.outcome == ReadOutcome::kRead);
-    CHECK(r.number == number);
-  }
+  checkReadExactly({{"card-0766", "4333369917708843"},
+                    {"card-0569", "6294064993301859262"},
+                    {"card-0928", "4999344706154587"}});
 }
 
 TEST_CASE("Recognizer finds a number printed over a pattern of fine lines") {
   // Seed 1's card-0259: the number printed low on the back, over wavy hairlines that join the
   // digits and the lines into one blob too tall for a text row. No row was found before the
   // hairlines were flattened for a last look.
-  const CardReading r = recognizer().read(hardCardImages("card-0259", "4878651679685017", 1));
-  INFO(r.detail);
-  CHECK(r.outcome == ReadOutcome::kRead);
-  CHECK(r.number == "4878651679685017");
+  checkReadExactly({{"card-0259", "4878651679685017"}});
 }
 
 TEST_CASE("Recognizer reads embossing that only its preparations together make out") {
@@ -636,15 +637,7 @@ TEST_CASE("Recognizer reads embossing that only its preparations together make o
   // preparations, cut alike, err on different digits; no single one is sure of the number and
   // Tesseract settles nothing. Fused position by position they read it surely; both were unread
   // before.
-  const std::pair<const char*, const char*> cards[] = {{"card-0789", "5459688664978464"},
-                                                       {"card-0612", "6304293579044860574"}};
-  for (const auto& [name, number] : cards) {
-    INFO(name);
-    const CardReading r = recognizer().read(hardCardImages(name, number, 1));
-    INFO(r.detail);
-    CHECK(r.outcome == ReadOutcome::kRead);
-    CHECK(r.number == number);
-  }
+  checkReadExactly({{"card-0789", "5459688664978464"}, {"card-0612", "6304293579044860574"}});
 }
 
 TEST_CASE("Recognizer never names a wrong number on hard cards") {
