@@ -247,7 +247,9 @@ std::optional<int> partialCheckSum(const CheckSum& sum, std::string_view text, s
 
 bool passesCheck(CheckRule rule, std::string_view number) {
   const std::optional<CheckSum> sum = checkSumOf(rule);
-  if (!sum || number.empty()) {
+  // ISO 7064 protects a payload of at least one digit; Luhn accepts a lone 0.
+  const std::size_t least = rule == CheckRule::kIso7064Mod11_2 ? 2 : 1;
+  if (!sum || number.size() < least) {
     return false;
   }
   const std::optional<int> total =

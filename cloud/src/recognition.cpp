@@ -62,7 +62,7 @@ struct FrameResult {
   std::string label;                  // "front frame 2"
   std::optional<std::string> number;  // a checked number
   double confidence = 0.0;            // 0..1, of that number's line
-  bool self_conflicting = false;      // its two orientations read different checked numbers
+  bool self_conflicting = false;      // it read as different checked numbers (orientations, cuts)
   std::string note;                   // why nothing was read (no digits in it)
 };
 
@@ -259,10 +259,11 @@ class Recognizer::Impl {
         }
       }
     }
-    // Then each line's readings in all three preparations and both cuts taken together: the
-    // preparations err on different digits of the same glyphs (one mistakes a shadow, another
-    // a highlight), so the readings that cut the line alike are fused and decoded once more.
-    // Only a sure number counts, and it must be any number the classifier doubted.
+    // Then each line's readings in the three preparations taken together: they err on
+    // different digits of the same glyphs (one mistakes a shadow, another a highlight), so the
+    // readings that cut the line alike are fused and decoded once more. Only a sure number that
+    // no other fused number contradicts counts, and it must be any number the classifier
+    // doubted.
     for (FrameWork& w : work) {
       if (!otherFaceRead(w)) {
         safely(w, [&](FrameWork& f) { readByFusion(f, {-2, -1}); });
@@ -487,17 +488,9 @@ class Recognizer::Impl {
         }
       }
     }
-    return settledByNumbers(numbers, confidence, frame, unsure);
-  }
-
-  // A classifier stage's verdict on a frame from the numbers its views gave (`confidence`, the
-  // highest of theirs): two or more conflict (settled, no number); one read with
-  // kMinGlyphConfidence settles it; one below is kept in *unsure for Tesseract to confirm.
-  static bool settledByNumbers(const std::set<std::string>& numbers, double confidence,
-                               FrameResult* frame, std::optional<std::string>* unsure) {
     if (numbers.size() > 1) {
       frame->self_conflicting = true;
-      frame->note = "the card read as different numbers in different orientations or lines";
+      frame->note = "the card read as different numbers in different orientations";
       return true;
     }
     if (numbers.size() == 1) {
@@ -511,40 +504,57 @@ class Recognizer::Impl {
     return false;
   }
 
-  // The readings of one line that cut it into the same groups, in any preparation and either
-  // cut (by pieces of ink, complete; by pitch, nothing left out), fused position by position
-  // (fuseReadings) and decoded unrepaired: true when that settles the frame as settledByGlyphs
-  // does, with a number that passes both its gates (each view's first line that gives one
-  // counts). Unsure fused numbers are dropped: the readings are of one glyph image, so their
-  // agreement is weaker evidence than it looks.
+  // The readings of one line in different preparations that cut it into the same groups
+  // (complete: by pieces of ink, or by pitch with nothing left out), fused position by position
+  // (fuseReadings) and decoded unrepaired. One reading per preparation and grouping, the cut by
+  // pieces first: the two cuts of one preparation are nearly one reading, and fusing assumes
+  // independent ones. Each view's first line that gives a number counts, and, as in
+  // settledByGlyphs, a cut by pitch that leaves ink out and still decodes ends the view. True
+  // when that settles the frame: every fused number the same, at least once read surely
+  // (kMinGlyphConfidence, kMinCheckedShare). Two different fused numbers, sure or not, settle
+  // nothing: the later stages read the frame.
   bool settledByFusion(const std::vector<View>& views, FrameResult* frame) const {
     std::set<std::string> numbers;
-    double confidence = 0.0;
+    double sure_confidence = 0.0;  // 0: no fused number was sure
     for (const View& view : views) {
       for (const cv::Rect& line : view.lines) {
-        std::map<std::vector<std::size_t>, std::vector<LineReading>> by_groups;
+        std::map<std::vector<std::size_t>, std::map<LinePrep, LineReading>> by_groups;
+        bool cut_short = false;
         for (const bool by_pitch : {false, true}) {
           for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
             bool complete = true;
             LineReading reading = readLineGlyphs(*classifier_, *view.image, line, &complete, prep,
                                                  by_pitch ? &groupings_ : nullptr);
-            if (complete && reading.groups.size() > 1) {
-              by_groups[reading.groups].push_back(std::move(reading));
+            if (!complete) {
+              cut_short = cut_short ||
+                          (by_pitch && decodeReading(reading, formats_, kPitchCutRepairs).number);
+            } else if (reading.groups.size() > 1) {
+              by_groups[reading.groups].emplace(prep, std::move(reading));
             }
           }
         }
+        if (cut_short) {
+          break;
+        }
         std::optional<std::string> number;
-        for (const auto& [groups, readings] : by_groups) {
-          if (readings.size() < 2) {
+        for (const auto& [groups, by_prep] : by_groups) {
+          if (by_prep.size() < 2) {
             continue;
+          }
+          std::vector<LineReading> readings;
+          for (const auto& [prep, reading] : by_prep) {
+            readings.push_back(reading);
           }
           const DecodedReading decoded =
               decodeReading(fuseReadings(readings), formats_, kFusedRepairs);
-          if (decoded.number && decoded.confidence >= kMinGlyphConfidence &&
+          if (!decoded.number) {
+            continue;
+          }
+          numbers.insert(*decoded.number);
+          number = decoded.number;
+          if (decoded.confidence >= kMinGlyphConfidence &&
               decoded.checked_share >= kMinCheckedShare) {
-            numbers.insert(*decoded.number);
-            confidence = std::max(confidence, decoded.confidence);
-            number = decoded.number;
+            sure_confidence = std::max(sure_confidence, decoded.confidence);
           }
         }
         if (number) {
@@ -552,8 +562,12 @@ class Recognizer::Impl {
         }
       }
     }
-    std::optional<std::string> unsure;  // stays empty: only sure numbers were kept
-    return settledByNumbers(numbers, confidence, frame, &unsure);
+    if (numbers.size() != 1 || sure_confidence == 0.0) {
+      return false;
+    }
+    frame->number = *numbers.begin();
+    frame->confidence = sure_confidence;
+    return true;
   }
 
   // A frame neither reader read with confidence, one reader's doubt settled by the other: the

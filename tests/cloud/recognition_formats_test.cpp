@@ -20,6 +20,9 @@ TEST_CASE("ISO 7064 MOD 11-2 accepts known ID numbers, including an X check char
   CHECK(passesCheck(CheckRule::kIso7064Mod11_2, "110101199003074477"));
   CHECK(mod11_2CheckChar("11010519491231002") == 'X');
   CHECK(mod11_2CheckChar("44052418800101001") == '4');
+  // A check character alone protects nothing: "1" alone sums to the rule's target.
+  CHECK_FALSE(passesCheck(CheckRule::kIso7064Mod11_2, "1"));
+  CHECK_FALSE(passesCheck(CheckRule::kIso7064Mod11_2, ""));
 }
 
 TEST_CASE("ISO 7064 MOD 11-2 catches single substitutions and adjacent transpositions") {
@@ -47,7 +50,7 @@ TEST_CASE("ISO 7064 MOD 11-2 catches single substitutions and adjacent transposi
 TEST_CASE("the built-in payment format takes Luhn numbers in their printed groupings") {
   const auto formats = defaultCardFormats();
   CHECK(matchFormat(formats, "4111111111111111", {4, 4, 4, 4}) != nullptr);
-  CHECK(matchFormat(formats, "4111111111111111") != nullptr);      // gaps not seen
+  CHECK(matchFormat(formats, "4111111111111111") != nullptr);        // gaps not seen
   CHECK(matchFormat(formats, "4111111111111111", {16}) != nullptr);  // one unbroken run
   CHECK(matchFormat(formats, "378282246310005", {4, 6, 5}) != nullptr);
   CHECK(matchFormat(formats, "6011000990139424014", {6, 13}) == nullptr);  // fails Luhn
