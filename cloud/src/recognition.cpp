@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <tuple>
 
 #include "lostcard/cloud/card_formats.hpp"
 #include "lostcard/cloud/card_number_decoder.hpp"
@@ -441,11 +442,43 @@ class Recognizer::Impl {
     return decoded;
   }
 
-  // A card (or line crop) as one orientation shows it, with the lines that may hold the number.
+  // The classifier's reading of a line in one preparation and cut, and whether the cut left no
+  // ink of the line out (readLineGlyphs).
+  struct GlyphRead {
+    LineReading reading;
+    bool complete = true;
+  };
+  // An orientation's glyph readings by line (its index), preparation and cut (true: by pitch).
+  // The classifier's stages, fusion and the last resorts read the same lines again.
+  using GlyphReads = std::map<std::tuple<std::size_t, LinePrep, bool>, GlyphRead>;
+
+  // A card (or line crop) as one orientation shows it, with the lines that may hold the number,
+  // and the orientation's glyph readings (none kept for a line crop).
   struct View {
     const cv::Mat* image;
     std::vector<cv::Rect> lines;
+    GlyphReads* glyphs = nullptr;
   };
+
+  // The classifier's reading of line l of a view in one preparation, cut by its pieces of ink or
+  // by the pitch of the printed groupings; read once per orientation.
+  GlyphRead glyphsOf(const View& view, std::size_t l, LinePrep prep, bool by_pitch) const {
+    const auto read = [&] {
+      GlyphRead g;
+      g.reading = readLineGlyphs(*classifier_, *view.image, view.lines[l], &g.complete, prep,
+                                 by_pitch ? &groupings_ : nullptr);
+      return g;
+    };
+    if (view.glyphs == nullptr) {
+      return read();
+    }
+    const auto key = std::make_tuple(l, prep, by_pitch);
+    auto it = view.glyphs->find(key);
+    if (it == view.glyphs->end()) {
+      it = view.glyphs->emplace(key, read()).first;
+    }
+    return it->second;
+  }
 
   // The digit classifier over every view (each view's first line that decodes counts). True
   // when that settles the frame: one number read with high confidence (set in *frame), or
@@ -456,14 +489,10 @@ class Recognizer::Impl {
     std::set<std::string> numbers;
     double confidence = 0.0;
     for (const View& view : views) {
-      for (const cv::Rect& line : view.lines) {
-        bool complete = true;
+      for (std::size_t l = 0; l < view.lines.size(); ++l) {
+        const auto [reading, complete] = glyphsOf(view, l, prep, by_pitch);
         DecodedReading decoded =
-            by_pitch
-                ? decodeReading(
-                      readLineGlyphs(*classifier_, *view.image, line, &complete, prep, &groupings_),
-                      formats_, kPitchCutRepairs)
-                : decodeGlyphs(readLineGlyphs(*classifier_, *view.image, line, &complete, prep));
+            by_pitch ? decodeReading(reading, formats_, kPitchCutRepairs) : decodeGlyphs(reading);
         if (by_pitch && !complete) {
           // Glyphs cut by pitch with ink of the row left out: digits may be missing, and part
           // of a number can pass the check as a shorter one. Such a line that decodes is the
@@ -517,14 +546,12 @@ class Recognizer::Impl {
     std::set<std::string> numbers;
     double sure_confidence = 0.0;  // 0: no fused number was sure
     for (const View& view : views) {
-      for (const cv::Rect& line : view.lines) {
+      for (std::size_t l = 0; l < view.lines.size(); ++l) {
         std::map<std::vector<std::size_t>, std::map<LinePrep, LineReading>> by_groups;
         bool cut_short = false;
         for (const bool by_pitch : {false, true}) {
           for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
-            bool complete = true;
-            LineReading reading = readLineGlyphs(*classifier_, *view.image, line, &complete, prep,
-                                                 by_pitch ? &groupings_ : nullptr);
+            auto [reading, complete] = glyphsOf(view, l, prep, by_pitch);
             if (!complete) {
               cut_short = cut_short ||
                           (by_pitch && decodeReading(reading, formats_, kPitchCutRepairs).number);
@@ -585,8 +612,7 @@ class Recognizer::Impl {
     std::set<std::string> numbers;
     for (std::size_t l = 0; l < view.lines.size() && l < tesseract_by_line.size(); ++l) {
       for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
-        const LineReading glyphs =
-            readLineGlyphs(*classifier_, *view.image, view.lines[l], nullptr, prep);
+        const LineReading glyphs = glyphsOf(view, l, prep, false).reading;
         const std::string best = topChoices(glyphs);
         for (const auto& [prep_read, ocr] : tesseract_by_line[l]) {
           const auto filled = fillErasures(best, topChoices(ocr.reading));
@@ -620,8 +646,9 @@ class Recognizer::Impl {
   // the check. A single reading is not enough, however confident: on the hard set a relief
   // reading passed every gate with two digits wrong, and the check digit by chance.
   // When these give different numbers, the line gives none.
-  std::optional<std::string> agreedOnLine(const cv::Mat& card, const cv::Rect& line,
-                                          LineReads* reads) {
+  std::optional<std::string> agreedOnLine(const View& view, std::size_t l, LineReads* reads) {
+    const cv::Mat& card = *view.image;
+    const cv::Rect& line = view.lines[l];
     constexpr LinePrep kPreps[] = {LinePrep::kBinary, LinePrep::kGray, LinePrep::kRelief,
                                    LinePrep::kHeight};
     std::set<std::string> numbers;
@@ -643,7 +670,7 @@ class Recognizer::Impl {
       std::map<std::string, int> by_glyphs;  // number -> fewest repairs
       std::vector<LineReading> glyph_readings;
       for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
-        glyph_readings.push_back(readLineGlyphs(*classifier_, card, line, nullptr, prep));
+        glyph_readings.push_back(glyphsOf(view, l, prep, false).reading);
         keepFewestRepairs(decodeGlyphs(glyph_readings.back()), &by_glyphs);
       }
       // A Tesseract reading that passes the check unrepaired, and the gates but the word one,
@@ -680,6 +707,7 @@ class Recognizer::Impl {
   struct Orientation {
     cv::Mat card;
     std::vector<cv::Rect> lines;
+    GlyphReads glyphs;  // made as the stages read them
   };
 
   // One photo's reading, kept from one stage of read() to the next.
@@ -699,7 +727,7 @@ class Recognizer::Impl {
   // The card of a frame as it lies and turned: -2 as is, -1 rotated 180 degrees, 1 mirrored
   // left-right, 0 mirrored top-bottom (embossed digits seen from the back of the card show
   // reversed). Each orientation's line candidates are found once and shared by all stages.
-  static const Orientation& orientation(FrameWork& w, int flip) {
+  static Orientation& orientation(FrameWork& w, int flip) {
     auto it = w.oriented.find(flip);
     if (it == w.oriented.end()) {
       // A fresh Mat each time: rotating into a header that shares the card would turn it.
@@ -774,8 +802,8 @@ class Recognizer::Impl {
   static std::vector<View> viewsOf(FrameWork& w, std::array<int, 2> flips) {
     std::vector<View> views;
     for (const int flip : flips) {
-      const Orientation& o = orientation(w, flip);
-      views.push_back({&o.card, o.lines});
+      Orientation& o = orientation(w, flip);
+      views.push_back({&o.card, o.lines, &o.glyphs});
     }
     return views;
   }
@@ -843,8 +871,8 @@ class Recognizer::Impl {
       return;
     }
     for (const auto& [flip, by_line] : w.tesseract) {
-      const Orientation& o = orientation(w, flip);
-      if (const auto number = filledFromTesseract(View{&o.card, o.lines}, by_line)) {
+      Orientation& o = orientation(w, flip);
+      if (const auto number = filledFromTesseract(View{&o.card, o.lines, &o.glyphs}, by_line)) {
         w.numbers.insert(*number);
       }
     }
@@ -861,10 +889,11 @@ class Recognizer::Impl {
       if (flip >= 0 && !w.numbers.empty()) {
         break;
       }
-      const Orientation& o = orientation(w, flip);
+      Orientation& o = orientation(w, flip);
       std::vector<LineReads>& reads = tesseractReads(w, flip);
+      const View view{&o.card, o.lines, &o.glyphs};
       for (std::size_t l = 0; l < o.lines.size(); ++l) {
-        if (const auto number = agreedOnLine(o.card, o.lines[l], &reads[l])) {
+        if (const auto number = agreedOnLine(view, l, &reads[l])) {
           w.numbers.insert(*number);
           break;
         }
