@@ -270,6 +270,25 @@ class Recognizer::Impl {
         safely(w, [&](FrameWork& f) { readByFusion(f, {-2, -1}); });
       }
     }
+    // Then frames still unread once more, with the lines that only the strongest glyph outlines
+    // show added to both ways up (locateMoreLines: stripes or a guilloche behind the print hid
+    // the number's row). The lines already read are not read again.
+    for (FrameWork& w : work) {
+      if (w.settled || w.glyph_number || otherFaceRead(w)) {
+        continue;
+      }
+      bool more = false;
+      safely(w, [&](FrameWork& f) { more = addMoreLines(f, {-2, -1}); });
+      if (!more) {
+        continue;
+      }
+      for (const bool by_pitch : {false, true}) {
+        for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
+          safely(w, [&](FrameWork& f) { readByGlyphs(f, {-2, -1}, prep, by_pitch); });
+        }
+      }
+      safely(w, [&](FrameWork& f) { readByFusion(f, {-2, -1}); });
+    }
     // Mirrored readings are a last resort (a mirrored line, seen through the wrong side, passes
     // for a number far more easily than a card read the right way): only when no frame read a
     // number, and only on frames that gave the classifier no number at all.
@@ -796,6 +815,18 @@ class Recognizer::Impl {
     FrameResult result = w.result;
     const bool settled = settledByFusion(viewsOf(w, flips), &result);
     applyGlyphVerdict(w, settled, std::move(result), std::nullopt);
+  }
+
+  // The lines locateMoreLines finds added to the frame's orientations; true when any was.
+  static bool addMoreLines(FrameWork& w, std::array<int, 2> flips) {
+    bool added = false;
+    for (const int flip : flips) {
+      Orientation& o = orientation(w, flip);
+      const std::vector<cv::Rect> more = locateMoreLines(o.card, o.lines);
+      o.lines.insert(o.lines.end(), more.begin(), more.end());
+      added = added || !more.empty();
+    }
+    return added;
   }
 
   // The frame in two orientations, with their lines, for the classifier's stages.

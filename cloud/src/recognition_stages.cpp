@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <opencv2/imgproc.hpp>
 #include <stdexcept>
 #include <string_view>
@@ -39,6 +40,9 @@ constexpr int kMinLineHeightPx = 20;
 constexpr int kMaxLineHeightPx = 90;
 constexpr double kMinLineWidthShare = 0.40;
 constexpr std::size_t kMaxLineCandidates = 3;
+// locateMoreLines: a row that shares more than this share of a known line's height (or its
+// own, the less) is that line.
+constexpr double kSameRowOverlap = 0.5;
 // The fine lines of a background pattern are thinner than this: closing and opening the card
 // with a square this wide flattens them. Print's thinner strokes fade too, but its glyphs stay
 // as blobs, which is all finding the row needs (the line is read from the card as it is).
@@ -523,8 +527,9 @@ std::optional<Quad> cardByTrayContrast(const cv::Mat& small_bgr) {
   return refineCorners(q, points, small_bgr.size());
 }
 
-// The text rows of locateNumberLine, found in one grey image.
-std::vector<cv::Rect> locateRows(const cv::Mat& gray);
+// The text rows of locateNumberLine, found in one grey image. `strict`: only the strongest
+// outlines count (locateMoreLines).
+std::vector<cv::Rect> locateRows(const cv::Mat& gray, bool strict = false);
 
 // The band of a straightened card where embossed numbers lie (the card generator and ISO 7811
 // put the baseline about 19 mm above the bottom edge): centres of the number line fall in
@@ -716,16 +721,52 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
   return rows;
 }
 
+std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector<cv::Rect>& known) {
+  cv::Mat gray;
+  if (card_bgr.channels() == 3) {
+    cv::cvtColor(card_bgr, gray, cv::COLOR_BGR2GRAY);
+  } else {
+    gray = card_bgr;
+  }
+  std::vector<cv::Rect> more;
+  for (const cv::Rect& row : locateRows(gray, true)) {
+    const bool seen = std::any_of(known.begin(), known.end(), [&](const cv::Rect& k) {
+      const int overlap = std::min(k.br().y, row.br().y) - std::max(k.y, row.y);
+      return overlap > kSameRowOverlap * std::min(k.height, row.height);
+    });
+    if (!seen) {
+      more.push_back(row);
+    }
+  }
+  return more;
+}
+
 namespace {
 
-std::vector<cv::Rect> locateRows(const cv::Mat& gray) {
+std::vector<cv::Rect> locateRows(const cv::Mat& gray, bool strict) {
   // The morphological gradient lights up glyph outlines whatever the print's polarity, and
   // stays dark over the card's smooth background.
   cv::Mat gradient;
   cv::morphologyEx(gray, gradient, cv::MORPH_GRADIENT,
                    cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(3, 3)));
   cv::Mat mask;
-  cv::threshold(gradient, mask, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+  const double otsu = cv::threshold(gradient, mask, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+  if (strict) {
+    // Otsu's split again, among the outlines: print's edges against a pattern's weaker ones.
+    std::vector<uchar> outline_levels;
+    for (int y = 0; y < gradient.rows; ++y) {
+      const uchar* g = gradient.ptr<uchar>(y);
+      std::copy_if(g, g + gradient.cols, std::back_inserter(outline_levels),
+                   [&](uchar v) { return v > otsu; });
+    }
+    if (outline_levels.empty()) {
+      return {};
+    }
+    const cv::Mat levels(1, static_cast<int>(outline_levels.size()), CV_8U, outline_levels.data());
+    cv::Mat split;
+    const double strong = cv::threshold(levels, split, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+    cv::threshold(gradient, mask, strong, 255, cv::THRESH_BINARY);
+  }
   const cv::Rect inner(kCardMarginPx, kCardMarginPx, mask.cols - 2 * kCardMarginPx,
                        mask.rows - 2 * kCardMarginPx);
   cv::Mat cleaned = cv::Mat::zeros(mask.size(), mask.type());

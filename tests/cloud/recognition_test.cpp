@@ -633,6 +633,14 @@ TEST_CASE("Recognizer finds a number printed over a pattern of fine lines") {
   checkReadExactly(1, {{"card-0259", "4878651679685017"}});
 }
 
+TEST_CASE("Recognizer finds a number row that stripes or fine lines behind it hide") {
+  // Seed 1's card-0241 (a guilloche across the number) and card-0502 (diagonal stripes behind
+  // the number on the back): the pattern and the digits join into blobs too tall for a text row,
+  // and flattening hairlines does not undo stripes. Only the strongest glyph outlines show the
+  // row; both were unread before.
+  checkReadExactly(1, {{"card-0241", "6759425530870459375"}, {"card-0502", "344250821645922"}});
+}
+
 TEST_CASE("Recognizer reads embossing that only its preparations together make out") {
   // Seed 1's card-0789 and seed 11's card-0069: each line's readings in the grey, relief and
   // height preparations, cut alike, err on different digits; no single one is sure of the number

@@ -53,6 +53,12 @@ FrameView viewOfFrame(const cv::Mat& frame_bgr);
 // behind the print) flattened; the band's line then comes first.
 std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr);
 
+// Lines locateNumberLine does not give: the rows that only the strongest glyph outlines show
+// (the outlines' grey-level gradient split by Otsu's method twice), where a busy background
+// (stripes, a guilloche) joins the print and the pattern into blobs too tall for a row. Rows
+// that share most of their height with a `known` line are left out.
+std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector<cv::Rect>& known);
+
 struct LineReaderOptions {
   std::string tessdata_dir;  // "" = Tesseract's default
   std::string config_path;   // a Tesseract config file; "" = built-in settings only
