@@ -180,8 +180,10 @@ class Recognizer::Impl {
   //      grey levels of every frame before the relief of any, and the relief before the height
   //      (those two not on the side without the number, once the other side read it); the
   //      three again with the line cut by pitch (segmentLineByPitch); then each line's
-  //      readings of the six fused (settledByFusion); then mirrored, grey levels and relief,
-  //      while no frame has read a number;
+  //      readings of the six fused (settledByFusion); then, on frames still without a number,
+  //      all of that again with the rows only the strongest glyph outlines show added
+  //      (locateMoreLines); then mirrored, grey levels and relief, while no frame has read a
+  //      number;
   //   2. Tesseract (stages 2 and 3 of the frame), on the frames still unsettled: both ways up,
   //      then mirrored while no frame has read a number, then the classifier's doubtful glyphs
   //      filled from its readings. Not on the side without the number once the other side read
@@ -251,12 +253,10 @@ class Recognizer::Impl {
     // Then all three again, each line cut by the pitch of the printed groupings rather than by
     // its pieces of ink (segmentLineByPitch: embossing, whose shading breaks digits apart and runs
     // them together, rarely cuts into one piece a digit).
-    for (const bool by_pitch : {false, true}) {
-      for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
-        for (FrameWork& w : work) {
-          if (prep == LinePrep::kGray || !otherFaceRead(w)) {
-            safely(w, [&](FrameWork& f) { readByGlyphs(f, {-2, -1}, prep, by_pitch); });
-          }
+    for (const GlyphPass& pass : kGlyphPasses) {
+      for (FrameWork& w : work) {
+        if (pass.prep == LinePrep::kGray || !otherFaceRead(w)) {
+          safely(w, [&](FrameWork& f) { readByGlyphs(f, {-2, -1}, pass.prep, pass.by_pitch); });
         }
       }
     }
@@ -270,11 +270,13 @@ class Recognizer::Impl {
         safely(w, [&](FrameWork& f) { readByFusion(f, {-2, -1}); });
       }
     }
-    // Then frames still unread once more, with the lines that only the strongest glyph outlines
-    // show added to both ways up (locateMoreLines: stripes or a guilloche behind the print hid
-    // the number's row). The lines already read are not read again.
+    // Then frames that gave no number at all, not even a doubted or a fused one, once more, with
+    // the lines that only the strongest glyph outlines show added to both ways up
+    // (locateMoreLines: stripes or a guilloche behind the print hid the number's row). An added
+    // line comes after the others: it never stands in for a line that gave a number. The
+    // readings already made are kept (glyphsOf). The later stages read the added lines too.
     for (FrameWork& w : work) {
-      if (w.settled || w.glyph_number || otherFaceRead(w)) {
+      if (w.settled || w.glyph_number || w.fused_number || otherFaceRead(w)) {
         continue;
       }
       bool more = false;
@@ -282,10 +284,8 @@ class Recognizer::Impl {
       if (!more) {
         continue;
       }
-      for (const bool by_pitch : {false, true}) {
-        for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
-          safely(w, [&](FrameWork& f) { readByGlyphs(f, {-2, -1}, prep, by_pitch); });
-        }
+      for (const GlyphPass& pass : kGlyphPasses) {
+        safely(w, [&](FrameWork& f) { readByGlyphs(f, {-2, -1}, pass.prep, pass.by_pitch); });
       }
       safely(w, [&](FrameWork& f) { readByFusion(f, {-2, -1}); });
     }
@@ -560,8 +560,8 @@ class Recognizer::Impl {
   // settledByGlyphs, a cut by pitch that leaves ink out and still decodes ends the view. True
   // when that settles the frame: every fused number the same, at least once read surely
   // (kMinGlyphConfidence, kMinCheckedShare). Two different fused numbers, sure or not, settle
-  // nothing: the later stages read the frame.
-  bool settledByFusion(const std::vector<View>& views, FrameResult* frame) const {
+  // nothing: the later stages read the frame. *any_number: whether any fused number came out.
+  bool settledByFusion(const std::vector<View>& views, FrameResult* frame, bool* any_number) const {
     std::set<std::string> numbers;
     double sure_confidence = 0.0;  // 0: no fused number was sure
     for (const View& view : views) {
@@ -608,6 +608,7 @@ class Recognizer::Impl {
         }
       }
     }
+    *any_number = !numbers.empty();
     if (numbers.size() != 1 || sure_confidence == 0.0) {
       return false;
     }
@@ -722,6 +723,20 @@ class Recognizer::Impl {
     return *numbers.begin();
   }
 
+  // One of the classifier's passes over a frame: a preparation, the line cut by its pieces of
+  // ink or by pitch.
+  struct GlyphPass {
+    LinePrep prep;
+    bool by_pitch;
+  };
+  // The passes in their order: grey, relief, height, cut by pieces, then the three by pitch.
+  static constexpr std::array<GlyphPass, 6> kGlyphPasses = {{{LinePrep::kGray, false},
+                                                             {LinePrep::kRelief, false},
+                                                             {LinePrep::kHeight, false},
+                                                             {LinePrep::kGray, true},
+                                                             {LinePrep::kRelief, true},
+                                                             {LinePrep::kHeight, true}}};
+
   // The card as one orientation shows it, with the lines that may hold the number.
   struct Orientation {
     cv::Mat card;
@@ -735,6 +750,7 @@ class Recognizer::Impl {
     FrameView view;                           // set by viewFrame
     std::map<int, Orientation> oriented;      // by flip code (orientation()), made on first use
     std::optional<std::string> glyph_number;  // a checked number the classifier was unsure of
+    bool fused_number = false;                // fusion gave a number, sure or not
     TesseractReads tesseract;                 // Tesseract's reads of its lines
     std::set<std::string> numbers;            // read by Tesseract's stages (several: a conflict)
     double confidence = 0.0;                  // of those numbers
@@ -745,7 +761,8 @@ class Recognizer::Impl {
 
   // The card of a frame as it lies and turned: -2 as is, -1 rotated 180 degrees, 1 mirrored
   // left-right, 0 mirrored top-bottom (embossed digits seen from the back of the card show
-  // reversed). Each orientation's line candidates are found once and shared by all stages.
+  // reversed). Each orientation's line candidates are found once and shared by all stages
+  // (addMoreLines may append more, after the others).
   static Orientation& orientation(FrameWork& w, int flip) {
     auto it = w.oriented.find(flip);
     if (it == w.oriented.end()) {
@@ -813,7 +830,7 @@ class Recognizer::Impl {
       return;
     }
     FrameResult result = w.result;
-    const bool settled = settledByFusion(viewsOf(w, flips), &result);
+    const bool settled = settledByFusion(viewsOf(w, flips), &result, &w.fused_number);
     applyGlyphVerdict(w, settled, std::move(result), std::nullopt);
   }
 

@@ -71,6 +71,17 @@ constexpr std::pair<const char*, const char*> kBuiltInSettings[] = {
     {"tessedit_char_whitelist", "0123456789 "},
     {"user_defined_dpi", "300"}};
 
+// A colour image in grey levels; a grey one copied (the callers filter it in place).
+cv::Mat grayOf(const cv::Mat& image) {
+  cv::Mat gray;
+  if (image.channels() == 3) {
+    cv::cvtColor(image, gray, cv::COLOR_BGR2GRAY);
+  } else {
+    gray = image.clone();
+  }
+  return gray;
+}
+
 double distance(const cv::Point2f& a, const cv::Point2f& b) {
   return std::hypot(a.x - b.x, a.y - b.y);
 }
@@ -680,12 +691,7 @@ FrameView viewOfFrame(const cv::Mat& frame_bgr) {
 }
 
 std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
-  cv::Mat gray;
-  if (card_bgr.channels() == 3) {
-    cv::cvtColor(card_bgr, gray, cv::COLOR_BGR2GRAY);
-  } else {
-    gray = card_bgr.clone();
-  }
+  const cv::Mat gray = grayOf(card_bgr);
   std::vector<cv::Rect> rows = locateRows(gray);
   if (rows.empty()) {
     // Embossed digits without ink show only as faint shading: stretch the local contrast.
@@ -722,14 +728,8 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
 }
 
 std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector<cv::Rect>& known) {
-  cv::Mat gray;
-  if (card_bgr.channels() == 3) {
-    cv::cvtColor(card_bgr, gray, cv::COLOR_BGR2GRAY);
-  } else {
-    gray = card_bgr;
-  }
   std::vector<cv::Rect> more;
-  for (const cv::Rect& row : locateRows(gray, true)) {
+  for (const cv::Rect& row : locateRows(grayOf(card_bgr), true)) {
     const bool seen = std::any_of(known.begin(), known.end(), [&](const cv::Rect& k) {
       const int overlap = std::min(k.br().y, row.br().y) - std::max(k.y, row.y);
       return overlap > kSameRowOverlap * std::min(k.height, row.height);
@@ -944,12 +944,7 @@ cv::Mat prepareLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep 
   cv::Rect crop(line_box.x - pad_x, line_box.y - pad_y, line_box.width + 2 * pad_x,
                 line_box.height + 2 * pad_y);
   crop &= cv::Rect(0, 0, card_bgr.cols, card_bgr.rows);
-  cv::Mat gray;
-  if (card_bgr.channels() == 3) {
-    cv::cvtColor(card_bgr(crop), gray, cv::COLOR_BGR2GRAY);
-  } else {
-    gray = card_bgr(crop).clone();
-  }
+  cv::Mat gray = grayOf(card_bgr(crop));
   const double scale = std::clamp(kLineTextHeightPx / line_box.height, 0.5, 3.0);
   cv::resize(gray, gray, cv::Size(), scale, scale, scale < 1.0 ? cv::INTER_AREA : cv::INTER_CUBIC);
 

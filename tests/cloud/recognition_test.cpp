@@ -268,6 +268,35 @@ TEST_CASE("locateNumberLine leaves small print under the number out of the line'
   CHECK(line.height <= text.height * 13 / 10);
 }
 
+TEST_CASE("locateMoreLines finds a number row over stripes, and not a row already known") {
+  using lostcard::cloud::kCardHeightPx;
+  using lostcard::cloud::kCardWidthPx;
+  // Dark print over broad mid-grey diagonal stripes: the stripes' edges are outlines too, and
+  // only the strongest outlines (the print's) show the number's row alone.
+  cv::Mat card(kCardHeightPx, kCardWidthPx, CV_8UC3, cv::Scalar(225, 225, 225));
+  for (int x = -kCardHeightPx; x < kCardWidthPx; x += 26) {
+    cv::line(card, {x, kCardHeightPx}, {x + kCardHeightPx, 0}, cv::Scalar(165, 165, 165), 9);
+  }
+  const std::string number = "4024 0071 0393 9509";
+  const cv::Size text = cv::getTextSize(number, cv::FONT_HERSHEY_SIMPLEX, 1.7, 4, nullptr);
+  const int baseline = 340;
+  cv::putText(card, number, {70, baseline}, cv::FONT_HERSHEY_SIMPLEX, 1.7, cv::Scalar(30, 30, 30),
+              4);
+  const int centre = baseline - text.height / 2;
+  const auto onNumber = [&](const cv::Rect& r) {
+    return r.y <= centre && r.br().y >= centre && r.width > text.width * 9 / 10;
+  };
+  const auto more = lostcard::cloud::locateMoreLines(card, {});
+  const auto row = std::find_if(more.begin(), more.end(), onNumber);
+  REQUIRE(row != more.end());
+  CHECK(row->height <= text.height * 2);
+  // Given that row as known, none of the rows it finds is the number's again.
+  for (const cv::Rect& again : lostcard::cloud::locateMoreLines(card, {*row})) {
+    INFO("row " << again);
+    CHECK_FALSE(onNumber(again));
+  }
+}
+
 TEST_CASE("prepareLine recovers inkless embossed digits from their shading, whatever the light") {
   using lostcard::cloud::LinePrep;
   using lostcard::cloud::prepareLine;
