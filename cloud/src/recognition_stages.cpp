@@ -538,6 +538,17 @@ std::optional<Quad> cardByTrayContrast(const cv::Mat& small_bgr) {
   return refineCorners(q, points, small_bgr.size());
 }
 
+// A grey card without the strokes thinner than print's, dark or light (the fine lines of a
+// background pattern): closed and opened with a kHairlinePx square.
+cv::Mat withoutHairlines(const cv::Mat& gray) {
+  const cv::Mat stroke =
+      cv::getStructuringElement(cv::MORPH_RECT, cv::Size(kHairlinePx, kHairlinePx));
+  cv::Mat plain;
+  cv::morphologyEx(gray, plain, cv::MORPH_CLOSE, stroke);
+  cv::morphologyEx(plain, plain, cv::MORPH_OPEN, stroke);
+  return plain;
+}
+
 // The text rows of locateNumberLine, found in one grey image. `strict`: only the strongest
 // outlines count (locateMoreLines).
 std::vector<cv::Rect> locateRows(const cv::Mat& gray, bool strict = false);
@@ -703,13 +714,8 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
   bool rows_less_sure = false;
   if (rows.empty()) {
     // A pattern of fine lines behind the print (guilloche) joins the digits and the lines into
-    // one blob too tall for a row: without the strokes thinner than print's, dark or light.
-    const cv::Mat stroke =
-        cv::getStructuringElement(cv::MORPH_RECT, cv::Size(kHairlinePx, kHairlinePx));
-    cv::Mat plain;
-    cv::morphologyEx(gray, plain, cv::MORPH_CLOSE, stroke);
-    cv::morphologyEx(plain, plain, cv::MORPH_OPEN, stroke);
-    rows = locateRows(plain);
+    // one blob too tall for a row.
+    rows = locateRows(withoutHairlines(gray));
     rows_less_sure = !rows.empty();
   }
   // Embossed numbers sit in a fixed band of the card (ISO/IEC 7811-1); when no text row was
@@ -728,13 +734,22 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
 }
 
 std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector<cv::Rect>& known) {
+  const cv::Mat gray = grayOf(card_bgr);
+  std::vector<cv::Rect> candidates = locateRows(gray, true);
+  if (gray.rows == kCardHeightPx && gray.cols == kCardWidthPx) {
+    // The band's line placed by the card without its fine lines: stripes, dots or a guilloche
+    // pull embossBandLine's strongest vertical strokes off faint relief.
+    candidates.push_back(embossBandLine(withoutHairlines(gray)));
+  }
   std::vector<cv::Rect> more;
-  for (const cv::Rect& row : locateRows(grayOf(card_bgr), true)) {
-    const bool seen = std::any_of(known.begin(), known.end(), [&](const cv::Rect& k) {
-      const int overlap = std::min(k.br().y, row.br().y) - std::max(k.y, row.y);
-      return overlap > kSameRowOverlap * std::min(k.height, row.height);
-    });
-    if (!seen) {
+  for (const cv::Rect& row : candidates) {
+    const auto seenIn = [&](const std::vector<cv::Rect>& lines) {
+      return std::any_of(lines.begin(), lines.end(), [&](const cv::Rect& k) {
+        const int overlap = std::min(k.br().y, row.br().y) - std::max(k.y, row.y);
+        return overlap > kSameRowOverlap * std::min(k.height, row.height);
+      });
+    };
+    if (!seenIn(known) && !seenIn(more)) {
       more.push_back(row);
     }
   }

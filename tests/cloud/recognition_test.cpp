@@ -670,6 +670,13 @@ TEST_CASE("Recognizer finds a number row that stripes or fine lines behind it hi
   checkReadExactly(1, {{"card-0241", "6759425530870459375"}, {"card-0502", "344250821645922"}});
 }
 
+TEST_CASE("Recognizer finds faint embossing over a pattern by the band without its fine lines") {
+  // Seed 1's card-0730: untipped embossing over a background pattern that draws the emboss
+  // band's line (the band's strongest vertical strokes) off the digits. Placed on the card with
+  // its fine lines flattened, the line lies on the number; it was unread before.
+  checkReadExactly(1, {{"card-0730", "6266861166587442516"}});
+}
+
 TEST_CASE("Recognizer reads embossing that only its preparations together make out") {
   // Seed 1's card-0789 and seed 11's card-0069: each line's readings in the grey, relief and
   // height preparations, cut alike, err on different digits; no single one is sure of the number
