@@ -180,10 +180,9 @@ class Recognizer::Impl {
   //      grey levels of every frame before the relief of any, and the relief before the height
   //      (those two not on the side without the number, once the other side read it); the
   //      three again with the line cut by pitch (segmentLineByPitch); then each line's
-  //      readings of the six fused (settledByFusion); then, on frames still without a number,
-  //      all of that again with the rows only the strongest glyph outlines show added
-  //      (locateMoreLines); then mirrored, grey levels and relief, while no frame has read a
-  //      number;
+  //      readings of the six fused (settledByFusion); then, on frames that gave no number at
+  //      all, the six and fusion again with the lines locateMoreLines finds added; then
+  //      mirrored, grey levels and relief, while no frame has read a number;
   //   2. Tesseract (stages 2 and 3 of the frame), on the frames still unsettled: both ways up,
   //      then mirrored while no frame has read a number, then the classifier's doubtful glyphs
   //      filled from its readings. Not on the side without the number once the other side read
@@ -271,8 +270,8 @@ class Recognizer::Impl {
       }
     }
     // Then frames that gave no number at all, not even a doubted or a fused one, once more, with
-    // the lines that only the strongest glyph outlines show added to both ways up
-    // (locateMoreLines: stripes or a guilloche behind the print hid the number's row). An added
+    // the lines locateMoreLines finds added to both ways up (stripes or a guilloche behind the
+    // print hid the number's row, or drew the emboss band's line off faint relief). An added
     // line comes after the others: it never stands in for a line that gave a number. The
     // readings already made are kept (glyphsOf). The later stages read the added lines too.
     for (FrameWork& w : work) {
@@ -568,15 +567,13 @@ class Recognizer::Impl {
       for (std::size_t l = 0; l < view.lines.size(); ++l) {
         std::map<std::vector<std::size_t>, std::map<LinePrep, LineReading>> by_groups;
         bool cut_short = false;
-        for (const bool by_pitch : {false, true}) {
-          for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief, LinePrep::kHeight}) {
-            auto [reading, complete] = glyphsOf(view, l, prep, by_pitch);
-            if (!complete) {
-              cut_short = cut_short ||
-                          (by_pitch && decodeReading(reading, formats_, kPitchCutRepairs).number);
-            } else if (reading.groups.size() > 1) {
-              by_groups[reading.groups].emplace(prep, std::move(reading));
-            }
+        for (const GlyphPass& pass : kGlyphPasses) {
+          auto [reading, complete] = glyphsOf(view, l, pass.prep, pass.by_pitch);
+          if (!complete) {
+            cut_short = cut_short || (pass.by_pitch &&
+                                      decodeReading(reading, formats_, kPitchCutRepairs).number);
+          } else if (reading.groups.size() > 1) {
+            by_groups[reading.groups].emplace(pass.prep, std::move(reading));
           }
         }
         if (cut_short) {

@@ -733,13 +733,40 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
   return rows;
 }
 
+namespace {
+
+// The height recovered from inkless embossing's shading (prepareLine's kHeight), below.
+cv::Mat heightLine(const cv::Mat& gray);
+
+// A grey card whose emboss band (with a line's height of margin each side) shows the height
+// recovered from its shading, at the scale the height is made for: raised digits as dark solid
+// shapes, and little of the flat print behind them (stripes, a guilloche), whose edges have no
+// shading of their own.
+cv::Mat withBandAsHeight(const cv::Mat& gray) {
+  const cv::Rect band(kCardMarginPx, kEmbossBandTopPx - kEmbossTextPx,
+                      gray.cols - 2 * kCardMarginPx,
+                      kEmbossBandBottomPx - kEmbossBandTopPx + 2 * kEmbossTextPx);
+  const double scale = kLineTextHeightPx / kEmbossTextPx;
+  cv::Mat small;
+  cv::resize(gray(band), small, cv::Size(), scale, scale, cv::INTER_AREA);
+  const cv::Mat h = heightLine(small)(cv::Rect(kOcrBorderPx, kOcrBorderPx, small.cols, small.rows));
+  cv::Mat back;
+  cv::resize(h, back, band.size(), 0, 0, cv::INTER_LINEAR);
+  cv::Mat out = gray.clone();
+  back.copyTo(out(band));
+  return out;
+}
+}  // namespace
+
 std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector<cv::Rect>& known) {
   const cv::Mat gray = grayOf(card_bgr);
   std::vector<cv::Rect> candidates = locateRows(gray, true);
   if (gray.rows == kCardHeightPx && gray.cols == kCardWidthPx) {
-    // The band's line placed by the card without its fine lines: stripes, dots or a guilloche
-    // pull embossBandLine's strongest vertical strokes off faint relief.
+    // The band's line placed by the card without its fine lines, and by the band's height:
+    // stripes, dots or a guilloche pull embossBandLine's strongest vertical strokes off faint
+    // relief.
     candidates.push_back(embossBandLine(withoutHairlines(gray)));
+    candidates.push_back(embossBandLine(withBandAsHeight(gray)));
   }
   std::vector<cv::Rect> more;
   for (const cv::Rect& row : candidates) {

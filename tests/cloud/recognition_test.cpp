@@ -670,11 +670,12 @@ TEST_CASE("Recognizer finds a number row that stripes or fine lines behind it hi
   checkReadExactly(1, {{"card-0241", "6759425530870459375"}, {"card-0502", "344250821645922"}});
 }
 
-TEST_CASE("Recognizer finds faint embossing over a pattern by the band without its fine lines") {
-  // Seed 1's card-0730: untipped embossing over a background pattern that draws the emboss
-  // band's line (the band's strongest vertical strokes) off the digits. Placed on the card with
-  // its fine lines flattened, the line lies on the number; it was unread before.
-  checkReadExactly(1, {{"card-0730", "6266861166587442516"}});
+TEST_CASE("Recognizer finds faint embossing over a pattern by the band without it") {
+  // Seed 1's cards 0730 and 0625: untipped embossing over a background pattern that draws the
+  // emboss band's line (the band's strongest vertical strokes) off the digits. Placed on the
+  // card with its fine lines flattened (0730), or on the height recovered from the band's
+  // shading (0625), the line lies on the number; both were unread before.
+  checkReadExactly(1, {{"card-0730", "6266861166587442516"}, {"card-0625", "345760646024920"}});
 }
 
 TEST_CASE("Recognizer reads embossing that only its preparations together make out") {

@@ -56,7 +56,8 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr);
 // Lines locateNumberLine does not give: the rows that only the strongest glyph outlines show
 // (the outlines' grey-level gradient split by Otsu's method twice), where a busy background
 // (stripes, a guilloche) joins the print and the pattern into blobs too tall for a row; and, on
-// a full-size card, the emboss band's line placed by the card with its fine lines flattened.
+// a full-size card, the emboss band's line placed by the card with its fine lines flattened, and
+// by the height recovered from the band's shading.
 // Rows that share most of their height with a `known` line, or with one found before, are left
 // out.
 std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector<cv::Rect>& known);
