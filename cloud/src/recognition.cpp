@@ -471,29 +471,23 @@ class Recognizer::Impl {
   using GlyphReads = std::map<std::tuple<std::size_t, LinePrep, bool>, GlyphRead>;
 
   // A card (or line crop) as one orientation shows it, with the lines that may hold the number,
-  // and the orientation's glyph readings (none kept for a line crop).
+  // and the orientation's glyph readings.
   struct View {
     const cv::Mat* image;
     std::vector<cv::Rect> lines;
-    GlyphReads* glyphs = nullptr;
+    GlyphReads* glyphs;
   };
 
   // The classifier's reading of line l of a view in one preparation, cut by its pieces of ink or
   // by the pitch of the printed groupings; read once per orientation.
-  GlyphRead glyphsOf(const View& view, std::size_t l, LinePrep prep, bool by_pitch) const {
-    const auto read = [&] {
-      GlyphRead g;
-      g.reading = readLineGlyphs(*classifier_, *view.image, view.lines[l], &g.complete, prep,
-                                 by_pitch ? &groupings_ : nullptr);
-      return g;
-    };
-    if (view.glyphs == nullptr) {
-      return read();
-    }
+  const GlyphRead& glyphsOf(const View& view, std::size_t l, LinePrep prep, bool by_pitch) const {
     const auto key = std::make_tuple(l, prep, by_pitch);
     auto it = view.glyphs->find(key);
     if (it == view.glyphs->end()) {
-      it = view.glyphs->emplace(key, read()).first;
+      GlyphRead g;
+      g.reading = readLineGlyphs(*classifier_, *view.image, view.lines[l], &g.complete, prep,
+                                 by_pitch ? &groupings_ : nullptr);
+      it = view.glyphs->emplace(key, std::move(g)).first;
     }
     return it->second;
   }
@@ -508,7 +502,7 @@ class Recognizer::Impl {
     double confidence = 0.0;
     for (const View& view : views) {
       for (std::size_t l = 0; l < view.lines.size(); ++l) {
-        const auto [reading, complete] = glyphsOf(view, l, prep, by_pitch);
+        const auto& [reading, complete] = glyphsOf(view, l, prep, by_pitch);
         DecodedReading decoded =
             by_pitch ? decodeReading(reading, formats_, kPitchCutRepairs) : decodeGlyphs(reading);
         if (by_pitch && !complete) {
@@ -568,12 +562,12 @@ class Recognizer::Impl {
         std::map<std::vector<std::size_t>, std::map<LinePrep, LineReading>> by_groups;
         bool cut_short = false;
         for (const GlyphPass& pass : kGlyphPasses) {
-          auto [reading, complete] = glyphsOf(view, l, pass.prep, pass.by_pitch);
+          const auto& [reading, complete] = glyphsOf(view, l, pass.prep, pass.by_pitch);
           if (!complete) {
             cut_short = cut_short || (pass.by_pitch &&
                                       decodeReading(reading, formats_, kPitchCutRepairs).number);
           } else if (reading.groups.size() > 1) {
-            by_groups[reading.groups].emplace(pass.prep, std::move(reading));
+            by_groups[reading.groups].emplace(pass.prep, reading);
           }
         }
         if (cut_short) {
@@ -629,7 +623,7 @@ class Recognizer::Impl {
     std::set<std::string> numbers;
     for (std::size_t l = 0; l < view.lines.size() && l < tesseract_by_line.size(); ++l) {
       for (const LinePrep prep : {LinePrep::kGray, LinePrep::kRelief}) {
-        const LineReading glyphs = glyphsOf(view, l, prep, false).reading;
+        const LineReading& glyphs = glyphsOf(view, l, prep, false).reading;
         const std::string best = topChoices(glyphs);
         for (const auto& [prep_read, ocr] : tesseract_by_line[l]) {
           const auto filled = fillErasures(best, topChoices(ocr.reading));
@@ -975,8 +969,11 @@ class Recognizer::Impl {
     cv::rotate(image, turned, cv::ROTATE_180);
     const cv::Rect whole(0, 0, image.cols, image.rows);
     std::optional<std::string> glyph_number;
-    if (classifier_ && settledByGlyphs({{&image, {whole}}, {&turned, {whole}}}, LinePrep::kGray,
-                                       false, &frame, &glyph_number)) {
+    GlyphReads as_is;
+    GlyphReads upside_down;
+    if (classifier_ &&
+        settledByGlyphs({{&image, {whole}, &as_is}, {&turned, {whole}, &upside_down}},
+                        LinePrep::kGray, false, &frame, &glyph_number)) {
       return frame;
     }
     for (const bool upside_down : {false, true}) {
