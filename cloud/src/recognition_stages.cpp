@@ -43,6 +43,9 @@ constexpr std::size_t kMaxLineCandidates = 3;
 // locateMoreLines: a row that shares more than this share of a known line's height (or its
 // own, the less) is that line.
 constexpr double kSameRowOverlap = 0.5;
+// ...and a row of the emboss band narrower than this share of the band's width is also offered
+// across the band's width.
+constexpr double kWideRowShare = 0.8;
 // The fine lines of a background pattern are thinner than this: closing and opening the card
 // with a square this wide flattens them. Print's thinner strokes fade too, but its glyphs stay
 // as blobs, which is all finding the row needs (the line is read from the card as it is).
@@ -769,15 +772,36 @@ std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector
     candidates.push_back(embossBandLine(withBandAsHeight(gray)));
   }
   std::vector<cv::Rect> more;
+  const auto sameRow = [](const cv::Rect& k, const cv::Rect& row) {
+    const int overlap = std::min(k.br().y, row.br().y) - std::max(k.y, row.y);
+    return overlap > kSameRowOverlap * std::min(k.height, row.height);
+  };
   for (const cv::Rect& row : candidates) {
     const auto seenIn = [&](const std::vector<cv::Rect>& lines) {
-      return std::any_of(lines.begin(), lines.end(), [&](const cv::Rect& k) {
-        const int overlap = std::min(k.br().y, row.br().y) - std::max(k.y, row.y);
-        return overlap > kSameRowOverlap * std::min(k.height, row.height);
-      });
+      return std::any_of(lines.begin(), lines.end(),
+                         [&](const cv::Rect& k) { return sameRow(k, row); });
     };
     if (!seenIn(known) && !seenIn(more)) {
       more.push_back(row);
+    }
+  }
+  if (gray.rows == kCardHeightPx && gray.cols == kCardWidthPx) {
+    // A text row of the emboss band that covers only part of the band's width: where the light
+    // falls off across the card, the far digit groups' shading is too faint to join the row
+    // (extendAlongRow follows outlines, and there are too few). The row, at its own height,
+    // across the band's width.
+    for (const cv::Rect& row : known) {
+      const int centre = row.y + row.height / 2;
+      const cv::Rect widened(3 * kCardMarginPx, row.y, gray.cols - 6 * kCardMarginPx, row.height);
+      const auto coveredBy = [&](const std::vector<cv::Rect>& lines) {
+        return std::any_of(lines.begin(), lines.end(), [&](const cv::Rect& k) {
+          return sameRow(k, widened) && k.width >= kWideRowShare * widened.width;
+        });
+      };
+      if (centre >= kEmbossBandTopPx && centre <= kEmbossBandBottomPx && !coveredBy(known) &&
+          !coveredBy(more)) {
+        more.push_back(widened);
+      }
     }
   }
   return more;

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
@@ -290,10 +291,41 @@ TEST_CASE("locateMoreLines finds a number row over stripes, and not a row alread
   const auto row = std::find_if(more.begin(), more.end(), onNumber);
   REQUIRE(row != more.end());
   CHECK(row->height <= text.height * 2);
-  // Given that row as known, none of the rows it finds is the number's again.
-  for (const cv::Rect& again : lostcard::cloud::locateMoreLines(card, {*row})) {
+  // Given that row as known (across the band's width, so that it is not offered widened), none
+  // of the rows it finds is the number's again.
+  const cv::Rect known(42, row->y, 772, row->height);
+  for (const cv::Rect& again : lostcard::cloud::locateMoreLines(card, {known})) {
     INFO("row " << again);
     CHECK_FALSE(onNumber(again));
+  }
+}
+
+TEST_CASE("locateMoreLines offers a row covering part of the emboss band across the band") {
+  using lostcard::cloud::kCardHeightPx;
+  using lostcard::cloud::kCardWidthPx;
+  // Where the light falls off across an embossed card, only the near digit groups join the
+  // number's row: the row is offered again across the band's width, at its own height.
+  cv::Mat card(kCardHeightPx, kCardWidthPx, CV_8UC3, cv::Scalar(225, 225, 225));
+  const std::string number = "4024 0071 0393 9509";
+  const cv::Size text = cv::getTextSize(number, cv::FONT_HERSHEY_SIMPLEX, 1.7, 4, nullptr);
+  cv::putText(card, number, {70, 340}, cv::FONT_HERSHEY_SIMPLEX, 1.7, cv::Scalar(30, 30, 30), 4);
+  const cv::Rect part(430, 340 - text.height - 4, 300, text.height + 8);
+  const auto across = [&](const cv::Rect& r) {
+    return r.y == part.y && r.height == part.height && r.x <= 70 && r.br().x >= 70 + text.width;
+  };
+  const auto more = lostcard::cloud::locateMoreLines(card, {part});
+  CHECK(std::count_if(more.begin(), more.end(), across) == 1);
+  // A row across most of the band's width is not offered again; nor is a part-width row outside
+  // the band (the number of a flat card is where its row shows, and no further).
+  const cv::Rect wide(60, part.y, 700, part.height);
+  for (const cv::Rect& again : lostcard::cloud::locateMoreLines(card, {wide})) {
+    INFO("row " << again);
+    CHECK_FALSE(again.y == wide.y);
+  }
+  const cv::Rect high(430, 100, 300, part.height);
+  for (const cv::Rect& again : lostcard::cloud::locateMoreLines(card, {high})) {
+    INFO("row " << again);
+    CHECK_FALSE(again.y == high.y);
   }
 }
 
@@ -676,6 +708,14 @@ TEST_CASE("Recognizer finds faint embossing over a pattern by the band without i
   // card with its fine lines flattened (0730), or on the height recovered from the band's
   // shading (0625), the line lies on the number; both were unread before.
   checkReadExactly(1, {{"card-0730", "6266861166587442516"}, {"card-0625", "345760646024920"}});
+}
+
+TEST_CASE("Recognizer reads the faint digit groups a row of embossing leaves out") {
+  // Seed 1's card-0312 (silver tipping) and card-0494 (gold): the light falls off across the
+  // card, and the number's row took in only the near groups (440 and 526 px of the band's 772),
+  // so no reading had all the digits. Across the band's width the row reads whole; both were
+  // unread before.
+  checkReadExactly(1, {{"card-0312", "4800474379187785"}, {"card-0494", "2221140344612067"}});
 }
 
 TEST_CASE("Recognizer reads embossing that only its preparations together make out") {

@@ -59,7 +59,8 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr);
 // a full-size card, the emboss band's line placed by the card with its fine lines flattened, and
 // by the height recovered from the band's shading.
 // Rows that share most of their height with a `known` line, or with one found before, are left
-// out.
+// out. Last, a `known` row of the emboss band that covers only part of the band's width (faint
+// digit groups left out of it) is offered again across the band's width, at its own height.
 std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector<cv::Rect>& known);
 
 struct LineReaderOptions {
