@@ -181,8 +181,9 @@ class Recognizer::Impl {
   //      (those two not on the side without the number, once the other side read it); the
   //      three again with the line cut by pitch (segmentLineByPitch); then each line's
   //      readings of the six fused (settledByFusion); then, on frames that gave no number at
-  //      all, the six and fusion again with the lines locateMoreLines finds added; then
-  //      mirrored, grey levels and relief, while no frame has read a number;
+  //      all, the six and fusion again with the lines locateMoreLines finds added, then the
+  //      six and fusion on the card's colourfulness (chromaCard); then mirrored, grey levels and
+  //      relief, while no frame has read a number;
   //   2. Tesseract (stages 2 and 3 of the frame), on the frames still unsettled: both ways up,
   //      then mirrored while no frame has read a number, then the classifier's doubtful glyphs
   //      filled from its readings. Not on the side without the number once the other side read
@@ -287,6 +288,20 @@ class Recognizer::Impl {
         safely(w, [&](FrameWork& f) { readByGlyphs(f, {-2, -1}, pass.prep, pass.by_pitch); });
       }
       safely(w, [&](FrameWork& f) { readByFusion(f, {-2, -1}); });
+    }
+    // Then the frames still without any number once more, both ways up, seen by their
+    // colourfulness (chromaCard) with the same lines: gold tipping on a white card behind
+    // stripes of its own lightness, or silver on a coloured card, hardly shows in grey levels.
+    for (FrameWork& w : work) {
+      if (w.settled || w.glyph_number || w.fused_number || otherFaceRead(w)) {
+        continue;
+      }
+      for (const GlyphPass& pass : kGlyphPasses) {
+        safely(w, [&](FrameWork& f) {
+          readByGlyphs(f, {-2, -1}, pass.prep, pass.by_pitch, Shown::kChroma);
+        });
+      }
+      safely(w, [&](FrameWork& f) { readByFusion(f, {-2, -1}, Shown::kChroma); });
     }
     // Mirrored readings are a last resort (a mirrored line, seen through the wrong side, passes
     // for a number far more easily than a card read the right way): only when no frame read a
@@ -735,11 +750,16 @@ class Recognizer::Impl {
     GlyphReads glyphs;  // made as the stages read them
   };
 
+  // How the classifier's stages see a frame's card: as photographed (grey levels, relief and
+  // height all come from its lightness), or by its colourfulness (chromaCard).
+  enum class Shown { kAsIs, kChroma };
+
   // One photo's reading, kept from one stage of read() to the next.
   struct FrameWork {
     cv::Mat image;                            // as decoded, until viewFrame
     FrameView view;                           // set by viewFrame
     std::map<int, Orientation> oriented;      // by flip code (orientation()), made on first use
+    std::map<int, Orientation> chroma;        // the same by colourfulness (chromaOrientation())
     std::optional<std::string> glyph_number;  // a checked number the classifier was unsure of
     bool fused_number = false;                // fusion gave a number, sure or not
     TesseractReads tesseract;                 // Tesseract's reads of its lines
@@ -768,6 +788,20 @@ class Recognizer::Impl {
       }
       o.lines = locateNumberLine(o.card);
       it = w.oriented.emplace(flip, std::move(o)).first;
+    }
+    return it->second;
+  }
+
+  // An orientation of the frame as its colourfulness shows it (chromaCard), with the lines of
+  // the orientation as they are when it is first asked for.
+  static Orientation& chromaOrientation(FrameWork& w, int flip) {
+    auto it = w.chroma.find(flip);
+    if (it == w.chroma.end()) {
+      const Orientation& o = orientation(w, flip);
+      Orientation c;
+      c.card = chromaCard(o.card);
+      c.lines = o.lines;
+      it = w.chroma.emplace(flip, std::move(c)).first;
     }
     return it->second;
   }
@@ -804,24 +838,26 @@ class Recognizer::Impl {
   // kept in w.glyph_number for Tesseract to confirm. The cut by pitch still reads a frame that
   // the cut by pieces left such a number: reading the same number surely settles it, any other
   // number makes the frame self-conflicting.
-  void readByGlyphs(FrameWork& w, std::array<int, 2> flips, LinePrep prep, bool by_pitch) {
+  void readByGlyphs(FrameWork& w, std::array<int, 2> flips, LinePrep prep, bool by_pitch,
+                    Shown shown = Shown::kAsIs) {
     if (!classifier_ || w.settled || (w.glyph_number && !by_pitch)) {
       return;
     }
     FrameResult result = w.result;
     std::optional<std::string> unsure;
-    const bool settled = settledByGlyphs(viewsOf(w, flips), prep, by_pitch, &result, &unsure);
+    const bool settled =
+        settledByGlyphs(viewsOf(w, flips, shown), prep, by_pitch, &result, &unsure);
     applyGlyphVerdict(w, settled, std::move(result), unsure);
   }
 
   // Stage 1, last: the classifier's readings of each line fused (settledByFusion), on a frame
   // the classifier left unsettled. A number it doubted must be the fused one.
-  void readByFusion(FrameWork& w, std::array<int, 2> flips) {
+  void readByFusion(FrameWork& w, std::array<int, 2> flips, Shown shown = Shown::kAsIs) {
     if (!classifier_ || w.settled) {
       return;
     }
     FrameResult result = w.result;
-    const bool settled = settledByFusion(viewsOf(w, flips), &result, &w.fused_number);
+    const bool settled = settledByFusion(viewsOf(w, flips, shown), &result, &w.fused_number);
     applyGlyphVerdict(w, settled, std::move(result), std::nullopt);
   }
 
@@ -838,10 +874,10 @@ class Recognizer::Impl {
   }
 
   // The frame in two orientations, with their lines, for the classifier's stages.
-  static std::vector<View> viewsOf(FrameWork& w, std::array<int, 2> flips) {
+  static std::vector<View> viewsOf(FrameWork& w, std::array<int, 2> flips, Shown shown) {
     std::vector<View> views;
     for (const int flip : flips) {
-      Orientation& o = orientation(w, flip);
+      Orientation& o = shown == Shown::kChroma ? chromaOrientation(w, flip) : orientation(w, flip);
       views.push_back({&o.card, o.lines, &o.glyphs});
     }
     return views;

@@ -807,6 +807,22 @@ std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector
   return more;
 }
 
+cv::Mat chromaCard(const cv::Mat& card_bgr) {
+  cv::Mat lab;
+  cv::cvtColor(card_bgr, lab, cv::COLOR_BGR2Lab);
+  cv::Mat channels[3];
+  cv::split(lab, channels);
+  cv::Mat a;
+  cv::Mat b;
+  channels[1].convertTo(a, CV_32F, 1.0, -128.0);  // 8-bit Lab keeps a* and b* offset by 128
+  channels[2].convertTo(b, CV_32F, 1.0, -128.0);
+  cv::Mat chroma;
+  cv::magnitude(a, b, chroma);
+  cv::Mat out;
+  cv::normalize(chroma, out, 0, 255, cv::NORM_MINMAX, CV_8U);
+  return 255 - out;
+}
+
 namespace {
 
 std::vector<cv::Rect> locateRows(const cv::Mat& gray, bool strict) {

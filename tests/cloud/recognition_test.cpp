@@ -329,6 +329,31 @@ TEST_CASE("locateMoreLines offers a row covering part of the emboss band across 
   }
 }
 
+TEST_CASE("chromaCard shows gold print darkest over grey stripes of its own lightness") {
+  // Gold digits (BGR 40, 170, 200: grey level 164) over grey stripes (157) on white: in grey
+  // levels the stripes stand out as much as the digits; by colourfulness the digits are the
+  // darkest, and stripes and white alike light.
+  cv::Mat card(lostcard::cloud::kCardHeightPx, lostcard::cloud::kCardWidthPx, CV_8UC3,
+               cv::Scalar(240, 240, 240));
+  for (int x = -card.rows; x < card.cols; x += 30) {
+    cv::line(card, {x, card.rows}, {x + card.rows, 0}, cv::Scalar(157, 157, 157), 8);
+  }
+  cv::Mat digits(card.size(), CV_8U, cv::Scalar(0));
+  cv::putText(digits, "4541 1157", {60, 340}, cv::FONT_HERSHEY_SIMPLEX, 2.0, cv::Scalar(255), 6);
+  card.setTo(cv::Scalar(40, 170, 200), digits);
+  cv::Mat gray;
+  cv::cvtColor(card, gray, cv::COLOR_BGR2GRAY);
+  cv::Mat stripes = (gray < 200) & ~digits;
+  REQUIRE(std::abs(cv::mean(gray, digits)[0] - cv::mean(gray, stripes)[0]) < 10);
+
+  const cv::Mat chroma = lostcard::cloud::chromaCard(card);
+  REQUIRE(chroma.type() == CV_8UC1);
+  REQUIRE(chroma.size() == card.size());
+  CHECK(cv::mean(chroma, digits)[0] < 30);
+  CHECK(cv::mean(chroma, stripes)[0] > 225);
+  CHECK(cv::mean(chroma, ~digits & ~stripes)[0] > 225);
+}
+
 TEST_CASE("prepareLine recovers inkless embossed digits from their shading, whatever the light") {
   using lostcard::cloud::LinePrep;
   using lostcard::cloud::prepareLine;
@@ -716,6 +741,14 @@ TEST_CASE("Recognizer reads the faint digit groups a row of embossing leaves out
   // so no reading had all the digits. Across the band's width the row reads whole; both were
   // unread before.
   checkReadExactly(1, {{"card-0312", "4800474379187785"}, {"card-0494", "2221140344612067"}});
+}
+
+TEST_CASE("Recognizer reads tipping by its colour where its lightness matches the background") {
+  // Seed 1's card-0611 (gold tipping on a white card behind pink stripes of the gold's
+  // lightness) and card-0047 (silver on a yellow card with dots): no preparation of the grey
+  // levels read them; by the card's colourfulness (chromaCard) the digits stand out. Both were
+  // unread before.
+  checkReadExactly(1, {{"card-0611", "4541115778963813"}, {"card-0047", "5127300319601689"}});
 }
 
 TEST_CASE("Recognizer reads embossing that only its preparations together make out") {

@@ -63,6 +63,13 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr);
 // digit groups left out of it) is offered again across the band's width, at its own height.
 std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector<cv::Rect>& known);
 
+// The card's colourfulness as a grey image (one channel, same size): the chroma of each pixel
+// (its distance from grey in CIELAB's a*b* plane) stretched over 0..255 across the card and
+// inverted, so that the most colourful pixels are the darkest. Tipping foil and ink whose
+// lightness matches the background's still differ from it here: gold (yellow) on white or on
+// a grey pattern, silver (grey) on a coloured card.
+cv::Mat chromaCard(const cv::Mat& card_bgr);
+
 struct LineReaderOptions {
   std::string tessdata_dir;  // "" = Tesseract's default
   std::string config_path;   // a Tesseract config file; "" = built-in settings only
