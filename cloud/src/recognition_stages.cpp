@@ -58,6 +58,10 @@ constexpr double kMaxRowGapHeights = 1.2;
 // of what the best-covered row does.
 constexpr double kMinBandCoverage = 0.5;
 
+// chromaCard stretches the card's chroma (CIELAB a*b* units) over 0..255, but never a span
+// narrower than this: the tipping colours and print it is for stand out by several times more.
+constexpr double kMinChromaSpan = 20.0;
+
 // The border prepareLine puts around the line (Tesseract reads text touching the edge badly).
 constexpr int kOcrBorderPx = 16;
 
@@ -818,8 +822,14 @@ cv::Mat chromaCard(const cv::Mat& card_bgr) {
   channels[2].convertTo(b, CV_32F, 1.0, -128.0);
   cv::Mat chroma;
   cv::magnitude(a, b, chroma);
+  // Stretched as cv::normalize's NORM_MINMAX does, but never over less than kMinChromaSpan: a
+  // card without colour stays light rather than showing its JPEG's colour noise as print.
+  double lowest = 0.0;
+  double highest = 0.0;
+  cv::minMaxLoc(chroma, &lowest, &highest);
+  const double scale = 255.0 * (1.0 / std::max(highest - lowest, kMinChromaSpan));
   cv::Mat out;
-  cv::normalize(chroma, out, 0, 255, cv::NORM_MINMAX, CV_8U);
+  chroma.convertTo(out, CV_8U, scale, -lowest * scale);
   return 255 - out;
 }
 

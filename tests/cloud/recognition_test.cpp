@@ -352,6 +352,18 @@ TEST_CASE("chromaCard shows gold print darkest over grey stripes of its own ligh
   CHECK(cv::mean(chroma, digits)[0] < 30);
   CHECK(cv::mean(chroma, stripes)[0] > 225);
   CHECK(cv::mean(chroma, ~digits & ~stripes)[0] > 225);
+
+  // A card without colour, but for a JPEG's faint colour noise, stays light: the noise is not
+  // stretched into print.
+  cv::Mat grey(card.size(), CV_8UC3, cv::Scalar(200, 200, 200));
+  cv::Mat noise(card.size(), CV_8UC3);
+  cv::randu(noise, cv::Scalar(0, 0, 0), cv::Scalar(4, 4, 4));
+  grey += noise;
+  cv::putText(grey, "4541 1157", {60, 340}, cv::FONT_HERSHEY_SIMPLEX, 2.0, cv::Scalar(40, 40, 40),
+              6);
+  double darkest = 0.0;
+  cv::minMaxLoc(lostcard::cloud::chromaCard(grey), &darkest);
+  CHECK(darkest > 180);
 }
 
 TEST_CASE("prepareLine recovers inkless embossed digits from their shading, whatever the light") {
