@@ -46,6 +46,12 @@ constexpr double kSameRowOverlap = 0.5;
 // ...and a row of the emboss band narrower than this share of the band's width is also offered
 // across the band's width.
 constexpr double kWideRowShare = 0.8;
+// ...and the band's line centred on a row of the band is not offered when a known line (or one
+// already offered) fills this share of the box around both.
+constexpr double kSameBoxShare = 0.85;
+// A row of the band lower than this share of the band's text height holds only part of the
+// digits' height.
+constexpr double kLowRowShare = 0.65;
 // The fine lines of a background pattern are thinner than this: closing and opening the card
 // with a square this wide flattens them. Print's thinner strokes fade too, but its glyphs stay
 // as blobs, which is all finding the row needs (the line is read from the card as it is).
@@ -805,6 +811,27 @@ std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector
       if (centre >= kEmbossBandTopPx && centre <= kEmbossBandBottomPx && !coveredBy(known) &&
           !coveredBy(more)) {
         more.push_back(widened);
+      }
+    }
+    // And a text row of the band too low for the band's text, as the band's line centred on it:
+    // the row holds only a part of the digits' height (where their shading is strongest), too
+    // little to cut them into glyphs. (Not every row: a row the pattern behind made too tall
+    // puts its centre off the digits, and a line there cut one card's digits into a wrong
+    // number that passed every gate.)
+    for (const cv::Rect& row : known) {
+      if (row.height >= kLowRowShare * kEmbossTextPx) {
+        continue;
+      }
+      const int centre = row.y + row.height / 2;
+      const cv::Rect centred(3 * kCardMarginPx, centre - kEmbossTextPx / 2,
+                             gray.cols - 6 * kCardMarginPx, kEmbossTextPx);
+      const auto sameBox = [&](const cv::Rect& k) {
+        return (k & centred).area() >= kSameBoxShare * (k | centred).area();
+      };
+      if (centre >= kEmbossBandTopPx && centre <= kEmbossBandBottomPx &&
+          std::none_of(known.begin(), known.end(), sameBox) &&
+          std::none_of(more.begin(), more.end(), sameBox)) {
+        more.push_back(centred);
       }
     }
   }

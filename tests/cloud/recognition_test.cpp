@@ -329,6 +329,31 @@ TEST_CASE("locateMoreLines offers a row covering part of the emboss band across 
   }
 }
 
+TEST_CASE(
+    "locateMoreLines offers the band's line centred on a row of the band too low for its text") {
+  using lostcard::cloud::kCardHeightPx;
+  using lostcard::cloud::kCardWidthPx;
+  // A row that holds only the tops of embossed digits (21 px, centre 347): the band's line
+  // (56 px across the band) centred on it is offered, once, unless a line is already there.
+  const cv::Mat card(kCardHeightPx, kCardWidthPx, CV_8UC3, cv::Scalar(225, 225, 225));
+  const cv::Rect tops(185, 337, 568, 21);
+  const cv::Rect centred(42, 319, 772, 56);
+  const auto more = lostcard::cloud::locateMoreLines(card, {tops});
+  CHECK(std::count(more.begin(), more.end(), centred) == 1);
+  // A row of the text's height is a line itself, and one too tall has its centre off the
+  // digits: neither is offered centred.
+  for (const int height : {44, 83}) {
+    const cv::Rect row(185, 347 - height / 2, 568, height);
+    const cv::Rect at(42, 347 - 28, 772, 56);
+    const auto again = lostcard::cloud::locateMoreLines(card, {row});
+    CHECK(std::count(again.begin(), again.end(), at) == 0);
+  }
+  for (const cv::Rect& again : lostcard::cloud::locateMoreLines(card, {tops, centred})) {
+    INFO("row " << again);
+    CHECK_FALSE(again.y == centred.y);
+  }
+}
+
 TEST_CASE("chromaCard shows gold print darkest over grey stripes of its own lightness") {
   // Gold digits (BGR 40, 170, 200: grey level 164) over grey stripes (157) on white: in grey
   // levels the stripes stand out as much as the digits; by colourfulness the digits are the
@@ -753,6 +778,13 @@ TEST_CASE("Recognizer reads the faint digit groups a row of embossing leaves out
   // so no reading had all the digits. Across the band's width the row reads whole; both were
   // unread before.
   checkReadExactly(1, {{"card-0312", "4800474379187785"}, {"card-0494", "2221140344612067"}});
+}
+
+TEST_CASE("Recognizer reads embossing whose row holds only the digits' tops") {
+  // Seed 1's card-0026 (untipped, 4-6-5) and card-0140 (silver): the rows found on the number
+  // are 25 and 21 px tall, too low to cut the digits into glyphs. The band's line centred on
+  // them reads both; both were unread before.
+  checkReadExactly(1, {{"card-0026", "376918210691209"}, {"card-0140", "6216985632422951"}});
 }
 
 TEST_CASE("Recognizer reads tipping by its colour where its lightness matches the background") {

@@ -60,7 +60,9 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr);
 // by the height recovered from the band's shading.
 // Rows that share most of their height with a `known` line, or with one found before, are left
 // out. Last, a `known` row of the emboss band that covers only part of the band's width (faint
-// digit groups left out of it) is offered again across the band's width, at its own height.
+// digit groups left out of it) is offered again across the band's width, at its own height; and
+// a `known` row of the band too low for the band's text (a part of the digits' height) as the
+// band's line centred on it, unless a line is already there.
 std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector<cv::Rect>& known);
 
 // The card's colourfulness as a grey image (one channel, same size): the chroma of each pixel
