@@ -270,38 +270,42 @@ class Recognizer::Impl {
         safely(w, [&](FrameWork& f) { readByFusion(f, {-2, -1}); });
       }
     }
-    // Then frames that gave no number at all, not even a doubted or a fused one, once more, with
-    // the lines locateMoreLines finds added to both ways up (stripes or a guilloche behind the
-    // print hid the number's row, or drew the emboss band's line off faint relief). An added
-    // line comes after the others: it never stands in for a line that gave a number. The
-    // readings already made are kept (glyphsOf). The later stages read the added lines too.
+    // A frame that gave no number at all, not even a doubted or a fused one (and is not the face
+    // without the number once the other face read it), read again by the six passes and fusion,
+    // both ways up.
+    const auto withoutAnyNumber = [&](const FrameWork& w) {
+      return !w.settled && !w.glyph_number && !w.fused_number && !otherFaceRead(w);
+    };
+    const auto readAgain = [&](FrameWork& w, Shown shown) {
+      for (const GlyphPass& pass : kGlyphPasses) {
+        safely(w, [&](FrameWork& f) {
+          readByGlyphs(f, {-2, -1}, pass.prep, pass.by_pitch, shown);
+        });
+      }
+      safely(w, [&](FrameWork& f) { readByFusion(f, {-2, -1}, shown); });
+    };
+    // Then such frames once more, with the lines locateMoreLines finds added to both ways up
+    // (stripes or a guilloche behind the print hid the number's row, or drew the emboss band's
+    // line off faint relief). An added line comes after the others: it never stands in for a
+    // line that gave a number. The readings already made are kept (glyphsOf). The later stages
+    // read the added lines too.
     for (FrameWork& w : work) {
-      if (w.settled || w.glyph_number || w.fused_number || otherFaceRead(w)) {
+      if (!withoutAnyNumber(w)) {
         continue;
       }
       bool more = false;
       safely(w, [&](FrameWork& f) { more = addMoreLines(f, {-2, -1}); });
-      if (!more) {
-        continue;
+      if (more) {
+        readAgain(w, Shown::kAsIs);
       }
-      for (const GlyphPass& pass : kGlyphPasses) {
-        safely(w, [&](FrameWork& f) { readByGlyphs(f, {-2, -1}, pass.prep, pass.by_pitch); });
-      }
-      safely(w, [&](FrameWork& f) { readByFusion(f, {-2, -1}); });
     }
-    // Then the frames still without any number once more, both ways up, seen by their
-    // colourfulness (chromaCard) with the same lines: gold tipping on a white card behind
-    // stripes of its own lightness, or silver on a coloured card, hardly shows in grey levels.
+    // Then the frames still without any number once more, seen by their colourfulness
+    // (chromaCard) with the same lines: gold tipping on a white card behind stripes of its own
+    // lightness, or silver on a coloured card, hardly shows in grey levels.
     for (FrameWork& w : work) {
-      if (w.settled || w.glyph_number || w.fused_number || otherFaceRead(w)) {
-        continue;
+      if (withoutAnyNumber(w)) {
+        readAgain(w, Shown::kChroma);
       }
-      for (const GlyphPass& pass : kGlyphPasses) {
-        safely(w, [&](FrameWork& f) {
-          readByGlyphs(f, {-2, -1}, pass.prep, pass.by_pitch, Shown::kChroma);
-        });
-      }
-      safely(w, [&](FrameWork& f) { readByFusion(f, {-2, -1}, Shown::kChroma); });
     }
     // Mirrored readings are a last resort (a mirrored line, seen through the wrong side, passes
     // for a number far more easily than a card read the right way): only when no frame read a
@@ -837,7 +841,8 @@ class Recognizer::Impl {
   // print); the line cut by its pieces of ink or by pitch. A number read with low confidence is
   // kept in w.glyph_number for Tesseract to confirm. The cut by pitch still reads a frame that
   // the cut by pieces left such a number: reading the same number surely settles it, any other
-  // number makes the frame self-conflicting.
+  // number makes the frame self-conflicting. `shown`: the card as photographed, or its
+  // colourfulness.
   void readByGlyphs(FrameWork& w, std::array<int, 2> flips, LinePrep prep, bool by_pitch,
                     Shown shown = Shown::kAsIs) {
     if (!classifier_ || w.settled || (w.glyph_number && !by_pitch)) {
@@ -851,7 +856,8 @@ class Recognizer::Impl {
   }
 
   // Stage 1, last: the classifier's readings of each line fused (settledByFusion), on a frame
-  // the classifier left unsettled. A number it doubted must be the fused one.
+  // the classifier left unsettled. A number it doubted must be the fused one. `shown` as in
+  // readByGlyphs.
   void readByFusion(FrameWork& w, std::array<int, 2> flips, Shown shown = Shown::kAsIs) {
     if (!classifier_ || w.settled) {
       return;

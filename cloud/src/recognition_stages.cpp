@@ -573,6 +573,17 @@ constexpr int kEmbossBandTopPx = 280;
 constexpr int kEmbossBandBottomPx = 360;
 constexpr int kEmbossTextPx = 56;
 
+// True when the line's centre falls in the emboss band.
+bool inEmbossBand(const cv::Rect& line) {
+  const int centre = line.y + line.height / 2;
+  return centre >= kEmbossBandTopPx && centre <= kEmbossBandBottomPx;
+}
+
+// A line of a card `card_cols` wide from `top`, `height` tall, across the band's width.
+cv::Rect acrossBand(int card_cols, int top, int height) {
+  return cv::Rect(3 * kCardMarginPx, top, card_cols - 6 * kCardMarginPx, height);
+}
+
 // The line of the emboss band with the most vertical-stroke energy (digit edges), for cards
 // whose relief shows too faintly to be found as a text row.
 cv::Rect embossBandLine(const cv::Mat& gray) {
@@ -592,7 +603,7 @@ cv::Rect embossBandLine(const cv::Mat& gray) {
       best_top = top;
     }
   }
-  return cv::Rect(3 * kCardMarginPx, best_top, gray.cols - 6 * kCardMarginPx, kEmbossTextPx);
+  return acrossBand(gray.cols, best_top, kEmbossTextPx);
 }
 
 }  // namespace
@@ -735,10 +746,7 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr) {
   // found there, the band itself is the last candidate, and the first before rows found only with
   // the fine lines flattened (measured: put after them, it lost 7 cards of 2820 hard cards,
   // as many as the rows gained).
-  const bool band_covered = std::any_of(rows.begin(), rows.end(), [](const cv::Rect& r) {
-    const int centre = r.y + r.height / 2;
-    return centre >= kEmbossBandTopPx && centre <= kEmbossBandBottomPx;
-  });
+  const bool band_covered = std::any_of(rows.begin(), rows.end(), inEmbossBand);
   if ((!band_covered || rows_less_sure) && gray.rows == kCardHeightPx &&
       gray.cols == kCardWidthPx) {
     rows.insert(rows_less_sure ? rows.begin() : rows.end(), embossBandLine(gray));
@@ -774,7 +782,8 @@ cv::Mat withBandAsHeight(const cv::Mat& gray) {
 std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector<cv::Rect>& known) {
   const cv::Mat gray = grayOf(card_bgr);
   std::vector<cv::Rect> candidates = locateRows(gray, true);
-  if (gray.rows == kCardHeightPx && gray.cols == kCardWidthPx) {
+  const bool full_size = gray.rows == kCardHeightPx && gray.cols == kCardWidthPx;
+  if (full_size) {
     // The band's line placed by the card without its fine lines, and by the band's height:
     // stripes, dots or a guilloche pull embossBandLine's strongest vertical strokes off faint
     // relief.
@@ -795,44 +804,41 @@ std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector
       more.push_back(row);
     }
   }
-  if (gray.rows == kCardHeightPx && gray.cols == kCardWidthPx) {
-    // A text row of the emboss band that covers only part of the band's width: where the light
-    // falls off across the card, the far digit groups' shading is too faint to join the row
-    // (extendAlongRow follows outlines, and there are too few). The row, at its own height,
-    // across the band's width.
-    for (const cv::Rect& row : known) {
-      const int centre = row.y + row.height / 2;
-      const cv::Rect widened(3 * kCardMarginPx, row.y, gray.cols - 6 * kCardMarginPx, row.height);
-      const auto coveredBy = [&](const std::vector<cv::Rect>& lines) {
-        return std::any_of(lines.begin(), lines.end(), [&](const cv::Rect& k) {
-          return sameRow(k, widened) && k.width >= kWideRowShare * widened.width;
-        });
-      };
-      if (centre >= kEmbossBandTopPx && centre <= kEmbossBandBottomPx && !coveredBy(known) &&
-          !coveredBy(more)) {
-        more.push_back(widened);
-      }
+  if (!full_size) {
+    return more;
+  }
+  // Each text row of the emboss band offered once more, across the band's width:
+  //  - a row too low for the band's text, as the band's line centred on it: it holds only a part
+  //    of the digits' height (where their shading is strongest), too little to cut them into
+  //    glyphs. (Not every row: a row the pattern behind made too tall puts its centre off the
+  //    digits, and a line there cut one card's digits into a wrong number that passed every
+  //    gate.) Not at the row's own height either, which would cut the digits the same way;
+  //  - a row of the text's height that covers only part of the band's width, at its own height:
+  //    where the light falls off across the card, the far digit groups' shading is too faint to
+  //    join the row (extendAlongRow follows outlines, and there are too few).
+  for (const cv::Rect& row : known) {
+    if (!inEmbossBand(row)) {
+      continue;
     }
-    // And a text row of the band too low for the band's text, as the band's line centred on it:
-    // the row holds only a part of the digits' height (where their shading is strongest), too
-    // little to cut them into glyphs. (Not every row: a row the pattern behind made too tall
-    // puts its centre off the digits, and a line there cut one card's digits into a wrong
-    // number that passed every gate.)
-    for (const cv::Rect& row : known) {
-      if (row.height >= kLowRowShare * kEmbossTextPx) {
-        continue;
-      }
-      const int centre = row.y + row.height / 2;
-      const cv::Rect centred(3 * kCardMarginPx, centre - kEmbossTextPx / 2,
-                             gray.cols - 6 * kCardMarginPx, kEmbossTextPx);
+    if (row.height < kLowRowShare * kEmbossTextPx) {
+      const cv::Rect centred =
+          acrossBand(gray.cols, row.y + row.height / 2 - kEmbossTextPx / 2, kEmbossTextPx);
       const auto sameBox = [&](const cv::Rect& k) {
         return (k & centred).area() >= kSameBoxShare * (k | centred).area();
       };
-      if (centre >= kEmbossBandTopPx && centre <= kEmbossBandBottomPx &&
-          std::none_of(known.begin(), known.end(), sameBox) &&
+      if (std::none_of(known.begin(), known.end(), sameBox) &&
           std::none_of(more.begin(), more.end(), sameBox)) {
         more.push_back(centred);
       }
+      continue;
+    }
+    const cv::Rect widened = acrossBand(gray.cols, row.y, row.height);
+    const auto covers = [&](const cv::Rect& k) {
+      return sameRow(k, widened) && k.width >= kWideRowShare * widened.width;
+    };
+    if (std::none_of(known.begin(), known.end(), covers) &&
+        std::none_of(more.begin(), more.end(), covers)) {
+      more.push_back(widened);
     }
   }
   return more;

@@ -59,15 +59,18 @@ std::vector<cv::Rect> locateNumberLine(const cv::Mat& card_bgr);
 // a full-size card, the emboss band's line placed by the card with its fine lines flattened, and
 // by the height recovered from the band's shading.
 // Rows that share most of their height with a `known` line, or with one found before, are left
-// out. Last, a `known` row of the emboss band that covers only part of the band's width (faint
-// digit groups left out of it) is offered again across the band's width, at its own height; and
-// a `known` row of the band too low for the band's text (a part of the digits' height) as the
-// band's line centred on it, unless a line is already there.
+// out. Last, on a full-size card, each `known` row of the emboss band is offered again across
+// the band's width (these need not differ from a known row in height, only in extent):
+//  - a row too low for the band's text (a part of the digits' height), as the band's line
+//    centred on it, unless a line there fills 0.85 of the box around both;
+//  - a row that covers only part of the band's width (faint digit groups left out of it), at its
+//    own height, unless a line at that height already covers 0.8 of the band's width.
 std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector<cv::Rect>& known);
 
 // The card's colourfulness as a grey image (one channel, same size): the chroma of each pixel
-// (its distance from grey in CIELAB's a*b* plane) stretched over 0..255 across the card and
-// inverted, so that the most colourful pixels are the darkest. Tipping foil and ink whose
+// (its distance from grey in CIELAB's a*b* plane) stretched over 0..255 across the card, but
+// never over a span under 20 units (a card without colour stays light), and inverted, so that
+// the most colourful pixels are the darkest. Tipping foil and ink whose
 // lightness matches the background's still differ from it here: gold (yellow) on white or on
 // a grey pattern, silver (grey) on a coloured card.
 cv::Mat chromaCard(const cv::Mat& card_bgr);
