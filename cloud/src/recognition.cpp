@@ -752,6 +752,9 @@ class Recognizer::Impl {
     cv::Mat card;
     std::vector<cv::Rect> lines;
     GlyphReads glyphs;  // made as the stages read them
+    // The card by its colourfulness (chromaCard), read on the same lines; made on first use.
+    cv::Mat chroma_card;
+    GlyphReads chroma_glyphs;
   };
 
   // How the classifier's stages see a frame's card: as photographed (grey levels, relief and
@@ -763,7 +766,6 @@ class Recognizer::Impl {
     cv::Mat image;                            // as decoded, until viewFrame
     FrameView view;                           // set by viewFrame
     std::map<int, Orientation> oriented;      // by flip code (orientation()), made on first use
-    std::map<int, Orientation> chroma;        // the same by colourfulness (chromaOrientation())
     std::optional<std::string> glyph_number;  // a checked number the classifier was unsure of
     bool fused_number = false;                // fusion gave a number, sure or not
     TesseractReads tesseract;                 // Tesseract's reads of its lines
@@ -792,20 +794,6 @@ class Recognizer::Impl {
       }
       o.lines = locateNumberLine(o.card);
       it = w.oriented.emplace(flip, std::move(o)).first;
-    }
-    return it->second;
-  }
-
-  // An orientation of the frame as its colourfulness shows it (chromaCard), with the lines of
-  // the orientation as they are when it is first asked for.
-  static Orientation& chromaOrientation(FrameWork& w, int flip) {
-    auto it = w.chroma.find(flip);
-    if (it == w.chroma.end()) {
-      const Orientation& o = orientation(w, flip);
-      Orientation c;
-      c.card = chromaCard(o.card);
-      c.lines = o.lines;
-      it = w.chroma.emplace(flip, std::move(c)).first;
     }
     return it->second;
   }
@@ -883,8 +871,15 @@ class Recognizer::Impl {
   static std::vector<View> viewsOf(FrameWork& w, std::array<int, 2> flips, Shown shown) {
     std::vector<View> views;
     for (const int flip : flips) {
-      Orientation& o = shown == Shown::kChroma ? chromaOrientation(w, flip) : orientation(w, flip);
-      views.push_back({&o.card, o.lines, &o.glyphs});
+      Orientation& o = orientation(w, flip);
+      if (shown == Shown::kAsIs) {
+        views.push_back({&o.card, o.lines, &o.glyphs});
+        continue;
+      }
+      if (o.chroma_card.empty()) {
+        o.chroma_card = chromaCard(o.card);
+      }
+      views.push_back({&o.chroma_card, o.lines, &o.chroma_glyphs});
     }
     return views;
   }

@@ -70,9 +70,9 @@ std::vector<cv::Rect> locateMoreLines(const cv::Mat& card_bgr, const std::vector
 // The card's colourfulness as a grey image (one channel, same size): the chroma of each pixel
 // (its distance from grey in CIELAB's a*b* plane) stretched over 0..255 across the card, but
 // never over a span under 20 units (a card without colour stays light), and inverted, so that
-// the most colourful pixels are the darkest. Tipping foil and ink whose
-// lightness matches the background's still differ from it here: gold (yellow) on white or on
-// a grey pattern, silver (grey) on a coloured card.
+// the most colourful pixels are the darkest. Tipping foil and ink whose lightness matches the
+// background's still differ from it here: gold (yellow) on white or on a grey pattern, silver
+// (grey) on a coloured card.
 cv::Mat chromaCard(const cv::Mat& card_bgr);
 
 struct LineReaderOptions {
