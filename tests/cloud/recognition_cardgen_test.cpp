@@ -261,6 +261,43 @@ TEST_CASE("lostcard-cardgen --preset hard is deterministic by seed") {
   CHECK(slurp(dir + "/a/labels.tsv") != slurp(dir + "/c/labels.tsv"));
 }
 
+TEST_CASE(
+    "lostcard-cardgen --stroke-fonts adds the embossers' digits, leaving the rest as it was") {
+  const std::string dir = lostcard::test::makeTestDir("cardgen_stroke_fonts");
+  std::string log;
+  constexpr int kCards = 24;
+  for (const char* out : {"plain", "stroke"}) {
+    std::vector<std::string> args = {
+        "--out",   dir + "/" + out,       "--preset", "hard", "--seed", "5",
+        "--count", std::to_string(kCards)};
+    if (std::string(out) == "stroke") {
+      args.push_back("--stroke-fonts");
+    }
+    REQUIRE(runCardgen(args, dir + "/log", &log) == 0);
+  }
+  // The same numbers, drawn the same way but for the font.
+  CHECK(slurp(dir + "/plain/labels.tsv") == slurp(dir + "/stroke/labels.tsv"));
+  const auto plain = readDetails(dir + "/plain/details.tsv");
+  const auto stroke = readDetails(dir + "/stroke/details.tsv");
+  REQUIRE(plain.size() == kCards);
+  REQUIRE(stroke.size() == kCards);
+  std::set<std::string> plain_fonts;
+  std::map<std::string, std::set<std::string>> stroke_fonts_by_style;
+  for (const auto& [name, d] : stroke) {
+    INFO(name);
+    CHECK(d[0] == plain.at(name)[0]);  // number style
+    CHECK(d[2] == plain.at(name)[2]);  // grouping
+    plain_fonts.insert(plain.at(name)[1]);
+    stroke_fonts_by_style[d[0] == "flat" ? "flat" : "embossed"].insert(d[1]);
+  }
+  for (const char* font : {"Farrington", "Farrington-Footed", "Square"}) {
+    CHECK(plain_fonts.count(font) == 0);
+  }
+  CHECK(stroke_fonts_by_style["embossed"].count("Farrington") == 1);
+  CHECK(stroke_fonts_by_style["flat"].count("Square") == 1);
+  CHECK(stroke_fonts_by_style["embossed"].count("Square") == 0);
+}
+
 TEST_CASE("lostcard-cardgen --preset hard renders a numbers file, blank cards included") {
   const std::string dir = lostcard::test::makeTestDir("cardgen_hard_numbers");
   {

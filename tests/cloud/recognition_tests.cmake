@@ -37,3 +37,8 @@ add_dependencies(recognition_cardgen_test lostcard-cardgen)
 lostcard_add_test(NAME digit_classifier_test TIER unit
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/digit_classifier_test.cpp
   DEPS lostcard_recognition lostcard_test_support opencv_imgproc opencv_freetype)
+
+# The digits cardgen draws from strokes, against a FreeType font.
+lostcard_add_test(NAME stroke_font_test TIER unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/stroke_font_test.cpp
+  DEPS lostcard_cardgen opencv_imgproc)

@@ -27,7 +27,9 @@ cv::Mat layOnTray(const cv::Mat& tray_f, const cv::Mat& warped, const cv::Mat& a
 // The hard preset, drawn by card_renderer_hard.cpp.
 class HardCardRenderer {
  public:
-  HardCardRenderer();  // throws std::runtime_error naming a missing font package
+  // Throws std::runtime_error naming a missing font package. With stroke_fonts, numbers are
+  // also drawn in the stroke fonts (RendererOptions::stroke_fonts).
+  explicit HardCardRenderer(bool stroke_fonts);
   ~HardCardRenderer();
   HardCardRenderer(const HardCardRenderer&) = delete;
   HardCardRenderer& operator=(const HardCardRenderer&) = delete;

@@ -249,7 +249,7 @@ class CardRenderer::Impl {
  public:
   explicit Impl(RendererOptions options) : options_(std::move(options)), mask_(roundedMask()) {
     if (options_.preset == Preset::kHard) {
-      hard_ = std::make_unique<detail::HardCardRenderer>();
+      hard_ = std::make_unique<detail::HardCardRenderer>(options_.stroke_fonts);
     }
     for (const auto* path : {&options_.mono_font, &options_.sans_font}) {
       if (!std::filesystem::is_regular_file(*path)) {

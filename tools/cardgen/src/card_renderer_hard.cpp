@@ -24,6 +24,7 @@
 
 #include "card_parts.hpp"
 #include "lostcard/cardgen/card_renderer.hpp"
+#include "lostcard/cardgen/stroke_font.hpp"
 
 namespace lostcard::cardgen {
 
@@ -73,6 +74,12 @@ const std::vector<std::string> kFlatNumberFonts = {"OCRA",
                                                    "FreeMonoBold"};
 const std::vector<std::string> kEmbossFonts = {"OCRB", "OCRB", "LiberationMono-Bold",
                                                "FreeMonoBold", "DejaVuSans-Bold"};
+// With RendererOptions::stroke_fonts: the embossers' digits (Farrington 7B's shapes, as nearly
+// every embossed card has them) join the emboss fonts as three in eight, and they and the squared
+// face join the flat number fonts.
+const std::vector<std::string> kStrokeEmbossFonts = {"Farrington", "Farrington",
+                                                     "Farrington-Footed"};
+const std::vector<std::string> kStrokeFlatFonts = {"Farrington", "Square"};
 const std::vector<std::string> kTextFonts = {
     "DejaVuSans-Bold", "DejaVuSerif-Bold", "LiberationSans-Bold", "LiberationSerif-Bold",
     "FreeSansBold",    "FreeSerifBold",    "DejaVuSansMono-Bold", "OCRB"};
@@ -729,7 +736,7 @@ cv::Mat photograph(const cv::Mat& face, const cv::Mat& card_mask, const Corners&
 
 class HardCardRenderer::Impl {
  public:
-  Impl() : mask_(roundedMask()) {
+  explicit Impl(bool stroke_fonts) : mask_(roundedMask()) {
     for (const FontFile& f : hardFonts()) {
       if (!std::filesystem::is_regular_file(f.path)) {
         throw std::runtime_error("font not found: " + f.path + " (install " + f.package + ")");
@@ -737,6 +744,16 @@ class HardCardRenderer::Impl {
       auto font = cv::freetype::createFreeType2();
       font->loadFontData(f.path, 0);
       fonts_[stemOf(f.path)] = font;
+    }
+    if (stroke_fonts) {
+      for (const StrokeStyle style :
+           {StrokeStyle::kEmbossing, StrokeStyle::kEmbossingFooted, StrokeStyle::kSquare}) {
+        fonts_[strokeFontName(style)] = createStrokeFont(style, fonts_.at("OCRB"));
+      }
+      emboss_fonts_.insert(emboss_fonts_.end(), kStrokeEmbossFonts.begin(),
+                           kStrokeEmbossFonts.end());
+      flat_number_fonts_.insert(flat_number_fonts_.end(), kStrokeFlatFonts.begin(),
+                                kStrokeFlatFonts.end());
     }
   }
 
@@ -764,7 +781,7 @@ class HardCardRenderer::Impl {
     std::string holder;
     std::string text_font;
     Emboss emboss;
-    cv::Mat relief;  // the embossed digits' height map, for the back's mirror image
+    cv::Mat relief;       // the embossed digits' height map, for the back's mirror image
     cv::Rect number_box;  // CardTraits::number_box
   };
 
@@ -796,7 +813,7 @@ class HardCardRenderer::Impl {
       c.style = "flat";
     }
     const bool embossed = c.style != "flat";
-    c.font = embossed ? pickOf(kEmbossFonts, rng) : pickOf(kFlatNumberFonts, rng);
+    c.font = embossed ? pickOf(emboss_fonts_, rng) : pickOf(flat_number_fonts_, rng);
     c.on_back = !embossed && rng.chance(0.3);
     switch (c.number.size()) {
       case 15:
@@ -1167,9 +1184,12 @@ class HardCardRenderer::Impl {
 
   cv::Mat mask_;
   std::map<std::string, cv::Ptr<cv::freetype::FreeType2>> fonts_;
+  std::vector<std::string> emboss_fonts_ = kEmbossFonts;
+  std::vector<std::string> flat_number_fonts_ = kFlatNumberFonts;
 };
 
-HardCardRenderer::HardCardRenderer() : impl_(std::make_unique<Impl>()) {}
+HardCardRenderer::HardCardRenderer(bool stroke_fonts)
+    : impl_(std::make_unique<Impl>(stroke_fonts)) {}
 HardCardRenderer::~HardCardRenderer() = default;
 
 CardPhotos HardCardRenderer::render(const CardSpec& spec, std::uint64_t seed) {

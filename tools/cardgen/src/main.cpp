@@ -1,7 +1,8 @@
 // lostcard-cardgen: writes labeled synthetic photos of lost cards for tests, demos and
 // benchmarks of the recognition.
 //
-//   lostcard-cardgen --out DIR [--seed S] [--count N] [--preset easy|hard] [--numbers FILE]
+//   lostcard-cardgen --out DIR [--seed S] [--count N] [--preset easy|hard] [--stroke-fonts]
+//                    [--numbers FILE]
 //
 // DIR/<name>/front.jpg and back.jpg per card (what the box's front and back cameras see), and
 // DIR/labels.tsv with "<name>\t<number>" lines (the number empty for a card generated
@@ -13,6 +14,9 @@
 // --preset easy: clear flat print on the front (the demo's and the first tests' cards; its
 // pixels do not change). --preset hard: embossing, many fonts and groupings, busy faces, the
 // number on the back only, any orientation, either face up, blur, noise, glare, compression.
+// --stroke-fonts (hard preset): numbers also in the embossers' digits (Farrington 7B's shapes)
+// and a squared print face, drawn from strokes (stroke_font.hpp); without it the hard preset
+// draws the cards its benchmark sets were made with.
 #include <fmt/format.h>
 
 #include <boost/program_options.hpp>
@@ -82,12 +86,15 @@ int main(int argc, char** argv) {
   int count = 10;
   std::string preset;
   std::string numbers_file;
+  bool stroke_fonts = false;
   po::options_description options("lostcard-cardgen: synthetic photos of lost cards");
   options.add_options()("help,h", "show this help")("out", po::value(&out_dir)->required(),
                                                     "output folder (created if missing)")(
       "seed", po::value(&seed)->default_value(1), "random seed; same seed, same pictures")(
       "count", po::value(&count)->default_value(10), "number of random cards (card-0001...)")(
       "preset", po::value(&preset)->default_value("easy"), "easy | hard")(
+      "stroke-fonts", po::bool_switch(&stroke_fonts),
+      "hard preset: numbers also in the embossers' digits and a squared print face")(
       "numbers", po::value(&numbers_file),
       "file of '<name>\\t<number>' lines to render instead of random cards ('-' = unreadable)");
   try {
@@ -127,6 +134,7 @@ int main(int argc, char** argv) {
 
     lostcard::cardgen::RendererOptions render_options;
     render_options.preset = hard ? Preset::kHard : Preset::kEasy;
+    render_options.stroke_fonts = stroke_fonts;
     lostcard::cardgen::CardRenderer renderer(render_options);
     fs::create_directories(out_dir);
     std::ofstream labels(fs::path(out_dir) / "labels.tsv", std::ios::trunc);

@@ -25,7 +25,9 @@
 // then trains no MLP. --exact-groups keeps only cuts whose groups are the printed ones; --height
 // also cuts embossed lines and cards with the height preparation (LinePrep::kHeight); --pitch
 // also cuts the number lines of embossed card photos by pitch (segmentLineByPitch), as the
-// recognizer cuts inkless embossing.
+// recognizer cuts inkless embossing. --stroke-fonts adds the digits drawn from strokes
+// (lostcard/cardgen/stroke_font.hpp: the embossers' Farrington-7B-like digits, as nearly every
+// embossed card has them, and a squared print face) to the rendered lines and the card photos.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -45,6 +47,7 @@
 #include <vector>
 
 #include "lostcard/cardgen/card_renderer.hpp"
+#include "lostcard/cardgen/stroke_font.hpp"
 #include "lostcard/cloud/card_formats.hpp"
 #include "lostcard/cloud/digit_classifier.hpp"
 #include "lostcard/cloud/recognition_stages.hpp"
@@ -471,6 +474,7 @@ int main(int argc, char** argv) {
   bool exact_groups = false;
   bool height = false;
   bool pitch = false;
+  bool stroke_fonts = false;
   std::string glyph_set;
   std::string dump_dir;
   po::options_description opts("lostcard-train-digits options");
@@ -488,6 +492,9 @@ int main(int argc, char** argv) {
       "pitch", po::bool_switch(&pitch),
       "also cut the number lines of embossed card photos by pitch in the printed groupings of "
       "the built-in card formats, as the recognizer cuts inkless embossing")(
+      "stroke-fonts", po::bool_switch(&stroke_fonts),
+      "also render lines and card photos in the digits drawn from strokes (the embossers' "
+      "Farrington-7B-like digits, twice as often as the others, and a squared print face)")(
       "seed", po::value(&seed)->default_value(1), "random seed")(
       "lines", po::value(&lines)->default_value(2400), "lines of digits to render")(
       "card-photos", po::value(&card_photos)->default_value(0),
@@ -521,6 +528,14 @@ int main(int argc, char** argv) {
     }
     fonts.push_back(cv::freetype::createFreeType2());
     fonts.back()->loadFontData(f.path, 0);
+  }
+  if (stroke_fonts) {
+    using lostcard::cardgen::StrokeStyle;
+    const auto ocr_b = fonts[1];
+    for (const StrokeStyle style : {StrokeStyle::kEmbossing, StrokeStyle::kEmbossingFooted,
+                                    StrokeStyle::kSquare, StrokeStyle::kEmbossing}) {
+      fonts.push_back(lostcard::cardgen::createStrokeFont(style, ocr_b));
+    }
   }
   Rng rng(seed);
   GlyphSetWriter glyph_set_out(glyph_set);
@@ -614,7 +629,8 @@ int main(int argc, char** argv) {
   std::map<std::string, int> card_cuts_by;  // "style prep" -> cuts kept
   int held_card_lines_from = static_cast<int>(held_lines.size());
   if (card_photos > 0) {
-    lostcard::cardgen::CardRenderer renderer({.preset = lostcard::cardgen::Preset::kHard});
+    lostcard::cardgen::CardRenderer renderer(
+        {.preset = lostcard::cardgen::Preset::kHard, .stroke_fonts = stroke_fonts});
     lostcard::cardgen::Rng numbers(seed * 7919 + 17);
     const auto groupings = lc::printedGroupings(lc::defaultCardFormats());
     const CutChoice choice{exact_groups, height, pitch ? &groupings : nullptr};

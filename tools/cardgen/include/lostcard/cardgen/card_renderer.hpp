@@ -84,6 +84,10 @@ struct RendererOptions {
   std::string mono_font = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf";
   std::string sans_font = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
   Preset preset = Preset::kEasy;
+  // Hard preset: also stamp embossed numbers in the embossers' own digits and print flat ones
+  // in them or the squared face (stroke_font.hpp), as many real cards are; off, the hard
+  // preset's cards are the ones its benchmark sets were made with.
+  bool stroke_fonts = false;
 };
 
 // A font the hard preset draws with, and the Debian package that ships it.
