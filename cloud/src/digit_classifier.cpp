@@ -20,8 +20,11 @@ namespace {
 // Pieces of ink smaller than this (in the prepared line, text ~34 px tall) are specks.
 constexpr int kMinPieceArea = 12;
 // A glyph is at least this share of the row's text height tall (a broken digit's pieces are
-// joined first), and at most this share of it.
-constexpr double kMinGlyphHeightShare = 0.6;
+// joined first; card digits are all as tall as the row, and a shorter column is part of one,
+// such as the top of an embossed 4 whose lower part faded, which the classifier can take for
+// another digit), and at most this share of it. Such a column left out is ink of the row left
+// out: the cut says a digit may be missing (LineGlyphs::complete).
+constexpr double kMinGlyphHeightShare = 0.75;
 constexpr double kMaxGlyphHeightShare = 1.5;
 // A glyph is at least this share of the row height wide (thinner: a rule or a pattern's line;
 // a digit 1 is wider for its flag or foot), and one glyph at most this share.

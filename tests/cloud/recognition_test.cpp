@@ -62,9 +62,14 @@ CardImages imagesOf(const CardPhotos& p) { return CardImages{{jpeg(p.front)}, {j
 
 // A hard card's photos as lostcard-cardgen writes them (at the card's own JPEG quality), so that
 // the recognizer sees the benchmark's bytes.
-CardImages hardCardImages(std::string_view name, std::string_view number, unsigned seed) {
+// With stroke_fonts, as lostcard-cardgen --stroke-fonts draws them.
+CardImages hardCardImages(std::string_view name, std::string_view number, unsigned seed,
+                          bool stroke_fonts = false) {
   static CardRenderer hard({.preset = lostcard::cardgen::Preset::kHard});
-  const CardPhotos p = hard.render({std::string(name), std::string(number)}, cardSeed(seed, name));
+  static CardRenderer hard_stroke(
+      {.preset = lostcard::cardgen::Preset::kHard, .stroke_fonts = true});
+  const CardPhotos p = (stroke_fonts ? hard_stroke : hard)
+                           .render({std::string(name), std::string(number)}, cardSeed(seed, name));
   const auto encoded = [&](const cv::Mat& image) {
     std::vector<uchar> bytes;
     REQUIRE(cv::imencode(".jpg", image, bytes, {cv::IMWRITE_JPEG_QUALITY, p.jpeg_quality}));
@@ -75,10 +80,11 @@ CardImages hardCardImages(std::string_view name, std::string_view number, unsign
 
 // Each (name, number) of the hard preset's `seed`, rendered as hardCardImages does, read exactly.
 void checkReadExactly(unsigned seed,
-                      std::initializer_list<std::pair<const char*, const char*>> cards) {
+                      std::initializer_list<std::pair<const char*, const char*>> cards,
+                      bool stroke_fonts = false) {
   for (const auto& [name, number] : cards) {
     INFO(name);
-    const CardReading r = recognizer().read(hardCardImages(name, number, seed));
+    const CardReading r = recognizer().read(hardCardImages(name, number, seed, stroke_fonts));
     INFO(r.detail);
     CHECK(r.outcome == ReadOutcome::kRead);
     CHECK(r.number == number);
@@ -863,4 +869,19 @@ TEST_CASE(
   CHECK(r.outcome == ReadOutcome::kRead);
   CHECK(r.number == card.number);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("Recognizer takes no digit's top alone for a digit") {
+  // Cards of lostcard-cardgen --preset hard --stroke-fonts in the embossers' digits (Farrington
+  // 7B's shapes), which the committed network never learnt. Seed 21's card-0066: the gold
+  // tipping of two digits faded towards their foot; the grey cut by pieces took the tops alone
+  // for glyphs, and the classifier read a 4's top as 1 and a 1's top as 4, which kept Luhn: the
+  // card was read as a wrong number. So were card-0154 and seed 22's card-0046. A column much
+  // shorter than its row is now no glyph, and the cut says a digit may be missing (segmentLine).
+  checkReadExactly(21, {{"card-0066", "4584940213031456"}, {"card-0154", "5280602967152961"}},
+                   true);
+  const CardReading r =
+      recognizer().read(hardCardImages("card-0046", "5437893637943853", 22, true));
+  INFO(r.detail);
+  CHECK((r.outcome != ReadOutcome::kRead || r.number == "5437893637943853"));
 }

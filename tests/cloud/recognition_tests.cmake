@@ -36,7 +36,7 @@ add_dependencies(recognition_cardgen_test lostcard-cardgen)
 # The digit classifier and glyph segmenter, with the committed model (models/digits/).
 lostcard_add_test(NAME digit_classifier_test TIER unit
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/digit_classifier_test.cpp
-  DEPS lostcard_recognition lostcard_test_support opencv_imgproc opencv_freetype)
+  DEPS lostcard_recognition lostcard_cardgen lostcard_test_support opencv_imgproc opencv_freetype)
 
 # The digits cardgen draws from strokes, against a FreeType font.
 lostcard_add_test(NAME stroke_font_test TIER unit
