@@ -82,6 +82,36 @@ std::string bestSymbols(const LineReading& reading) {
   return s;
 }
 
+// "4556 7375 8689 9855" printed in DejaVu Sans Mono, prepared as grey print.
+cv::Mat numberLine() {
+  cv::Rect box;
+  const cv::Mat card = renderLine(kDejaVuMono, "4556 7375 8689 9855", 40, &box);
+  return prepareLine(card, box, LinePrep::kGray);
+}
+
+// The cut of numberLine(), one glyph per digit.
+LineGlyphs wholeCut(const cv::Mat& line) {
+  LineGlyphs cut = segmentLine(line);
+  REQUIRE(cut.glyphs.size() == 16);
+  REQUIRE(cut.complete);
+  return cut;
+}
+
+// A 16-digit `number` printed in fours in `font` is read by `classifier`, best choices and
+// decoded.
+void checkReadsPrinted(const DigitClassifier& classifier,
+                       const cv::Ptr<cv::freetype::FreeType2>& font, const std::string& number) {
+  const std::string text = number.substr(0, 4) + " " + number.substr(4, 4) + " " +
+                           number.substr(8, 4) + " " + number.substr(12, 4);
+  cv::Rect box;
+  const cv::Mat card = renderLine(font, text, 36, &box);
+  const LineReading reading = readLineGlyphs(classifier, card, box);
+  CHECK(bestSymbols(reading) == number);
+  const DecodedReading decoded = decodeReading(reading, defaultCardFormats());
+  REQUIRE(decoded.number);
+  CHECK(*decoded.number == number);
+}
+
 }  // namespace
 
 TEST_CASE("segmentLine cuts a printed card number into one glyph per digit, in its groups") {
@@ -115,17 +145,13 @@ TEST_CASE("segmentLine says when tall ink beside the glyphs was left out") {
 }
 
 TEST_CASE("segmentLine takes no glyph of a digit whose lower part faded") {
-  cv::Rect box;
-  const cv::Mat card = renderLine(kDejaVuMono, "4556 7375 8689 9855", 40, &box);
-  cv::Mat line = prepareLine(card, box, LinePrep::kGray);
-  const LineGlyphs whole = segmentLine(line);
-  REQUIRE(whole.glyphs.size() == 16);
-  REQUIRE(whole.complete);
+  const LineGlyphs whole = wholeCut(numberLine());
   // The first digit's lower 35 % gone (worn tipping, a shadow): its top alone is a shape the
   // classifier may take for another digit (an embossed 4's top read as 1 passed Luhn with a
   // second such misread), so it is no glyph, and the cut says a digit is missing.
   const cv::Rect first = whole.boxes[0];
   const int kept = first.height * 65 / 100;
+  cv::Mat line = numberLine();
   line(cv::Rect(first.x - 1, first.y + kept, first.width + 2, first.height - kept + 1))
       .setTo(cv::Scalar(255));
   const LineGlyphs cut = segmentLine(line);
@@ -135,7 +161,7 @@ TEST_CASE("segmentLine takes no glyph of a digit whose lower part faded") {
     CHECK(b.height >= 0.75 * first.height);
   }
   // A digit's top 10 % gone (a glyph 90 % as tall as the row) is still a glyph.
-  line = prepareLine(card, box, LinePrep::kGray);
+  line = numberLine();
   line(cv::Rect(first.x - 1, first.y, first.width + 2, first.height / 10)).setTo(cv::Scalar(255));
   const LineGlyphs worn = segmentLine(line);
   CHECK(worn.glyphs.size() == 16);
@@ -143,12 +169,8 @@ TEST_CASE("segmentLine takes no glyph of a digit whose lower part faded") {
 }
 
 TEST_CASE("segmentLine keeps a line whole when touching glyphs are cut apart") {
-  cv::Rect box;
-  const cv::Mat card = renderLine(kDejaVuMono, "4556 7375 8689 9855", 40, &box);
-  cv::Mat line = prepareLine(card, box, LinePrep::kGray);
-  const LineGlyphs apart = segmentLine(line);
-  REQUIRE(apart.glyphs.size() == 16);
-  REQUIRE(apart.complete);
+  cv::Mat line = numberLine();
+  const LineGlyphs apart = wholeCut(line);
   // Ink joining the first three digits into one piece: the segmenter cuts it in three, and the
   // piece, covered by the three glyphs together (by none of them alone), must not count as
   // ink left out.
@@ -279,19 +301,10 @@ TEST_CASE("segmentLineByPitch finds nothing in an empty line or without grouping
 TEST_CASE("The committed models read printed card numbers exactly") {
   const std::string name = GENERATE(kMlp, kCnn);
   CAPTURE(name);
-  const auto formats = defaultCardFormats();
   for (const auto& font : {kOcrA, kDejaVuMono, kLiberationSans}) {
     for (const std::string number : {"4556737586899855", "5105105105105100"}) {
       CAPTURE(font, number);
-      const std::string text = number.substr(0, 4) + " " + number.substr(4, 4) + " " +
-                               number.substr(8, 4) + " " + number.substr(12, 4);
-      cv::Rect box;
-      const cv::Mat card = renderLine(font, text, 36, &box);
-      const LineReading reading = readLineGlyphs(model(name), card, box);
-      CHECK(bestSymbols(reading) == number);
-      const DecodedReading decoded = decodeReading(reading, formats);
-      REQUIRE(decoded.number);
-      CHECK(*decoded.number == number);
+      checkReadsPrinted(model(name), loadFont(font), number);
     }
   }
 }
@@ -302,20 +315,11 @@ TEST_CASE("The network reads the embossers' digits printed clean") {
   // it reads them printed clean, but as embossing in photos it misreads some
   // (models/README.md), and it does not read cardgen's squared print face.
   using lostcard::cardgen::StrokeStyle;
-  const auto formats = defaultCardFormats();
   for (const StrokeStyle style : {StrokeStyle::kEmbossing, StrokeStyle::kEmbossingFooted}) {
     const auto font = lostcard::cardgen::createStrokeFont(style, loadFont(kOcrB));
     for (const std::string number : {"4556737586899855", "6037246813579029", "6217964308574618"}) {
       CAPTURE(lostcard::cardgen::strokeFontName(style), number);
-      const std::string text = number.substr(0, 4) + " " + number.substr(4, 4) + " " +
-                               number.substr(8, 4) + " " + number.substr(12, 4);
-      cv::Rect box;
-      const cv::Mat card = renderLine(font, text, 36, &box);
-      const LineReading reading = readLineGlyphs(model(kCnn), card, box);
-      CHECK(bestSymbols(reading) == number);
-      const DecodedReading decoded = decodeReading(reading, formats);
-      REQUIRE(decoded.number);
-      CHECK(*decoded.number == number);
+      checkReadsPrinted(model(kCnn), font, number);
     }
   }
 }
