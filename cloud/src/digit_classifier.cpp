@@ -22,8 +22,8 @@ constexpr int kMinPieceArea = 12;
 // A glyph is at least this share of the row's text height tall (a broken digit's pieces are
 // joined first; card digits are all as tall as the row, and a shorter column is part of one,
 // such as the top of an embossed 4 whose lower part faded, which the classifier can take for
-// another digit), and at most this share of it. Such a column left out is ink of the row left
-// out: the cut says a digit may be missing (LineGlyphs::complete).
+// another digit), and at most this share of it. A piece that tall left out is ink of the row left
+// out (below): the cut says a digit may be missing (LineGlyphs::complete).
 constexpr double kMinGlyphHeightShare = 0.75;
 constexpr double kMaxGlyphHeightShare = 1.5;
 // A glyph is at least this share of the row height wide (thinner: a rule or a pattern's line;

@@ -65,11 +65,17 @@ CardImages imagesOf(const CardPhotos& p) { return CardImages{{jpeg(p.front)}, {j
 // With stroke_fonts, as lostcard-cardgen --stroke-fonts draws them.
 CardImages hardCardImages(std::string_view name, std::string_view number, unsigned seed,
                           bool stroke_fonts = false) {
-  static CardRenderer hard({.preset = lostcard::cardgen::Preset::kHard});
-  static CardRenderer hard_stroke(
-      {.preset = lostcard::cardgen::Preset::kHard, .stroke_fonts = true});
-  const CardPhotos p = (stroke_fonts ? hard_stroke : hard)
-                           .render({std::string(name), std::string(number)}, cardSeed(seed, name));
+  const auto renderer = [](bool stroke) -> CardRenderer& {
+    if (stroke) {
+      static CardRenderer hard_stroke(
+          {.preset = lostcard::cardgen::Preset::kHard, .stroke_fonts = true});
+      return hard_stroke;
+    }
+    static CardRenderer hard({.preset = lostcard::cardgen::Preset::kHard});
+    return hard;
+  };
+  const CardPhotos p =
+      renderer(stroke_fonts).render({std::string(name), std::string(number)}, cardSeed(seed, name));
   const auto encoded = [&](const cv::Mat& image) {
     std::vector<uchar> bytes;
     REQUIRE(cv::imencode(".jpg", image, bytes, {cv::IMWRITE_JPEG_QUALITY, p.jpeg_quality}));

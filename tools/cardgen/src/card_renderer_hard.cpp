@@ -77,9 +77,11 @@ const std::vector<std::string> kEmbossFonts = {"OCRB", "OCRB", "LiberationMono-B
 // With RendererOptions::stroke_fonts: the embossers' digits (Farrington 7B's shapes, as nearly
 // every embossed card has them) join the emboss fonts as three in eight, and they and the squared
 // face join the flat number fonts.
-const std::vector<std::string> kStrokeEmbossFonts = {"Farrington", "Farrington",
-                                                     "Farrington-Footed"};
-const std::vector<std::string> kStrokeFlatFonts = {"Farrington", "Square"};
+const std::vector<std::string> kStrokeEmbossFonts = {strokeFontName(StrokeStyle::kEmbossing),
+                                                     strokeFontName(StrokeStyle::kEmbossing),
+                                                     strokeFontName(StrokeStyle::kEmbossingFooted)};
+const std::vector<std::string> kStrokeFlatFonts = {strokeFontName(StrokeStyle::kEmbossing),
+                                                   strokeFontName(StrokeStyle::kSquare)};
 const std::vector<std::string> kTextFonts = {
     "DejaVuSans-Bold", "DejaVuSerif-Bold", "LiberationSans-Bold", "LiberationSerif-Bold",
     "FreeSansBold",    "FreeSerifBold",    "DejaVuSansMono-Bold", "OCRB"};

@@ -135,8 +135,8 @@ class StrokeFont : public cv::freetype::FreeType2 {
   void putText(cv::InputOutputArray img, const cv::String& text, cv::Point org, int font_height,
                cv::Scalar colour, int thickness, int line_type, bool bottom_left_origin) override {
     cv::Mat canvas = img.getMat();
-    if (canvas.depth() != CV_8U || (canvas.channels() != 1 && canvas.channels() != 3)) {
-      throw std::invalid_argument("stroke font: draws on 8-bit grey or colour images only");
+    if (canvas.type() != CV_8UC3) {
+      throw std::invalid_argument("stroke font: draws on 8-bit colour images only, as FreeType2");
     }
     // As FreeType2 does: org is the baseline, or the top of the font's em box.
     const int baseline = bottom_left_origin ? org.y : org.y + font_height;
@@ -226,8 +226,10 @@ class StrokeFont : public cv::freetype::FreeType2 {
     for (const Stroke& s : strokesOf(c)) {
       std::vector<cv::Point> pts;
       for (const cv::Point2d& p : s) {
-        pts.emplace_back(static_cast<int>(std::lround((kScale + weight / 2 + p.x * span_x) * 16)),
-                         static_cast<int>(std::lround((kScale + weight / 2 + p.y * span_y) * 16)));
+        constexpr double kOne = 1 << kShift;
+        pts.emplace_back(
+            static_cast<int>(std::lround((kScale + weight / 2 + p.x * span_x) * kOne)),
+            static_cast<int>(std::lround((kScale + weight / 2 + p.y * span_y) * kOne)));
       }
       cv::polylines(big, pts, false, cv::Scalar(255), std::max(1, static_cast<int>(weight)),
                     cv::LINE_AA, kShift);

@@ -531,7 +531,7 @@ int main(int argc, char** argv) {
   }
   if (stroke_fonts) {
     using lostcard::cardgen::StrokeStyle;
-    const auto ocr_b = fonts[1];
+    const auto ocr_b = fonts[1];  // fontFiles()'s second: OCR-B, as cardgen falls back on it
     for (const StrokeStyle style : {StrokeStyle::kEmbossing, StrokeStyle::kEmbossingFooted,
                                     StrokeStyle::kSquare, StrokeStyle::kEmbossing}) {
       fonts.push_back(lostcard::cardgen::createStrokeFont(style, ocr_b));
