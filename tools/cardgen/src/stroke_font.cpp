@@ -151,7 +151,6 @@ class StrokeFont : public cv::freetype::FreeType2 {
     const Metrics m = metrics(font_height);
     double width = 0;
     int height = 0;
-    cv::Mat none;
     for (const char c : text) {
       width += advanceOf(c, font_height, thickness);
       if (c >= '0' && c <= '9') {
