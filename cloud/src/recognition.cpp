@@ -568,8 +568,15 @@ class Recognizer::Impl {
   // (complete: by pieces of ink, or by pitch with nothing left out), fused position by position
   // (fuseReadings) and decoded unrepaired. One reading per preparation and grouping, the cut by
   // pieces first: the two cuts of one preparation are nearly one reading, and fusing assumes
-  // independent ones. Each view's first line that gives a number counts, and, as in
-  // settledByGlyphs, a cut by pitch that leaves ink out and still decodes ends the view. True
+  // independent ones. A cut by pitch that leaves ink out joins them too when another
+  // preparation's cut by pitch, which looked beyond the same line's ends and left nothing out,
+  // chose the same grouping: what one preparation took for a digit beyond the ends, the other
+  // saw as none (shading or a pattern), and their cells hold the same digits. A cut by pieces
+  // cannot vouch so: it looks no further than the line's box (on a row holding a number's last
+  // 13 digits of 16, every cut by pitch left ink out, the relief cut by pieces chose their 4-4-5,
+  // and fused they passed the check as a 13-digit number). Each view's first line that gives a
+  // number counts, and, as in settledByGlyphs, a cut by pitch that leaves ink out and still
+  // decodes, none vouching for it, ends the view. True
   // when that settles the frame: every fused number the same, at least once read surely
   // (kMinGlyphConfidence, kMinCheckedShare). Two different fused numbers, sure or not, settle
   // nothing: the later stages read the frame. *any_number: whether any fused number came out.
@@ -579,14 +586,27 @@ class Recognizer::Impl {
     for (const View& view : views) {
       for (std::size_t l = 0; l < view.lines.size(); ++l) {
         std::map<std::vector<std::size_t>, std::map<LinePrep, LineReading>> by_groups;
-        bool cut_short = false;
+        std::vector<std::pair<LinePrep, const LineReading*>> left_out;  // by pitch, ink left out
+        std::set<std::vector<std::size_t>> whole_by_pitch;  // groups of pitch cuts leaving none out
         for (const GlyphPass& pass : kGlyphPasses) {
           const auto& [reading, complete] = glyphsOf(view, l, pass.prep, pass.by_pitch);
           if (!complete) {
-            cut_short = cut_short || (pass.by_pitch &&
-                                      decodeReading(reading, formats_, kPitchCutRepairs).number);
+            if (pass.by_pitch) {
+              left_out.emplace_back(pass.prep, &reading);
+            }
           } else if (reading.groups.size() > 1) {
             by_groups[reading.groups].emplace(pass.prep, reading);
+            if (pass.by_pitch) {
+              whole_by_pitch.insert(reading.groups);
+            }
+          }
+        }
+        bool cut_short = false;
+        for (const auto& [prep, reading] : left_out) {
+          if (whole_by_pitch.count(reading->groups) != 0) {
+            by_groups[reading->groups].emplace(prep, *reading);
+          } else {
+            cut_short = cut_short || decodeReading(*reading, formats_, kPitchCutRepairs).number;
           }
         }
         if (cut_short) {

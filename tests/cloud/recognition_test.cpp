@@ -826,6 +826,21 @@ TEST_CASE("Recognizer reads embossing that only its preparations together make o
   checkReadExactly(11, {{"card-0069", "371136033500672"}});
 }
 
+TEST_CASE("Recognizer fuses a cut that saw ink beyond the number when another saw none") {
+  // Seed 1's card-0803 (untipped): cut by the pitch of 4-4-4-4, the relief reads 15 digits right
+  // and doubts one (3 or 1), and left nothing out; the height reads all 16 right but took a mark
+  // beyond the number for ink left out, which ended the line. Fused, they read it surely; it was
+  // unread before.
+  checkReadExactly(1, {{"card-0803", "6202893763515070"}});
+  // Seed 11's card-0507 (gold tipping): a row that holds only the last 13 digits, where every cut
+  // by pitch left ink out and a cut by pieces, which looks no further than the row, chose 4-4-5
+  // as they did. Fused, they gave a 13-digit number that passed the check: such a cut vouches
+  // for nothing.
+  const CardReading r = recognizer().read(hardCardImages("card-0507", "5213722052532620", 11));
+  INFO(r.detail);
+  CHECK((r.outcome != ReadOutcome::kRead || r.number == "5213722052532620"));
+}
+
 TEST_CASE("Recognizer never names a wrong number on hard cards") {
   // The hard preset's damage (embossing, fonts, glare, blur, either face up) makes many cards
   // unreadable today; whatever it reads must be exact.
