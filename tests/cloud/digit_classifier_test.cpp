@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -408,6 +409,59 @@ TEST_CASE("classifyAll reads each glyph as classify does") {
     }
   }
   CHECK(model(name).classifyAll({}).empty());
+}
+
+TEST_CASE("A steadied classifier averages its readings of the glyph shifted a pixel each way") {
+  const std::string name = GENERATE(kMlp, kCnn);
+  CAPTURE(name);
+  const DigitClassifier steady = model(name).steadied();
+  // Glyphs of a line tilted and blurred, so that a pixel's shift changes what a reading says.
+  cv::Rect box;
+  cv::Mat card = renderLine(kLiberationSans, "4556 7375 8689 9855", 22, &box);
+  cv::GaussianBlur(card, card, cv::Size(7, 7), 2.5);
+  const LineGlyphs cut = segmentLine(prepareLine(card, box, LinePrep::kGray));
+  REQUIRE(cut.glyphs.size() == 16);
+  const auto shifted = [](const cv::Mat& glyph, int dx, int dy) {
+    const cv::Mat move = (cv::Mat_<double>(2, 3) << 1, 0, dx, 0, 1, dy);
+    cv::Mat out;
+    cv::warpAffine(glyph, out, move, glyph.size(), cv::INTER_NEAREST, cv::BORDER_CONSTANT,
+                   cv::Scalar(0));
+    return out;
+  };
+  int compared = 0;
+  for (const cv::Mat& glyph : cut.glyphs) {
+    const auto choices = steady.classify(glyph);
+    REQUIRE(choices.size() == 3);
+    CHECK(choices[0].score >= choices[1].score);
+    CHECK(choices[1].score >= choices[2].score);
+    // The steadied best symbol's score is the mean of its plain scores over the five views,
+    // when each view lists it among its top three.
+    double sum = 0;
+    double own = 0;  // the glyph as it stands
+    bool listed = true;
+    for (const auto& [dx, dy] : {std::pair{0, 0}, {-1, 0}, {1, 0}, {0, -1}, {0, 1}}) {
+      const auto view = model(name).classify(shifted(glyph, dx, dy));
+      const auto it = std::find_if(view.begin(), view.end(), [&](const CharChoice& c) {
+        return c.symbol == choices[0].symbol;
+      });
+      listed = listed && it != view.end();
+      if (it != view.end()) {
+        sum += it->score;
+        own = dx == 0 && dy == 0 ? it->score : own;
+      }
+    }
+    if (listed && std::abs(own - sum / 5) > 1e-3) {
+      CHECK(choices[0].score == Approx(sum / 5).margin(1e-4));
+      ++compared;
+    }
+  }
+  // At least one glyph whose mean over the five views is not its own score.
+  CHECK(compared > 0);
+  // And it reads clean print as the plain classifier does.
+  for (const auto& font : {kOcrA, kDejaVuMono, kLiberationSans}) {
+    CAPTURE(font);
+    checkReadsPrinted(steady, loadFont(font), "4556737586899855");
+  }
 }
 
 TEST_CASE("load refuses a broken ONNX model") {
