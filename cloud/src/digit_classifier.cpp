@@ -11,6 +11,7 @@
 #include <opencv2/ml.hpp>
 #include <opencv2/objdetect.hpp>
 #include <stdexcept>
+#include <string>
 
 #include "lostcard/cloud/recognition_stages.hpp"
 
@@ -520,7 +521,11 @@ std::vector<std::vector<CharChoice>> DigitClassifier::classifyAll(
   double gain = 1.0;
   const cv::Mat scores = model_->scores(inputs, &gain);
   const int n = static_cast<int>(glyphs.size());
-  const int views = scores.rows / n;
+  const int views = static_cast<int>(inputs.size() / glyphs.size());
+  if (scores.rows != n * views) {
+    throw std::runtime_error("digit model gave " + std::to_string(scores.rows) +
+                             " rows of scores for " + std::to_string(inputs.size()) + " glyphs");
+  }
   for (int g = 0; g < n; ++g) {
     std::vector<double> p(kClasses, 0.0);
     for (int v = 0; v < views; ++v) {

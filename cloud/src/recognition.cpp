@@ -194,22 +194,27 @@ class Recognizer::Impl {
   //      either face read a number.
   // The frames of the face the number was read on are all read as far as they need: the
   // confidence counts how many of them agree.
-  // A card that gave no number at all (unreadable, not ambiguous) is looked at once more, every
-  // stage again with the steadied classifier (DigitClassifier::steadied), which reads more of
-  // the hardest embossing but costs five times as much: the first look's figures hold for
-  // every card it reads, and on the benchmark sets the second gave no wrong number (see
-  // cloud/README.md). A card whose first look saw two numbers stays ambiguous: a steadier
-  // reading that sees only one does not undo that evidence.
+  // A card the first look left unreadable (not ambiguous) is looked at once more, every stage
+  // again with the steadied classifier (DigitClassifier::steadied), which reads more of the
+  // hardest embossing; the classifier's five readings of each glyph cost five times its time,
+  // and the look repeats the rest (decoding, finding, Tesseract), so such a card takes two to
+  // three times as long. The first look's verdicts stand for every card it reads, and on the
+  // benchmark sets the second gave no wrong number (README.md, "Recognition figures"). Its
+  // number counts only if every number the first look saw anywhere (read, doubted, fused, or
+  // Tesseract's) is that one: a card whose first look saw two numbers stays ambiguous, and one
+  // whose first look doubted another number stays unreadable. A steadier reading that sees one
+  // number does not undo the evidence of another.
   CardReading read(const CardImages& images) {
-    glyph_reader_ = classifier_ ? &*classifier_ : nullptr;
-    CardReading first = lookAt(images);
+    std::set<std::string> seen;
+    CardReading first = lookAt(images, classifier_ ? &*classifier_ : nullptr, &seen);
     if (first.outcome != ReadOutcome::kUnreadable || !steady_classifier_) {
       return first;
     }
-    glyph_reader_ = &*steady_classifier_;
-    CardReading second = lookAt(images);
-    glyph_reader_ = &*classifier_;
-    if (second.outcome != ReadOutcome::kRead) {
+    std::set<std::string> seen_again;
+    CardReading second = lookAt(images, &*steady_classifier_, &seen_again);
+    if (second.outcome != ReadOutcome::kRead ||
+        std::any_of(seen.begin(), seen.end(),
+                    [&](const std::string& n) { return n != second.number; })) {
       return first;
     }
     second.detail = "looked at again, the classifier steadied: " + second.detail;
@@ -217,8 +222,12 @@ class Recognizer::Impl {
   }
 
  private:
-  // One look at a card: every stage of read(), the glyphs read by glyph_reader_.
-  CardReading lookAt(const CardImages& images) {
+  // One look at a card: every stage of read(), the glyphs read by `glyph_reader` (none without
+  // a models folder). Every number a frame read, doubted, fused or had from Tesseract goes to
+  // *seen.
+  CardReading lookAt(const CardImages& images, const DigitClassifier* glyph_reader,
+                     std::set<std::string>* seen) {
+    glyph_reader_ = glyph_reader;
     std::vector<FrameWork> work;
     std::vector<std::string> bad;
     const auto decodeFace = [&](const std::vector<std::string>& jpegs, const char* face) {
@@ -379,6 +388,14 @@ class Recognizer::Impl {
 
     std::vector<FrameResult> frames;
     for (FrameWork& w : work) {
+      if (w.result.number) {
+        seen->insert(*w.result.number);
+      }
+      if (w.glyph_number) {
+        seen->insert(*w.glyph_number);
+      }
+      seen->insert(w.fused_numbers.begin(), w.fused_numbers.end());
+      seen->insert(w.numbers.begin(), w.numbers.end());
       frames.push_back(std::move(w.result));
     }
     CardReading reading = combine(frames, bad);
@@ -595,16 +612,19 @@ class Recognizer::Impl {
   // independent ones. A cut by pitch that leaves ink out joins them too when another
   // preparation's cut by pitch, which looked beyond the same line's ends and left nothing out,
   // chose the same grouping: what one preparation took for a digit beyond the ends, the other
-  // saw as none (shading or a pattern), and their cells hold the same digits. A cut by pieces
+  // saw as none (shading or a pattern), and cut alike their cells hold the same digits (the
+  // fused number must still pass the check unrepaired). A cut by pieces
   // cannot vouch so: it looks no further than the line's box (on a row holding a number's last
   // 13 digits of 16, every cut by pitch left ink out, the relief cut by pieces chose their 4-4-5,
   // and fused they passed the check as a 13-digit number). Each view's first line that gives a
   // number counts, and, as in settledByGlyphs, a cut by pitch that leaves ink out and still
-  // decodes, none vouching for it, ends the view. True
-  // when that settles the frame: every fused number the same, at least once read surely
-  // (kMinGlyphConfidence, kMinCheckedShare). Two different fused numbers, sure or not, settle
-  // nothing: the later stages read the frame. *any_number: whether any fused number came out.
-  bool settledByFusion(const std::vector<View>& views, FrameResult* frame, bool* any_number) const {
+  // decodes, none vouching for it, ends the view (vouched for, it ends the view when the fusion
+  // gives no number: a lower line may not stand in for it). True when that settles the frame:
+  // every fused number the same, at least once read surely (kMinGlyphConfidence,
+  // kMinCheckedShare). Two different fused numbers, sure or not, settle nothing: the later stages
+  // read the frame. *any_number: whether any fused number came out; each goes to *seen too.
+  bool settledByFusion(const std::vector<View>& views, FrameResult* frame, bool* any_number,
+                       std::set<std::string>* seen) const {
     std::set<std::string> numbers;
     double sure_confidence = 0.0;  // 0: no fused number was sure
     for (const View& view : views) {
@@ -625,12 +645,16 @@ class Recognizer::Impl {
             }
           }
         }
-        bool cut_short = false;
+        bool cut_short = false;       // a cut left ink out and decodes, none vouching for it
+        bool vouched_number = false;  // a vouched-for one decodes alone
         for (const auto& [prep, reading] : left_out) {
+          const bool decodes =
+              decodeReading(*reading, formats_, kPitchCutRepairs).number.has_value();
           if (whole_by_pitch.count(reading->groups) != 0) {
             by_groups[reading->groups].emplace(prep, *reading);
+            vouched_number = vouched_number || decodes;
           } else {
-            cut_short = cut_short || decodeReading(*reading, formats_, kPitchCutRepairs).number;
+            cut_short = cut_short || decodes;
           }
         }
         if (cut_short) {
@@ -657,12 +681,13 @@ class Recognizer::Impl {
             sure_confidence = std::max(sure_confidence, decoded.confidence);
           }
         }
-        if (number) {
+        if (number || vouched_number) {
           break;
         }
       }
     }
     *any_number = !numbers.empty();
+    seen->insert(numbers.begin(), numbers.end());
     if (numbers.size() != 1 || sure_confidence == 0.0) {
       return false;
     }
@@ -812,6 +837,7 @@ class Recognizer::Impl {
     std::map<int, Orientation> oriented;      // by flip code (orientation()), made on first use
     std::optional<std::string> glyph_number;  // a checked number the classifier was unsure of
     bool fused_number = false;                // fusion gave a number, sure or not
+    std::set<std::string> fused_numbers;      // every number fusion gave, in any of its runs
     TesseractReads tesseract;                 // Tesseract's reads of its lines
     std::set<std::string> numbers;            // read by Tesseract's stages (several: a conflict)
     double confidence = 0.0;                  // of those numbers
@@ -895,7 +921,8 @@ class Recognizer::Impl {
       return;
     }
     FrameResult result = w.result;
-    const bool settled = settledByFusion(viewsOf(w, flips, shown), &result, &w.fused_number);
+    const bool settled =
+        settledByFusion(viewsOf(w, flips, shown), &result, &w.fused_number, &w.fused_numbers);
     applyGlyphVerdict(w, settled, std::move(result), std::nullopt);
   }
 
@@ -1162,7 +1189,7 @@ class Recognizer::Impl {
   std::vector<std::vector<std::size_t>> groupings_;   // every format's printed groupings
   std::optional<DigitClassifier> classifier_;         // none without a models folder
   std::optional<DigitClassifier> steady_classifier_;  // classifier_->steadied()
-  // The classifier the current look at a card reads glyphs with (read()).
+  // The classifier the current look at a card reads glyphs with (lookAt()).
   const DigitClassifier* glyph_reader_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
 };

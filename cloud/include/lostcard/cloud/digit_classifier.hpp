@@ -93,7 +93,8 @@ class DigitClassifier {
 
   // The same network, steadied: it reads each glyph as it stands and shifted a pixel left,
   // right, up and down, and averages the five distributions, so that a cut a pixel off or a
-  // pattern's line across a stroke sways it less. Five times the cost of a reading.
+  // pattern's line across a stroke sways it less. Five times the cost of a reading. (save()
+  // writes the model alone: steadiness is how it is read, not part of it.)
   DigitClassifier steadied() const;
 
  private:
