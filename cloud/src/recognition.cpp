@@ -613,10 +613,10 @@ class Recognizer::Impl {
   // preparation's cut by pitch, which looked beyond the same line's ends and left nothing out,
   // chose the same grouping: what one preparation took for a digit beyond the ends, the other
   // saw as none (shading or a pattern), and cut alike their cells hold the same digits (the
-  // fused number must still pass the check unrepaired). A cut by pieces
-  // cannot vouch so: it looks no further than the line's box (on a row holding a number's last
-  // 13 digits of 16, every cut by pitch left ink out, the relief cut by pieces chose their 4-4-5,
-  // and fused they passed the check as a 13-digit number). Each view's first line that gives a
+  // fused number must still pass the check unrepaired). A cut by pieces cannot vouch so: it
+  // looks no further than the line's box (on a row holding a number's last 13 digits of 16,
+  // every cut by pitch left ink out, the relief cut by pieces chose their 4-4-5, and fused they
+  // passed the check as a 13-digit number). Each view's first line that gives a
   // number counts, and, as in settledByGlyphs, a cut by pitch that leaves ink out and still
   // decodes, none vouching for it, ends the view (vouched for, it ends the view when the fusion
   // gives no number: a lower line may not stand in for it). True when that settles the frame:

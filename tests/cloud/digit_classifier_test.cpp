@@ -415,7 +415,7 @@ TEST_CASE("A steadied classifier averages its readings of the glyph shifted a pi
   const std::string name = GENERATE(kMlp, kCnn);
   CAPTURE(name);
   const DigitClassifier steady = model(name).steadied();
-  // Glyphs of a line tilted and blurred, so that a pixel's shift changes what a reading says.
+  // Glyphs of a small, blurred line, so that a pixel's shift changes what a reading says.
   cv::Rect box;
   cv::Mat card = renderLine(kLiberationSans, "4556 7375 8689 9855", 22, &box);
   cv::GaussianBlur(card, card, cv::Size(7, 7), 2.5);
