@@ -22,6 +22,8 @@ constexpr double kOutlineWorkPx = 640.0;
 constexpr double kMinCardAreaShare = 0.10;
 constexpr double kMinCardAspect = 1.30;
 constexpr double kMaxCardAspect = 1.95;
+// The shorter of two opposite sides of a card outline, at least this share of the longer.
+constexpr double kMinOppositeSideRatio = 0.5;
 // Frames smaller than this (px, shorter side, at kOutlineWorkPx) are not searched for the region
 // that differs from the tray: too few border pixels to model the tray by.
 constexpr int kMinTrayFramePx = 64;
@@ -132,6 +134,15 @@ bool plausibleCard(const Quad& q, double frame_area) {
   const double area = std::abs(cv::contourArea(std::vector<cv::Point2f>(q.begin(), q.end())));
   if (area < kMinCardAreaShare * frame_area) {
     return false;
+  }
+  // Opposite sides of a card seen in perspective differ little; a quad with one side far
+  // shorter than the side facing it is an outline cut off by the frame or the picture's own.
+  for (int i = 0; i < 2; ++i) {
+    const double a = distance(q[i], q[i + 1]);
+    const double b = distance(q[i + 2], q[(i + 3) % 4]);
+    if (std::min(a, b) < kMinOppositeSideRatio * std::max(a, b)) {
+      return false;
+    }
   }
   const double longer = (distance(q[0], q[1]) + distance(q[2], q[3])) / 2;
   const double shorter = (distance(q[1], q[2]) + distance(q[3], q[0])) / 2;
