@@ -561,6 +561,10 @@ std::string digitModelPath(const std::string& models_dir) {
   return (std::filesystem::is_regular_file(cnn) ? cnn : dir / "digits/digit_mlp.yml.gz").string();
 }
 
+std::string digitSecondOpinionPath(const std::string& models_dir) {
+  return (std::filesystem::path(models_dir) / "digits/digit_cnn_second.onnx").string();
+}
+
 LineGlyphs cutLine(const cv::Mat& card_bgr, const cv::Rect& line_box, LinePrep prep,
                    const std::vector<std::vector<std::size_t>>* pitch_groupings) {
   if (pitch_groupings == nullptr) {

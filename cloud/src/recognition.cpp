@@ -172,7 +172,7 @@ class Recognizer::Impl {
         formats_(loadCardFormats(options_.models_dir)),
         groupings_(printedGroupings(formats_)),
         classifier_(loadClassifier(options_.models_dir)),
-        steady_classifier_(classifier_ ? std::optional(classifier_->steadied()) : std::nullopt),
+        later_looks_(laterLooks(classifier_, options_.models_dir)),
         log_(wire::componentLogger("cloud.recognition")) {}
 
   // A card's frames are read cheapest first, each stage only on the frames the earlier ones left
@@ -194,31 +194,35 @@ class Recognizer::Impl {
   //      either face read a number.
   // The frames of the face the number was read on are all read as far as they need: the
   // confidence counts how many of them agree.
-  // A card the first look left unreadable (not ambiguous) is looked at once more, every stage
-  // again with the steadied classifier (DigitClassifier::steadied), which reads more of the
-  // hardest embossing; the classifier's five readings of each glyph cost five times its time,
-  // and the look repeats the rest (decoding, finding, Tesseract), so such a card takes two to
-  // three times as long. The first look's verdicts stand for every card it reads, and on the
-  // benchmark sets the second gave no wrong number (README.md, "Recognition figures"). Its
-  // number counts only if every number the first look saw anywhere (read, doubted, fused, or
-  // Tesseract's) is that one: a card whose first look saw two numbers stays ambiguous, and one
-  // whose first look doubted another number stays unreadable. A steadier reading that sees one
-  // number does not undo the evidence of another.
+  // A card the first look left unreadable (not ambiguous) is looked at again, every stage, with
+  // other classifiers in turn (laterLooks): the same network steadied
+  // (DigitClassifier::steadied), which reads more of the hardest embossing, then the second
+  // network (digitSecondOpinionPath), trained on other glyphs, whose mistakes fall elsewhere.
+  // Each look repeats the rest (decoding, finding, Tesseract), so such a card takes two to four
+  // times as long; the first look's verdicts stand for every card it reads, and the median card
+  // never gets another look. A later look's number counts only if every number the looks
+  // before it saw anywhere (read, doubted, fused, or Tesseract's) is that one: a card whose
+  // first look saw two numbers stays ambiguous, and one whose looks doubted another number
+  // stays unreadable. A reading that sees one number does not undo the evidence of another.
+  // On the benchmark sets no later look gave a wrong number (README.md, "Recognition figures").
   CardReading read(const CardImages& images) {
     std::set<std::string> seen;
     CardReading first = lookAt(images, classifier_ ? &*classifier_ : nullptr, &seen);
-    if (first.outcome != ReadOutcome::kUnreadable || !steady_classifier_) {
+    if (first.outcome != ReadOutcome::kUnreadable) {
       return first;
     }
-    std::set<std::string> seen_again;
-    CardReading second = lookAt(images, &*steady_classifier_, &seen_again);
-    if (second.outcome != ReadOutcome::kRead ||
-        std::any_of(seen.begin(), seen.end(),
-                    [&](const std::string& n) { return n != second.number; })) {
-      return first;
+    for (const LaterLook& look : later_looks_) {
+      std::set<std::string> seen_again;
+      CardReading again = lookAt(images, &look.classifier, &seen_again);
+      if (again.outcome == ReadOutcome::kRead && (!look.confirms_only || !seen.empty()) &&
+          std::all_of(seen.begin(), seen.end(),
+                      [&](const std::string& n) { return n == again.number; })) {
+        again.detail = fmt::format("looked at again, {}: {}", look.what, again.detail);
+        return again;
+      }
+      seen.insert(seen_again.begin(), seen_again.end());
     }
-    second.detail = "looked at again, the classifier steadied: " + second.detail;
-    return second;
+    return first;
   }
 
  private:
@@ -421,6 +425,30 @@ class Recognizer::Impl {
       return std::nullopt;
     }
     return DigitClassifier::load(digitModelPath(models_dir));
+  }
+
+  // A look after the first (read()): the classifier it reads glyphs with, and what it is.
+  struct LaterLook {
+    DigitClassifier classifier;
+    const char* what;
+    // Its number counts only if a look before it saw that number too.
+    bool confirms_only = false;
+  };
+
+  // The looks after the first, in order: the classifier steadied, then the second network when
+  // the models folder has one. None without a classifier.
+  static std::vector<LaterLook> laterLooks(const std::optional<DigitClassifier>& classifier,
+                                           const std::string& models_dir) {
+    std::vector<LaterLook> looks;
+    if (!classifier) {
+      return looks;
+    }
+    looks.push_back({classifier->steadied(), "the classifier steadied"});
+    const std::string second = digitSecondOpinionPath(models_dir);
+    if (std::filesystem::is_regular_file(second)) {
+      looks.push_back({DigitClassifier::load(second), "the second network", true});
+    }
+    return looks;
   }
 
   // Tesseract's line through the confidence gates (decodeCardNumber's thresholds), then the
@@ -1186,9 +1214,9 @@ class Recognizer::Impl {
   RecognizerOptions options_;
   LineReader reader_;
   std::vector<CardFormat> formats_;
-  std::vector<std::vector<std::size_t>> groupings_;   // every format's printed groupings
-  std::optional<DigitClassifier> classifier_;         // none without a models folder
-  std::optional<DigitClassifier> steady_classifier_;  // classifier_->steadied()
+  std::vector<std::vector<std::size_t>> groupings_;  // every format's printed groupings
+  std::optional<DigitClassifier> classifier_;        // none without a models folder
+  std::vector<LaterLook> later_looks_;               // laterLooks()
   // The classifier the current look at a card reads glyphs with (lookAt()).
   const DigitClassifier* glyph_reader_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;

@@ -861,12 +861,39 @@ TEST_CASE("Recognizer looks again with the classifier steadied at a card it coul
   INFO(r.detail);
   CHECK(r.outcome == ReadOutcome::kRead);
   CHECK(r.number == "6225216020410191188");
-  CHECK(r.detail.rfind("looked at again", 0) == 0);
+  CHECK(r.detail.rfind("looked at again, the classifier steadied: ", 0) == 0);
   // Seed 1's card-0192: the first look read two numbers (ambiguous); the steadied look would
   // read it, but evidence of another number is not undone by a steadier reading of one.
   const CardReading two = recognizer().read(hardCardImages("card-0192", "5018408456325623964", 1));
   INFO(two.detail);
   CHECK(two.outcome == ReadOutcome::kAmbiguous);
+}
+
+TEST_CASE("Recognizer looks again with the second network, which only confirms") {
+  // Seed 1's card-0255 (19 digits): neither the first network nor its steadied reading reads a
+  // number, but the steadied look saw it among its doubts; the second network
+  // (digits/digit_cnn_second.onnx, trained on other glyphs) reads that number, and the two
+  // together count. Without that file the card stays unreadable.
+  const CardImages images = hardCardImages("card-0255", "4112025896310079190", 1);
+  const CardReading r = recognizer().read(images);
+  INFO(r.detail);
+  CHECK(r.outcome == ReadOutcome::kRead);
+  CHECK(r.number == "4112025896310079190");
+  CHECK(r.detail.rfind("looked at again, the second network: ", 0) == 0);
+
+  const std::string models = modelsCopy("no-second");
+  REQUIRE(std::filesystem::remove(lostcard::cloud::digitSecondOpinionPath(models)));
+  Recognizer first_only(RecognizerOptions{"", models, {}});
+  const CardReading without = first_only.read(images);
+  INFO(without.detail);
+  CHECK(without.outcome == ReadOutcome::kUnreadable);
+  std::filesystem::remove_all(models);
+
+  // Seed 7's card-0013 (silver embossing, 4-6-5): the looks before saw no number at all, and the
+  // second network alone reads it wrong (…1935 for …9654). Alone it is no evidence.
+  const CardReading alone = recognizer().read(hardCardImages("card-0013", "370895389719654", 7));
+  INFO(alone.detail);
+  CHECK(alone.outcome == ReadOutcome::kUnreadable);
 }
 
 TEST_CASE("Recognizer never names a wrong number on hard cards") {

@@ -108,6 +108,11 @@ class DigitClassifier {
 // load it: digits/digit_cnn.onnx when the folder has it, else digits/digit_mlp.yml.gz.
 std::string digitModelPath(const std::string& models_dir);
 
+// The second network of a models folder, digits/digit_cnn_second.onnx: the same architecture
+// trained on other glyphs (models/README.md), which the recognizer looks again with at a card
+// neither the first network nor its steadied reading could read. It may be absent.
+std::string digitSecondOpinionPath(const std::string& models_dir);
+
 // One line of a straightened card cut into glyphs as the classifier reads it: prepareLine as
 // `prep` says, then segmentLine. With `pitch_groupings`, the line box is widened along its row
 // (a group the box missed then shows as ink left out, or is cut with the rest) and cut by
