@@ -150,6 +150,15 @@ std::optional<cv::Mat> decodeWithinLimits(const std::string& jpeg, const ImageLi
 
 }  // namespace
 
+bool laterLookCounts(const std::string& number, const std::set<std::string>& seen_before,
+                     bool confirms_only) {
+  if (confirms_only && seen_before.empty()) {
+    return false;
+  }
+  return std::all_of(seen_before.begin(), seen_before.end(),
+                     [&](const std::string& n) { return n == number; });
+}
+
 const char* toString(ReadOutcome outcome) {
   switch (outcome) {
     case ReadOutcome::kRead:
@@ -197,7 +206,7 @@ class Recognizer::Impl {
   // A card the first look left unreadable (not ambiguous) is looked at again, every stage, with
   // other classifiers in turn (laterLooks): the same network steadied
   // (DigitClassifier::steadied), which reads more of the hardest embossing, then the second
-  // network (digitSecondOpinionPath), trained on other glyphs, which only confirms: its number
+  // network (digitSecondOpinionPath), trained on twice the glyphs, which only confirms: its number
   // counts only if a look before it saw that number too (on its own it read a benchmark card
   // wrong, seed 7's card-0013, where the looks before saw nothing). Each look repeats the rest
   // (decoding, finding, Tesseract), so such a card takes two to four times as long; the first
@@ -216,11 +225,15 @@ class Recognizer::Impl {
     for (const LaterLook& look : later_looks_) {
       std::set<std::string> seen_again;
       CardReading again = lookAt(images, &look.classifier, &seen_again);
-      if (again.outcome == ReadOutcome::kRead && (!look.confirms_only || !seen.empty()) &&
-          std::all_of(seen.begin(), seen.end(),
-                      [&](const std::string& n) { return n == again.number; })) {
+      if (again.outcome == ReadOutcome::kRead &&
+          laterLookCounts(again.number, seen, look.confirms_only)) {
         again.detail = fmt::format("looked at again, {}: {}", look.what, again.detail);
         return again;
+      }
+      if (again.outcome == ReadOutcome::kAmbiguous) {
+        // Its frames read different numbers, not all of which reach seen_again (a frame that
+        // conflicts keeps none): no look after it may count.
+        break;
       }
       seen.insert(seen_again.begin(), seen_again.end());
     }
@@ -911,7 +924,7 @@ class Recognizer::Impl {
     w.view = viewOfFrame(w.image);
     w.image.release();  // the stages read the view (a line crop's view shares the pixels)
     if (w.view.kind == FrameView::Kind::kLineCrop) {
-      FrameResult crop = readLineCrop(w.view.image);
+      FrameResult crop = readLineCrop(w.view.image, &w.glyph_number, &w.numbers);
       crop.face = w.result.face;
       crop.label = w.result.label;
       w.result = std::move(crop);
@@ -1098,8 +1111,10 @@ class Recognizer::Impl {
     w.settled = !w.numbers.empty();
   }
 
-  // A photo of the number line alone, read both ways up.
-  FrameResult readLineCrop(const cv::Mat& image) {
+  // A photo of the number line alone, read both ways up. The number the classifier doubted goes
+  // to *doubted and every number read to *read_numbers (what the look saw: read()).
+  FrameResult readLineCrop(const cv::Mat& image, std::optional<std::string>* doubted,
+                           std::set<std::string>* read_numbers) {
     FrameResult frame;
     std::set<std::string> numbers;
     std::vector<std::string> why_not;
@@ -1128,6 +1143,8 @@ class Recognizer::Impl {
     if (glyph_number && !numbers.empty()) {
       numbers.insert(*glyph_number);
     }
+    *doubted = glyph_number;
+    read_numbers->insert(numbers.begin(), numbers.end());
     if (numbers.size() > 1) {
       frame.self_conflicting = true;
       frame.note = "line crop: the classifier and Tesseract read different numbers";

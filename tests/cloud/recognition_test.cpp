@@ -467,6 +467,11 @@ TEST_CASE("findCard takes no wedge for a card: opposite sides of a card differ l
   const std::vector<cv::Point> wedge = {{3, 3}, {579, 3}, {579, 364}, {504, 364}};
   cv::fillConvexPoly(frame, wedge, cv::Scalar(200, 120, 40));
   CHECK_FALSE(lostcard::cloud::findCard(frame));
+  // With no card found, a frame of the card's proportions is the card, read whole.
+  const lostcard::cloud::FrameView view = lostcard::cloud::viewOfFrame(frame);
+  CHECK(view.kind == lostcard::cloud::FrameView::Kind::kCard);
+  CHECK(view.image.size() ==
+        cv::Size(lostcard::cloud::kCardWidthPx, lostcard::cloud::kCardHeightPx));
 }
 
 TEST_CASE("Recognizer reads the exact number of easy cards") {
@@ -869,10 +874,26 @@ TEST_CASE("Recognizer looks again with the classifier steadied at a card it coul
   CHECK(two.outcome == ReadOutcome::kAmbiguous);
 }
 
+TEST_CASE("A later look's number counts only if every number the looks before saw is that one") {
+  using lostcard::cloud::laterLookCounts;
+  const std::string a = "4556737586899855";
+  const std::string b = "4556737586899863";
+  // The steadied look: alone, or what the looks before saw.
+  CHECK(laterLookCounts(a, {}, false));
+  CHECK(laterLookCounts(a, {a}, false));
+  CHECK_FALSE(laterLookCounts(a, {b}, false));
+  CHECK_FALSE(laterLookCounts(a, {a, b}, false));
+  // The second network only confirms: never alone.
+  CHECK_FALSE(laterLookCounts(a, {}, true));
+  CHECK(laterLookCounts(a, {a}, true));
+  CHECK_FALSE(laterLookCounts(a, {b}, true));
+  CHECK_FALSE(laterLookCounts(a, {a, b}, true));
+}
+
 TEST_CASE("Recognizer looks again with the second network, which only confirms") {
   // Seed 1's card-0255 (19 digits): neither the first network nor its steadied reading reads a
   // number, but the steadied look saw it among its doubts; the second network
-  // (digits/digit_cnn_second.onnx, trained on other glyphs) reads that number, and the two
+  // (digits/digit_cnn_second.onnx, trained on twice the glyphs) reads that number, and the two
   // together count. Without that file the card stays unreadable.
   const CardImages images = hardCardImages("card-0255", "4112025896310079190", 1);
   const CardReading r = recognizer().read(images);
@@ -940,6 +961,15 @@ TEST_CASE(
   CHECK_THROWS_WITH(Recognizer(RecognizerOptions{"", dir, {}}),
                     Catch::Contains("digit model unreadable"));
   std::filesystem::remove(cnn);
+  // The second network too, when its file is there.
+  const std::string second = lostcard::cloud::digitSecondOpinionPath(dir);
+  REQUIRE(std::filesystem::is_regular_file(second));
+  const std::string second_copy = second + ".kept";
+  std::filesystem::copy_file(second, second_copy);
+  std::ofstream(second, std::ios::trunc) << "not a network";
+  CHECK_THROWS_WITH(Recognizer(RecognizerOptions{"", dir, {}}),
+                    Catch::Contains("digit model unreadable"));
+  std::filesystem::rename(second_copy, second);
   const CardSpec card{"visa-1", "4556737586899855"};
   const CardReading r = Recognizer(RecognizerOptions{"", dir, {}}).read(imagesOf(photos(card)));
   CHECK(r.outcome == ReadOutcome::kRead);

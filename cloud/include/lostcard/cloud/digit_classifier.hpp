@@ -109,8 +109,9 @@ class DigitClassifier {
 std::string digitModelPath(const std::string& models_dir);
 
 // The second network of a models folder, digits/digit_cnn_second.onnx: the same architecture
-// trained on other glyphs (models/README.md), which the recognizer looks again with at a card
-// neither the first network nor its steadied reading could read. It may be absent.
+// trained on twice the glyphs (the first network's glyph sets and two more; models/README.md),
+// which the recognizer looks again with at a card neither the first network nor its steadied
+// reading could read, and which only confirms a number a look before saw. It may be absent.
 std::string digitSecondOpinionPath(const std::string& models_dir);
 
 // One line of a straightened card cut into glyphs as the classifier reads it: prepareLine as

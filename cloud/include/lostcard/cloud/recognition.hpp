@@ -25,6 +25,7 @@
 // recognition_stages.hpp, card_number_decoder.hpp and card_formats.hpp.
 #include <cstddef>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -74,10 +75,18 @@ struct CardReading {
   std::vector<std::string> number_faces;
 };
 
+// Whether the number a look after the first read counts (Recognizer::read): only if every
+// number the looks before it saw anywhere (read, doubted, fused, or Tesseract's) is that one,
+// and, for a look that only confirms (the second network), only if they saw it.
+bool laterLookCounts(const std::string& number, const std::set<std::string>& seen_before,
+                     bool confirms_only);
+
 // Not thread-safe (owns a Tesseract engine): one Recognizer per worker thread.
 class Recognizer {
  public:
-  // Throws std::runtime_error if Tesseract can't initialise (missing tessdata, bad config).
+  // Throws std::runtime_error if Tesseract can't initialise (missing tessdata, bad config), or a
+  // model of the models folder is missing or malformed (the digit classifier, or the second
+  // network when its file is present).
   explicit Recognizer(RecognizerOptions options);
   ~Recognizer();
   Recognizer(const Recognizer&) = delete;

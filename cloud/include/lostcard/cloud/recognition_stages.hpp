@@ -27,9 +27,9 @@ inline constexpr int kCardHeightPx = 540;
 using Quad = std::array<cv::Point2f, 4>;
 
 // The card's outline in a photo of it lying on the tray: of the quadrilaterals whose size and
-// aspect fit a card (outlines of edge contours, the region whose colour differs from the tray's),
-// the one whose sides the photo's edges follow best, its sides then moved onto those edges.
-// nullopt when nothing card-like is found.
+// aspect fit a card, with no side under half the side facing it (outlines of edge contours, the
+// region whose colour differs from the tray's), the one whose sides the photo's edges follow
+// best, its sides then moved onto those edges. nullopt when nothing card-like is found.
 std::optional<Quad> findCard(const cv::Mat& frame_bgr);
 
 // The card cut out of the frame and warped to kCardWidthPx x kCardHeightPx.
