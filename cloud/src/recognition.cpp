@@ -208,14 +208,16 @@ class Recognizer::Impl {
   // (DigitClassifier::steadied), which reads more of the hardest embossing, then the second
   // network (digitSecondOpinionPath), trained on twice the glyphs, which only confirms: its number
   // counts only if a look before it saw that number too (on its own it read a benchmark card
-  // wrong, seed 7's card-0013, where the looks before saw nothing). Each look repeats the rest
-  // (decoding, finding, Tesseract), so such a card takes two to four times as long; the first
-  // look's verdicts stand for every card it reads, and the median card never gets another look.
-  // A later look's number counts only if every number the looks before it saw anywhere (read,
-  // doubted, fused, or Tesseract's) is that one: a card whose first look saw two numbers stays
-  // ambiguous, and one whose looks doubted another number stays unreadable. A reading that sees
-  // one number does not undo the evidence of another. On the benchmark sets no later look gave
-  // a wrong number (README.md, "Recognition figures").
+  // wrong, seed 7's card-0013, where the looks before saw nothing). The looks before it read
+  // with the first network, so two networks agree; a look that confirmed with the second
+  // network's own steadied reading read card-0013 wrong again (tried: no second opinion). Each look
+  // repeats the rest (decoding, finding, Tesseract), so such a card takes two to four times as
+  // long; the first look's verdicts stand for every card it reads, and the median card never gets
+  // another look. A later look's number counts only if every number the looks before it saw
+  // anywhere (read, doubted, fused, or Tesseract's) is that one: a card whose first look saw two
+  // numbers stays ambiguous, and one whose looks doubted another number stays unreadable. A reading
+  // that sees one number does not undo the evidence of another. On the benchmark sets no later look
+  // gave a wrong number (README.md, "Recognition figures").
   CardReading read(const CardImages& images) {
     std::set<std::string> seen;
     CardReading first = lookAt(images, classifier_ ? &*classifier_ : nullptr, &seen);
