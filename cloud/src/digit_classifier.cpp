@@ -1,6 +1,7 @@
 #include "lostcard/cloud/digit_classifier.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -531,7 +532,7 @@ std::vector<std::vector<CharChoice>> DigitClassifier::classifyAll(
     for (int v = 0; v < views; ++v) {
       const float* row = scores.ptr<float>(g + v * n);
       const double peak = *std::max_element(row, row + kClasses);
-      std::vector<double> e(kClasses);
+      std::array<double, kClasses> e{};
       double sum = 0;
       for (int d = 0; d < kClasses; ++d) {
         e[d] = std::exp(gain * (row[d] - peak));
